@@ -1,0 +1,90 @@
+// Storefront in the browser: who the visitor is, and the hold countdowns.
+// htmx does the rest from attributes in the templates.
+(function () {
+  "use strict";
+
+  var FALLBACK_KEY = "storefront.visitorId";
+  var FINGERPRINT_TIMEOUT_MS = 3000;
+  var visitorId = null;
+
+  // A random id kept in this browser: the fallback when FingerprintJS is blocked or fails.
+  function storedRandomId() {
+    var id = null;
+    try { id = window.localStorage.getItem(FALLBACK_KEY); } catch (e) { /* storage off */ }
+    if (!id || !/^[A-Za-z0-9_-]{8,128}$/.test(id)) {
+      var bytes = new Uint8Array(16);
+      window.crypto.getRandomValues(bytes);
+      id = "r" + Array.prototype.map.call(bytes, function (b) {
+        return ("0" + b.toString(16)).slice(-2);
+      }).join("");
+      try { window.localStorage.setItem(FALLBACK_KEY, id); } catch (e) { /* this visit only */ }
+    }
+    return id;
+  }
+
+  function fingerprint() {
+    if (!window.FingerprintJS) return Promise.reject(new Error("FingerprintJS not loaded"));
+    var timeout = new Promise(function (_, reject) {
+      setTimeout(function () { reject(new Error("fingerprint timed out")); }, FINGERPRINT_TIMEOUT_MS);
+    });
+    // The open-source agent, with its usage monitoring off.
+    var computed = window.FingerprintJS.load({ monitoring: false })
+      .then(function (agent) { return agent.get(); })
+      .then(function (result) { return result.visitorId; });
+    return Promise.race([computed, timeout]);
+  }
+
+  function whenLoaded(callback) {
+    if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", callback);
+    else callback();
+  }
+
+  var visitorReady = fingerprint()
+    .catch(function () { return storedRandomId(); })
+    .then(function (id) {
+      visitorId = /^[A-Za-z0-9_-]{8,128}$/.test(id || "") ? id : storedRandomId();
+      document.documentElement.dataset.visitorId = visitorId;
+      // htmx wires its listeners on DOMContentLoaded: announce the visitor after that.
+      whenLoaded(function () {
+        document.body.dispatchEvent(new CustomEvent("visitor-ready", { detail: { visitorId: visitorId } }));
+      });
+      return visitorId;
+    });
+  window.storefrontVisitor = visitorReady;
+
+  // Every htmx request names the visitor; writes also carry it in the body, as the API asks.
+  document.addEventListener("htmx:configRequest", function (event) {
+    var elt = event.detail.elt;
+    var needsVisitor = elt.closest && elt.closest("[data-needs-visitor]");
+    if (!visitorId) {
+      if (!needsVisitor) return;
+      // Too early: send it again once the visitor is known.
+      event.preventDefault();
+      visitorReady.then(function () {
+        if (elt.tagName === "FORM" && elt.requestSubmit) elt.requestSubmit();
+        else htmx.trigger(elt, event.detail.triggeringEvent ? event.detail.triggeringEvent.type : "click");
+      });
+      return;
+    }
+    event.detail.headers["X-Visitor-Id"] = visitorId;
+    if (event.detail.verb === "post") event.detail.parameters["userId"] = visitorId;
+  });
+
+  // Countdowns: every <time data-expires-at> counts down; at zero its hold asks for its new state.
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll("time[data-expires-at]").forEach(function (el) {
+      var left = Math.max(0, Math.round((Date.parse(el.dataset.expiresAt) - now) / 1000));
+      var text = Math.floor(left / 60) + ":" + ("0" + (left % 60)).slice(-2);
+      if (el.textContent !== text) el.textContent = text;
+      if (left === 0 && !el.dataset.lapsed) {
+        el.dataset.lapsed = "true";
+        var hold = el.closest(".hold");
+        if (hold) htmx.trigger(hold, "hold-lapsed");
+        document.body.dispatchEvent(new CustomEvent("stock-changed"));
+      }
+    });
+  }
+  setInterval(tick, 1000);
+  document.addEventListener("htmx:afterSettle", tick);
+})();

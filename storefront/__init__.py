@@ -1,0 +1,44 @@
+"""Storefront: a server-rendered shop that sells limited stock without overselling it."""
+
+from pathlib import Path
+
+from flask import Flask
+
+from storefront.config import Config, ConfigError
+
+
+def create_app(config: Config | dict | None = None) -> Flask:
+    """Build the app. ``config`` is a Config, or a mapping of environment-style
+    overrides (tests); by default the process environment is read."""
+    app = Flask(__name__, template_folder="../templates", static_folder="../static", instance_relative_config=True)
+
+    if not isinstance(config, Config):
+        try:
+            config = Config.from_env(config, instance_path=app.instance_path)
+        except ConfigError as error:
+            raise SystemExit(f"storefront: configuration error: {error}") from None
+    app.config.from_mapping(config.flask_settings())
+
+    from storefront import cli, errors, formatting, htmx
+    from storefront.extensions import db, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
+    htmx.init_app(app)
+    errors.init_app(app)
+    formatting.init_app(app)
+    cli.init_app(app)
+
+    from storefront.catalog.views import bp as catalog_bp
+    from storefront.health import bp as health_bp
+    from storefront.inventory.views import bp as inventory_bp
+
+    app.register_blueprint(catalog_bp)
+    app.register_blueprint(inventory_bp)
+    app.register_blueprint(health_bp)
+
+    @app.context_processor
+    def storefront_settings():
+        return {"settings": config}
+
+    return app

@@ -1,0 +1,23 @@
+from flask import Blueprint, abort, render_template
+from sqlalchemy import select
+
+from storefront.catalog.models import Product
+from storefront.extensions import db
+from storefront.inventory.stock import stock_levels, stock_of
+
+bp = Blueprint("catalog", __name__)
+
+
+@bp.get("/")
+def index():
+    products = db.session.execute(select(Product).order_by(Product.id)).scalars().all()
+    levels = stock_levels(product.id for product in products)
+    return render_template("catalog/index.html", products=products, levels=levels)
+
+
+@bp.get("/products/<int:product_id>")
+def product_page(product_id: int):
+    product = db.session.get(Product, product_id)
+    if product is None:
+        abort(404, "No such product.")
+    return render_template("catalog/product.html", product=product, stock=stock_of(product_id))

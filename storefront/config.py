@@ -1,0 +1,187 @@
+"""Settings, read from the environment once and validated at start-up.
+
+Every variable is optional: with none set the store runs on its embedded
+defaults (a SQLite file under ``instance/``, in-process events and jobs, the
+demo payment gateway). A variable that is present but malformed raises
+:class:`ConfigError` with one line that names it.
+"""
+
+import os
+import re
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+
+class ConfigError(ValueError):
+    """A setting is present but unusable; the message names the variable."""
+
+
+_RATE_LIMIT = re.compile(r"^\s*\d+\s*(/|per)\s*(second|minute|hour|day)s?\s*$")
+_HOST_PORT = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str
+    secret_key: str = field(repr=False)
+    redis_url: str | None = None
+    kafka_bootstrap_servers: tuple[str, ...] = ()
+    kafka_payments_topic: str = "storefront.payments"
+    stripe_secret_key: str | None = field(default=None, repr=False)
+    stripe_publishable_key: str | None = None
+    stripe_webhook_secret: str | None = field(default=None, repr=False)
+    stripe_api_base: str | None = None
+    hold_ttl_seconds: int = 600
+    sweep_interval_seconds: int = 60
+    max_hold_quantity: int = 5
+    max_held_units_per_visitor: int = 10
+    hold_rate_limit: str = "30/minute"
+    admin_password: str | None = field(default=None, repr=False)
+    stock_poll_seconds: int = 5
+
+    @property
+    def embedded_database(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, environ=None, instance_path: str | os.PathLike = "instance") -> "Config":
+        env = os.environ if environ is None else environ
+
+        def get(name):
+            value = env.get(name)
+            return value.strip() if value is not None and value.strip() else None
+
+        database_url = _database_url(get("DATABASE_URL"), Path(instance_path))
+        embedded = database_url.startswith("sqlite")
+
+        secret_key = get("SECRET_KEY")
+        if secret_key is None:
+            if not embedded:
+                raise ConfigError("SECRET_KEY is required when DATABASE_URL is not SQLite")
+            secret_key = _embedded_secret_key(Path(instance_path))
+
+        stripe_secret_key = get("STRIPE_SECRET_KEY")
+        if stripe_secret_key and not stripe_secret_key.startswith(("sk_test_", "sk_live_", "rk_test_", "rk_live_")):
+            raise ConfigError("STRIPE_SECRET_KEY must start with sk_test_ or sk_live_")
+        stripe_publishable_key = get("STRIPE_PUBLISHABLE_KEY")
+        if stripe_publishable_key and not stripe_publishable_key.startswith(("pk_test_", "pk_live_")):
+            raise ConfigError("STRIPE_PUBLISHABLE_KEY must start with pk_test_ or pk_live_")
+        stripe_webhook_secret = get("STRIPE_WEBHOOK_SECRET")
+        if stripe_secret_key and not stripe_webhook_secret:
+            raise ConfigError("STRIPE_WEBHOOK_SECRET is required when STRIPE_SECRET_KEY is set")
+        if stripe_webhook_secret and not stripe_webhook_secret.startswith("whsec_"):
+            raise ConfigError("STRIPE_WEBHOOK_SECRET must start with whsec_")
+
+        hold_rate_limit = get("HOLD_RATE_LIMIT") or cls.hold_rate_limit
+        if not _RATE_LIMIT.match(hold_rate_limit):
+            raise ConfigError("HOLD_RATE_LIMIT must look like 30/minute")
+
+        return cls(
+            database_url=database_url,
+            secret_key=secret_key,
+            redis_url=_url(get("REDIS_URL"), "REDIS_URL", ("redis", "rediss", "unix")),
+            kafka_bootstrap_servers=_bootstrap_servers(get("KAFKA_BOOTSTRAP_SERVERS")),
+            kafka_payments_topic=get("KAFKA_PAYMENTS_TOPIC") or cls.kafka_payments_topic,
+            stripe_secret_key=stripe_secret_key,
+            stripe_publishable_key=stripe_publishable_key,
+            stripe_webhook_secret=stripe_webhook_secret,
+            stripe_api_base=_url(get("STRIPE_API_BASE"), "STRIPE_API_BASE", ("http", "https")),
+            hold_ttl_seconds=_positive_int(get("HOLD_TTL_SECONDS"), "HOLD_TTL_SECONDS", cls.hold_ttl_seconds),
+            sweep_interval_seconds=_positive_int(
+                get("SWEEP_INTERVAL_SECONDS"), "SWEEP_INTERVAL_SECONDS", cls.sweep_interval_seconds
+            ),
+            max_hold_quantity=_positive_int(get("MAX_HOLD_QUANTITY"), "MAX_HOLD_QUANTITY", cls.max_hold_quantity),
+            max_held_units_per_visitor=_positive_int(
+                get("MAX_HELD_UNITS_PER_VISITOR"), "MAX_HELD_UNITS_PER_VISITOR", cls.max_held_units_per_visitor
+            ),
+            hold_rate_limit=hold_rate_limit,
+            admin_password=get("ADMIN_PASSWORD"),
+            stock_poll_seconds=_positive_int(get("STOCK_POLL_SECONDS"), "STOCK_POLL_SECONDS", cls.stock_poll_seconds),
+        )
+
+    def flask_settings(self) -> dict:
+        """The Flask and extension keys this configuration implies."""
+        return {
+            "SECRET_KEY": self.secret_key,
+            "SQLALCHEMY_DATABASE_URI": self.database_url,
+            "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(self.database_url),
+            # A hold body is a few hundred bytes; anything near this is abuse.
+            "MAX_CONTENT_LENGTH": 64 * 1024,
+            "STOREFRONT": self,
+        }
+
+
+def _database_url(value: str | None, instance_path: Path) -> str:
+    if value is None:
+        instance_path.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(instance_path / 'storefront.sqlite3').resolve()}"
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ConfigError("DATABASE_URL does not parse as a database URL") from None
+    if url.get_backend_name() == "postgresql":
+        # psycopg 3 is the one driver we ship; accept the plain scheme too.
+        return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    if url.get_backend_name() == "sqlite":
+        return value
+    raise ConfigError("DATABASE_URL must be a postgresql:// or sqlite:// URL")
+
+
+def _engine_options(database_url: str) -> dict:
+    if database_url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10, "connect_args": {"connect_timeout": 5}}
+
+
+def _embedded_secret_key(instance_path: Path) -> str:
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key_file = instance_path / "secret_key"
+    if not key_file.exists():
+        # O_EXCL: two processes starting at once agree on one key.
+        try:
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+    return key_file.read_text().strip()
+
+
+def _positive_int(value: str | None, name: str, default: int) -> int:
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number") from None
+    if number < 1:
+        raise ConfigError(f"{name} must be at least 1")
+    return number
+
+
+def _url(value: str | None, name: str, schemes: tuple[str, ...]) -> str | None:
+    if value is None:
+        return None
+    try:
+        parts = urlsplit(value)
+        parts.port  # raises ValueError on a malformed port
+    except ValueError:
+        raise ConfigError(f"{name} does not parse as a URL") from None
+    if parts.scheme not in schemes or not (parts.netloc or parts.scheme == "unix"):
+        raise ConfigError(f"{name} must be a {' or '.join(s + '://' for s in schemes)} URL")
+    return value
+
+
+def _bootstrap_servers(value: str | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    servers = tuple(part.strip() for part in value.split(",") if part.strip())
+    if not servers or not all(_HOST_PORT.match(server) for server in servers):
+        raise ConfigError("KAFKA_BOOTSTRAP_SERVERS must be host:port[,host:port]")
+    return servers

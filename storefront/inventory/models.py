@@ -1,0 +1,69 @@
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Uuid, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from storefront.clock import UTCDateTime, utcnow
+from storefront.extensions import db
+
+
+class HoldStatus(enum.StrEnum):
+    PENDING = "PENDING"
+    COMPLETED = "COMPLETED"
+    EXPIRED = "EXPIRED"
+    CANCELLED = "CANCELLED"
+    REFUNDED = "REFUNDED"
+
+
+_PENDING = text("status = 'PENDING'")
+
+
+class Hold(db.Model):
+    """A visitor's reservation of units of one product (a "reservation" in the API)."""
+
+    __tablename__ = "holds"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("amount >= 0", name="amount_not_negative"),
+        CheckConstraint(
+            "status IN ('PENDING', 'COMPLETED', 'EXPIRED', 'CANCELLED', 'REFUNDED')", name="status_known"
+        ),
+        # One live hold per visitor and product, guaranteed by the database itself.
+        Index(
+            "uq_holds_pending_visitor",
+            "product_id",
+            "user_id",
+            unique=True,
+            postgresql_where=_PENDING,
+            sqlite_where=_PENDING,
+        ),
+        # Finds a product's lapsed holds without reading its live or finished ones.
+        Index(
+            "ix_holds_pending_product_expiry",
+            "product_id",
+            "expires_at",
+            postgresql_where=_PENDING,
+            sqlite_where=_PENDING,
+        ),
+        Index("ix_holds_visitor_created", "user_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="RESTRICT"))
+    user_id: Mapped[str] = mapped_column(String(128))
+    quantity: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[int] = mapped_column(Integer)  # price × quantity when held, minor units
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16), default=HoldStatus.PENDING)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    def status_at(self, moment: datetime) -> str:
+        """The status as the shopper sees it: a PENDING hold past its time has lapsed."""
+        if self.status == HoldStatus.PENDING and self.expires_at <= moment:
+            return HoldStatus.EXPIRED
+        return self.status

@@ -1,0 +1,72 @@
+"""Reading request parameters: the body (JSON or form), integers, the visitor id.
+
+Anything missing or malformed becomes a 400 that names the field, never a 500.
+"""
+
+import re
+import uuid
+from collections.abc import Mapping
+
+from flask import request
+
+from storefront.errors import ApiError
+
+VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
+
+
+def invalid(field: str, message: str) -> ApiError:
+    return ApiError(400, "invalid_request", message, field=field)
+
+
+def request_body() -> Mapping:
+    """The body as a mapping: a JSON object, or the submitted form."""
+    if request.is_json:
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            raise invalid("body", "The body must be a JSON object.")
+        return data
+    return request.form
+
+
+def integer_field(data: Mapping, name: str, *, low: int, high: int | None = None, default: int | None = None) -> int:
+    value = data.get(name)
+    if value is None or value == "":
+        if default is not None:
+            return default
+        raise invalid(name, f"{name} is required.")
+    # bool is an int in Python, but `true` is not a quantity.
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise invalid(name, f"{name} must be a whole number.")
+    if isinstance(value, str):
+        if not re.fullmatch(r"\s*-?\d{1,18}\s*", value):
+            raise invalid(name, f"{name} must be a whole number.")
+        value = int(value)
+    if value < low or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
+        raise invalid(name, f"{name} must be {bounds}.")
+    return value
+
+
+def visitor_id(value) -> str:
+    if not isinstance(value, str) or not VISITOR_ID.match(value):
+        raise invalid("userId", "userId must be 8 to 128 characters of A-Z a-z 0-9 _ -.")
+    return value
+
+
+def requesting_visitor() -> str:
+    """The visitor a GET or DELETE speaks for: the X-Visitor-Id header, or ?userId=."""
+    return visitor_id(request.headers.get("X-Visitor-Id") or request.args.get("userId"))
+
+
+def optional_visitor() -> str | None:
+    """The visitor, if the request names a valid one; pages use it to show their own hold."""
+    value = request.headers.get("X-Visitor-Id") or request.args.get("userId")
+    return value if isinstance(value, str) and VISITOR_ID.match(value) else None
+
+
+def reservation_id(value: str) -> uuid.UUID:
+    """A reservation id from the URL; anything that is not a UUID is simply unknown."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise ApiError(404, "not_found", "No such reservation.") from None
