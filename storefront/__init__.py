@@ -7,10 +7,20 @@ from flask import Flask
 from storefront.config import Config, ConfigError
 
 
-def create_app(config: Config | dict | None = None) -> Flask:
-    """Build the app. ``config`` is a Config, or a mapping of environment-style
-    overrides (tests); by default the process environment is read."""
-    app = Flask(__name__, template_folder="../templates", static_folder="../static", instance_relative_config=True)
+def create_app(config: Config | dict | None = None, instance_path: str | None = None) -> Flask:
+    """Build the app.
+
+    ``config`` is a Config, or a mapping read in place of the environment
+    (tests); by default the process environment is read. ``instance_path``
+    moves the embedded defaults' folder (SQLite file, generated secret key).
+    """
+    app = Flask(
+        __name__,
+        template_folder="../templates",
+        static_folder="../static",
+        instance_path=instance_path,
+        instance_relative_config=True,
+    )
 
     if not isinstance(config, Config):
         try:

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, request
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,11 @@ class HtmxDetails:
 
 def htmx() -> HtmxDetails:
     """The htmx details of the current request, read once per request."""
-    if "htmx" not in g:
-        g.htmx = HtmxDetails.from_headers(request.headers)
-    return g.htmx
+    # Kept in the WSGI environ, which lives exactly as long as the request.
+    details = request.environ.get("storefront.htmx")
+    if details is None:
+        details = request.environ["storefront.htmx"] = HtmxDetails.from_headers(request.headers)
+    return details
 
 
 def wants_fragment() -> bool:

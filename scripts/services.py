@@ -1,0 +1,164 @@
+"""Throwaway local services for tests, benchmarks and a full local stack, without Docker.
+
+PostgreSQL comes from Debian's packages (``apt-get install postgresql``). Each server
+gets a fresh data directory under the system temp folder and a free loopback port,
+and is stopped and deleted when its context ends. ``initdb`` refuses to run as root,
+so when we are root it runs as the ``postgres`` user.
+
+    python -m scripts.services postgres     # start one and print its DATABASE_URL
+"""
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float, what: str, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {process.returncode} before it listened")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} did not listen on 127.0.0.1:{port} within {timeout:.0f}s")
+
+
+def _postgres_bindir() -> Path:
+    found = shutil.which("pg_config")
+    if found:
+        bindir = Path(subprocess.run([found, "--bindir"], capture_output=True, text=True, check=True).stdout.strip())
+        if (bindir / "initdb").exists():
+            return bindir
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+    if not candidates:
+        raise RuntimeError("PostgreSQL server binaries not found: apt-get install postgresql")
+    return Path(candidates[-1]).parent
+
+
+class PostgresServer:
+    """One PostgreSQL cluster in a temp folder, on a free loopback port.
+
+    ``durable=False`` (tests) turns fsync off: the data is thrown away anyway.
+    """
+
+    def __init__(self, durable: bool = False, max_connections: int = 300):
+        self.durable = durable
+        self.max_connections = max_connections
+        self.port = free_port()
+        self.bindir = _postgres_bindir()
+        self.base = Path(tempfile.mkdtemp(prefix="storefront-pg-"))
+        self.datadir = self.base / "data"
+        self.process: subprocess.Popen | None = None
+        self._as_user = self._service_user()
+
+    @staticmethod
+    def _service_user():
+        if os.geteuid() != 0:
+            return None
+        return pwd.getpwnam("postgres")
+
+    def _command(self, *args: str) -> list[str]:
+        if self._as_user is None:
+            return list(args)
+        return ["runuser", "-u", self._as_user.pw_name, "--", *args]
+
+    def url(self, database: str = "storefront") -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> "PostgresServer":
+        if self._as_user is not None:
+            os.chown(self.base, self._as_user.pw_uid, self._as_user.pw_gid)
+        subprocess.run(
+            self._command(str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", "postgres",
+                          "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions"),
+            check=True, stdout=subprocess.DEVNULL,
+        )
+        settings = [
+            "-c", "listen_addresses=127.0.0.1", "-c", f"port={self.port}",
+            "-c", f"unix_socket_directories={self.base}", "-c", f"max_connections={self.max_connections}",
+            "-c", "shared_buffers=256MB", "-c", "log_min_messages=warning",
+        ]
+        if not self.durable:
+            settings += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        with open(self.base / "postgres.log", "wb") as log:
+            self.process = subprocess.Popen(
+                self._command(str(self.bindir / "postgres"), "-D", str(self.datadir), *settings),
+                stdout=log, stderr=subprocess.STDOUT,
+            )
+        wait_for_port(self.port, 30, "postgres", self.process)
+        self.create_database("storefront")
+        return self
+
+    def sql(self, statement: str, database: str = "postgres") -> None:
+        import psycopg
+
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname={database}", autocommit=True) as conn:
+            conn.execute(statement)
+
+    def create_database(self, name: str, template: str | None = None) -> str:
+        self._connect_when_ready()
+        self.sql(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+        return self.url(name)
+
+    def drop_database(self, name: str) -> None:
+        self.sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def _connect_when_ready(self) -> None:
+        import psycopg
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres").close()
+                return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # SIGTERM: smart shutdown
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def __enter__(self) -> "PostgresServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def main(argv: list[str]) -> int:
+    if argv[1:] != ["postgres"]:
+        print(__doc__)
+        return 2
+    with PostgresServer() as server:
+        print(f"DATABASE_URL={server.url()}", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            while server.process.poll() is None:
+                time.sleep(1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

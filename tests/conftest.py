@@ -1,0 +1,161 @@
+"""Fixtures: a real PostgreSQL for the suite, apps bound to it, and a gunicorn for races.
+
+PostgreSQL is started by the suite itself (scripts/services.py) on a free
+loopback port and thrown away at the end; nothing is skipped for lack of it.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import flask_migrate
+from flask import template_rendered
+import pytest
+import requests
+from sqlalchemy import text
+
+from scripts.services import PostgresServer, free_port, wait_for_port
+from storefront import create_app
+from storefront.extensions import db
+
+REPO = Path(__file__).resolve().parent.parent
+TEST_SECRET_KEY = "test-secret-key-not-for-production"
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres):
+    """The suite's database, migrated once to head."""
+    url = postgres.url()
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": TEST_SECRET_KEY})
+    with app.app_context():
+        flask_migrate.upgrade()
+        db.engine.dispose()
+    return url
+
+
+@pytest.fixture
+def settings(database_url) -> dict:
+    """Environment-style settings for an app on the suite's PostgreSQL; tests may change them."""
+    return {"DATABASE_URL": database_url, "SECRET_KEY": TEST_SECRET_KEY}
+
+
+@pytest.fixture
+def make_app(tmp_path):
+    """Build apps from settings; each one's tables are emptied afterwards."""
+    apps = []
+
+    def build(settings: dict):
+        app = create_app(settings, instance_path=str(tmp_path / "instance"))
+        app.config["TESTING"] = True
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        with app.app_context():
+            _empty_tables()
+            db.engine.dispose()
+
+
+def _empty_tables():
+    db.session.remove()
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(text("TRUNCATE holds, products RESTART IDENTITY CASCADE"))
+    else:
+        db.session.execute(text("DELETE FROM holds"))
+        db.session.execute(text("DELETE FROM products"))
+    db.session.commit()
+
+
+@pytest.fixture
+def app(make_app, settings):
+    app = make_app(settings)
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def embedded_app(tmp_path):
+    """The store on its embedded defaults: no settings at all, SQLite under instance/."""
+    instance = tmp_path / "instance"
+    app = create_app({}, instance_path=str(instance))
+    app.config["TESTING"] = True
+    with app.app_context():
+        flask_migrate.upgrade()
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+class LiveServer:
+    """gunicorn serving wsgi:app in its own processes, as in production."""
+
+    def __init__(self, env: dict, log_path: Path, workers: int = 2, threads: int = 8):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.log = open(log_path, "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{self.port}",
+             "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
+             "--graceful-timeout", "5"],
+            cwd=REPO, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        wait_for_port(self.port, 30, "gunicorn", self.process)
+        # Every worker must have booted, not only the master's socket.
+        for _ in range(workers * 4):
+            requests.get(f"{self.url}/healthz", timeout=10).raise_for_status()
+
+    def stop(self):
+        self.log.close()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def live_server(tmp_path):
+    """Start gunicorn with the given settings: ``live_server(settings, workers=2)``."""
+    servers = []
+
+    def start(settings: dict, **options) -> LiveServer:
+        server = LiveServer(settings, tmp_path / f"gunicorn-{len(servers)}.log", **options)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def rendered(app):
+    """The names of the templates rendered during the test, in order."""
+    names = []
+
+    def record(sender, template, context, **extra):
+        names.append(template.name)
+
+    template_rendered.connect(record, app)
+    yield names
+    template_rendered.disconnect(record, app)

@@ -1,0 +1,148 @@
+"""GET /api/inventory/check/<id>, and availability as the contract's formula defines it."""
+
+import time
+
+import pytest
+from sqlalchemy import select
+
+from storefront.catalog.models import Product
+from storefront.clock import utcnow
+from storefront.extensions import db
+from storefront.inventory.holds import sweep_lapsed_holds
+from storefront.inventory.models import Hold
+from tests.factories import lapse, make_product, visitor
+
+
+def available(client, product_id):
+    return client.get(f"/api/inventory/check/{product_id}").get_json()["available"]
+
+
+def hold(client, product_id, user, quantity=1):
+    return client.post("/api/reservations", json={"productId": product_id, "userId": user, "quantity": quantity})
+
+
+def test_stock_check_json(client):
+    product = make_product(total=10)
+    response = client.get(f"/api/inventory/check/{product.id}")
+    assert response.status_code == 200
+    assert response.get_json() == {"productId": product.id, "available": 10, "total": 10, "inStock": True}
+    assert "HX-Request" in response.headers["Vary"]
+
+
+def test_stock_check_fragment_holds_an_enabled_buy_button(client, rendered):
+    product = make_product(total=2)
+    response = client.get(f"/api/inventory/check/{product.id}", headers={"HX-Request": "true"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert rendered == ["inventory/_stock.html"]
+    assert "<html" not in html
+    assert "HX-Request" in response.headers["Vary"]
+    assert f'id="stock-{product.id}"' in html
+    assert "<button" in html and "disabled" not in html
+    assert 'aria-live="polite"' in html
+
+
+def test_stock_check_fragment_disables_buy_when_nothing_is_left(client):
+    product = make_product(total=1)
+    hold(client, product.id, visitor(1))
+    response = client.get(f"/api/inventory/check/{product.id}", headers={"HX-Request": "true"})
+    html = response.get_data(as_text=True)
+    assert "disabled" in html
+    assert "Sold out" in html
+    assert client.get(f"/api/inventory/check/{product.id}").get_json()["inStock"] is False
+
+
+@pytest.mark.parametrize("headers", [{}, {"HX-Request": "true"}])
+def test_unknown_product_is_404_and_varies(client, headers):
+    response = client.get("/api/inventory/check/424242", headers=headers)
+    assert response.status_code == 404
+    assert "HX-Request" in response.headers["Vary"]
+    if not headers:
+        assert response.get_json()["error"] == "not_found"
+
+
+def test_a_boosted_or_history_restore_request_gets_json_not_a_fragment(client):
+    product = make_product(total=1)
+    for extra in ({"HX-Boosted": "true"}, {"HX-History-Restore-Request": "true"}):
+        response = client.get(f"/api/inventory/check/{product.id}", headers={"HX-Request": "true", **extra})
+        assert response.is_json
+
+
+def test_completed_holds_count_against_stock(client):
+    product = make_product(total=3)
+    db.session.add(
+        Hold(product_id=product.id, user_id=visitor(9), quantity=2, amount=0, currency="usd",
+             status="COMPLETED", expires_at=utcnow())
+    )
+    product.sold_units = 2
+    db.session.commit()
+    assert available(client, product.id) == 1
+
+
+def test_a_lapsed_hold_stops_counting_before_any_sweep(client):
+    product = make_product(total=1)
+    created = hold(client, product.id, visitor(1)).get_json()
+    assert available(client, product.id) == 0
+
+    lapse(created["reservationId"])
+
+    # Nothing has swept: the row still says PENDING, yet the unit is free.
+    assert db.session.execute(select(Hold.status)).scalar_one() == "PENDING"
+    assert available(client, product.id) == 1
+    shown = client.get(f"/api/reservations/{created['reservationId']}", headers={"X-Visitor-Id": visitor(1)})
+    assert shown.get_json()["status"] == "EXPIRED"
+    assert client.delete(
+        f"/api/reservations/{created['reservationId']}", headers={"X-Visitor-Id": visitor(1)}
+    ).status_code == 409
+
+    # Another visitor takes the unit; the lapsed hold is released on the way.
+    assert hold(client, product.id, visitor(2)).status_code == 201
+    assert available(client, product.id) == 0
+    db.session.expire_all()
+    assert db.session.get(Product, product.id).held_units == 1
+
+
+def test_a_hold_lapses_the_moment_its_time_runs_out(make_app, settings):
+    app = make_app({**settings, "HOLD_TTL_SECONDS": "1"})
+    client = app.test_client()
+    with app.app_context():
+        product = make_product(total=1)
+        assert hold(client, product.id, visitor(1)).status_code == 201
+        assert available(client, product.id) == 0
+        time.sleep(1.1)
+        assert available(client, product.id) == 1
+        assert hold(client, product.id, visitor(2)).status_code == 201
+
+
+def test_the_same_visitor_gets_a_new_hold_once_theirs_lapsed(client):
+    product = make_product(total=1)
+    first = hold(client, product.id, visitor(1)).get_json()
+    lapse(first["reservationId"])
+    second = hold(client, product.id, visitor(1))
+    assert second.status_code == 201
+    assert second.get_json()["reservationId"] != first["reservationId"]
+
+
+def test_sweep_marks_lapsed_holds_expired_and_keeps_the_counters_true(client):
+    product = make_product(total=5)
+    other = make_product(total=5)
+    lapsed = [hold(client, product.id, visitor(n), quantity=2).get_json() for n in (1, 2)]
+    lapsed.append(hold(client, other.id, visitor(3)).get_json())
+    live = hold(client, product.id, visitor(4)).get_json()
+    for created in lapsed:
+        lapse(created["reservationId"])
+
+    assert sweep_lapsed_holds() == 5
+    assert sweep_lapsed_holds() == 0  # twice changes nothing
+
+    statuses = dict(db.session.execute(select(Hold.id, Hold.status)).all())
+    assert {str(k): v for k, v in statuses.items()} == {
+        lapsed[0]["reservationId"]: "EXPIRED",
+        lapsed[1]["reservationId"]: "EXPIRED",
+        lapsed[2]["reservationId"]: "EXPIRED",
+        live["reservationId"]: "PENDING",
+    }
+    db.session.expire_all()
+    assert db.session.get(Product, product.id).held_units == 1
+    assert db.session.get(Product, other.id).held_units == 0
+    assert available(client, product.id) == 4

@@ -1,0 +1,258 @@
+"""POST/GET/DELETE /api/reservations, as the contract words them, on PostgreSQL."""
+
+import uuid
+
+import pytest
+
+from storefront.catalog.models import Product
+from storefront.extensions import db
+from tests.factories import make_product, visitor
+
+
+def hold(client, product_id, user_id=None, quantity=None, **kwargs):
+    body = {"productId": product_id, "userId": user_id or visitor(1)}
+    if quantity is not None:
+        body["quantity"] = quantity
+    return client.post("/api/reservations", json=body, **kwargs)
+
+
+def counters(product_id):
+    db.session.expire_all()
+    product = db.session.get(Product, product_id)
+    return product.held_units, product.sold_units
+
+
+def test_hold_is_created_with_the_contract_body(client):
+    product = make_product(total=3, price=2500)
+    response = hold(client, product.id, quantity=2)
+    assert response.status_code == 201
+    body = response.get_json()
+    assert uuid.UUID(body["reservationId"])
+    assert body["status"] == "PENDING"
+    assert body["productId"] == product.id
+    assert body["userId"] == visitor(1)
+    assert body["quantity"] == 2
+    assert body["amount"] == 5000
+    assert body["currency"] == "usd"
+    assert body["expiresAt"].endswith("Z")
+    assert body["paymentIntentId"] is None
+    assert client.get(f"/api/inventory/check/{product.id}").get_json()["available"] == 1
+    assert counters(product.id) == (2, 0)
+
+
+def test_form_body_is_accepted_and_quantity_defaults_to_one(client):
+    product = make_product(total=2)
+    response = client.post("/api/reservations", data={"productId": str(product.id), "userId": visitor(2)})
+    assert response.status_code == 201
+    assert response.get_json()["quantity"] == 1
+
+
+def test_same_visitor_gets_the_same_hold_back_with_200(client):
+    product = make_product(total=5)
+    first = hold(client, product.id)
+    again = hold(client, product.id, quantity=3)
+    assert again.status_code == 200
+    assert again.get_json() == first.get_json()
+    assert counters(product.id) == (1, 0)
+
+
+def test_same_visitor_gets_their_hold_back_even_when_it_took_the_last_unit(client):
+    product = make_product(total=1)
+    first = hold(client, product.id)
+    again = hold(client, product.id)
+    assert again.status_code == 200
+    assert again.get_json()["reservationId"] == first.get_json()["reservationId"]
+
+
+def test_out_of_stock_is_409_with_what_is_available(client):
+    product = make_product(total=2)
+    assert hold(client, product.id, visitor(1), quantity=2).status_code == 201
+    response = hold(client, product.id, visitor(2))
+    assert response.status_code == 409
+    assert response.get_json()["error"] == "out_of_stock"
+    assert response.get_json()["available"] == 0
+    assert counters(product.id) == (2, 0)
+
+
+def test_asking_for_more_than_is_left_is_409_and_holds_nothing(client):
+    product = make_product(total=3)
+    hold(client, product.id, visitor(1), quantity=2)
+    response = hold(client, product.id, visitor(2), quantity=2)
+    assert response.status_code == 409
+    assert response.get_json()["available"] == 1
+    assert counters(product.id) == (2, 0)
+
+
+def test_unknown_product_is_404(client):
+    response = hold(client, 999_999)
+    assert response.status_code == 404
+    assert response.get_json()["error"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"userId": visitor(1)}, "productId"),
+        ({"productId": "abc", "userId": visitor(1)}, "productId"),
+        ({"productId": True, "userId": visitor(1)}, "productId"),
+        ({"productId": 1.5, "userId": visitor(1)}, "productId"),
+        ({"productId": [1], "userId": visitor(1)}, "productId"),
+        ({"productId": -1, "userId": visitor(1)}, "productId"),
+        ({"productId": 10**30, "userId": visitor(1)}, "productId"),
+        ({"productId": "PRODUCT"}, "userId"),
+        ({"productId": "PRODUCT", "userId": "short"}, "userId"),
+        ({"productId": "PRODUCT", "userId": "x" * 129}, "userId"),
+        ({"productId": "PRODUCT", "userId": "has spaces in it"}, "userId"),
+        ({"productId": "PRODUCT", "userId": "semi;colon;id"}, "userId"),
+        ({"productId": "PRODUCT", "userId": 12345678}, "userId"),
+        ({"productId": "PRODUCT", "userId": visitor(1), "quantity": 0}, "quantity"),
+        ({"productId": "PRODUCT", "userId": visitor(1), "quantity": -2}, "quantity"),
+        ({"productId": "PRODUCT", "userId": visitor(1), "quantity": 6}, "quantity"),
+        ({"productId": "PRODUCT", "userId": visitor(1), "quantity": "two"}, "quantity"),
+        ({"productId": "PRODUCT", "userId": visitor(1), "quantity": 2.5}, "quantity"),
+    ],
+)
+def test_malformed_fields_are_400_naming_the_field_and_change_nothing(client, body, field):
+    product = make_product(total=10)
+    body = {key: (product.id if value == "PRODUCT" else value) for key, value in body.items()}
+    response = client.post("/api/reservations", json=body)
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "invalid_request"
+    assert response.get_json()["field"] == field
+    assert counters(product.id) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type"),
+    [("{not json", "application/json"), ("[1, 2]", "application/json"), ('"text"', "application/json")],
+)
+def test_a_body_that_is_not_a_json_object_is_400(client, data, content_type):
+    response = client.post("/api/reservations", data=data, content_type=content_type)
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "invalid_request"
+
+
+def test_an_empty_plain_text_body_is_400_not_500(client):
+    response = client.post("/api/reservations", data="productId=1", content_type="text/plain")
+    assert response.status_code == 400
+    assert response.get_json()["field"] == "productId"
+
+
+def test_a_one_megabyte_body_is_413(client):
+    response = client.post("/api/reservations", data="x" * 1_000_000, content_type="application/json")
+    assert response.status_code == 413
+    assert response.get_json()["error"] == "payload_too_large"
+
+
+def test_wrong_method_is_405_json(client):
+    response = client.put("/api/reservations")
+    assert response.status_code == 405
+    assert response.get_json()["error"] == "method_not_allowed"
+    assert "POST" in response.headers["Allow"]
+
+
+def test_visitor_reads_their_hold(client):
+    product = make_product(total=2)
+    created = hold(client, product.id).get_json()
+    response = client.get(f"/api/reservations/{created['reservationId']}", headers={"X-Visitor-Id": visitor(1)})
+    assert response.status_code == 200
+    assert response.get_json() == created
+    by_query = client.get(f"/api/reservations/{created['reservationId']}?userId={visitor(1)}")
+    assert by_query.get_json() == created
+
+
+def test_another_visitor_cannot_read_or_cancel_a_hold(client):
+    product = make_product(total=2)
+    created = hold(client, product.id, visitor(1)).get_json()
+    url = f"/api/reservations/{created['reservationId']}"
+    assert client.get(url, headers={"X-Visitor-Id": visitor(2)}).status_code == 404
+    response = client.delete(url, headers={"X-Visitor-Id": visitor(2)})
+    assert response.status_code == 404
+    assert response.get_json()["error"] == "not_found"
+    assert client.get(url, headers={"X-Visitor-Id": visitor(1)}).get_json()["status"] == "PENDING"
+    assert counters(product.id) == (1, 0)
+
+
+@pytest.mark.parametrize("reservation", [str(uuid.uuid4()), "not-a-uuid", "1"])
+def test_unknown_or_malformed_reservation_is_404(client, reservation):
+    for method in (client.get, client.delete):
+        response = method(f"/api/reservations/{reservation}", headers={"X-Visitor-Id": visitor(1)})
+        assert response.status_code == 404
+
+
+def test_reading_a_hold_without_a_visitor_id_is_400(client):
+    product = make_product(total=2)
+    created = hold(client, product.id).get_json()
+    response = client.get(f"/api/reservations/{created['reservationId']}")
+    assert response.status_code == 400
+    assert response.get_json()["field"] == "userId"
+
+
+def test_cancel_frees_the_stock_at_once_and_twice_is_409(client):
+    product = make_product(total=1)
+    created = hold(client, product.id, visitor(1)).get_json()
+    url = f"/api/reservations/{created['reservationId']}"
+    response = client.delete(url, headers={"X-Visitor-Id": visitor(1)})
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "CANCELLED"
+    assert client.get(f"/api/inventory/check/{product.id}").get_json()["available"] == 1
+    again = client.delete(url, headers={"X-Visitor-Id": visitor(1)})
+    assert again.status_code == 409
+    assert again.get_json()["status"] == "CANCELLED"
+    assert hold(client, product.id, visitor(2)).status_code == 201
+    assert counters(product.id) == (1, 0)
+
+
+def test_a_cancelled_visitor_may_hold_again(client):
+    product = make_product(total=1)
+    first = hold(client, product.id, visitor(1)).get_json()
+    client.delete(f"/api/reservations/{first['reservationId']}", headers={"X-Visitor-Id": visitor(1)})
+    second = hold(client, product.id, visitor(1))
+    assert second.status_code == 201
+    assert second.get_json()["reservationId"] != first["reservationId"]
+
+
+def test_htmx_hold_answers_with_the_hold_fragment(client, rendered):
+    product = make_product(total=1)
+    response = client.post(
+        "/api/reservations", data={"productId": product.id, "userId": visitor(1)}, headers={"HX-Request": "true"}
+    )
+    assert response.status_code == 201
+    assert rendered[0] == "inventory/_hold.html"
+    html = response.get_data(as_text=True)
+    assert "<html" not in html
+    assert "HX-Request" in response.headers["Vary"]
+    assert 'data-status="PENDING"' in html
+    # The Buy button rides along out of band, disabled now that the last unit is held.
+    assert 'hx-swap-oob="true"' in html and "disabled" in html
+
+
+def test_htmx_out_of_stock_answers_409_with_the_sold_out_fragment(client, rendered):
+    product = make_product(total=1)
+    hold(client, product.id, visitor(1))
+    response = client.post(
+        "/api/reservations", data={"productId": product.id, "userId": visitor(2)}, headers={"HX-Request": "true"}
+    )
+    assert response.status_code == 409
+    assert rendered[0] == "inventory/_sold_out.html"
+    assert "<html" not in response.get_data(as_text=True)
+
+
+def test_htmx_bad_input_answers_400_with_an_error_fragment(client, rendered):
+    response = client.post("/api/reservations", data={"productId": "x"}, headers={"HX-Request": "true"})
+    assert response.status_code == 400
+    assert rendered == ["errors/_error.html"]
+    assert 'data-error="invalid_request"' in response.get_data(as_text=True)
+
+
+def test_htmx_cancel_re_renders_the_hold_in_place(client, rendered):
+    product = make_product(total=1)
+    created = hold(client, product.id, visitor(1)).get_json()
+    response = client.delete(
+        f"/api/reservations/{created['reservationId']}",
+        headers={"X-Visitor-Id": visitor(1), "HX-Request": "true"},
+    )
+    assert response.status_code == 200
+    assert rendered[0] == "inventory/_hold.html"
+    assert 'data-status="CANCELLED"' in response.get_data(as_text=True)
+
