@@ -128,6 +128,8 @@ def _database_url(value: str | None, instance_path: Path) -> str:
         # psycopg 3 is the one driver we ship; accept the plain scheme too.
         return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         return value
     raise ConfigError("DATABASE_URL must be a postgresql:// or sqlite:// URL")
 

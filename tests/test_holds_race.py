@@ -1,0 +1,104 @@
+"""Many buyers, few units, several gunicorn processes: never oversold.
+
+These run against gunicorn with two worker processes (and threads), so holds
+race across processes on the real database, as they do in production.
+"""
+
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import flask_migrate
+import requests
+from sqlalchemy import func, select
+
+from storefront.catalog.models import Product
+from storefront.extensions import db
+from storefront.inventory.models import Hold
+from tests.factories import make_product, visitor
+
+
+def race(url: str, bodies: list[dict]) -> list[requests.Response]:
+    """POST every body at once: all threads are released together by a barrier."""
+    start = threading.Barrier(len(bodies))
+
+    def post(body):
+        with requests.Session() as session:
+            start.wait()
+            return session.post(f"{url}/api/reservations", json=body, timeout=60)
+
+    with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+        return list(pool.map(post, bodies))
+
+
+def holds_of(product_id: int) -> list:
+    db.session.expire_all()
+    return db.session.execute(select(Hold).where(Hold.product_id == product_id)).scalars().all()
+
+
+def test_200_visitors_racing_for_5_units_get_exactly_5_holds(app, settings, live_server):
+    product = make_product(total=5)
+    server = live_server(settings, workers=2, threads=8)
+
+    responses = race(server.url, [{"productId": product.id, "userId": visitor(n)} for n in range(200)])
+
+    statuses = Counter(response.status_code for response in responses)
+    assert statuses == {201: 5, 409: 195}
+    assert all(r.json()["available"] == 0 for r in responses if r.status_code == 409)
+    held = holds_of(product.id)
+    assert len(held) == 5
+    assert len({h.user_id for h in held}) == 5
+    assert db.session.get(Product, product.id).held_units == 5
+
+
+def test_one_visitor_pressing_buy_20_times_at_once_gets_one_hold(app, settings, live_server):
+    product = make_product(total=5)
+    server = live_server(settings, workers=2, threads=8)
+
+    responses = race(server.url, [{"productId": product.id, "userId": visitor(1)}] * 20)
+
+    statuses = Counter(response.status_code for response in responses)
+    assert statuses == {201: 1, 200: 19}
+    assert len({r.json()["reservationId"] for r in responses}) == 1
+    assert len(holds_of(product.id)) == 1
+    assert db.session.get(Product, product.id).held_units == 1
+
+
+def test_mixed_quantities_never_oversell(app, settings, live_server):
+    product = make_product(total=7)
+    server = live_server(settings, workers=3, threads=4)
+
+    bodies = [{"productId": product.id, "userId": visitor(n), "quantity": 1 + n % 3} for n in range(60)]
+    responses = race(server.url, bodies)
+
+    granted = sum(r.json()["quantity"] for r in responses if r.status_code == 201)
+    assert granted <= 7
+    db.session.expire_all()
+    total_held = db.session.execute(
+        select(func.sum(Hold.quantity)).where(Hold.product_id == product.id)
+    ).scalar_one()
+    assert total_held == granted == db.session.get(Product, product.id).held_units
+    # Whatever was refused was refused for want of stock, never for a crash.
+    assert {r.status_code for r in responses} <= {201, 409}
+    assert 7 - granted < 3  # it stops only when the smallest leftover request cannot fit
+
+
+def test_embedded_sqlite_is_race_free_across_processes_too(tmp_path, live_server):
+    from storefront import create_app
+
+    instance = tmp_path / "instance"
+    database_url = f"sqlite:///{instance / 'storefront.sqlite3'}"
+    settings = {"DATABASE_URL": database_url, "SECRET_KEY": "embedded-race-test"}
+    app = create_app(settings, instance_path=str(instance))
+    with app.app_context():
+        flask_migrate.upgrade()
+        product = make_product(total=3)
+        product_id = product.id
+        server = live_server(settings, workers=2, threads=4)
+
+        responses = race(server.url, [{"productId": product_id, "userId": visitor(n)} for n in range(40)])
+
+        assert Counter(r.status_code for r in responses) == {201: 3, 409: 37}
+        assert len(holds_of(product_id)) == 3
+        db.session.remove()
+        db.engine.dispose()
