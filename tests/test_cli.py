@@ -1,0 +1,47 @@
+"""flask seed and flask stock set."""
+
+from sqlalchemy import func, select
+
+from storefront.catalog.models import Product
+from storefront.extensions import db
+from tests.factories import make_product, visitor
+
+
+def test_seed_loads_the_demo_catalogue_once(runner):
+    first = runner.invoke(args=["seed"])
+    assert first.exit_code == 0
+    assert "Added 4 demo products" in first.output
+    again = runner.invoke(args=["seed"])
+    assert again.exit_code == 0
+    assert "already loaded" in again.output
+    products = db.session.execute(select(Product)).scalars().all()
+    assert len(products) == 4
+    assert any(p.total_quantity == 1 for p in products)
+    assert all(p.image for p in products)
+
+
+def test_stock_set_changes_the_total(runner):
+    product = make_product(total=5)
+    result = runner.invoke(args=["stock", "set", str(product.id), "12"])
+    assert result.exit_code == 0, result.output
+    assert "total 12, available 12" in result.output
+    db.session.expire_all()
+    assert db.session.get(Product, product.id).total_quantity == 12
+
+
+def test_stock_set_refuses_a_total_below_what_is_sold_and_held(runner, client):
+    product = make_product(total=5)
+    client.post("/api/reservations", json={"productId": product.id, "userId": visitor(1), "quantity": 3})
+    result = runner.invoke(args=["stock", "set", str(product.id), "2"])
+    assert result.exit_code == 1
+    assert "3 held" in result.output and "cannot go below 3" in result.output
+    db.session.expire_all()
+    assert db.session.get(Product, product.id).total_quantity == 5
+    assert runner.invoke(args=["stock", "set", str(product.id), "3"]).exit_code == 0
+
+
+def test_stock_set_on_an_unknown_product_fails_clearly(runner):
+    result = runner.invoke(args=["stock", "set", "4242", "3"])
+    assert result.exit_code == 1
+    assert "No product with id 4242" in result.output
+    assert db.session.execute(select(func.count()).select_from(Product)).scalar_one() == 0
