@@ -3,6 +3,7 @@
 import uuid
 
 import pytest
+from sqlalchemy import event
 
 from storefront.catalog.models import Product
 from storefront.extensions import db
@@ -256,3 +257,29 @@ def test_htmx_cancel_re_renders_the_hold_in_place(client, rendered):
     assert rendered[0] == "inventory/_hold.html"
     assert 'data-status="CANCELLED"' in response.get_data(as_text=True)
 
+
+
+def test_holds_work_when_postgresql_plans_them_generically(client):
+    """psycopg prepares a statement after a few runs, and PostgreSQL may then plan it
+    generically, without the parameters' values: the hold's ON CONFLICT must still find
+    its partial unique index, and the stock check its partial index. Forced here."""
+    def prepare_everything_generically(dbapi_connection, connection_record):
+        dbapi_connection.prepare_threshold = 0
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET plan_cache_mode = force_generic_plan")
+        dbapi_connection.commit()
+
+    db.session.remove()
+    db.engine.dispose()
+    event.listen(db.engine, "connect", prepare_everything_generically)
+    try:
+        product = make_product(total=50)
+        for n in range(10):
+            assert hold(client, product.id, visitor(n)).status_code == 201
+            assert hold(client, product.id, visitor(n)).status_code == 200
+            assert client.get(f"/api/inventory/check/{product.id}").get_json()["available"] == 50 - n - 1
+        assert counters(product.id) == (10, 0)
+    finally:
+        event.remove(db.engine, "connect", prepare_everything_generically)
+        db.session.remove()
+        db.engine.dispose()

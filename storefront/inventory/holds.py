@@ -14,7 +14,7 @@ from sqlalchemy.engine import Row
 
 from storefront.clock import isoformat_z, utcnow
 from storefront.extensions import db
-from storefront.inventory.models import HoldStatus
+from storefront.inventory.models import HoldStatus, is_pending
 from storefront.inventory.stock import (
     give_back_units,
     holds,
@@ -131,7 +131,7 @@ def _insert_unless_held():
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
     return insert(holds).on_conflict_do_nothing(
         index_elements=[holds.c.product_id, holds.c.user_id],
-        index_where=holds.c.status == HoldStatus.PENDING,
+        index_where=is_pending,
     )
 
 
@@ -140,7 +140,7 @@ def live_hold(product_id: int, user_id: str, now: datetime) -> Row | None:
         select(holds).where(
             holds.c.product_id == product_id,
             holds.c.user_id == user_id,
-            holds.c.status == HoldStatus.PENDING,
+            is_pending,
             holds.c.expires_at > now,
         )
     ).first()
@@ -161,7 +161,7 @@ def cancel_hold(hold_id: uuid.UUID, user_id: str) -> Row:
         .where(
             holds.c.id == hold_id,
             holds.c.user_id == user_id,
-            holds.c.status == HoldStatus.PENDING,
+            is_pending,
             holds.c.expires_at > now,
         )
         .values(status=HoldStatus.CANCELLED, updated_at=now)
@@ -184,7 +184,7 @@ def sweep_lapsed_holds(now: datetime | None = None) -> int:
     now = now or utcnow()
     product_ids = db.session.execute(
         select(holds.c.product_id)
-        .where(holds.c.status == HoldStatus.PENDING, holds.c.expires_at <= now)
+        .where(is_pending, holds.c.expires_at <= now)
         .distinct()
     ).scalars().all()
     db.session.rollback()

@@ -2,7 +2,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Uuid, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Uuid, literal_column, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storefront.clock import UTCDateTime, utcnow
@@ -62,8 +62,8 @@ class Hold(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    def status_at(self, moment: datetime) -> str:
-        """The status as the shopper sees it: a PENDING hold past its time has lapsed."""
-        if self.status == HoldStatus.PENDING and self.expires_at <= moment:
-            return HoldStatus.EXPIRED
-        return self.status
+
+# "This hold is PENDING", for queries. The literal matters: compared with a bound
+# parameter, PostgreSQL cannot use the partial indexes (nor pick the ON CONFLICT
+# arbiter) once it switches a prepared statement to a generic plan.
+is_pending = Hold.__table__.c.status == literal_column("'PENDING'")

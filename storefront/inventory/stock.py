@@ -23,7 +23,7 @@ from sqlalchemy import func, select, update
 from storefront.catalog.models import Product
 from storefront.clock import utcnow
 from storefront.extensions import db
-from storefront.inventory.models import Hold, HoldStatus
+from storefront.inventory.models import Hold, HoldStatus, is_pending
 
 products = Product.__table__
 holds = Hold.__table__
@@ -54,7 +54,7 @@ def available_units(now: datetime):
         select(func.coalesce(func.sum(holds.c.quantity), 0))
         .where(
             holds.c.product_id == products.c.id,
-            holds.c.status == HoldStatus.PENDING,
+            is_pending,
             holds.c.expires_at <= now,
         )
         .scalar_subquery()
@@ -89,7 +89,7 @@ def release_lapsed_holds(product_id: int, now: datetime) -> int:
         update(holds)
         .where(
             holds.c.product_id == product_id,
-            holds.c.status == HoldStatus.PENDING,
+            is_pending,
             holds.c.expires_at <= now,
         )
         .values(status=HoldStatus.EXPIRED, updated_at=now)
