@@ -5,6 +5,7 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from storefront.catalog.seed import seed_demo_catalogue
+from storefront.extensions import db
 from storefront.inventory.stock import BelowCommitted, set_total
 
 stock_cli = AppGroup("stock", help="Inspect and change stock.")
@@ -26,7 +27,8 @@ def seed_command():
 def stock_set_command(product_id: int, total: int):
     """Set PRODUCT_ID's total quantity to TOTAL."""
     try:
-        stock = set_total(product_id, total)
+        with db.engine.connect() as conn:
+            stock = set_total(conn, product_id, total)
     except BelowCommitted as committed:
         raise click.ClickException(
             f"Refused: product {product_id} has {committed.sold} sold and {committed.held} held, "

@@ -137,7 +137,9 @@ def _database_url(value: str | None, instance_path: Path) -> str:
 def _engine_options(database_url: str) -> dict:
     if database_url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10, "connect_args": {"connect_timeout": 5}}
+    # No pre-ping: it costs a round trip on every request. A connection broken by a
+    # database restart fails one request, and SQLAlchemy then renews the whole pool.
+    return {"pool_recycle": 300, "pool_size": 5, "max_overflow": 10, "connect_args": {"connect_timeout": 5}}
 
 
 def _embedded_secret_key(instance_path: Path) -> str:

@@ -18,6 +18,12 @@ db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
 migrate = Migrate(render_as_batch=True, compare_type=True)
 
 
+def reading():
+    """A connection for single-statement reads, in autocommit: no BEGIN and ROLLBACK
+    round trips around a SELECT that sees one consistent snapshot anyway."""
+    return db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+
 @event.listens_for(Engine, "connect")
 def _tune_sqlite(dbapi_connection, connection_record):
     """Embedded mode: WAL lets readers run beside the one writer, and foreign keys hold."""

@@ -11,7 +11,7 @@ bp = Blueprint("catalog", __name__)
 @bp.get("/")
 def index():
     products = db.session.execute(select(Product).order_by(Product.id)).scalars().all()
-    levels = stock_levels(product.id for product in products)
+    levels = stock_levels(db.session.connection(), (product.id for product in products))
     return render_template("catalog/index.html", products=products, levels=levels)
 
 
@@ -20,4 +20,4 @@ def product_page(product_id: int):
     product = db.session.get(Product, product_id)
     if product is None:
         abort(404, "No such product.")
-    return render_template("catalog/product.html", product=product, stock=stock_of(product_id))
+    return render_template("catalog/product.html", product=product, stock=stock_of(db.session.connection(), product_id))

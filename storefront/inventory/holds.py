@@ -1,19 +1,19 @@
 """A hold's life: placed for a visitor, found again, cancelled, lapsed.
 
-Every function works on rows of the ``holds`` table through SQLAlchemy Core:
-the hold is the hot path, and a Row carries everything the API shows.
+Every function works on rows of the ``holds`` table through SQLAlchemy Core, on
+a Connection the caller opens: the hold is the hot path, and a Row carries
+everything the API shows.
 """
 
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, bindparam, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 
-from storefront.clock import isoformat_z, utcnow
-from storefront.extensions import db
+from storefront.clock import UTCDateTime, isoformat_z, utcnow
 from storefront.inventory.models import HoldStatus, is_pending
 from storefront.inventory.stock import (
     give_back_units,
@@ -71,125 +71,129 @@ def hold_json(hold: Row, now: datetime | None = None) -> dict:
     }
 
 
-def place_hold(product_id: int, user_id: str, quantity: int, ttl_seconds: int) -> PlacedHold:
+def _insert_unless_held(dialect):
+    return dialect.insert(holds).on_conflict_do_nothing(
+        index_elements=[holds.c.product_id, holds.c.user_id], index_where=is_pending
+    ).returning(*holds.c)
+
+
+# One live hold per visitor and product: the partial unique index is the arbiter.
+_INSERT_UNLESS_HELD = {"postgresql": _insert_unless_held(postgresql), "sqlite": _insert_unless_held(sqlite)}
+
+_LIVE_HOLD = select(holds).where(
+    holds.c.product_id == bindparam("product"),
+    holds.c.user_id == bindparam("visitor"),
+    is_pending,
+    holds.c.expires_at > bindparam("now", type_=UTCDateTime),
+)
+
+_FIND_HOLD = select(holds).where(holds.c.id == bindparam("hold"), holds.c.user_id == bindparam("visitor"))
+
+_CANCEL = (
+    update(holds)
+    .where(
+        holds.c.id == bindparam("hold"),
+        holds.c.user_id == bindparam("visitor"),
+        is_pending,
+        holds.c.expires_at > bindparam("now", type_=UTCDateTime),
+    )
+    .values(status=literal_column("'CANCELLED'"), updated_at=bindparam("now", type_=UTCDateTime))
+    .returning(*holds.c)
+)
+
+
+def place_hold(conn: Connection, product_id: int, user_id: str, quantity: int, ttl_seconds: int) -> PlacedHold:
     """Hold ``quantity`` units for the visitor, or give back the live hold they already have.
 
     Race-free across processes: units are reserved by one guarded UPDATE under
     the product's row lock, and a partial unique index allows one PENDING hold
     per visitor and product, so twenty presses of Buy at once make one hold.
+    The first try trusts the counters (BEGIN, reserve, insert, COMMIT); only a
+    refusal releases lapsed holds and looks again, so a "no" is always exact.
     Raises ProductNotFound or OutOfStock.
     """
-    # A conflicting hold can lapse between our release and our insert; the next
-    # round releases it. Two rounds settle it; the third is only a safety net.
-    for _ in range(3):
+    insert_unless_held = _INSERT_UNLESS_HELD[conn.dialect.name]
+    for attempt in range(3):
         now = utcnow()
-        release_lapsed_holds(product_id, now)
-        terms = reserve_units(product_id, quantity)
+        if attempt:
+            # The counters still count holds that lapsed unswept, so they can only
+            # understate what is free: release those before deciding again.
+            release_lapsed_holds(conn, product_id, now)
+        terms = reserve_units(conn, product_id, quantity)
         if terms is None:
-            db.session.commit()  # keep the lapsed holds we released
-            existing = live_hold(product_id, user_id, now)
+            if not attempt:
+                continue  # a guarded UPDATE that matched nothing took no lock
+            conn.commit()  # keep the lapsed holds we released
+            existing = live_hold(conn, product_id, user_id, now)
             if existing is not None:
                 return PlacedHold(existing, created=False)
-            stock = stock_of(product_id, now)
-            db.session.rollback()
+            stock = stock_of(conn, product_id, now)
             if stock is None:
                 raise ProductNotFound(product_id)
             raise OutOfStock(stock.available)
 
         price, currency = terms
-        placed = db.session.execute(
-            _insert_unless_held()
-            .values(
-                id=uuid.uuid4(),
-                product_id=product_id,
-                user_id=user_id,
-                quantity=quantity,
-                amount=price * quantity,
-                currency=currency,
-                status=HoldStatus.PENDING,
-                expires_at=now + timedelta(seconds=ttl_seconds),
-                created_at=now,
-                updated_at=now,
-            )
-            .returning(*holds.c)
+        placed = conn.execute(
+            insert_unless_held,
+            {
+                "id": uuid.uuid4(),
+                "product_id": product_id,
+                "user_id": user_id,
+                "quantity": quantity,
+                "amount": price * quantity,
+                "currency": currency,
+                "status": HoldStatus.PENDING.value,
+                "expires_at": now + timedelta(seconds=ttl_seconds),
+                "created_at": now,
+                "updated_at": now,
+            },
         ).first()
         if placed is not None:
-            db.session.commit()
+            conn.commit()
             return PlacedHold(placed, created=True)
 
         # This visitor already holds the product: undo our reservation, return theirs.
-        db.session.rollback()
-        existing = live_hold(product_id, user_id, utcnow())
-        db.session.rollback()
+        # (If their hold has just lapsed, the next round releases it and tries again.)
+        conn.rollback()
+        existing = live_hold(conn, product_id, user_id, utcnow())
         if existing is not None:
             return PlacedHold(existing, created=False)
     raise RuntimeError("could not settle a hold after three rounds")
 
 
-def _insert_unless_held():
-    dialect = db.session.get_bind().dialect.name
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
-    return insert(holds).on_conflict_do_nothing(
-        index_elements=[holds.c.product_id, holds.c.user_id],
-        index_where=is_pending,
-    )
+def live_hold(conn: Connection, product_id: int, user_id: str, now: datetime) -> Row | None:
+    return conn.execute(_LIVE_HOLD, {"product": product_id, "visitor": user_id, "now": now}).first()
 
 
-def live_hold(product_id: int, user_id: str, now: datetime) -> Row | None:
-    return db.session.execute(
-        select(holds).where(
-            holds.c.product_id == product_id,
-            holds.c.user_id == user_id,
-            is_pending,
-            holds.c.expires_at > now,
-        )
-    ).first()
-
-
-def find_hold(hold_id: uuid.UUID, user_id: str) -> Row | None:
+def find_hold(conn: Connection, hold_id: uuid.UUID, user_id: str) -> Row | None:
     """The visitor's own hold; another visitor's is as good as unknown."""
-    return db.session.execute(
-        select(holds).where(holds.c.id == hold_id, holds.c.user_id == user_id)
-    ).first()
+    return conn.execute(_FIND_HOLD, {"hold": hold_id, "visitor": user_id}).first()
 
 
-def cancel_hold(hold_id: uuid.UUID, user_id: str) -> Row:
+def cancel_hold(conn: Connection, hold_id: uuid.UUID, user_id: str) -> Row:
     """Release a live hold at the shopper's request. Raises HoldNotFound or HoldNotPending."""
     now = utcnow()
-    cancelled = db.session.execute(
-        update(holds)
-        .where(
-            holds.c.id == hold_id,
-            holds.c.user_id == user_id,
-            is_pending,
-            holds.c.expires_at > now,
-        )
-        .values(status=HoldStatus.CANCELLED, updated_at=now)
-        .returning(*holds.c)
-    ).first()
+    cancelled = conn.execute(_CANCEL, {"hold": hold_id, "visitor": user_id, "now": now}).first()
     if cancelled is None:
-        db.session.rollback()
-        hold = find_hold(hold_id, user_id)
-        db.session.rollback()
+        conn.rollback()
+        hold = find_hold(conn, hold_id, user_id)
         if hold is None:
             raise HoldNotFound(hold_id)
         raise HoldNotPending(hold)
-    give_back_units(cancelled.product_id, cancelled.quantity)
-    db.session.commit()
+    give_back_units(conn, cancelled.product_id, cancelled.quantity)
+    conn.commit()
     return cancelled
 
 
-def sweep_lapsed_holds(now: datetime | None = None) -> int:
+def sweep_lapsed_holds(conn: Connection, now: datetime | None = None) -> int:
     """Mark every lapsed PENDING hold EXPIRED, one product per transaction. Returns units freed."""
     now = now or utcnow()
-    product_ids = db.session.execute(
-        select(holds.c.product_id)
-        .where(is_pending, holds.c.expires_at <= now)
-        .distinct()
+    product_ids = conn.execute(
+        select(holds.c.product_id).where(is_pending, holds.c.expires_at <= now).distinct()
     ).scalars().all()
-    db.session.rollback()
+    conn.rollback()
     freed = 0
     for product_id in product_ids:
-        freed += release_lapsed_holds(product_id, now)
-        db.session.commit()
+        freed += release_lapsed_holds(conn, product_id, now)
+        conn.commit()
     return freed

@@ -13,17 +13,19 @@ must not wait for the sweep, so:
   they reserve units, and reserve with one guarded UPDATE (:func:`reserve_units`);
 - readers add back the units of lapsed-but-unswept holds (:func:`available_units`),
   a small read on a partial index that holds only PENDING rows.
+
+These are the hot path: the statements are built once, at import, and run on a
+plain SQLAlchemy Connection that the caller owns (and commits).
 """
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, bindparam, func, literal_column, select, update
 
 from storefront.catalog.models import Product
-from storefront.clock import utcnow
-from storefront.extensions import db
-from storefront.inventory.models import Hold, HoldStatus, is_pending
+from storefront.clock import UTCDateTime, utcnow
+from storefront.inventory.models import Hold, is_pending
 
 products = Product.__table__
 holds = Hold.__table__
@@ -48,60 +50,76 @@ class Stock:
         }
 
 
-def available_units(now: datetime):
-    """A column expression for ``products``: units that can be held at ``now``."""
+_now = bindparam("now", type_=UTCDateTime)
+_product_id = bindparam("product")
+_quantity = bindparam("units")
+
+
+def available_units():
+    """A column expression for ``products``: units that can be held at the ``now`` parameter."""
     lapsed_units = (
         select(func.coalesce(func.sum(holds.c.quantity), 0))
-        .where(
-            holds.c.product_id == products.c.id,
-            is_pending,
-            holds.c.expires_at <= now,
-        )
+        .where(holds.c.product_id == products.c.id, is_pending, holds.c.expires_at <= _now)
         .scalar_subquery()
     )
     return products.c.total_quantity - products.c.sold_units - products.c.held_units + lapsed_units
 
 
-def stock_levels(product_ids=None, now: datetime | None = None) -> dict[int, Stock]:
-    """The stock of the given products (all of them when None), keyed by product id."""
-    query = select(products.c.id, products.c.total_quantity, available_units(now or utcnow()))
-    if product_ids is not None:
-        query = query.where(products.c.id.in_(list(product_ids)))
-    return {pid: Stock(pid, total, available) for pid, total, available in db.session.execute(query)}
+_STOCK = select(products.c.id, products.c.total_quantity, available_units())
+_STOCK_OF = _STOCK.where(products.c.id == _product_id)
+
+_RELEASE_LAPSED = (
+    update(holds)
+    .where(holds.c.product_id == _product_id, is_pending, holds.c.expires_at <= _now)
+    .values(status=literal_column("'EXPIRED'"), updated_at=_now)
+    .returning(holds.c.quantity)
+)
+
+_RESERVE = (
+    update(products)
+    .where(
+        products.c.id == _product_id,
+        products.c.total_quantity - products.c.sold_units - products.c.held_units >= _quantity,
+    )
+    .values(held_units=products.c.held_units + _quantity)
+    .returning(products.c.price, products.c.currency)
+)
+
+_GIVE_BACK = (
+    update(products)
+    .where(products.c.id == _product_id)
+    .values(held_units=products.c.held_units - _quantity)
+)
 
 
-def stock_of(product_id: int, now: datetime | None = None) -> Stock | None:
-    row = db.session.execute(
-        select(products.c.total_quantity, available_units(now or utcnow())).where(products.c.id == product_id)
-    ).first()
-    return None if row is None else Stock(product_id, row[0], row[1])
+def stock_levels(conn: Connection, product_ids, now: datetime | None = None) -> dict[int, Stock]:
+    """The stock of the given products, keyed by product id."""
+    query = _STOCK.where(products.c.id.in_(list(product_ids)))
+    rows = conn.execute(query, {"now": now or utcnow()})
+    return {pid: Stock(pid, total, available) for pid, total, available in rows}
 
 
-def release_lapsed_holds(product_id: int, now: datetime) -> int:
+def stock_of(conn: Connection, product_id: int, now: datetime | None = None) -> Stock | None:
+    row = conn.execute(_STOCK_OF, {"product": product_id, "now": now or utcnow()}).first()
+    return None if row is None else Stock(*row)
+
+
+def release_lapsed_holds(conn: Connection, product_id: int, now: datetime) -> int:
     """Mark the product's PENDING holds that are past ``expires_at`` EXPIRED and free their units.
 
     Takes the lapsed holds' row locks before the product's, the same order as
     every other writer, so concurrent callers wait for each other instead of
     deadlocking; a hold already expired by another caller is skipped.
-    Returns the number of units freed. The caller commits.
+    Returns the number of units freed.
     """
-    freed = db.session.execute(
-        update(holds)
-        .where(
-            holds.c.product_id == product_id,
-            is_pending,
-            holds.c.expires_at <= now,
-        )
-        .values(status=HoldStatus.EXPIRED, updated_at=now)
-        .returning(holds.c.quantity)
-    ).scalars().all()
+    freed = conn.execute(_RELEASE_LAPSED, {"product": product_id, "now": now}).scalars().all()
     units = sum(freed)
     if units:
-        give_back_units(product_id, units)
+        give_back_units(conn, product_id, units)
     return units
 
 
-def reserve_units(product_id: int, quantity: int):
+def reserve_units(conn: Connection, product_id: int, quantity: int):
     """Count ``quantity`` more units as held if that many are available, atomically.
 
     One guarded UPDATE: it takes the product's row lock, checks and reserves in
@@ -109,24 +127,12 @@ def reserve_units(product_id: int, quantity: int):
     transaction. Returns the product's ``(price, currency)``, or None when the
     product is unknown or short of stock.
     """
-    return db.session.execute(
-        update(products)
-        .where(
-            products.c.id == product_id,
-            products.c.total_quantity - products.c.sold_units - products.c.held_units >= quantity,
-        )
-        .values(held_units=products.c.held_units + quantity)
-        .returning(products.c.price, products.c.currency)
-    ).first()
+    return conn.execute(_RESERVE, {"product": product_id, "units": quantity}).first()
 
 
-def give_back_units(product_id: int, quantity: int) -> None:
+def give_back_units(conn: Connection, product_id: int, quantity: int) -> None:
     """A PENDING hold of ``quantity`` units ended without a sale: the units are free again."""
-    db.session.execute(
-        update(products)
-        .where(products.c.id == product_id)
-        .values(held_units=products.c.held_units - quantity)
-    )
+    conn.execute(_GIVE_BACK, {"product": product_id, "units": quantity})
 
 
 class BelowCommitted(Exception):
@@ -138,26 +144,26 @@ class BelowCommitted(Exception):
         self.held = held
 
 
-def set_total(product_id: int, total: int, now: datetime | None = None) -> Stock | None:
+def set_total(conn: Connection, product_id: int, total: int, now: datetime | None = None) -> Stock | None:
     """Set a product's total quantity, never below what is sold and held.
 
     Returns the new stock, None for an unknown product; raises BelowCommitted.
     """
     now = now or utcnow()
-    release_lapsed_holds(product_id, now)
-    changed = db.session.execute(
+    release_lapsed_holds(conn, product_id, now)
+    changed = conn.execute(
         update(products)
         .where(products.c.id == product_id, products.c.sold_units + products.c.held_units <= total)
         .values(total_quantity=total)
         .returning(products.c.id)
     ).first()
     if changed is None:
-        committed = db.session.execute(
+        committed = conn.execute(
             select(products.c.sold_units, products.c.held_units).where(products.c.id == product_id)
         ).first()
-        db.session.rollback()
+        conn.rollback()
         if committed is None:
             return None
         raise BelowCommitted(*committed)
-    db.session.commit()
-    return stock_of(product_id, now)
+    conn.commit()
+    return stock_of(conn, product_id, now)

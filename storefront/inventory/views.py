@@ -1,12 +1,12 @@
 from flask import Blueprint, current_app, jsonify, render_template
+from sqlalchemy import Connection, select
 
-from storefront.catalog.models import Product
 from storefront.clock import utcnow
 from storefront.errors import ApiError
-from storefront.extensions import db
+from storefront.extensions import db, reading
 from storefront.htmx import wants_fragment
 from storefront.inventory import holds as hold_book
-from storefront.inventory.stock import stock_of
+from storefront.inventory.stock import products, stock_of
 from storefront.params import (
     integer_field,
     optional_visitor,
@@ -23,29 +23,33 @@ def _settings():
     return current_app.config["STOREFRONT"]
 
 
-def _product(product_id: int) -> Product:
-    product = db.session.get(Product, product_id)
+def _product(conn: Connection, product_id: int):
+    product = conn.execute(select(products).where(products.c.id == product_id)).first()
     if product is None:
         raise ApiError(404, "not_found", "No such product.")
     return product
 
 
-def _hold_fragment(hold, status: int = 200, **context):
-    product = db.session.get(Product, hold.product_id)
-    stock = stock_of(hold.product_id)
+def _hold_fragment(conn: Connection, hold, status: int = 200, **context):
     body = render_template(
-        "inventory/_hold.html", hold=hold, product=product, stock=stock, now=utcnow(), **context
+        "inventory/_hold.html",
+        hold=hold,
+        product=_product(conn, hold.product_id),
+        stock=stock_of(conn, hold.product_id),
+        now=utcnow(),
+        **context,
     )
     return body, status
 
 
 @bp.get("/api/inventory/check/<int:product_id>")
 def check_stock(product_id: int):
-    stock = stock_of(product_id)
-    if stock is None:
-        raise ApiError(404, "not_found", "No such product.")
+    with reading() as conn:
+        stock = stock_of(conn, product_id)
+        if stock is None:
+            raise ApiError(404, "not_found", "No such product.")
     if wants_fragment():
-        return render_template("inventory/_stock.html", product=_product(product_id), stock=stock)
+        return render_template("inventory/_stock.html", stock=stock)
     return jsonify(stock.as_json())
 
 
@@ -57,51 +61,57 @@ def create_reservation():
     user_id = visitor_id(data.get("userId"))
     quantity = integer_field(data, "quantity", low=1, high=settings.max_hold_quantity, default=1)
 
-    try:
-        placed = hold_book.place_hold(product_id, user_id, quantity, settings.hold_ttl_seconds)
-    except hold_book.ProductNotFound:
-        raise ApiError(404, "not_found", "No such product.") from None
-    except hold_book.OutOfStock as short:
-        if wants_fragment():
-            product = _product(product_id)
-            body = render_template(
-                "inventory/_sold_out.html", product=product, stock=stock_of(product_id), asked=quantity
-            )
-            return body, 409
-        raise ApiError(
-            409, "out_of_stock", f"Only {short.available} available.", available=short.available
-        ) from None
+    with db.engine.connect() as conn:
+        try:
+            placed = hold_book.place_hold(conn, product_id, user_id, quantity, settings.hold_ttl_seconds)
+        except hold_book.ProductNotFound:
+            raise ApiError(404, "not_found", "No such product.") from None
+        except hold_book.OutOfStock as short:
+            if wants_fragment():
+                body = render_template(
+                    "inventory/_sold_out.html",
+                    product=_product(conn, product_id),
+                    stock=stock_of(conn, product_id),
+                    asked=quantity,
+                )
+                return body, 409
+            raise ApiError(
+                409, "out_of_stock", f"Only {short.available} available.", available=short.available
+            ) from None
 
-    status = 201 if placed.created else 200
-    if wants_fragment():
-        return _hold_fragment(placed.hold, status)
+        status = 201 if placed.created else 200
+        if wants_fragment():
+            return _hold_fragment(conn, placed.hold, status)
     return jsonify(hold_book.hold_json(placed.hold)), status
 
 
 @bp.get("/api/reservations/<reservation>")
 def show_reservation(reservation: str):
-    hold = hold_book.find_hold(reservation_id(reservation), requesting_visitor())
-    if hold is None:
-        raise ApiError(404, "not_found", "No such reservation.")
-    if wants_fragment():
-        return _hold_fragment(hold)
+    hold_id, user_id = reservation_id(reservation), requesting_visitor()
+    with db.engine.connect() as conn:
+        hold = hold_book.find_hold(conn, hold_id, user_id)
+        if hold is None:
+            raise ApiError(404, "not_found", "No such reservation.")
+        if wants_fragment():
+            return _hold_fragment(conn, hold)
     return jsonify(hold_book.hold_json(hold))
 
 
 @bp.delete("/api/reservations/<reservation>")
 def cancel_reservation(reservation: str):
-    hold_id = reservation_id(reservation)
-    try:
-        hold = hold_book.cancel_hold(hold_id, requesting_visitor())
-    except hold_book.HoldNotFound:
-        raise ApiError(404, "not_found", "No such reservation.") from None
-    except hold_book.HoldNotPending as not_pending:
-        status = hold_book.status_of(not_pending.hold)
-        raise ApiError(
-            409, "not_pending", f"This hold is {status.lower()} and cannot be released.", status=status
-        ) from None
-    if wants_fragment():
-        return _hold_fragment(hold)
+    hold_id, user_id = reservation_id(reservation), requesting_visitor()
+    with db.engine.connect() as conn:
+        try:
+            hold = hold_book.cancel_hold(conn, hold_id, user_id)
+        except hold_book.HoldNotFound:
+            raise ApiError(404, "not_found", "No such reservation.") from None
+        except hold_book.HoldNotPending as not_pending:
+            status = hold_book.status_of(not_pending.hold)
+            raise ApiError(
+                409, "not_pending", f"This hold is {status.lower()} and cannot be released.", status=status
+            ) from None
+        if wants_fragment():
+            return _hold_fragment(conn, hold)
     return jsonify(hold_book.hold_json(hold))
 
 
@@ -112,18 +122,21 @@ def reservation_page(reservation: str):
         # The page is a shell: only the browser knows its visitor id, so the hold
         # itself comes as a fragment requested with it (see static/js/storefront.js).
         return render_template("inventory/reservation.html", reservation_id=hold_id)
-    hold = hold_book.find_hold(hold_id, requesting_visitor())
-    if hold is None:
-        raise ApiError(404, "not_found", "No such reservation, or it belongs to another visitor.")
-    return _hold_fragment(hold, on_hold_page=True)
+    user_id = requesting_visitor()
+    with db.engine.connect() as conn:
+        hold = hold_book.find_hold(conn, hold_id, user_id)
+        if hold is None:
+            raise ApiError(404, "not_found", "No such reservation, or it belongs to another visitor.")
+        return _hold_fragment(conn, hold, on_hold_page=True)
 
 
 @bp.get("/products/<int:product_id>/hold")
 def visitor_hold_slot(product_id: int):
     """The product page's checkout slot: the visitor's live hold, if any, after a reload."""
-    product = _product(product_id)
     user_id = optional_visitor()
-    hold = hold_book.live_hold(product_id, user_id, utcnow()) if user_id else None
-    if hold is None:
-        return render_template("inventory/_checkout_slot.html", product=product)
-    return _hold_fragment(hold)
+    with db.engine.connect() as conn:
+        product = _product(conn, product_id)
+        hold = hold_book.live_hold(conn, product_id, user_id, utcnow()) if user_id else None
+        if hold is None:
+            return render_template("inventory/_checkout_slot.html", product=product)
+        return _hold_fragment(conn, hold)
