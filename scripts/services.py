@@ -3,7 +3,7 @@
 PostgreSQL comes from Debian's packages (``apt-get install postgresql``). Each server
 gets a fresh data directory under the system temp folder and a free loopback port,
 and is stopped and deleted when its context ends. ``initdb`` refuses to run as root,
-so when we are root it runs as the ``postgres`` user.
+so when we are root it runs, and the server too, as the ``postgres`` user.
 
     python -m scripts.services postgres     # start one and print its DATABASE_URL
 """
@@ -13,6 +13,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -72,10 +73,13 @@ class PostgresServer:
             return None
         return pwd.getpwnam("postgres")
 
-    def _command(self, *args: str) -> list[str]:
+    def _as_service_user(self) -> dict:
+        """Popen arguments that run a command as the postgres user when we are root.
+
+        Popen drops the privileges itself, so signals reach postgres directly."""
         if self._as_user is None:
-            return list(args)
-        return ["runuser", "-u", self._as_user.pw_name, "--", *args]
+            return {}
+        return {"user": self._as_user.pw_uid, "group": self._as_user.pw_gid, "extra_groups": []}
 
     def url(self, database: str = "storefront") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
@@ -84,9 +88,9 @@ class PostgresServer:
         if self._as_user is not None:
             os.chown(self.base, self._as_user.pw_uid, self._as_user.pw_gid)
         subprocess.run(
-            self._command(str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", "postgres",
-                          "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions"),
-            check=True, stdout=subprocess.DEVNULL,
+            [str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", "postgres",
+             "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions"],
+            check=True, stdout=subprocess.DEVNULL, cwd=self.base, **self._as_service_user(),
         )
         settings = [
             "-c", "listen_addresses=127.0.0.1", "-c", f"port={self.port}",
@@ -97,8 +101,8 @@ class PostgresServer:
             settings += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         with open(self.base / "postgres.log", "wb") as log:
             self.process = subprocess.Popen(
-                self._command(str(self.bindir / "postgres"), "-D", str(self.datadir), *settings),
-                stdout=log, stderr=subprocess.STDOUT,
+                [str(self.bindir / "postgres"), "-D", str(self.datadir), *settings],
+                stdout=log, stderr=subprocess.STDOUT, cwd=self.base, **self._as_service_user(),
             )
         wait_for_port(self.port, 30, "postgres", self.process)
         self.create_database("storefront")
@@ -133,7 +137,7 @@ class PostgresServer:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.terminate()  # SIGTERM: smart shutdown
+            self.process.send_signal(signal.SIGINT)  # fast shutdown: ends sessions, then exits
             try:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
