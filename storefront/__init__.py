@@ -29,8 +29,10 @@ def create_app(config: Config | dict | None = None, instance_path: str | None = 
             raise SystemExit(f"storefront: configuration error: {error}") from None
     app.config.from_mapping(config.flask_settings())
 
-    from storefront import cli, errors, formatting, htmx
+    from storefront import cli, errors, formatting, htmx, jobs, security
+    from storefront.events import bus
     from storefront.extensions import db, migrate
+    from storefront.payments import gateway
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
@@ -38,13 +40,19 @@ def create_app(config: Config | dict | None = None, instance_path: str | None = 
     errors.init_app(app)
     formatting.init_app(app)
     cli.init_app(app)
+    security.init_app(app)
+    gateway.init_app(app)
+    jobs.init_app(app)
+    bus.init_app(app)
 
     from storefront.catalog.views import bp as catalog_bp
     from storefront.health import bp as health_bp
     from storefront.inventory.views import bp as inventory_bp
+    from storefront.payments.views import bp as payments_bp
 
     app.register_blueprint(catalog_bp)
     app.register_blueprint(inventory_bp)
+    app.register_blueprint(payments_bp)
     app.register_blueprint(health_bp)
 
     @app.context_processor

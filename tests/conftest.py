@@ -67,8 +67,9 @@ def make_app(tmp_path):
 def _empty_tables():
     db.session.remove()
     if db.engine.dialect.name == "postgresql":
-        db.session.execute(text("TRUNCATE holds, products RESTART IDENTITY CASCADE"))
+        db.session.execute(text("TRUNCATE payment_events, holds, products RESTART IDENTITY CASCADE"))
     else:
+        db.session.execute(text("DELETE FROM payment_events"))
         db.session.execute(text("DELETE FROM holds"))
         db.session.execute(text("DELETE FROM products"))
     db.session.commit()

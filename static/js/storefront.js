@@ -87,4 +87,43 @@
   }
   setInterval(tick, 1000);
   document.addEventListener("htmx:afterSettle", tick);
+
+  // Stripe's Payment Element, mounted in place in a hold's payment form.
+  function mountPayment(form) {
+    if (form.dataset.mounted || !window.Stripe) return;
+    form.dataset.mounted = "true";
+    var stripe = window.Stripe(form.dataset.publishableKey);
+    var elements = stripe.elements({ clientSecret: form.dataset.clientSecret });
+    elements.create("payment").mount(form.querySelector(".payment-element"));
+    var button = form.querySelector("button[type=submit]");
+    var errorBox = form.querySelector(".payment-error");
+
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      button.disabled = true;
+      errorBox.textContent = "";
+      stripe.confirmPayment({
+        elements: elements,
+        confirmParams: { return_url: form.dataset.returnUrl },
+        redirect: "if_required"
+      }).then(function (result) {
+        if (result.error) {
+          // Stripe's own words: declined card, wrong CVC, and so on. The hold stays.
+          errorBox.textContent = result.error.message || "The payment did not go through.";
+          button.disabled = false;
+          return;
+        }
+        var hold = form.closest(".hold");
+        if (hold) {
+          htmx.ajax("GET", hold.getAttribute("hx-get") + "?confirming=1", { target: hold, swap: "outerHTML" });
+        }
+      });
+    });
+  }
+
+  function mountPayments(root) {
+    (root.querySelectorAll ? root : document).querySelectorAll("form[data-stripe-payment]").forEach(mountPayment);
+  }
+  document.addEventListener("htmx:load", function (event) { mountPayments(event.detail.elt.parentNode || document); });
+  whenLoaded(function () { mountPayments(document); });
 })();

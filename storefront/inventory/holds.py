@@ -18,6 +18,7 @@ from storefront.inventory.models import HoldStatus, is_pending
 from storefront.inventory.stock import (
     give_back_units,
     holds,
+    lock_product,
     release_lapsed_holds,
     reserve_units,
     stock_of,
@@ -118,6 +119,7 @@ def place_hold(conn: Connection, product_id: int, user_id: str, quantity: int, t
         if attempt:
             # The counters still count holds that lapsed unswept, so they can only
             # understate what is free: release those before deciding again.
+            lock_product(conn, product_id)
             release_lapsed_holds(conn, product_id, now)
         terms = reserve_units(conn, product_id, quantity)
         if terms is None:
@@ -171,14 +173,19 @@ def find_hold(conn: Connection, hold_id: uuid.UUID, user_id: str) -> Row | None:
 
 
 def cancel_hold(conn: Connection, hold_id: uuid.UUID, user_id: str) -> Row:
-    """Release a live hold at the shopper's request. Raises HoldNotFound or HoldNotPending."""
-    now = utcnow()
-    cancelled = conn.execute(_CANCEL, {"hold": hold_id, "visitor": user_id, "now": now}).first()
-    if cancelled is None:
+    """Release a live hold at the shopper's request. Raises HoldNotFound or HoldNotPending.
+
+    The caller then cancels its PaymentIntent, outside the transaction.
+    """
+    hold = find_hold(conn, hold_id, user_id)
+    if hold is None:
         conn.rollback()
+        raise HoldNotFound(hold_id)
+    lock_product(conn, hold.product_id)
+    cancelled = conn.execute(_CANCEL, {"hold": hold_id, "visitor": user_id, "now": utcnow()}).first()
+    if cancelled is None:
         hold = find_hold(conn, hold_id, user_id)
-        if hold is None:
-            raise HoldNotFound(hold_id)
+        conn.rollback()
         raise HoldNotPending(hold)
     give_back_units(conn, cancelled.product_id, cancelled.quantity)
     conn.commit()
@@ -194,6 +201,7 @@ def sweep_lapsed_holds(conn: Connection, now: datetime | None = None) -> int:
     conn.rollback()
     freed = 0
     for product_id in product_ids:
+        lock_product(conn, product_id)
         freed += release_lapsed_holds(conn, product_id, now)
         conn.commit()
     return freed

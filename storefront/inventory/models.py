@@ -59,6 +59,10 @@ class Hold(db.Model):
     status: Mapped[str] = mapped_column(String(16), default=HoldStatus.PENDING)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    # Set once the PaymentIntent of a released hold is cancelled (or needs no cancelling).
+    payment_released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A REFUNDED hold: Stripe's refund id once the refund went through.
+    refund_id: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

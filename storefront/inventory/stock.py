@@ -9,10 +9,16 @@ sums the holds table: their cost does not grow with live or finished holds.
 ``held_units`` still counts a hold that lapsed and was not swept yet. Availability
 must not wait for the sweep, so:
 
-- writers release a product's lapsed holds (:func:`release_lapsed_holds`) before
-  they reserve units, and reserve with one guarded UPDATE (:func:`reserve_units`);
+- writers reserve with one guarded UPDATE (:func:`reserve_units`) that trusts the
+  counters, which can only understate what is free; before they refuse, they
+  release the product's lapsed holds (:func:`release_lapsed_holds`) and look again;
 - readers add back the units of lapsed-but-unswept holds (:func:`available_units`),
   a small read on a partial index that holds only PENDING rows.
+
+Locking has one rule: every change to a product's holds or counters happens
+under that product's row lock, taken first (:func:`lock_product`, or the guarded
+UPDATE itself). One lock per product, always taken before any hold row, so no
+two writers can deadlock; several products are locked in id order.
 
 These are the hot path: the statements are built once, at import, and run on a
 plain SQLAlchemy Connection that the caller owns (and commits).
@@ -85,6 +91,26 @@ _RESERVE = (
     .returning(products.c.price, products.c.currency)
 )
 
+_SELL_HELD = (
+    update(products)
+    .where(products.c.id == _product_id)
+    .values(held_units=products.c.held_units - _quantity, sold_units=products.c.sold_units + _quantity)
+)
+
+_SELL_FREE = (
+    update(products)
+    .where(
+        products.c.id == _product_id,
+        products.c.total_quantity - products.c.sold_units - products.c.held_units >= _quantity,
+    )
+    .values(sold_units=products.c.sold_units + _quantity)
+    .returning(products.c.id)
+)
+
+_LOCK_FOR_UPDATE = select(products.c.id).where(products.c.id == _product_id).with_for_update()
+# SQLite has no row locks: a write, even a no-op one, takes its database-wide write lock.
+_LOCK_BY_WRITING = update(products).where(products.c.id == _product_id).values(id=products.c.id)
+
 _GIVE_BACK = (
     update(products)
     .where(products.c.id == _product_id)
@@ -104,13 +130,17 @@ def stock_of(conn: Connection, product_id: int, now: datetime | None = None) -> 
     return None if row is None else Stock(*row)
 
 
+def lock_product(conn: Connection, product_id: int) -> bool:
+    """Take the product's row lock for the rest of the transaction. False if there is no such product."""
+    if conn.dialect.name == "sqlite":
+        return conn.execute(_LOCK_BY_WRITING, {"product": product_id}).rowcount == 1
+    return conn.execute(_LOCK_FOR_UPDATE, {"product": product_id}).first() is not None
+
+
 def release_lapsed_holds(conn: Connection, product_id: int, now: datetime) -> int:
     """Mark the product's PENDING holds that are past ``expires_at`` EXPIRED and free their units.
 
-    Takes the lapsed holds' row locks before the product's, the same order as
-    every other writer, so concurrent callers wait for each other instead of
-    deadlocking; a hold already expired by another caller is skipped.
-    Returns the number of units freed.
+    Call under the product's lock (:func:`lock_product`). Returns the units freed.
     """
     freed = conn.execute(_RELEASE_LAPSED, {"product": product_id, "now": now}).scalars().all()
     units = sum(freed)
@@ -128,6 +158,19 @@ def reserve_units(conn: Connection, product_id: int, quantity: int):
     product is unknown or short of stock.
     """
     return conn.execute(_RESERVE, {"product": product_id, "units": quantity}).first()
+
+
+def sell_held_units(conn: Connection, product_id: int, quantity: int) -> None:
+    """A live PENDING hold was paid: its units move from held to sold."""
+    conn.execute(_SELL_HELD, {"product": product_id, "units": quantity})
+
+
+def sell_free_units(conn: Connection, product_id: int, quantity: int) -> bool:
+    """Sell ``quantity`` units that no hold covers (a late payment), if that many are free.
+
+    Same guard as a new hold; call :func:`release_lapsed_holds` first, under the lock.
+    """
+    return conn.execute(_SELL_FREE, {"product": product_id, "units": quantity}).first() is not None
 
 
 def give_back_units(conn: Connection, product_id: int, quantity: int) -> None:
@@ -150,6 +193,9 @@ def set_total(conn: Connection, product_id: int, total: int, now: datetime | Non
     Returns the new stock, None for an unknown product; raises BelowCommitted.
     """
     now = now or utcnow()
+    if not lock_product(conn, product_id):
+        conn.rollback()
+        return None
     release_lapsed_holds(conn, product_id, now)
     changed = conn.execute(
         update(products)

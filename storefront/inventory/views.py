@@ -1,4 +1,4 @@
-from flask import Blueprint, current_app, jsonify, render_template
+from flask import Blueprint, current_app, jsonify, render_template, request
 from sqlalchemy import Connection, select
 
 from storefront.clock import utcnow
@@ -6,7 +6,11 @@ from storefront.errors import ApiError
 from storefront.extensions import db, reading
 from storefront.htmx import wants_fragment
 from storefront.inventory import holds as hold_book
+from storefront.inventory.models import HoldStatus
 from storefront.inventory.stock import products, stock_of
+from storefront.payments.gateway import gateway
+from storefront.payments.intents import start_payment
+from storefront.payments.jobs import release_payment
 from storefront.params import (
     integer_field,
     optional_visitor,
@@ -30,13 +34,22 @@ def _product(conn: Connection, product_id: int):
     return product
 
 
-def _hold_fragment(conn: Connection, hold, status: int = 200, **context):
+def hold_fragment(conn: Connection, hold, status: int = 200, *, confirming: bool = False, **context):
+    """The hold as its visitor sees it, with the payment form while it can be paid."""
+    now = utcnow()
+    product = _product(conn, hold.product_id)
+    stock = stock_of(conn, hold.product_id, now)
+    live = hold_book.status_of(hold, now) == HoldStatus.PENDING
+    payment = start_payment(conn, hold) if live else None
     body = render_template(
         "inventory/_hold.html",
         hold=hold,
-        product=_product(conn, hold.product_id),
-        stock=stock_of(conn, hold.product_id),
-        now=utcnow(),
+        product=product,
+        stock=stock,
+        now=now,
+        payment=payment,
+        gateway=gateway(),
+        confirming=confirming and live,
         **context,
     )
     return body, status
@@ -81,7 +94,7 @@ def create_reservation():
 
         status = 201 if placed.created else 200
         if wants_fragment():
-            return _hold_fragment(conn, placed.hold, status)
+            return hold_fragment(conn, placed.hold, status)
     return jsonify(hold_book.hold_json(placed.hold)), status
 
 
@@ -93,7 +106,7 @@ def show_reservation(reservation: str):
         if hold is None:
             raise ApiError(404, "not_found", "No such reservation.")
         if wants_fragment():
-            return _hold_fragment(conn, hold)
+            return hold_fragment(conn, hold)
     return jsonify(hold_book.hold_json(hold))
 
 
@@ -110,8 +123,11 @@ def cancel_reservation(reservation: str):
             raise ApiError(
                 409, "not_pending", f"This hold is {status.lower()} and cannot be released.", status=status
             ) from None
-        if wants_fragment():
-            return _hold_fragment(conn, hold)
+    if hold.payment_intent_id:
+        release_payment(hold.id, hold.payment_intent_id)
+    if wants_fragment():
+        with db.engine.connect() as conn:
+            return hold_fragment(conn, hold)
     return jsonify(hold_book.hold_json(hold))
 
 
@@ -127,7 +143,7 @@ def reservation_page(reservation: str):
         hold = hold_book.find_hold(conn, hold_id, user_id)
         if hold is None:
             raise ApiError(404, "not_found", "No such reservation, or it belongs to another visitor.")
-        return _hold_fragment(conn, hold, on_hold_page=True)
+        return hold_fragment(conn, hold, on_hold_page=True, confirming=request.args.get("confirming") == "1")
 
 
 @bp.get("/products/<int:product_id>/hold")
@@ -139,4 +155,4 @@ def visitor_hold_slot(product_id: int):
         hold = hold_book.live_hold(conn, product_id, user_id, utcnow()) if user_id else None
         if hold is None:
             return render_template("inventory/_checkout_slot.html", product=product)
-        return _hold_fragment(conn, hold)
+        return hold_fragment(conn, hold)

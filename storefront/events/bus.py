@@ -1,0 +1,41 @@
+"""The event bus between the webhook and the jobs.
+
+The webhook publishes; a consumer hands each event to a job. In embedded mode
+(no ``KAFKA_BOOTSTRAP_SERVERS``) both sides run in-process, at once: the event
+is durable when the job's own commit is, and any failure reaches the webhook as
+:class:`EventNotDurable`, so Stripe delivers it again.
+"""
+
+import logging
+
+from flask import Flask, current_app
+
+from storefront import jobs
+
+log = logging.getLogger(__name__)
+
+
+class EventNotDurable(Exception):
+    """The event could not be handed over safely; the sender must try again."""
+
+
+def publish_payment_event(message: dict) -> None:
+    current_app.extensions["storefront.events"].publish(message)
+
+
+def handle_payment_message(message: dict) -> None:
+    """The consumer's side: one completion job per Stripe event, deduplicated by its id."""
+    jobs.enqueue("storefront.payments.jobs.complete_payment", message, job_id=f"payment-{message['eventId']}")
+
+
+class InProcessBus:
+    def publish(self, message: dict) -> None:
+        try:
+            handle_payment_message(message)
+        except Exception as error:
+            log.exception("in-process handling of payment event %s failed", message.get("eventId"))
+            raise EventNotDurable(type(error).__name__) from error
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["storefront.events"] = InProcessBus()

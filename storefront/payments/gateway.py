@@ -1,0 +1,187 @@
+"""The payment gateway: every call to Stripe goes through here, or to the demo stand-in.
+
+With ``STRIPE_SECRET_KEY`` set, :class:`StripeGateway` talks to Stripe (or to
+``STRIPE_API_BASE``, a Stripe-compatible server) with explicit timeouts and
+idempotency keys derived from the hold, so a retry never charges, cancels or
+refunds twice. Without it, :class:`DemoGateway` plays Stripe's part in-process
+for newcomers: clearly labelled, no network, no money.
+"""
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+import stripe
+from flask import Flask, current_app
+
+log = logging.getLogger(__name__)
+
+STRIPE_TIMEOUT_SECONDS = 10
+STRIPE_NETWORK_RETRIES = 2
+
+
+class PaymentError(Exception):
+    """Stripe could not do what we asked (network, or Stripe said no). Safe to retry."""
+
+
+@dataclass(frozen=True)
+class PaymentSession:
+    """What the payment form needs: the PaymentIntent and its client secret (for its visitor only)."""
+
+    intent_id: str
+    client_secret: str
+
+
+def intent_metadata(hold) -> dict:
+    return {"productId": str(hold.product_id), "userId": hold.user_id, "reservationId": str(hold.id)}
+
+
+class StripeGateway:
+    demo = False
+
+    def __init__(self, secret_key: str, publishable_key: str | None, webhook_secret: str, api_base: str | None):
+        self.publishable_key = publishable_key
+        self.webhook_secret = webhook_secret
+        self._client = stripe.StripeClient(
+            secret_key,
+            base_addresses={"api": api_base} if api_base else None,
+            http_client=stripe.RequestsClient(timeout=STRIPE_TIMEOUT_SECONDS),
+            max_network_retries=STRIPE_NETWORK_RETRIES,
+        )
+
+    def start_payment(self, hold) -> PaymentSession:
+        """The hold's PaymentIntent: created once (the idempotency key is the hold), then retrieved."""
+        try:
+            if hold.payment_intent_id:
+                intent = self._client.v1.payment_intents.retrieve(hold.payment_intent_id)
+            else:
+                intent = self._client.v1.payment_intents.create(
+                    params={
+                        "amount": hold.amount,
+                        "currency": hold.currency,
+                        "automatic_payment_methods": {"enabled": True},
+                        "metadata": intent_metadata(hold),
+                        "description": f"Storefront hold {hold.id}",
+                    },
+                    options={"idempotency_key": f"storefront-hold-{hold.id}-intent"},
+                )
+        except stripe.StripeError as error:
+            raise PaymentError(_describe(error)) from None
+        return PaymentSession(intent.id, intent.client_secret)
+
+    def cancel(self, intent_id: str) -> bool:
+        """Cancel a PaymentIntent so a released hold cannot be paid. False when Stripe refuses
+        because it is past cancelling (already succeeded or cancelled); raises PaymentError otherwise."""
+        try:
+            self._client.v1.payment_intents.cancel(
+                intent_id, options={"idempotency_key": f"storefront-cancel-{intent_id}"}
+            )
+        except stripe.InvalidRequestError as error:
+            log.info("payment intent %s not cancelled: %s", intent_id, error.code or "invalid state")
+            return False
+        except stripe.StripeError as error:
+            raise PaymentError(_describe(error)) from None
+        return True
+
+    def refund(self, intent_id: str, amount: int, key: str) -> str:
+        """Refund ``amount`` of a PaymentIntent, once per ``key``. Returns the refund id."""
+        try:
+            refund = self._client.v1.refunds.create(
+                params={"payment_intent": intent_id, "amount": amount},
+                options={"idempotency_key": f"storefront-refund-{key}"},
+            )
+        except stripe.StripeError as error:
+            raise PaymentError(_describe(error)) from None
+        return refund.id
+
+
+def _describe(error: stripe.StripeError) -> str:
+    # Stripe's own message and code; never the request, which could carry secrets.
+    return f"{type(error).__name__}: {error.code or ''} {error.user_message or ''}".strip()
+
+
+class DemoGateway:
+    """Stripe's part, played in-process: for trying the shop without an account.
+
+    PaymentIntent ids are derived from the hold; paying builds the
+    ``payment_intent.succeeded`` event Stripe would send, signs it exactly as
+    Stripe signs, and hands it to the same webhook code.
+    """
+
+    demo = True
+    publishable_key = None
+
+    def __init__(self, webhook_secret: str):
+        self.webhook_secret = webhook_secret
+
+    def start_payment(self, hold) -> PaymentSession:
+        intent_id = hold.payment_intent_id or f"pi_demo_{uuid.UUID(str(hold.id)).hex}"
+        return PaymentSession(intent_id, f"{intent_id}_secret_demo")
+
+    def cancel(self, intent_id: str) -> bool:
+        return True
+
+    def refund(self, intent_id: str, amount: int, key: str) -> str:
+        return f"re_demo_{hashlib.sha256(key.encode()).hexdigest()[:24]}"
+
+    def succeeded_event(self, hold, intent_id: str) -> bytes:
+        """The event Stripe would send when this hold's payment succeeds."""
+        event = {
+            "id": f"evt_demo_{uuid.uuid4().hex}",
+            "object": "event",
+            "type": "payment_intent.succeeded",
+            "created": int(time.time()),
+            "livemode": False,
+            "data": {
+                "object": {
+                    "id": intent_id,
+                    "object": "payment_intent",
+                    "amount": hold.amount,
+                    "amount_received": hold.amount,
+                    "currency": hold.currency,
+                    "status": "succeeded",
+                    "metadata": intent_metadata(hold),
+                }
+            },
+        }
+        return json.dumps(event, separators=(",", ":")).encode()
+
+
+def sign(payload: bytes, secret: str, timestamp: int | None = None) -> str:
+    """A ``Stripe-Signature`` header for ``payload``: ``t=<unix time>,v1=<HMAC-SHA256 of "t.payload">``."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    signed = f"{timestamp}.".encode() + payload
+    digest = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def demo_webhook_secret(secret_key: str) -> str:
+    """The demo gateway's webhook secret, derived from SECRET_KEY so it is stable and private."""
+    digest = hmac.new(secret_key.encode(), b"storefront demo webhook secret", hashlib.sha256).hexdigest()
+    return f"whsec_demo_{digest}"
+
+
+def gateway():
+    return current_app.extensions["storefront.gateway"]
+
+
+def init_app(app: Flask) -> None:
+    settings = app.config["STOREFRONT"]
+    if settings.stripe_secret_key:
+        if not settings.stripe_publishable_key:
+            app.logger.warning("STRIPE_PUBLISHABLE_KEY is not set: the payment form cannot load")
+        chosen = StripeGateway(
+            settings.stripe_secret_key,
+            settings.stripe_publishable_key,
+            settings.stripe_webhook_secret,
+            settings.stripe_api_base,
+        )
+    else:
+        # The contract: the webhook always verifies against STRIPE_WEBHOOK_SECRET when it is set.
+        chosen = DemoGateway(settings.stripe_webhook_secret or demo_webhook_secret(settings.secret_key))
+    app.extensions["storefront.gateway"] = chosen
+    app.add_template_global(gateway, "payment_gateway")

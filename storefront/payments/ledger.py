@@ -1,0 +1,41 @@
+"""The record of payment events: what arrived and what came of it."""
+
+from sqlalchemy import Connection
+from sqlalchemy.dialects import postgresql, sqlite
+
+from storefront.clock import utcnow
+from storefront.payments.models import PaymentEvent
+
+payment_events = PaymentEvent.__table__
+
+
+def record_event(
+    conn: Connection,
+    event_id: str,
+    event_type: str,
+    outcome: str,
+    *,
+    payment_intent_id: str | None = None,
+    reservation_id=None,
+    detail: str | None = None,
+) -> None:
+    """Write down an event's outcome; a redelivery updates the same row. Commits."""
+    now = utcnow()
+    dialect = {"postgresql": postgresql, "sqlite": sqlite}[conn.dialect.name]
+    statement = dialect.insert(payment_events).values(
+        id=event_id,
+        type=event_type,
+        payment_intent_id=payment_intent_id,
+        reservation_id=str(reservation_id) if reservation_id else None,
+        outcome=outcome,
+        detail=detail,
+        received_at=now,
+        updated_at=now,
+    )
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[payment_events.c.id],
+            set_={"outcome": statement.excluded.outcome, "detail": statement.excluded.detail, "updated_at": now},
+        )
+    )
+    conn.commit()

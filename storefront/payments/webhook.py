@@ -1,0 +1,121 @@
+"""Stripe's webhook: verify the signature on the raw body, then act on the event.
+
+Nothing but a correctly signed, fresh (300 s) request can change a hold. A
+``payment_intent.succeeded`` is handed to the event bus and acknowledged only
+once the bus holds it durably; the rest are handled here.
+"""
+
+import json
+import logging
+from dataclasses import dataclass
+
+import stripe
+
+from storefront.events.bus import EventNotDurable, publish_payment_event
+from storefront.extensions import db
+from storefront.payments.completion import release_cancelled_payment
+from storefront.payments.gateway import gateway
+from storefront.payments.ledger import record_event
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_TOLERANCE_SECONDS = 300
+SCHEMA_VERSION = 1
+
+
+class InvalidEvent(Exception):
+    """Unsigned, wrongly signed, stale or malformed: a 400, and nothing happens."""
+
+
+@dataclass(frozen=True)
+class Receipt:
+    status: int
+    body: dict
+
+
+def verify(payload: bytes, signature: str | None, secret: str) -> dict:
+    if not signature:
+        raise InvalidEvent("missing Stripe-Signature header")
+    try:
+        text = payload.decode("utf-8")
+        stripe.WebhookSignature.verify_header(text, signature, secret, SIGNATURE_TOLERANCE_SECONDS)
+        event = json.loads(text)
+    except (UnicodeDecodeError, stripe.SignatureVerificationError, ValueError) as error:
+        raise InvalidEvent(str(error).split("\n")[0]) from None
+    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
+        raise InvalidEvent("not a Stripe event")
+    return event
+
+
+def payment_message(event: dict) -> dict:
+    """The event as the pipeline carries it (the contract's Kafka value)."""
+    intent = (event.get("data") or {}).get("object") or {}
+    metadata = intent.get("metadata") or {}
+    try:
+        amount = int(intent.get("amount_received") or intent.get("amount"))
+        currency = str(intent["currency"]).lower()
+        intent_id = str(intent["id"])
+    except (KeyError, TypeError, ValueError):
+        raise InvalidEvent("payment intent without id, amount or currency") from None
+    return {
+        "schemaVersion": SCHEMA_VERSION,
+        "eventId": event["id"],
+        "type": event["type"],
+        "paymentIntentId": intent_id,
+        "reservationId": metadata.get("reservationId"),
+        "productId": metadata.get("productId"),
+        "userId": metadata.get("userId"),
+        "amount": amount,
+        "currency": currency,
+        "lastPaymentError": ((intent.get("last_payment_error") or {}).get("message")),
+    }
+
+
+def receive(payload: bytes, signature: str | None) -> Receipt:
+    """Everything the webhook does, for Stripe's requests and the demo gateway's alike."""
+    event = verify(payload, signature, gateway().webhook_secret)
+    handler = _HANDLERS.get(event["type"])
+    if handler is None:
+        return Receipt(200, {"received": True})
+    message = payment_message(event)
+    if not message["reservationId"]:
+        # Not one of our holds' intents (another integration on the same account).
+        log.info("stripe event %s for an intent without reservationId: ignored", event["id"])
+        return Receipt(200, {"received": True})
+    return handler(message)
+
+
+def _succeeded(message: dict) -> Receipt:
+    try:
+        publish_payment_event(message)
+    except EventNotDurable as error:
+        log.warning("payment event %s not handed over: %s", message["eventId"], error)
+        return Receipt(503, {"error": "unavailable", "message": "Event not stored; deliver it again."})
+    return Receipt(200, {"received": True})
+
+
+def _failed(message: dict) -> Receipt:
+    with db.engine.connect() as conn:
+        record_event(
+            conn, message["eventId"], message["type"], "payment_failed",
+            payment_intent_id=message["paymentIntentId"], reservation_id=message["reservationId"],
+            detail=message["lastPaymentError"],
+        )
+    return Receipt(200, {"received": True})
+
+
+def _canceled(message: dict) -> Receipt:
+    with db.engine.connect() as conn:
+        settlement = release_cancelled_payment(conn, message)
+        record_event(
+            conn, message["eventId"], message["type"], settlement.outcome,
+            payment_intent_id=message["paymentIntentId"], reservation_id=message["reservationId"],
+        )
+    return Receipt(200, {"received": True})
+
+
+_HANDLERS = {
+    "payment_intent.succeeded": _succeeded,
+    "payment_intent.payment_failed": _failed,
+    "payment_intent.canceled": _canceled,
+}
