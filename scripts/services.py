@@ -1,9 +1,15 @@
 """Throwaway local services for tests, benchmarks and a full local stack, without Docker.
 
-PostgreSQL comes from Debian's packages (``apt-get install postgresql``). Each server
-gets a fresh data directory under the system temp folder and a free loopback port,
-and is stopped and deleted when its context ends. ``initdb`` refuses to run as root,
-so when we are root it runs, and the server too, as the ``postgres`` user.
+Each server gets a fresh folder under the system temp folder and a free loopback
+port, and is stopped and deleted when its context ends.
+
+- PostgreSQL, from Debian's packages (``apt-get install postgresql``). ``initdb``
+  refuses to run as root, so when we are root it runs, and the server too, as the
+  ``postgres`` user.
+- stripe-mock, Stripe's own mock of its API (stateless: it checks request shapes),
+  built with ``go install`` at a pinned version into ``.cache/bin``.
+- localstripe, a stateful Stripe stand-in from PyPI, for flows that need state
+  (create, confirm, refund) and for signed webhooks sent back to us.
 
     python -m scripts.services postgres     # start one and print its DATABASE_URL
 """
@@ -150,6 +156,84 @@ class PostgresServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE_BIN = REPO / ".cache" / "bin"
+STRIPE_MOCK_MODULE = "github.com/stripe/stripe-mock@v0.203.0"
+
+
+class _Process:
+    """A server process of ours, logging to a file in its own temp folder."""
+
+    name = "server"
+
+    def __init__(self):
+        self.port = free_port()
+        self.base = Path(tempfile.mkdtemp(prefix=f"storefront-{self.name}-"))
+        self.process: subprocess.Popen | None = None
+
+    def _spawn(self, command: list[str], timeout: float = 30, **options) -> None:
+        with open(self.base / f"{self.name}.log", "wb") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=self.base, **options)
+        wait_for_port(self.port, timeout, self.name, self.process)
+
+    @property
+    def log(self) -> str:
+        return (self.base / f"{self.name}.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def stripe_mock_binary() -> Path:
+    """stripe-mock, built once at its pinned version into .cache/bin."""
+    found = shutil.which("stripe-mock", path=f"{CACHE_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    if found:
+        return Path(found)
+    if not shutil.which("go"):
+        raise RuntimeError("stripe-mock needs Go to build it (go install " + STRIPE_MOCK_MODULE + ")")
+    CACHE_BIN.mkdir(parents=True, exist_ok=True)
+    print(f"building {STRIPE_MOCK_MODULE} into {CACHE_BIN} ...", file=sys.stderr, flush=True)
+    subprocess.run(["go", "install", STRIPE_MOCK_MODULE], check=True, env={**os.environ, "GOBIN": str(CACHE_BIN)})
+    return CACHE_BIN / "stripe-mock"
+
+
+class StripeMock(_Process):
+    name = "stripe-mock"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "StripeMock":
+        self._spawn([str(stripe_mock_binary()), "-http-port", str(self.port), "-https-port", str(free_port())])
+        return self
+
+
+class Localstripe(_Process):
+    name = "localstripe"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "Localstripe":
+        self._spawn([sys.executable, "-m", "localstripe", "--port", str(self.port), "--from-scratch"])
+        return self
 
 
 def main(argv: list[str]) -> int:

@@ -15,7 +15,7 @@ import pytest
 import requests
 from sqlalchemy import text
 
-from scripts.services import PostgresServer, free_port, wait_for_port
+from scripts.services import Localstripe, PostgresServer, StripeMock, free_port, wait_for_port
 from storefront import create_app
 from storefront.extensions import db
 
@@ -26,6 +26,20 @@ TEST_SECRET_KEY = "test-secret-key-not-for-production"
 @pytest.fixture(scope="session")
 def postgres():
     with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def stripe_mock():
+    """Stripe's own API mock: checks that our requests have the shapes Stripe accepts."""
+    with StripeMock() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def localstripe():
+    """A stateful Stripe stand-in: intents that can be confirmed, refunded, and send webhooks."""
+    with Localstripe() as server:
         yield server
 
 

@@ -44,3 +44,42 @@ def lapse(reservation_id: str, seconds_ago: int = 1) -> None:
         .values(expires_at=utcnow() - timedelta(seconds=seconds_ago))
     )
     db.session.commit()
+
+
+TEST_WEBHOOK_SECRET = "whsec_test_storefront_suite_secret"
+
+
+def stripe_signature(payload: bytes, secret: str = TEST_WEBHOOK_SECRET, timestamp: int | None = None) -> str:
+    """Sign as Stripe does: HMAC-SHA256 over "<timestamp>.<raw body>", sent as t=…,v1=…."""
+    import hashlib
+    import hmac
+    import time
+
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def intent_event(hold: dict, event_type: str = "payment_intent.succeeded", *, event_id: str | None = None,
+                 intent_id: str | None = None, amount: int | None = None, currency: str | None = None,
+                 error: str | None = None) -> bytes:
+    """A Stripe event about the PaymentIntent of ``hold`` (the API's JSON for a hold)."""
+    import json
+    import uuid as uuid_module
+
+    amount = hold["amount"] if amount is None else amount
+    intent = {
+        "id": intent_id or hold.get("paymentIntentId") or f"pi_test_{hold['reservationId'].replace('-', '')[:20]}",
+        "object": "payment_intent",
+        "amount": amount,
+        "amount_received": amount if event_type == "payment_intent.succeeded" else 0,
+        "currency": currency or hold["currency"],
+        "status": {"payment_intent.succeeded": "succeeded", "payment_intent.canceled": "canceled"}.get(
+            event_type, "requires_payment_method"),
+        "metadata": {"productId": str(hold["productId"]), "userId": hold["userId"],
+                     "reservationId": hold["reservationId"]},
+        "last_payment_error": {"message": error} if error else None,
+    }
+    event = {"id": event_id or f"evt_test_{uuid_module.uuid4().hex}", "object": "event", "type": event_type,
+             "created": 1_700_000_000, "livemode": False, "data": {"object": intent}}
+    return json.dumps(event).encode()

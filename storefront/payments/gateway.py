@@ -63,9 +63,10 @@ class StripeGateway:
                     params={
                         "amount": hold.amount,
                         "currency": hold.currency,
-                        "automatic_payment_methods": {"enabled": True},
+                        # Cards: what the Payment Element shows here, and what local
+                        # Stripe stand-ins understand.
+                        "payment_method_types": ["card"],
                         "metadata": intent_metadata(hold),
-                        "description": f"Storefront hold {hold.id}",
                     },
                     options={"idempotency_key": f"storefront-hold-{hold.id}-intent"},
                 )
@@ -100,8 +101,8 @@ class StripeGateway:
 
 
 def _describe(error: stripe.StripeError) -> str:
-    # Stripe's own message and code; never the request, which could carry secrets.
-    return f"{type(error).__name__}: {error.code or ''} {error.user_message or ''}".strip()
+    # Class, HTTP status and code only: messages can quote the request, and with it a key.
+    return f"{type(error).__name__} (status {error.http_status}, code {error.code or 'none'})"
 
 
 class DemoGateway:

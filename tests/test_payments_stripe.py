@@ -1,0 +1,230 @@
+"""The Stripe gateway against local Stripe-compatible servers; never the real Stripe.
+
+stripe-mock (Stripe's own mock) proves our requests have shapes Stripe accepts.
+localstripe (stateful) runs the flows that need state: an intent created by the
+shop, confirmed with a test card as Stripe.js would, a signed webhook sent back
+to the shop, a refund issued once.
+"""
+
+import time
+import uuid
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from storefront.extensions import db
+from storefront.inventory.models import Hold
+from storefront.payments.gateway import StripeGateway, gateway
+from tests.factories import TEST_WEBHOOK_SECRET, intent_event, lapse, make_product, stripe_signature, visitor
+
+HTMX = {"HX-Request": "true"}
+STRIPE_KEYS = {
+    "STRIPE_SECRET_KEY": "sk_test_StorefrontSuite123",
+    "STRIPE_PUBLISHABLE_KEY": "pk_test_StorefrontSuite123",
+    "STRIPE_WEBHOOK_SECRET": TEST_WEBHOOK_SECRET,
+}
+
+
+def stripe_settings(settings, server):
+    return {**settings, **STRIPE_KEYS, "STRIPE_API_BASE": server.url}
+
+
+def hold_fragment(client, product, user):
+    response = client.post("/api/reservations", data={"productId": product.id, "userId": visitor(user)},
+                           headers=HTMX)
+    assert response.status_code == 201
+    html = response.get_data(as_text=True)
+    reservation_id = html.split('id="hold-')[1].split('"')[0]
+    return reservation_id, html
+
+
+def stored_hold(reservation_id):
+    db.session.expire_all()
+    return db.session.get(Hold, uuid.UUID(reservation_id))
+
+
+# stripe-mock: request shapes
+
+
+def test_the_payment_form_carries_a_payment_intent_created_through_stripe(make_app, settings, stripe_mock):
+    app = make_app(stripe_settings(settings, stripe_mock))
+    client = app.test_client()
+    with app.app_context():
+        assert isinstance(gateway(), StripeGateway)
+        product = make_product(total=2)
+        reservation_id, html = hold_fragment(client, product, 1)
+        assert "data-stripe-payment" in html
+        assert 'data-publishable-key="pk_test_StorefrontSuite123"' in html
+        assert "data-client-secret=" in html and "_secret_" in html
+        assert "Test mode" not in html  # the demo gateway is off with Stripe configured
+        assert STRIPE_KEYS["STRIPE_SECRET_KEY"] not in html
+        intent_id = stored_hold(reservation_id).payment_intent_id
+        assert intent_id and intent_id.startswith("pi_")
+        shown = client.get(f"/api/reservations/{reservation_id}", headers={"X-Visitor-Id": visitor(1)})
+        assert shown.get_json()["paymentIntentId"] == intent_id
+
+        page = client.get(f"/products/{product.id}")
+        assert "https://js.stripe.com/v3/" in page.get_data(as_text=True)
+        policy = page.headers["Content-Security-Policy"]
+        assert "script-src 'self' https://js.stripe.com" in policy
+        assert "frame-src https://js.stripe.com https://hooks.stripe.com" in policy
+
+        assert client.post(f"/reservations/{reservation_id}/demo-payment",
+                           headers={**HTMX, "X-Visitor-Id": visitor(1)}).status_code == 404
+
+
+def test_cancel_and_refund_requests_are_accepted_by_stripe_mock(make_app, settings, stripe_mock):
+    app = make_app(stripe_settings(settings, stripe_mock))
+    with app.app_context():
+        stripe = gateway()
+        assert stripe.cancel("pi_123") in (True, False)
+        assert stripe.refund("pi_123", 1500, "hold-key").startswith("re_")
+
+
+def test_an_unreachable_stripe_keeps_the_hold_and_says_payment_is_unavailable(make_app, settings):
+    app = make_app({**settings, **STRIPE_KEYS, "STRIPE_API_BASE": "http://127.0.0.1:9"})
+    client = app.test_client()
+    with app.app_context():
+        product = make_product(total=1)
+        reservation_id, html = hold_fragment(client, product, 1)
+        assert "Payment is unavailable right now" in html
+        assert stored_hold(reservation_id).status == "PENDING"
+
+
+def test_a_stripe_error_is_logged_without_the_key(make_app, settings, stripe_mock, caplog):
+    app = make_app({**stripe_settings(settings, stripe_mock), "STRIPE_SECRET_KEY": "sk_test_rejected_by_the_mock"})
+    client = app.test_client()
+    with app.app_context():
+        product = make_product(total=1)
+        _, html = hold_fragment(client, product, 1)
+        assert "Payment is unavailable right now" in html
+        assert "could not start payment" in caplog.text
+        assert "sk_test_rejected_by_the_mock" not in caplog.text
+
+
+# localstripe: flows with state
+
+
+class Shopper:
+    """Confirms a PaymentIntent with a test card on localstripe, as Stripe.js would."""
+
+    def __init__(self, server):
+        self.api = server.url
+        self.auth = {"Authorization": f"Bearer {STRIPE_KEYS['STRIPE_SECRET_KEY']}"}
+
+    def call(self, method, path, **data):
+        response = requests.request(method, f"{self.api}{path}", data=data, headers=self.auth, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def pay(self, intent_id):
+        card = self.call("POST", "/v1/payment_methods", type="card", **{
+            "card[number]": "4242424242424242", "card[exp_month]": "12", "card[exp_year]": "2035",
+            "card[cvc]": "123"})
+        self.call("POST", f"/v1/payment_intents/{intent_id}", payment_method=card["id"])
+        return self.call("POST", f"/v1/payment_intents/{intent_id}/confirm")
+
+    def refunds(self, intent_id):
+        return self.call("GET", "/v1/refunds", payment_intent=intent_id)["data"]
+
+    def intent(self, intent_id):
+        return self.call("GET", f"/v1/payment_intents/{intent_id}")
+
+
+def wait_for_status(reservation_id, status, seconds=15):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if stored_hold(reservation_id).status == status:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"hold {reservation_id} is {stored_hold(reservation_id).status}, not {status}")
+
+
+def test_paying_on_stripe_completes_the_hold_through_the_signed_webhook(app, settings, localstripe, live_server):
+    shop_settings = stripe_settings(settings, localstripe)
+    shop = live_server(shop_settings, workers=2, threads=4)
+    shopper = Shopper(localstripe)
+    hook = f"storefront-{uuid.uuid4().hex[:8]}"
+    requests.post(f"{localstripe.url}/_config/webhooks/{hook}", timeout=10, json={
+        "url": f"{shop.url}/api/webhooks/stripe", "secret": TEST_WEBHOOK_SECRET,
+        "events": ["payment_intent.succeeded"]}).raise_for_status()
+    try:
+        product = make_product(total=1)
+        held = requests.post(f"{shop.url}/api/reservations", data={"productId": product.id, "userId": visitor(1)},
+                             headers=HTMX, timeout=10)
+        reservation_id = held.text.split('id="hold-')[1].split('"')[0]
+        intent_id = stored_hold(reservation_id).payment_intent_id
+        intent = shopper.intent(intent_id)
+        assert intent["amount"] == 2500 and intent["currency"] == "usd"
+        assert intent["metadata"] == {"productId": str(product.id), "userId": visitor(1),
+                                      "reservationId": reservation_id}
+
+        assert shopper.pay(intent_id)["status"] == "succeeded"
+
+        wait_for_status(reservation_id, "COMPLETED")
+        assert shopper.refunds(intent_id) == []
+    finally:
+        # localstripe cannot forget a webhook; point this one at nothing.
+        requests.post(f"{localstripe.url}/_config/webhooks/{hook}", timeout=10,
+                      json={"url": "http://127.0.0.1:9/", "secret": "x", "events": []})
+
+
+def test_a_late_payment_for_a_unit_sold_elsewhere_is_refunded_exactly_once(make_app, settings, localstripe):
+    app = make_app(stripe_settings(settings, localstripe))
+    client = app.test_client()
+    shopper = Shopper(localstripe)
+    with app.app_context():
+        product = make_product(total=1, price=4200)
+        late_id, _ = hold_fragment(client, product, 1)
+        intent_id = stored_hold(late_id).payment_intent_id
+        lapse(late_id)
+        hold_fragment(client, product, 2)  # the lapsed unit goes to another visitor
+        shopper.pay(intent_id)
+
+        late = {"reservationId": late_id, "amount": 4200, "currency": "usd", "productId": product.id,
+                "userId": visitor(1), "paymentIntentId": intent_id}
+        payload = intent_event(late, event_id="evt_late_on_localstripe")
+        for _ in range(5):
+            response = client.post("/api/webhooks/stripe", data=payload,
+                                   headers={"Stripe-Signature": stripe_signature(payload)})
+            assert response.status_code == 200
+
+        hold = stored_hold(late_id)
+        assert hold.status == "REFUNDED"
+        refunds = shopper.refunds(intent_id)
+        assert [(r["id"], r["amount"]) for r in refunds] == [(hold.refund_id, 4200)]
+
+
+def test_releasing_a_hold_cancels_its_payment_intent(make_app, settings, localstripe):
+    app = make_app(stripe_settings(settings, localstripe))
+    client = app.test_client()
+    shopper = Shopper(localstripe)
+    with app.app_context():
+        product = make_product(total=1)
+        reservation_id, _ = hold_fragment(client, product, 1)
+        intent_id = stored_hold(reservation_id).payment_intent_id
+        released = client.delete(f"/api/reservations/{reservation_id}", headers={"X-Visitor-Id": visitor(1)})
+        assert released.get_json()["status"] == "CANCELLED"
+        assert shopper.intent(intent_id)["status"] == "canceled"
+        assert stored_hold(reservation_id).payment_released_at is not None
+
+
+def test_the_sweep_cancels_the_payment_intents_of_lapsed_holds(make_app, settings, localstripe):
+    from storefront.inventory.holds import sweep_lapsed_holds
+    from storefront.payments.jobs import release_unpaid_payments
+
+    app = make_app(stripe_settings(settings, localstripe))
+    client = app.test_client()
+    shopper = Shopper(localstripe)
+    with app.app_context():
+        product = make_product(total=1)
+        reservation_id, _ = hold_fragment(client, product, 1)
+        intent_id = stored_hold(reservation_id).payment_intent_id
+        lapse(reservation_id)
+        with db.engine.connect() as conn:
+            sweep_lapsed_holds(conn)
+        assert release_unpaid_payments() == 1
+        assert release_unpaid_payments() == 0
+        assert shopper.intent(intent_id)["status"] == "canceled"
+        assert db.session.execute(select(Hold.status)).scalar_one() == "EXPIRED"

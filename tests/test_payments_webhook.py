@@ -1,0 +1,235 @@
+"""POST /api/webhooks/stripe: signatures, and what each event does to a hold.
+
+Events are signed with a test secret exactly as Stripe signs them. The gateway
+here is the demo one (no Stripe key), so refunds are bookkeeping only; refunds
+against a Stripe-compatible server are in test_payments_stripe.py.
+"""
+
+import json
+import time
+
+import pytest
+from sqlalchemy import select
+
+from storefront.catalog.models import Product
+from storefront.extensions import db
+from storefront.inventory.models import Hold
+from storefront.payments.models import PaymentEvent
+from tests.factories import TEST_WEBHOOK_SECRET, intent_event, lapse, make_product, stripe_signature, visitor
+
+WEBHOOK = "/api/webhooks/stripe"
+
+
+@pytest.fixture
+def app(make_app, settings):
+    app = make_app({**settings, "STRIPE_WEBHOOK_SECRET": TEST_WEBHOOK_SECRET})
+    with app.app_context():
+        yield app
+
+
+def deliver(client, payload: bytes, signature: str | None = "sign"):
+    headers = {"Content-Type": "application/json"}
+    if signature == "sign":
+        signature = stripe_signature(payload)
+    if signature is not None:
+        headers["Stripe-Signature"] = signature
+    return client.post(WEBHOOK, data=payload, headers=headers)
+
+
+def place(client, product, user=1, quantity=1):
+    response = client.post(
+        "/api/reservations", json={"productId": product.id, "userId": visitor(user), "quantity": quantity}
+    )
+    assert response.status_code == 201
+    return response.get_json()
+
+
+def state(reservation: dict):
+    db.session.expire_all()
+    hold = db.session.execute(select(Hold).where(Hold.user_id == reservation["userId"])).scalars().all()
+    hold = next(h for h in hold if str(h.id) == reservation["reservationId"])
+    product = db.session.get(Product, hold.product_id)
+    return hold.status, product.held_units, product.sold_units
+
+
+def outcomes():
+    db.session.expire_all()
+    return [(e.type, e.outcome) for e in db.session.execute(select(PaymentEvent)).scalars()]
+
+
+def test_a_signed_succeeded_event_completes_the_hold(client):
+    product = make_product(total=3)
+    reservation = place(client, product, quantity=2)
+    response = deliver(client, intent_event(reservation))
+    assert response.status_code == 200
+    assert response.get_json() == {"received": True}
+    assert state(reservation) == ("COMPLETED", 0, 2)
+    assert client.get(f"/api/inventory/check/{product.id}").get_json()["available"] == 1
+    assert outcomes() == [("payment_intent.succeeded", "completed")]
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        None,  # missing
+        "",
+        "t=1700000000,v1=deadbeef",
+        "garbage",
+        "WRONG_SECRET",
+        "STALE",
+    ],
+)
+def test_an_unsigned_wrongly_signed_or_stale_event_is_400_and_changes_nothing(client, signature):
+    product = make_product(total=1)
+    reservation = place(client, product)
+    payload = intent_event(reservation)
+    if signature == "WRONG_SECRET":
+        signature = stripe_signature(payload, secret="whsec_someone_else")
+    elif signature == "STALE":
+        signature = stripe_signature(payload, timestamp=int(time.time()) - 301)
+    response = deliver(client, payload, signature)
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "invalid_signature"
+    assert state(reservation) == ("PENDING", 1, 0)
+    assert outcomes() == []
+
+
+def test_a_tampered_body_is_400(client):
+    product = make_product(total=1)
+    reservation = place(client, product)
+    payload = intent_event(reservation)
+    signature = stripe_signature(payload)
+    tampered = payload.replace(b'"amount": 2500', b'"amount": 1')
+    assert tampered != payload
+    assert deliver(client, tampered, signature).status_code == 400
+    assert state(reservation) == ("PENDING", 1, 0)
+
+
+def test_a_recent_signature_within_tolerance_is_accepted(client):
+    product = make_product(total=1)
+    reservation = place(client, product)
+    payload = intent_event(reservation)
+    assert deliver(client, payload, stripe_signature(payload, timestamp=int(time.time()) - 280)).status_code == 200
+
+
+def test_a_signed_body_that_is_not_an_event_is_400(client):
+    for payload in (b"not json", b"[1, 2]", b'{"no": "id"}'):
+        assert deliver(client, payload).status_code == 400
+
+
+def test_the_same_event_five_times_completes_once(client):
+    product = make_product(total=2)
+    reservation = place(client, product)
+    payload = intent_event(reservation, event_id="evt_same_one")
+    for _ in range(5):
+        assert deliver(client, payload).status_code == 200
+    assert state(reservation) == ("COMPLETED", 0, 1)
+    assert outcomes() == [("payment_intent.succeeded", "duplicate")]  # the last delivery's word
+
+
+def test_a_failed_payment_is_recorded_and_the_hold_survives_to_be_paid(client):
+    product = make_product(total=1)
+    reservation = place(client, product)
+    failed = deliver(client, intent_event(reservation, "payment_intent.payment_failed", error="Your card was declined."))
+    assert failed.status_code == 200
+    assert state(reservation) == ("PENDING", 1, 0)
+    event = db.session.execute(select(PaymentEvent)).scalar_one()
+    assert (event.outcome, event.detail) == ("payment_failed", "Your card was declined.")
+
+    assert deliver(client, intent_event(reservation)).status_code == 200
+    assert state(reservation) == ("COMPLETED", 0, 1)
+
+
+def test_succeeded_then_canceled_stays_completed(client):
+    product = make_product(total=1)
+    reservation = place(client, product)
+    deliver(client, intent_event(reservation))
+    assert deliver(client, intent_event(reservation, "payment_intent.canceled")).status_code == 200
+    assert state(reservation) == ("COMPLETED", 0, 1)
+    assert ("payment_intent.canceled", "kept_completed") in outcomes()
+
+
+def test_canceled_releases_a_pending_hold_at_once(client):
+    product = make_product(total=1)
+    reservation = place(client, product)
+    assert deliver(client, intent_event(reservation, "payment_intent.canceled")).status_code == 200
+    assert state(reservation) == ("CANCELLED", 0, 0)
+    assert client.get(f"/api/inventory/check/{product.id}").get_json()["available"] == 1
+
+
+def test_a_late_payment_with_stock_left_completes_the_lapsed_hold(client):
+    product = make_product(total=2)
+    reservation = place(client, product)
+    lapse(reservation["reservationId"])
+    assert deliver(client, intent_event(reservation)).status_code == 200
+    assert state(reservation) == ("COMPLETED", 0, 1)
+    assert outcomes() == [("payment_intent.succeeded", "completed_late")]
+
+
+def test_a_late_payment_for_a_swept_hold_with_stock_left_completes_it(client, app):
+    from storefront.inventory.holds import sweep_lapsed_holds
+
+    product = make_product(total=1)
+    reservation = place(client, product)
+    lapse(reservation["reservationId"])
+    with db.engine.connect() as conn:
+        sweep_lapsed_holds(conn)
+    assert state(reservation) == ("EXPIRED", 0, 0)
+    deliver(client, intent_event(reservation))
+    assert state(reservation) == ("COMPLETED", 0, 1)
+
+
+def test_a_late_payment_when_the_stock_is_gone_is_refunded_once(client):
+    product = make_product(total=1)
+    late = place(client, product, user=1)
+    lapse(late["reservationId"])
+    place(client, product, user=2)  # takes the unit that lapsed
+
+    payload = intent_event(late, event_id="evt_late_payment")
+    for _ in range(5):
+        assert deliver(client, payload).status_code == 200
+
+    db.session.expire_all()
+    hold = db.session.get(Hold, __import__("uuid").UUID(late["reservationId"]))
+    assert hold.status == "REFUNDED"
+    assert hold.refund_id and hold.refund_id.startswith("re_demo_")
+    product_row = db.session.get(Product, product.id)
+    assert (product_row.held_units, product_row.sold_units) == (1, 0)
+    shown = client.get(f"/api/reservations/{late['reservationId']}", headers={"X-Visitor-Id": visitor(1)})
+    assert shown.get_json()["status"] == "REFUNDED"
+
+
+def test_a_payment_of_the_wrong_amount_is_recorded_and_refused(client):
+    product = make_product(total=1, price=2500)
+    reservation = place(client, product)
+    for wrong in ({"amount": 100}, {"currency": "eur"}):
+        assert deliver(client, intent_event(reservation, **wrong)).status_code == 200
+        assert state(reservation) == ("PENDING", 1, 0)
+    assert {outcome for _, outcome in outcomes()} == {"amount_mismatch"}
+
+
+def test_other_event_types_are_acknowledged_and_ignored(client):
+    product = make_product(total=1)
+    reservation = place(client, product)
+    payload = json.dumps({"id": "evt_other", "object": "event", "type": "charge.refunded",
+                          "data": {"object": {"id": "ch_1"}}}).encode()
+    assert deliver(client, payload).get_json() == {"received": True}
+    assert state(reservation) == ("PENDING", 1, 0)
+    assert outcomes() == []
+
+
+def test_an_event_for_an_unknown_hold_is_recorded_and_changes_nothing(client):
+    reservation = {"reservationId": "8d3c53c4-3c1b-4a8e-9d1a-2f5d1b1c0a11", "amount": 100, "currency": "usd",
+                   "productId": 1, "userId": visitor(1)}
+    assert deliver(client, intent_event(reservation)).status_code == 200
+    assert outcomes() == [("payment_intent.succeeded", "unknown_hold")]
+
+
+def test_a_secret_never_reaches_a_page(client, app):
+    product = make_product(total=1)
+    page = client.get(f"/products/{product.id}").get_data(as_text=True)
+    fragment = client.post("/api/reservations", data={"productId": product.id, "userId": visitor(1)},
+                           headers={"HX-Request": "true"}).get_data(as_text=True)
+    for text in (page, fragment):
+        assert TEST_WEBHOOK_SECRET not in text
+        assert app.config["SECRET_KEY"] not in text
