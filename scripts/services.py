@@ -10,10 +10,16 @@ port, and is stopped and deleted when its context ends.
   built with ``go install`` at a pinned version into ``.cache/bin``.
 - localstripe, a stateful Stripe stand-in from PyPI, for flows that need state
   (create, confirm, refund) and for signed webhooks sent back to us.
+- Redis, from Debian's packages (``apt-get install redis-server``), with its
+  append-only file on, as RQ's jobs deserve.
+- Apache Kafka in KRaft mode (one node, broker and controller), on the JDK that is
+  here, from the ``org.apache.kafka:kafka_2.13`` jars that Maven fetches once into
+  ``.cache/kafka`` (see scripts/kafka/pom.xml).
 
-    python -m scripts.services postgres     # start one and print its DATABASE_URL
+    python -m scripts.services stack        # PostgreSQL, Redis and Kafka; prints the settings
 """
 
+import base64
 import contextlib
 import glob
 import os
@@ -25,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 
@@ -236,14 +243,130 @@ class Localstripe(_Process):
         return self
 
 
+class RedisServer(_Process):
+    name = "redis"
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "RedisServer":
+        binary = shutil.which("redis-server")
+        if not binary:
+            raise RuntimeError("redis-server not found: apt-get install redis-server")
+        self._spawn([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.base),
+                     "--save", "", "--appendonly", "yes", "--appendfsync", "everysec"])
+        return self
+
+
+KAFKA_LIBS = REPO / ".cache" / "kafka" / "libs"
+KAFKA_POM = REPO / "scripts" / "kafka" / "pom.xml"
+
+KAFKA_LOG4J = """\
+log4j.rootLogger=WARN, stdout
+log4j.appender.stdout=org.apache.log4j.ConsoleAppender
+log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
+log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka.server.KafkaServer=INFO
+"""
+
+
+def kafka_libs() -> Path:
+    """The broker's jars, fetched from Maven Central once (mvn dependency:copy-dependencies)."""
+    if not any(KAFKA_LIBS.glob("kafka_2.13-*.jar")):
+        print("fetching the Apache Kafka broker with Maven into .cache/kafka ...", file=sys.stderr, flush=True)
+        subprocess.run(
+            ["mvn", "-B", "-q", "-f", str(KAFKA_POM), "dependency:copy-dependencies",
+             f"-DoutputDirectory={KAFKA_LIBS}", "-DincludeScope=runtime"],
+            check=True,
+        )
+    return KAFKA_LIBS
+
+
+class KafkaServer(_Process):
+    """One KRaft node on loopback. stop() keeps its data, so start() can bring it back as it was."""
+
+    name = "kafka"
+
+    def __init__(self, heap_mb: int = 512):
+        super().__init__()
+        self.controller_port = free_port()
+        self.heap_mb = heap_mb
+        self.formatted = False
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _java(self, main_class: str, *args: str) -> list[str]:
+        return ["java", f"-Xmx{self.heap_mb}m", f"-Xms{self.heap_mb // 2}m", "-XX:+UseSerialGC",
+                f"-Dlog4j.configuration=file:{self.base / 'log4j.properties'}",
+                "-cp", f"{kafka_libs()}/*", main_class, *args]
+
+    def _configure(self) -> None:
+        (self.base / "log4j.properties").write_text(KAFKA_LOG4J)
+        (self.base / "server.properties").write_text("\n".join([
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name=PLAINTEXT",
+            f"log.dirs={self.base / 'data'}",
+            "num.partitions=3",
+            "offsets.topic.replication.factor=1",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=false",
+        ]) + "\n")
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        subprocess.run(self._java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
+                                  "-c", str(self.base / "server.properties")),
+                       check=True, stdout=subprocess.DEVNULL, cwd=self.base)
+        self.formatted = True
+
+    def start(self) -> "KafkaServer":
+        if not self.formatted:
+            self._configure()
+        self._spawn(self._java("kafka.Kafka", str(self.base / "server.properties")), timeout=90)
+        return self
+
+    def stop(self, keep_data: bool = False) -> None:
+        if keep_data:
+            if self.process is not None and self.process.poll() is None:
+                self.process.terminate()
+                self.process.wait(timeout=60)
+            return
+        super().stop()
+
+    def create_topic(self, topic: str, partitions: int = 3) -> None:
+        from kafka.admin import KafkaAdminClient, NewTopic
+        from kafka.errors import TopicAlreadyExistsError
+
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers, request_timeout_ms=30000)
+        try:
+            admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+        except TopicAlreadyExistsError:
+            pass
+        finally:
+            admin.close()
+
+
 def main(argv: list[str]) -> int:
-    if argv[1:] != ["postgres"]:
+    """Start the full local stack and print the settings that point the store at it."""
+    if argv[1:] != ["stack"]:
         print(__doc__)
         return 2
-    with PostgresServer() as server:
-        print(f"DATABASE_URL={server.url()}", flush=True)
+    with PostgresServer(durable=True) as postgres, RedisServer() as redis, KafkaServer() as kafka:
+        kafka.create_topic("storefront.payments")
+        print(f"export DATABASE_URL={postgres.url()}")
+        print(f"export REDIS_URL={redis.url}")
+        print(f"export KAFKA_BOOTSTRAP_SERVERS={kafka.bootstrap_servers}", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
-            while server.process.poll() is None:
+            while all(p.process.poll() is None for p in (postgres, redis, kafka)):
                 time.sleep(1)
     return 0
 

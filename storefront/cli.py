@@ -1,4 +1,4 @@
-"""Flask commands: ``flask --app storefront seed`` and ``stock set``."""
+"""Flask commands: ``seed``, ``stock set``, ``sweep``, ``jobs failed`` and ``jobs retry``."""
 
 import click
 from flask import Flask
@@ -9,6 +9,7 @@ from storefront.extensions import db
 from storefront.inventory.stock import BelowCommitted, set_total
 
 stock_cli = AppGroup("stock", help="Inspect and change stock.")
+jobs_cli = AppGroup("jobs", help="Background jobs that failed, and retrying them (needs REDIS_URL).")
 
 
 @click.command("seed")
@@ -39,6 +40,64 @@ def stock_set_command(product_id: int, total: int):
     click.echo(f"Product {product_id}: total {stock.total}, available {stock.available}.")
 
 
+@click.command("sweep")
+def sweep_command():
+    """Expire lapsed holds and cancel their payment intents, once (the worker does it every interval)."""
+    from storefront.inventory.jobs import sweep_expired_holds
+
+    swept = sweep_expired_holds()
+    click.echo(f"{swept['unitsReleased']} units released, {swept['intentsCancelled']} payment intents cancelled.")
+
+
+def _failed_registry():
+    from rq.registry import FailedJobRegistry
+
+    from storefront.jobs import RedisJobs, job_runner
+
+    runner = job_runner()
+    if not isinstance(runner, RedisJobs):
+        raise click.ClickException("REDIS_URL is not set: in embedded mode jobs run at once and never wait as failed.")
+    return FailedJobRegistry(queue=runner.queue), runner
+
+
+@jobs_cli.command("failed")
+def jobs_failed_command():
+    """List the jobs that ran out of retries, with their error."""
+    from rq.job import Job
+
+    registry, runner = _failed_registry()
+    job_ids = registry.get_job_ids()
+    if not job_ids:
+        click.echo("No failed jobs.")
+        return
+    for job in Job.fetch_many(job_ids, connection=runner.connection):
+        if job is None:
+            continue
+        error = (job.latest_result().exc_string if job.latest_result() else "") or ""
+        last_line = error.strip().splitlines()[-1] if error.strip() else "(no error recorded)"
+        click.echo(f"{job.id}	{job.func_name}	failed {job.ended_at:%Y-%m-%d %H:%M:%S}Z	{last_line}")
+
+
+@jobs_cli.command("retry")
+@click.argument("job_ids", nargs=-1)
+@click.option("--all", "retry_all", is_flag=True, help="Retry every failed job.")
+def jobs_retry_command(job_ids, retry_all):
+    """Put failed jobs back on the queue (they are safe to run twice)."""
+    registry, _ = _failed_registry()
+    if retry_all:
+        job_ids = registry.get_job_ids()
+    if not job_ids:
+        raise click.UsageError("name the JOB_IDS to retry, or --all")
+    missing = [job_id for job_id in job_ids if job_id not in registry]
+    if missing:
+        raise click.ClickException(f"Not among the failed jobs: {', '.join(missing)}")
+    for job_id in job_ids:
+        registry.requeue(job_id)
+    click.echo(f"Requeued {len(job_ids)} job(s).")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(seed_command)
     app.cli.add_command(stock_cli)
+    app.cli.add_command(sweep_command)
+    app.cli.add_command(jobs_cli)

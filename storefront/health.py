@@ -1,9 +1,10 @@
 """Liveness and readiness, for load balancers and orchestrators."""
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 
-from storefront.extensions import db
+from storefront.extensions import reading
+from storefront.jobs import job_runner
 
 bp = Blueprint("health", __name__)
 
@@ -15,13 +16,24 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
+    """Ready when the database, and Redis and Kafka where configured, answer."""
+    settings = current_app.config["STOREFRONT"]
     down = []
     try:
-        db.session.execute(text("SELECT 1"))
+        with reading() as conn:
+            conn.execute(text("SELECT 1"))
     except Exception:
         down.append("database")
-    finally:
-        db.session.rollback()
+    if settings.redis_url:
+        try:
+            job_runner().connection.ping()
+        except Exception:
+            down.append("redis")
+    if settings.kafka_bootstrap_servers:
+        from storefront.events.kafka import broker_answers  # kafka-python only where Kafka is used
+
+        if not broker_answers(settings.kafka_bootstrap_servers):
+            down.append("kafka")
     if down:
         return jsonify({"status": "unavailable", "down": down}), 503
     return jsonify({"status": "ok"})

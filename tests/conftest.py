@@ -15,7 +15,15 @@ import pytest
 import requests
 from sqlalchemy import text
 
-from scripts.services import Localstripe, PostgresServer, StripeMock, free_port, wait_for_port
+from scripts.services import (
+    KafkaServer,
+    Localstripe,
+    PostgresServer,
+    RedisServer,
+    StripeMock,
+    free_port,
+    wait_for_port,
+)
 from storefront import create_app
 from storefront.extensions import db
 
@@ -40,6 +48,19 @@ def stripe_mock():
 def localstripe():
     """A stateful Stripe stand-in: intents that can be confirmed, refunded, and send webhooks."""
     with Localstripe() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def kafka():
+    """One Apache Kafka node (KRaft) for the suite; each test gets its own topic."""
+    with KafkaServer() as server:
         yield server
 
 
@@ -76,6 +97,17 @@ def make_app(tmp_path):
         with app.app_context():
             _empty_tables()
             db.engine.dispose()
+        _close_connections(app)
+
+
+def _close_connections(app):
+    """Close what an app opened to Kafka and Redis, so no socket outlives its test."""
+    bus = app.extensions.get("storefront.events")
+    if hasattr(bus, "close"):
+        bus.close()
+    jobs = app.extensions.get("storefront.jobs")
+    if hasattr(jobs, "connection"):
+        jobs.connection.close()
 
 
 def _empty_tables():
@@ -174,3 +206,47 @@ def rendered(app):
     template_rendered.connect(record, app)
     yield names
     template_rendered.disconnect(record, app)
+
+
+class WorkerProcess:
+    """``python worker.py`` as its own process, as in production."""
+
+    def __init__(self, env: dict, log_path: Path, role: str = "all"):
+        self.log_path = log_path
+        self.log = open(log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "worker.py", role], cwd=REPO, env={**os.environ, **env},
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def worker(tmp_path):
+    """Start ``python worker.py`` with the given settings: ``worker(settings, role="all")``."""
+    workers = []
+
+    def start(settings: dict, role: str = "all") -> WorkerProcess:
+        process = WorkerProcess(settings, tmp_path / "worker.log", role)
+        workers.append(process)
+        return process
+
+    yield start
+    for process in workers:
+        if process.process.poll() is None:
+            process.stop()

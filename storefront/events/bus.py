@@ -1,9 +1,11 @@
 """The event bus between the webhook and the jobs.
 
-The webhook publishes; a consumer hands each event to a job. In embedded mode
-(no ``KAFKA_BOOTSTRAP_SERVERS``) both sides run in-process, at once: the event
-is durable when the job's own commit is, and any failure reaches the webhook as
-:class:`EventNotDurable`, so Stripe delivers it again.
+The webhook publishes; a consumer hands each event to a job. With
+``KAFKA_BOOTSTRAP_SERVERS`` the bus is Kafka (``events/kafka.py``) and the
+consumer runs in ``python worker.py``. In embedded mode both sides run
+in-process, at once: the event is durable when the job's own commit is, and any
+failure reaches the webhook as :class:`EventNotDurable`, so Stripe delivers it
+again.
 """
 
 import logging
@@ -38,4 +40,10 @@ class InProcessBus:
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["storefront.events"] = InProcessBus()
+    settings = app.config["STOREFRONT"]
+    if settings.kafka_bootstrap_servers:
+        from storefront.events.kafka import KafkaBus
+
+        app.extensions["storefront.events"] = KafkaBus(settings.kafka_bootstrap_servers, settings.kafka_payments_topic)
+    else:
+        app.extensions["storefront.events"] = InProcessBus()

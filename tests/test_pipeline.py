@@ -1,0 +1,270 @@
+"""The event pipeline on real services: webhook → Kafka → consumer → RQ → completion job.
+
+PostgreSQL, Redis and Apache Kafka are real servers started by the suite;
+``python worker.py`` runs as its own process, and is stopped, killed and
+restarted as an operator (or a crash) would.
+"""
+
+import json
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from kafka import KafkaConsumer
+from redis import Redis
+from sqlalchemy import func, select
+
+from scripts.services import KafkaServer
+from storefront.catalog.models import Product
+from storefront.extensions import db
+from storefront.inventory.models import Hold
+from storefront.payments.models import PaymentEvent
+from tests.factories import TEST_WEBHOOK_SECRET, intent_event, make_product, stripe_signature, visitor
+
+
+@pytest.fixture
+def pipeline_settings(settings, redis_server, kafka):
+    """Settings for the full stack, with a topic of this test's own."""
+    topic = f"payments-{uuid.uuid4().hex[:10]}"
+    kafka.create_topic(topic)
+    Redis.from_url(redis_server.url).flushdb()
+    return {
+        **settings,
+        "STRIPE_WEBHOOK_SECRET": TEST_WEBHOOK_SECRET,
+        "REDIS_URL": redis_server.url,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "KAFKA_PAYMENTS_TOPIC": topic,
+        "SWEEP_INTERVAL_SECONDS": "60",
+    }
+
+
+@pytest.fixture
+def shop(make_app, pipeline_settings):
+    app = make_app(pipeline_settings)
+    with app.app_context():
+        yield app
+
+
+def place_holds(client, product, visitors):
+    holds = []
+    for n in visitors:
+        response = client.post("/api/reservations", json={"productId": product.id, "userId": visitor(n)})
+        assert response.status_code == 201
+        holds.append(response.get_json())
+    return holds
+
+
+def deliver(url_or_client, payload: bytes):
+    headers = {"Stripe-Signature": stripe_signature(payload), "Content-Type": "application/json"}
+    if isinstance(url_or_client, str):
+        return requests.post(f"{url_or_client}/api/webhooks/stripe", data=payload, headers=headers, timeout=30)
+    return url_or_client.post("/api/webhooks/stripe", data=payload, headers=headers)
+
+
+def statuses(product_id) -> dict:
+    db.session.expire_all()
+    rows = db.session.execute(select(Hold.status, func.count()).where(Hold.product_id == product_id)
+                              .group_by(Hold.status)).all()
+    return dict(rows)
+
+
+def wait_until(condition, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"not within {seconds}s: {what}")
+
+
+def counters(product_id):
+    db.session.expire_all()
+    product = db.session.get(Product, product_id)
+    return product.held_units, product.sold_units
+
+
+def test_a_signed_payment_is_completed_through_kafka_and_rq(shop, pipeline_settings, worker):
+    client = shop.test_client()
+    product = make_product(total=2)
+    [reservation] = place_holds(client, product, [1])
+    running = worker(pipeline_settings)
+
+    response = deliver(client, intent_event(reservation, event_id="evt_pipeline_one"))
+    assert response.status_code == 200
+
+    wait_until(lambda: statuses(product.id) == {"COMPLETED": 1}, 20, "the hold is COMPLETED")
+    assert counters(product.id) == (0, 1)
+    assert running.process.poll() is None
+
+    # The message on the topic is the contract's: keyed by the reservation, versioned.
+    consumer = KafkaConsumer(pipeline_settings["KAFKA_PAYMENTS_TOPIC"],
+                             bootstrap_servers=pipeline_settings["KAFKA_BOOTSTRAP_SERVERS"],
+                             group_id=f"inspect-{uuid.uuid4().hex}", auto_offset_reset="earliest",
+                             consumer_timeout_ms=5000)
+    [record] = list(consumer)
+    consumer.close()
+    message = json.loads(record.value)
+    assert record.key.decode() == reservation["reservationId"]
+    assert {"schemaVersion", "eventId", "type", "paymentIntentId", "reservationId", "productId", "userId",
+            "amount", "currency"} <= message.keys()
+    assert (message["eventId"], message["type"], message["amount"]) == (
+        "evt_pipeline_one", "payment_intent.succeeded", 2500)
+
+
+def test_duplicates_and_200_events_at_once_complete_each_hold_exactly_once(
+        shop, pipeline_settings, worker, live_server):
+    client = shop.test_client()
+    product = make_product(total=200)
+    holds = place_holds(client, product, range(200))
+    server = live_server(pipeline_settings, workers=2, threads=8)
+    worker(pipeline_settings)
+
+    payloads = [intent_event(h, event_id=f"evt_many_{n}") for n, h in enumerate(holds)]
+    payloads += [payloads[0]] * 4  # the first one, five times in all
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        answers = list(pool.map(lambda payload: deliver(server.url, payload).status_code, payloads))
+    assert answers == [200] * 204
+
+    wait_until(lambda: statuses(product.id) == {"COMPLETED": 200}, 60, "all 200 holds COMPLETED")
+    assert counters(product.id) == (0, 200)
+    recorded = db.session.execute(select(func.count()).select_from(PaymentEvent)).scalar_one()
+    assert recorded == 200
+
+
+def test_with_kafka_down_webhooks_answer_503_and_redelivery_completes_them(
+        make_app, pipeline_settings, worker, tmp_path):
+    with KafkaServer() as broker:
+        broker.create_topic("storefront.payments")
+        settings = {**pipeline_settings, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+                    "KAFKA_PAYMENTS_TOPIC": "storefront.payments"}
+        app = make_app(settings)
+        client = app.test_client()
+        with app.app_context():
+            product = make_product(total=3)
+            holds = place_holds(client, product, [1, 2, 3])
+            payloads = [intent_event(h) for h in holds]
+            assert deliver(client, payloads[0]).status_code == 200  # the producer is connected
+
+            broker.stop(keep_data=True)
+            refused = [deliver(client, payload) for payload in payloads[1:]]
+            assert [r.status_code for r in refused] == [503, 503]
+            assert refused[0].get_json()["error"] == "unavailable"
+
+            broker.start()
+            running = worker(settings)
+            for payload in payloads[1:]:  # Stripe delivers again
+                wait_until(lambda p=payload: deliver(client, p).status_code == 200, 30, "Kafka is back")
+            wait_until(lambda: statuses(product.id) == {"COMPLETED": 3}, 30, "all three COMPLETED")
+            assert counters(product.id) == (0, 3)
+            running.stop()
+
+
+def test_a_worker_killed_mid_batch_leaves_no_paid_hold_pending(shop, pipeline_settings, worker):
+    client = shop.test_client()
+    total = 400
+    product = make_product(total=total)
+    holds = place_holds(client, product, range(total))
+    for n, hold in enumerate(holds):
+        assert deliver(client, intent_event(hold, event_id=f"evt_crash_{n}")).status_code == 200
+
+    first = worker(pipeline_settings)
+    wait_until(lambda: statuses(product.id).get("COMPLETED", 0) >= 10, 30, "the worker got going")
+    first.kill()  # SIGKILL: no chance to finish its job, commit offsets or say goodbye
+    completed_at_kill = statuses(product.id).get("COMPLETED", 0)
+    assert completed_at_kill < total, "the kill came after the batch: nothing was tested"
+
+    worker(pipeline_settings)
+    # A job cut off mid-run is retried once RQ sees its worker gone (a minute or so).
+    wait_until(lambda: statuses(product.id) == {"COMPLETED": total}, 150, "every paid hold COMPLETED")
+    assert counters(product.id) == (0, total)
+
+
+def test_the_sweep_expires_lapsed_holds_cancels_their_intents_and_frees_the_stock(
+        make_app, pipeline_settings, worker, localstripe):
+    settings = {
+        **pipeline_settings,
+        "HOLD_TTL_SECONDS": "2",
+        "SWEEP_INTERVAL_SECONDS": "1",
+        "STRIPE_SECRET_KEY": "sk_test_StorefrontSuite123",
+        "STRIPE_PUBLISHABLE_KEY": "pk_test_StorefrontSuite123",
+        "STRIPE_API_BASE": localstripe.url,
+    }
+    app = make_app(settings)
+    client = app.test_client()
+    with app.app_context():
+        product = make_product(total=2)
+        intents = []
+        for n in (1, 2):
+            html = client.post("/api/reservations", data={"productId": product.id, "userId": visitor(n)},
+                               headers={"HX-Request": "true"}).get_data(as_text=True)
+            reservation_id = html.split('id="hold-')[1].split('"')[0]
+            intents.append(db.session.get(Hold, uuid.UUID(reservation_id)).payment_intent_id)
+        assert all(intents)
+        assert client.get(f"/api/inventory/check/{product.id}").get_json()["available"] == 0
+
+        worker(settings)
+        wait_until(lambda: statuses(product.id) == {"EXPIRED": 2}, 30, "both holds EXPIRED by the sweep")
+        assert counters(product.id) == (0, 0)
+        assert client.get(f"/api/inventory/check/{product.id}").get_json()["available"] == 2
+
+        auth = {"Authorization": "Bearer sk_test_StorefrontSuite123"}
+
+        def cancelled():
+            return all(requests.get(f"{localstripe.url}/v1/payment_intents/{intent}", headers=auth,
+                                    timeout=10).json()["status"] == "canceled" for intent in intents)
+
+        wait_until(cancelled, 15, "both payment intents cancelled")
+
+
+def test_failed_jobs_are_listed_with_their_reason_and_retried(make_app, pipeline_settings, localstripe):
+    """A refund that cannot reach Stripe fails the job; an operator retries it once Stripe is back."""
+    from rq import SimpleWorker
+
+    from storefront.jobs import job_runner
+
+    keys = {"STRIPE_SECRET_KEY": "sk_test_StorefrontSuite123", "STRIPE_WEBHOOK_SECRET": TEST_WEBHOOK_SECRET}
+    broken = make_app({**pipeline_settings, **keys, "STRIPE_API_BASE": "http://127.0.0.1:9"})
+    mended = make_app({**pipeline_settings, **keys, "STRIPE_API_BASE": localstripe.url})
+
+    with broken.app_context():
+        product = make_product(total=0)
+        hold = Hold(product_id=product.id, user_id=visitor(1), quantity=1, amount=2500, currency="usd",
+                    status="CANCELLED", expires_at=__import__("storefront.clock").clock.utcnow())
+        db.session.add(hold)
+        db.session.commit()
+        intent = requests.post(f"{localstripe.url}/v1/payment_intents", timeout=10,
+                               headers={"Authorization": "Bearer sk_test_StorefrontSuite123"},
+                               data={"amount": 2500, "currency": "usd", "payment_method": "pm_card_visa",
+                                     "confirm": "true"})
+        intent_id = intent.json()["id"] if intent.ok else "pi_unknown"
+        message = {"schemaVersion": 1, "eventId": "evt_refund_fails", "type": "payment_intent.succeeded",
+                   "paymentIntentId": intent_id, "reservationId": str(hold.id), "productId": product.id,
+                   "userId": visitor(1), "amount": 2500, "currency": "usd"}
+        runner = job_runner()
+        runner.queue.enqueue("storefront.payments.jobs.complete_payment", message, job_id="payment-evt_refund_fails")
+        SimpleWorker([runner.queue], connection=runner.connection).work(burst=True)
+
+        listed = broken.test_cli_runner().invoke(args=["jobs", "failed"])
+        assert listed.exit_code == 0
+        assert "payment-evt_refund_fails" in listed.output and "PaymentError" in listed.output
+        assert "sk_test_" not in listed.output
+
+    with mended.app_context():
+        retried = mended.test_cli_runner().invoke(args=["jobs", "retry", "payment-evt_refund_fails"])
+        assert retried.exit_code == 0, retried.output
+        SimpleWorker([job_runner().queue], connection=job_runner().connection).work(burst=True)
+        db.session.expire_all()
+        refunded = db.session.get(Hold, hold.id)
+        assert refunded.status == "REFUNDED" and refunded.refund_id
+        assert mended.test_cli_runner().invoke(args=["jobs", "failed"]).output.strip() == "No failed jobs."
+
+
+def test_readiness_names_what_is_down(make_app, settings, pipeline_settings):
+    ready = make_app(pipeline_settings).test_client().get("/readyz")
+    assert ready.status_code == 200
+    down = make_app({**settings, "REDIS_URL": "redis://127.0.0.1:9/0",
+                     "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"}).test_client().get("/readyz")
+    assert down.status_code == 503
+    assert down.get_json()["down"] == ["redis", "kafka"]

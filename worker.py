@@ -1,0 +1,157 @@
+"""The background side: ``python worker.py [all|consumer|jobs|cron]``.
+
+- consumer: reads payment events from Kafka and hands each to RQ (needs
+  KAFKA_BOOTSTRAP_SERVERS);
+- jobs: an RQ worker that runs the completion jobs and the sweep (needs REDIS_URL);
+- cron: RQ's cron scheduler, which enqueues the sweep every
+  SWEEP_INTERVAL_SECONDS (needs REDIS_URL).
+
+``all`` (the default) runs every role the settings allow in this one process:
+the RQ worker in the main thread, where it owns SIGTERM and SIGINT (a warm
+shutdown: the job in hand finishes), the consumer and the scheduler beside it.
+To scale out, run the roles as separate processes, as many as you like: the
+consumers share partitions through their group, RQ workers share the queue, and
+sweeps are safe to run at once.
+
+Embedded mode (no Redis, no Kafka) has no queue to work: events and jobs run in
+the web process; ``all`` then runs only the sweep, every interval.
+"""
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from storefront import create_app
+from storefront.extensions import db
+
+log = logging.getLogger("storefront.worker")
+
+ROLES = ("all", "consumer", "jobs", "cron")
+MAINTENANCE_INTERVAL_SECONDS = 10  # how soon a job abandoned by a killed worker is retried, at the least
+
+
+def run_consumer(app, stopping: threading.Event | None = None):
+    from storefront.events.bus import handle_payment_message
+    from storefront.events.kafka import PaymentConsumer, ensure_topic
+
+    settings = app.config["STOREFRONT"]
+
+    def handle(message: dict) -> None:
+        with app.app_context():
+            handle_payment_message(message)
+
+    ensure_topic(settings.kafka_bootstrap_servers, settings.kafka_payments_topic)
+    consumer = PaymentConsumer(settings.kafka_bootstrap_servers, settings.kafka_payments_topic, handle)
+    if stopping is not None:
+        threading.Thread(target=lambda: (stopping.wait(), consumer.stop()), daemon=True).start()
+    return consumer
+
+
+def cron_scheduler(app):
+    from rq.cron import CronScheduler
+
+    from storefront.inventory.jobs import sweep_expired_holds
+    from storefront.jobs import QUEUE_NAME, job_runner
+
+    class ThreadedCronScheduler(CronScheduler):
+        # Beside an RQ worker the main thread owns the signals; here we only schedule.
+        def _install_signal_handlers(self):
+            if threading.current_thread() is threading.main_thread():
+                super()._install_signal_handlers()
+
+    settings = app.config["STOREFRONT"]
+    scheduler = ThreadedCronScheduler(connection=job_runner().worker_connection(), name=f"storefront-sweep-{id(app)}")
+    scheduler.register(
+        sweep_expired_holds, QUEUE_NAME, interval=settings.sweep_interval_seconds,
+        job_timeout=max(30, settings.sweep_interval_seconds * 5), result_ttl=600,
+    )
+    return scheduler
+
+
+def run_jobs_worker(app) -> None:
+    from rq import Queue, SimpleWorker
+
+    from storefront.jobs import job_runner
+
+    runner = job_runner()
+    connection = runner.worker_connection()
+    # SimpleWorker runs each job in this process, inside the app context pushed in main().
+    worker = SimpleWorker([Queue(runner.queue.name, connection=connection)], connection=connection,
+                          maintenance_interval=MAINTENANCE_INTERVAL_SECONDS)
+    worker.work(with_scheduler=True, logging_level="INFO")
+
+
+def run_embedded_sweep(app) -> None:
+    from storefront.inventory.jobs import sweep_expired_holds
+
+    interval = app.config["STOREFRONT"].sweep_interval_seconds
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    log.info("embedded mode: events and jobs run in the web process; sweeping every %ss", interval)
+    while not stop.wait(interval):
+        sweep_expired_holds()
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("role", nargs="?", default="all", choices=ROLES)
+    role = parser.parse_args(argv).role
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # its INFO is every connection it opens
+
+    app = create_app()
+    app.app_context().push()
+    settings = app.config["STOREFRONT"]
+    kafka, redis = bool(settings.kafka_bootstrap_servers), bool(settings.redis_url)
+
+    needs = {"consumer": ("KAFKA_BOOTSTRAP_SERVERS", kafka), "jobs": ("REDIS_URL", redis), "cron": ("REDIS_URL", redis)}
+    if role in needs and not needs[role][1]:
+        print(f"worker.py {role}: {needs[role][0]} is not set", file=sys.stderr)
+        return 2
+
+    if role == "consumer":
+        consumer = run_consumer(app)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: consumer.stop())
+        consumer.run()
+    elif role == "jobs":
+        run_jobs_worker(app)
+    elif role == "cron":
+        cron_scheduler(app).start()
+    elif not redis:
+        if kafka:
+            # Kafka without Redis: the consumer runs each job itself, then commits.
+            consumer = run_consumer(app)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: consumer.stop())
+            consumer.run()
+        else:
+            run_embedded_sweep(app)
+    else:
+        stopping = threading.Event()
+        threads = []
+        if kafka:
+            consumer = run_consumer(app, stopping)
+            threads.append(threading.Thread(target=consumer.run, name="consumer"))
+        scheduler = cron_scheduler(app)
+        threads.append(threading.Thread(target=scheduler.start, name="cron", daemon=True))
+        for thread in threads:
+            thread.start()
+        try:
+            run_jobs_worker(app)  # returns after SIGTERM, once the job in hand is done
+        finally:
+            stopping.set()
+            for thread in threads:
+                if not thread.daemon:
+                    thread.join(timeout=30)
+            scheduler.register_death()
+    db.engine.dispose()
+    log.info("worker stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
