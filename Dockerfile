@@ -1,0 +1,22 @@
+# The store's image, for compose.yaml: the same code runs as web (gunicorn),
+# worker (python worker.py) and the one-shot migration.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+
+# Dependencies first, so that a code change does not reinstall them.
+COPY pyproject.toml README.md ./
+COPY storefront ./storefront
+# Editable: create_app() finds templates/, static/ and migrations/ beside the package.
+RUN pip install -e .
+
+COPY templates ./templates
+COPY static ./static
+COPY migrations ./migrations
+COPY wsgi.py worker.py ./
+
+RUN useradd --create-home storefront
+USER storefront
+EXPOSE 8000
+CMD ["gunicorn", "wsgi:app", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", "--worker-class", "gthread"]

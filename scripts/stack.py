@@ -1,0 +1,68 @@
+"""The full stack on this machine, without Docker: PostgreSQL, Redis and Kafka started
+by scripts/services.py, the schema migrated and the demo catalogue loaded, then the
+web side (gunicorn) and the background side (worker.py). Ctrl-C stops it all; the
+data lives in temp folders and goes with it.
+
+    scripts/stack                      # the store at http://127.0.0.1:5000
+    PORT=8000 scripts/stack
+
+Stripe settings in the environment (STRIPE_SECRET_KEY, ...) are passed on; without
+them the demo gateway takes payments.
+"""
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+
+from scripts.services import KafkaServer, PostgresServer, REPO, RedisServer, wait_for_port
+
+
+def main() -> int:
+    port = int(os.environ.get("PORT", "5000"))
+    print("==> starting PostgreSQL, Redis and Kafka", flush=True)
+    with PostgresServer(durable=True) as postgres, RedisServer() as redis, KafkaServer() as kafka:
+        kafka.create_topic(os.environ.get("KAFKA_PAYMENTS_TOPIC", "storefront.payments"))
+        env = {
+            **os.environ,
+            "DATABASE_URL": postgres.url(),
+            "REDIS_URL": redis.url,
+            "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+            "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(32),
+        }
+        flask = [sys.executable, "-m", "flask", "--app", "storefront"]
+        print("==> migrating and loading the demo catalogue", flush=True)
+        subprocess.run([*flask, "db", "upgrade"], env=env, cwd=REPO, check=True)
+        subprocess.run([*flask, "seed"], env=env, cwd=REPO, check=True)
+
+        web = subprocess.Popen([sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}",
+                                "--workers", "2", "--threads", "4", "--worker-class", "gthread"],
+                               env=env, cwd=REPO)
+        worker = subprocess.Popen([sys.executable, "worker.py"], env=env, cwd=REPO)
+        wait_for_port(port, 30, "gunicorn", web)
+        print(f"\n==> the store is at http://127.0.0.1:{port} (Ctrl-C stops everything)")
+        print(f"    DATABASE_URL={postgres.url()}\n    REDIS_URL={redis.url}\n"
+              f"    KAFKA_BOOTSTRAP_SERVERS={kafka.bootstrap_servers}", flush=True)
+        try:
+            while web.poll() is None and worker.poll() is None:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
+            print("\n==> stopping", flush=True)
+            for process in (web, worker):
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
+            for process in (web, worker):
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

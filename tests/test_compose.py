@@ -1,0 +1,54 @@
+"""compose.yaml cannot run here (no Docker), so it is read against the scripts that
+start the same services on this machine, and against the settings the app reads."""
+
+import re
+from pathlib import Path
+
+import yaml
+
+from storefront.config import Config
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def compose():
+    return yaml.safe_load((REPO / "compose.yaml").read_text())
+
+
+def test_compose_has_every_role_and_runs_what_the_scripts_run():
+    services = compose()["services"]
+    assert {"postgres", "redis", "kafka", "migrate", "web", "worker", "stripe-cli"} <= services.keys()
+    assert services["migrate"]["command"] == ["flask", "--app", "storefront", "db", "upgrade"]
+    assert services["web"]["command"][:2] == ["gunicorn", "wsgi:app"]
+    assert services["worker"]["command"] == ["python", "worker.py"]
+    assert services["web"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert services["stripe-cli"]["profiles"] == ["stripe"]
+    assert "web:8000/api/webhooks/stripe" in services["stripe-cli"]["command"]
+
+
+def test_compose_kafka_is_the_version_and_mode_the_scripts_start():
+    pom = (REPO / "scripts" / "kafka" / "pom.xml").read_text()
+    version = re.search(r"<kafka.version>(.+)</kafka.version>", pom).group(1)
+    kafka = compose()["services"]["kafka"]
+    assert kafka["image"] == f"apache/kafka:{version}"
+    assert kafka["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert kafka["environment"]["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    services_script = (REPO / "scripts" / "services.py").read_text()
+    assert "auto.create.topics.enable=false" in services_script
+    assert "process.roles=broker,controller" in services_script
+
+
+def test_compose_redis_keeps_an_append_only_file_like_the_scripts():
+    assert "--appendonly" in compose()["services"]["redis"]["command"]
+    assert '"--appendonly", "yes"' in (REPO / "scripts" / "services.py").read_text()
+
+
+def test_compose_settings_are_ones_the_app_reads(tmp_path):
+    environment = compose()["x-storefront-env"]
+    names = {name.upper() for name in Config.__dataclass_fields__} | {"DATABASE_URL", "SECRET_KEY"}
+    assert set(environment) <= names
+    resolved = {key: re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(value)) for key, value in environment.items()}
+    config = Config.from_env(resolved, tmp_path)
+    assert config.database_url.startswith("postgresql+psycopg://")
+    assert config.kafka_bootstrap_servers == ("kafka:9092",)
+    assert config.redis_url == "redis://redis:6379/0"
