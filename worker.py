@@ -29,7 +29,10 @@ from storefront.extensions import db
 log = logging.getLogger("storefront.worker")
 
 ROLES = ("all", "consumer", "jobs", "cron")
-MAINTENANCE_INTERVAL_SECONDS = 10  # how soon a job abandoned by a killed worker is retried, at the least
+# How often the worker looks for jobs abandoned by a killed worker (and retries them),
+# and how long it blocks on an empty queue before it looks again.
+MAINTENANCE_INTERVAL_SECONDS = 10
+WORKER_TTL_SECONDS = 30
 
 
 def run_consumer(app, stopping: threading.Event | None = None):
@@ -79,7 +82,7 @@ def run_jobs_worker(app) -> None:
     connection = runner.worker_connection()
     # SimpleWorker runs each job in this process, inside the app context pushed in main().
     worker = SimpleWorker([Queue(runner.queue.name, connection=connection)], connection=connection,
-                          maintenance_interval=MAINTENANCE_INTERVAL_SECONDS)
+                          maintenance_interval=MAINTENANCE_INTERVAL_SECONDS, worker_ttl=WORKER_TTL_SECONDS)
     worker.work(with_scheduler=True, logging_level="INFO")
 
 

@@ -18,7 +18,9 @@ log = logging.getLogger(__name__)
 QUEUE_NAME = "storefront"
 REDIS_TIMEOUT_SECONDS = 5
 RETRY_INTERVALS = [1, 5, 30, 120, 600]  # seconds; then the failed registry
-JOB_TIMEOUT_SECONDS = 120
+# Long enough for a refund through Stripe (10 s, two retries); short, because a job
+# whose worker was killed is retried only this long (plus a minute) after it started.
+JOB_TIMEOUT_SECONDS = 45
 RESULT_TTL_SECONDS = 24 * 3600
 FAILURE_TTL_SECONDS = 30 * 24 * 3600
 
