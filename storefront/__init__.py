@@ -17,7 +17,7 @@ def create_app(config: Config | dict | None = None, instance_path: str | None = 
     app = Flask(
         __name__,
         template_folder="../templates",
-        static_folder="../static",
+        static_folder=None,  # served by storefront.assets, with fingerprinted names
         instance_path=instance_path,
         instance_relative_config=True,
     )
@@ -29,7 +29,7 @@ def create_app(config: Config | dict | None = None, instance_path: str | None = 
             raise SystemExit(f"storefront: configuration error: {error}") from None
     app.config.from_mapping(config.flask_settings())
 
-    from storefront import cli, errors, formatting, htmx, jobs, security
+    from storefront import assets, cli, errors, formatting, htmx, jobs, security
     from storefront.events import bus
     from storefront.extensions import db, migrate
     from storefront.payments import gateway
@@ -39,6 +39,7 @@ def create_app(config: Config | dict | None = None, instance_path: str | None = 
     htmx.init_app(app)
     errors.init_app(app)
     formatting.init_app(app)
+    assets.init_app(app)
     cli.init_app(app)
     security.init_app(app)
     gateway.init_app(app)

@@ -1,5 +1,7 @@
 """The HTML pages: catalogue, product, hold."""
 
+import re
+
 from storefront.catalog.seed import seed_demo_catalogue
 from tests.factories import lapse, make_product, visitor
 
@@ -14,8 +16,9 @@ def test_catalogue_lists_every_product_with_its_stock_and_buy_button(client, ren
         assert name in html
     assert html.count('class="buy-button"') == 4
     assert "$120.00" in html
-    # htmx and FingerprintJS come from our own static folder, never a CDN.
-    assert "/static/vendor/htmx.min.js" in html and "/static/vendor/fp.min.js" in html
+    # htmx and FingerprintJS come from our own static folder, never a CDN, under fingerprinted names.
+    assert re.search(r'src="/static/vendor/htmx\.min\.[0-9a-f]{10}\.js"', html)
+    assert re.search(r'src="/static/vendor/fp\.min\.[0-9a-f]{10}\.js"', html)
     assert "https://" not in html.split("<body>")[0]
 
 
@@ -99,3 +102,15 @@ def test_hold_page_shows_the_outcome_once_the_hold_lapsed(client):
 def test_health_and_readiness(client):
     assert client.get("/healthz").get_json() == {"status": "ok"}
     assert client.get("/readyz").status_code == 200
+
+
+def test_static_files_are_fingerprinted_and_cached_for_a_year(client):
+    html = client.get("/").get_data(as_text=True)
+    script = re.search(r'src="(/static/js/storefront\.[0-9a-f]{10}\.js)"', html).group(1)
+    with client.get(script) as response:
+        assert response.status_code == 200
+        assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert client.get(script.replace(script[-13:-3], "0" * 10)).status_code == 404  # a stale digest
+    with client.get("/static/js/storefront.js") as plain:
+        assert plain.headers["Cache-Control"] == "public, max-age=3600"
+    assert client.get("/static/../pyproject.toml").status_code == 404
