@@ -34,9 +34,13 @@
     return Promise.race([computed, timeout]);
   }
 
+  // Deferred scripts run before DOMContentLoaded, and htmx wires its listeners then:
+  // anything that needs htmx waits for that moment.
+  var domReady = false;
+  document.addEventListener("DOMContentLoaded", function () { domReady = true; });
   function whenLoaded(callback) {
-    if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", callback);
-    else callback();
+    if (domReady || document.readyState === "complete") callback();
+    else document.addEventListener("DOMContentLoaded", callback);
   }
 
   var visitorReady = fingerprint()
@@ -44,7 +48,6 @@
     .then(function (id) {
       visitorId = /^[A-Za-z0-9_-]{8,128}$/.test(id || "") ? id : storedRandomId();
       document.documentElement.dataset.visitorId = visitorId;
-      // htmx wires its listeners on DOMContentLoaded: announce the visitor after that.
       whenLoaded(function () {
         document.body.dispatchEvent(new CustomEvent("visitor-ready", { detail: { visitorId: visitorId } }));
       });
@@ -70,15 +73,18 @@
     if (event.detail.verb === "post") event.detail.parameters["userId"] = visitorId;
   });
 
-  // Countdowns: every <time data-expires-at> counts down; at zero its hold asks for its new state.
+  // Countdowns: every <time data-expires-at> counts down; at zero its hold asks the server
+  // for its new state, and asks again every few seconds while the server (whose clock
+  // may run a little behind this one) still calls it live.
   function tick() {
     var now = Date.now();
     document.querySelectorAll("time[data-expires-at]").forEach(function (el) {
-      var left = Math.max(0, Math.round((Date.parse(el.dataset.expiresAt) - now) / 1000));
+      var left = Math.max(0, Math.ceil((Date.parse(el.dataset.expiresAt) - now) / 1000));
       var text = Math.floor(left / 60) + ":" + ("0" + (left % 60)).slice(-2);
       if (el.textContent !== text) el.textContent = text;
-      if (left === 0 && !el.dataset.lapsed) {
-        el.dataset.lapsed = "true";
+      var askedAt = Number(el.dataset.askedAt || 0);
+      if (left === 0 && now - askedAt > 2000) {
+        el.dataset.askedAt = String(now);
         var hold = el.closest(".hold");
         if (hold) htmx.trigger(hold, "hold-lapsed");
         document.body.dispatchEvent(new CustomEvent("stock-changed"));

@@ -148,11 +148,11 @@ def reservation_page(reservation: str):
 
 @bp.get("/products/<int:product_id>/hold")
 def visitor_hold_slot(product_id: int):
-    """The product page's checkout slot: the visitor's live hold, if any, after a reload."""
+    """What goes in the product page's checkout slot: the visitor's live hold, if any, after a reload."""
     user_id = optional_visitor()
     with db.engine.connect() as conn:
-        product = _product(conn, product_id)
+        _product(conn, product_id)  # 404 for an unknown product
         hold = hold_book.live_hold(conn, product_id, user_id, utcnow()) if user_id else None
         if hold is None:
-            return render_template("inventory/_checkout_slot.html", product=product)
+            return ""  # the slot stays empty, ready for Buy
         return hold_fragment(conn, hold)

@@ -1,0 +1,259 @@
+"""The shopper's journey in a real browser: Debian's Chromium driven by Playwright,
+against the store served by gunicorn, on PostgreSQL, with the demo gateway.
+
+Every test fails on a console error, an uncaught page error, a failed request
+or an error status that it did not provoke itself. The screenshots in the README
+are taken here, at desktop and phone widths, into docs/screenshots/.
+"""
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from storefront.catalog.seed import seed_demo_catalogue
+from tests.factories import make_product
+
+REPO = Path(__file__).resolve().parent.parent
+SCREENSHOTS = Path(os.environ.get("SCREENSHOTS_DIR", REPO / "docs" / "screenshots"))
+DESKTOP = {"width": 1280, "height": 860}
+PHONE = {"width": 390, "height": 844}
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+]
+
+
+def chromium_path() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        raise RuntimeError("Chromium not found: apt-get install chromium (scripts/bootstrap --services does)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def browser():
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def store(app, settings, live_server):
+    """The store under gunicorn, polling stock every second. Extra settings: store(HOLD_TTL_SECONDS="4")."""
+
+    def start(**extra):
+        return live_server({**settings, "STOCK_POLL_SECONDS": "1", **extra}, workers=2, threads=4).url
+
+    return start
+
+
+class Shopper:
+    """One browser context: one visitor, with their own fingerprint and storage."""
+
+    def __init__(self, browser, base_url: str, *, viewport=DESKTOP, javascript=True, expected=(), **context):
+        self.context = browser.new_context(viewport=viewport, java_script_enabled=javascript, base_url=base_url,
+                                           **context)
+        self.page = self.context.new_page()
+        self.problems: list[str] = []
+        self.expected = [re.compile(pattern) for pattern in expected]
+        self.page.on("console", lambda m: m.type == "error" and self._problem(f"console: {m.text}"))
+        self.page.on("pageerror", lambda error: self._problem(f"page error: {error}"))
+        self.page.on("requestfailed", lambda r: self._problem(f"failed: {r.url} {r.failure}"))
+        self.page.on("response", lambda r: r.status >= 400 and self._problem(f"{r.status}: {r.url}"))
+
+    def _problem(self, text: str) -> None:
+        if not any(pattern.search(text) for pattern in self.expected):
+            self.problems.append(text)
+
+    def visit(self, path: str):
+        self.page.goto(path)
+        return self.page
+
+    def wait_for_visitor(self) -> str:
+        self.page.wait_for_selector("html[data-visitor-id]", state="attached")
+        return self.page.get_attribute("html", "data-visitor-id")
+
+    def buy(self, product_id: int):
+        self.wait_for_visitor()
+        self.page.click(f"#stock-{product_id} button.buy-button")
+        return self.page.wait_for_selector(".hold")
+
+    def shot(self, name: str) -> None:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture
+def shopper(browser):
+    opened = []
+
+    def open_(base_url, **options) -> Shopper:
+        opened.append(Shopper(browser, base_url, **options))
+        return opened[-1]
+
+    yield open_
+    problems = [problem for each in opened for problem in each.problems]
+    for each in opened:
+        each.context.close()
+    assert problems == [], "the browser saw errors"
+
+
+def stock_of(page, product_id):
+    return page.locator(f"#stock-{product_id}")
+
+
+def test_stock_and_buy_button_follow_another_visitor_by_themselves(store, shopper):
+    product = make_product(total=1, name="Last lamp")
+    url = store()
+    # The same Chromium gives every context the same fingerprint: the second visitor
+    # is another "device", with its own language and time zone.
+    watcher, buyer = shopper(url), shopper(url, locale="fr-FR", timezone_id="Europe/Paris")
+
+    page = watcher.visit("/")
+    page.click("text=Last lamp")
+    expect(page).to_have_url(re.compile(rf"/products/{product.id}$"))
+    expect(stock_of(page, product.id)).to_contain_text("1 of 1 left")
+    expect(stock_of(page, product.id).locator("button")).to_be_enabled()
+
+    buyer.visit(f"/products/{product.id}")
+    buyer.buy(product.id)
+    # Nobody reloads: the watcher's Buy button polls its way to sold out.
+    expect(stock_of(page, product.id)).to_contain_text("Sold out", timeout=5000)
+    expect(stock_of(page, product.id).locator("button")).to_be_disabled()
+    assert watcher.wait_for_visitor() != buyer.wait_for_visitor()
+
+    buyer.page.click("text=Release this hold")
+    expect(buyer.page.locator(".hold-cancelled")).to_be_visible()
+    expect(stock_of(page, product.id)).to_contain_text("1 of 1 left", timeout=5000)
+    expect(stock_of(page, product.id).locator("button")).to_be_enabled()
+
+
+def test_buy_then_pay_in_place_and_the_hold_page_shows_the_sale(store, shopper):
+    product = make_product(total=3, name="Tea tin", price=1450)
+    visitor = shopper(store())
+    page = visitor.visit(f"/products/{product.id}")
+    hold = visitor.buy(product.id)
+    reservation_id = hold.get_attribute("id").removeprefix("hold-")
+    expect(page.locator("#payment-form")).to_contain_text("Test mode")
+    expect(page.locator("#payment-form button")).to_have_text("Pay $14.50 (demo)")
+    expect(stock_of(page, product.id)).to_contain_text("2 of 3 left")
+
+    page.click("#payment-form button")
+    expect(page.locator(".hold-completed")).to_contain_text("Paid: it is yours")
+
+    page.goto(f"/reservations/{reservation_id}")
+    expect(page.locator(".hold-completed")).to_contain_text("1 × Tea tin, $14.50")
+
+
+def test_a_reload_brings_back_the_same_hold_and_countdown(store, shopper):
+    product = make_product(total=2)
+    visitor = shopper(store())
+    page = visitor.visit(f"/products/{product.id}")
+    hold_id = visitor.buy(product.id).get_attribute("id")
+    before = page.locator(".hold time").get_attribute("datetime")
+
+    page.reload()
+    expect(page.locator(f"#{hold_id}")).to_be_visible()
+    assert page.locator(".hold time").get_attribute("datetime") == before
+    minutes, seconds = page.locator(".hold time").inner_text().split(":")
+    assert 0 < int(minutes) * 60 + int(seconds) <= 600
+
+    page.click(f"#stock-{product.id} button.buy-button")  # Buy again: the same hold, not a second
+    expect(page.locator(".hold")).to_have_count(1)
+    expect(page.locator(f"#{hold_id}")).to_be_visible()
+
+
+def test_the_countdown_reaching_zero_shows_the_lapse_and_buy_comes_back(store, shopper):
+    product = make_product(total=1)
+    visitor = shopper(store(HOLD_TTL_SECONDS="4"))
+    page = visitor.visit(f"/products/{product.id}")
+    visitor.buy(product.id)
+    expect(stock_of(page, product.id).locator("button")).to_be_disabled()
+
+    expect(page.locator(".hold-expired")).to_contain_text("This hold lapsed", timeout=10000)
+    expect(page.locator(".hold time")).to_have_count(0)
+    expect(stock_of(page, product.id).locator("button")).to_be_enabled(timeout=5000)
+    expect(stock_of(page, product.id)).to_contain_text("1 of 1 left")
+
+
+def test_a_blocked_fingerprint_script_falls_back_to_a_stored_id(store, shopper):
+    product = make_product(total=2)
+    blocked = [r"fp\.min\.[0-9a-f]+\.js", r"^console: Failed to load resource: net::ERR_FAILED$"]
+    visitor = shopper(store(), expected=blocked)
+    visitor.context.route(re.compile(r".*/fp\.min\.[0-9a-f]+\.js$"), lambda route: route.abort())
+    page = visitor.visit(f"/products/{product.id}")
+    visitor_id = visitor.wait_for_visitor()
+    assert re.fullmatch(r"r[0-9a-f]{32}", visitor_id)
+
+    visitor.buy(product.id)
+    expect(page.locator("#payment-form")).to_be_visible()
+    page.reload()
+    assert visitor.wait_for_visitor() == visitor_id  # kept in this browser's storage
+    expect(page.locator(".hold-pending")).to_be_visible()
+
+
+def test_browsing_works_with_javascript_off(store, shopper):
+    seed_demo_catalogue()
+    visitor = shopper(store(), javascript=False)
+    page = visitor.visit("/")
+    expect(page.locator(".product-card")).to_have_count(4)
+    expect(page.locator(".stock-level").first).to_contain_text("of 40 left")
+    page.click("text=Merino beanie")
+    expect(page.locator("h1")).to_have_text("Merino beanie")
+    expect(page.locator(".stock-level")).to_contain_text("25 of 25 left")
+    # (Chromium with scripting turned off by DevTools still parses <noscript> as text.)
+    assert "holding an item needs it" in page.content()
+
+
+def test_a_keyboard_alone_can_buy_and_pay(store, shopper):
+    product = make_product(total=1, name="Keyboard kit")
+    visitor = shopper(store())
+    page = visitor.visit(f"/products/{product.id}")
+    visitor.wait_for_visitor()
+
+    def tab_to(selector: str) -> None:
+        target = page.locator(selector)
+        for _ in range(30):
+            page.keyboard.press("Tab")
+            if target.evaluate("element => element === document.activeElement"):
+                return
+        raise AssertionError(f"{selector} cannot be reached with Tab")
+
+    tab_to(f"#stock-{product.id} button.buy-button")
+    page.keyboard.press("Enter")
+    expect(page.locator("#payment-form")).to_be_visible()
+    tab_to("#payment-form button")
+    page.keyboard.press("Enter")
+    expect(page.locator(".hold-completed")).to_be_visible()
+
+
+@pytest.mark.parametrize("width", ["desktop", "phone"])
+def test_screenshots_for_the_readme(store, shopper, width):
+    seed_demo_catalogue()
+    viewport = DESKTOP if width == "desktop" else PHONE
+    url = store()
+    visitor = shopper(url, viewport=viewport)
+    rival = shopper(url, viewport=viewport, locale="de-DE", timezone_id="Europe/Berlin")
+
+    visitor.visit("/")
+    visitor.shot(f"catalogue-{width}")
+    page = visitor.visit("/products/2")
+    visitor.wait_for_visitor()
+    visitor.shot(f"product-{width}")
+    visitor.buy(2)
+    expect(page.locator("#payment-form")).to_be_visible()
+    visitor.shot(f"payment-form-{width}")
+    page.click("#payment-form button")
+    expect(page.locator(".hold-completed")).to_be_visible()
+    visitor.shot(f"completed-{width}")
+
+    rival.visit("/products/4")
+    rival.buy(4)  # the single print is held by someone else now
+    sold_out = visitor.visit("/products/4")
+    expect(stock_of(sold_out, 4)).to_contain_text("Sold out")
+    visitor.shot(f"sold-out-{width}")
