@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, bindparam, literal_column, select, update
+from sqlalchemy import Connection, bindparam, func, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 
@@ -37,6 +37,15 @@ class OutOfStock(Exception):
     def __init__(self, available: int):
         super().__init__(f"only {available} available")
         self.available = available
+
+
+class HoldLimit(Exception):
+    """The visitor already holds as many units as one visitor may."""
+
+    def __init__(self, held: int, limit: int):
+        super().__init__(f"{held} units held, limit {limit}")
+        self.held = held
+        self.limit = limit
 
 
 class HoldNotPending(Exception):
@@ -103,7 +112,9 @@ _CANCEL = (
 )
 
 
-def place_hold(conn: Connection, product_id: int, user_id: str, quantity: int, ttl_seconds: int) -> PlacedHold:
+def place_hold(
+    conn: Connection, product_id: int, user_id: str, quantity: int, ttl_seconds: int, max_visitor_units: int
+) -> PlacedHold:
     """Hold ``quantity`` units for the visitor, or give back the live hold they already have.
 
     Race-free across processes: units are reserved by one guarded UPDATE under
@@ -111,7 +122,8 @@ def place_hold(conn: Connection, product_id: int, user_id: str, quantity: int, t
     per visitor and product, so twenty presses of Buy at once make one hold.
     The first try trusts the counters (BEGIN, reserve, insert, COMMIT); only a
     refusal releases lapsed holds and looks again, so a "no" is always exact.
-    Raises ProductNotFound or OutOfStock.
+    A new hold must also keep the visitor within ``max_visitor_units`` across
+    products. Raises ProductNotFound, OutOfStock or HoldLimit.
     """
     insert_unless_held = _INSERT_UNLESS_HELD[conn.dialect.name]
     for attempt in range(3):
@@ -151,6 +163,10 @@ def place_hold(conn: Connection, product_id: int, user_id: str, quantity: int, t
             },
         ).first()
         if placed is not None:
+            held = _visitor_units(conn, user_id, now)
+            if held > max_visitor_units:
+                conn.rollback()
+                raise HoldLimit(held - quantity, max_visitor_units)
             conn.commit()
             return PlacedHold(placed, created=True)
 
@@ -161,6 +177,26 @@ def place_hold(conn: Connection, product_id: int, user_id: str, quantity: int, t
         if existing is not None:
             return PlacedHold(existing, created=False)
     raise RuntimeError("could not settle a hold after three rounds")
+
+
+_VISITOR_UNITS = select(func.coalesce(func.sum(holds.c.quantity), 0)).where(
+    holds.c.user_id == bindparam("visitor"), is_pending, holds.c.expires_at > bindparam("now", type_=UTCDateTime)
+)
+
+
+def _visitor_units(conn: Connection, user_id: str, now: datetime) -> int:
+    """Units the visitor holds live, across products, this transaction's new hold included.
+
+    On PostgreSQL a transaction-scoped advisory lock per visitor comes first, so two
+    holds by one visitor on different products are counted one after the other.
+    (SQLite runs one writer at a time anyway.)
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(_LOCK_VISITOR, {"visitor": user_id})
+    return conn.execute(_VISITOR_UNITS, {"visitor": user_id, "now": now}).scalar_one()
+
+
+_LOCK_VISITOR = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("visitor"), 0)))
 
 
 def live_hold(conn: Connection, product_id: int, user_id: str, now: datetime) -> Row | None:

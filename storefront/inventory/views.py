@@ -3,7 +3,7 @@ from sqlalchemy import Connection, select
 
 from storefront.clock import utcnow
 from storefront.errors import ApiError
-from storefront.extensions import db, reading
+from storefront.extensions import db, holds_rate_limit, reading
 from storefront.htmx import wants_fragment
 from storefront.inventory import holds as hold_book
 from storefront.inventory.models import HoldStatus
@@ -67,6 +67,7 @@ def check_stock(product_id: int):
 
 
 @bp.post("/api/reservations")
+@holds_rate_limit
 def create_reservation():
     settings = _settings()
     data = request_body()
@@ -76,7 +77,9 @@ def create_reservation():
 
     with db.engine.connect() as conn:
         try:
-            placed = hold_book.place_hold(conn, product_id, user_id, quantity, settings.hold_ttl_seconds)
+            placed = hold_book.place_hold(
+                conn, product_id, user_id, quantity, settings.hold_ttl_seconds, settings.max_held_units_per_visitor
+            )
         except hold_book.ProductNotFound:
             raise ApiError(404, "not_found", "No such product.") from None
         except hold_book.OutOfStock as short:
@@ -90,6 +93,12 @@ def create_reservation():
                 return body, 409
             raise ApiError(
                 409, "out_of_stock", f"Only {short.available} available.", available=short.available
+            ) from None
+        except hold_book.HoldLimit as limit:
+            raise ApiError(
+                409, "hold_limit",
+                f"You already hold {limit.held} units; one visitor may hold {limit.limit} at once.",
+                limit=limit.limit, held=limit.held,
             ) from None
 
         status = 201 if placed.created else 200
