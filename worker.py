@@ -25,6 +25,7 @@ import threading
 
 from storefront import create_app
 from storefront.extensions import db
+from storefront.logs import configure_logging
 
 log = logging.getLogger("storefront.worker")
 
@@ -102,8 +103,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("role", nargs="?", default="all", choices=ROLES)
     role = parser.parse_args(argv).role
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)  # its INFO is every connection it opens
+    configure_logging()
 
     app = create_app()
     app.app_context().push()

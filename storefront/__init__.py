@@ -29,7 +29,7 @@ def create_app(config: Config | dict | None = None, instance_path: str | None = 
             raise SystemExit(f"storefront: configuration error: {error}") from None
     app.config.from_mapping(config.flask_settings())
 
-    from storefront import assets, cli, errors, formatting, htmx, jobs, security
+    from storefront import assets, cli, errors, formatting, htmx, jobs, logs, metrics, security
     from storefront.events import bus
     from storefront.extensions import db, limiter, migrate
     from storefront.payments import gateway
@@ -42,6 +42,8 @@ def create_app(config: Config | dict | None = None, instance_path: str | None = 
     errors.init_app(app)
     formatting.init_app(app)
     assets.init_app(app)
+    logs.init_app(app)
+    metrics.init_app(app)
     cli.init_app(app)
     security.init_app(app)
     gateway.init_app(app)

@@ -88,7 +88,7 @@ def test_embedded_sqlite_is_race_free_across_processes_too(tmp_path, live_server
 
     instance = tmp_path / "instance"
     database_url = f"sqlite:///{instance / 'storefront.sqlite3'}"
-    settings = {"DATABASE_URL": database_url, "SECRET_KEY": "embedded-race-test"}
+    settings = {"DATABASE_URL": database_url, "SECRET_KEY": "embedded-race-test", "HOLD_RATE_LIMIT": "100000/minute"}
     app = create_app(settings, instance_path=str(instance))
     with app.app_context():
         flask_migrate.upgrade()

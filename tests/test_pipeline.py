@@ -91,8 +91,11 @@ def test_a_signed_payment_is_completed_through_kafka_and_rq(shop, pipeline_setti
     [reservation] = place_holds(client, product, [1])
     running = worker(pipeline_settings)
 
-    response = deliver(client, intent_event(reservation, event_id="evt_pipeline_one"))
+    payload = intent_event(reservation, event_id="evt_pipeline_one")
+    response = client.post("/api/webhooks/stripe", data=payload, headers={
+        "Stripe-Signature": stripe_signature(payload), "X-Request-Id": "trace-pipeline-0001"})
     assert response.status_code == 200
+    assert response.headers["X-Request-Id"] == "trace-pipeline-0001"
 
     wait_until(lambda: statuses(product.id) == {"COMPLETED": 1}, 20, "the hold is COMPLETED")
     assert counters(product.id) == (0, 1)
@@ -100,7 +103,12 @@ def test_a_signed_payment_is_completed_through_kafka_and_rq(shop, pipeline_setti
     started = time.monotonic()
     assert running.stop() == 0  # SIGTERM: a clean, prompt shutdown
     assert time.monotonic() - started < 20
-    assert "worker stopped" in running.log_path.read_text()
+    # One JSON line per record; the job's carries the webhook request's id across Kafka.
+    lines = [json.loads(line) for line in running.log_path.read_text().splitlines() if line.startswith("{")]
+    job_lines = [line for line in lines if line["logger"] == "storefront.payments.jobs"]
+    assert [line["request_id"] for line in job_lines] == ["trace-pipeline-0001"]
+    assert "completed" in job_lines[0]["message"]
+    assert any(line["message"] == "worker stopped" for line in lines)
 
     # The message on the topic is the contract's: keyed by the reservation, versioned.
     consumer = KafkaConsumer(pipeline_settings["KAFKA_PAYMENTS_TOPIC"],

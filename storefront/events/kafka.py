@@ -21,6 +21,7 @@ from kafka.serializer import Deserializer, Serializer
 from kafka.structs import OffsetAndMetadata
 
 from storefront.events.bus import EventNotDurable
+from storefront.metrics import KAFKA_PUBLISH_FAILURES
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class KafkaBus:
             future = self._get_producer().send(self.topic, key=str(message["reservationId"]), value=message)
             future.get(timeout=PUBLISH_TIMEOUT_SECONDS)
         except (KafkaError, TimeoutError) as error:
+            KAFKA_PUBLISH_FAILURES.inc()
             raise EventNotDurable(f"Kafka did not acknowledge: {type(error).__name__}") from None
 
     def close(self) -> None:

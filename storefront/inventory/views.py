@@ -1,3 +1,5 @@
+import logging
+
 from flask import Blueprint, current_app, jsonify, render_template, request
 from sqlalchemy import Connection, select
 
@@ -7,6 +9,7 @@ from storefront.extensions import db, holds_rate_limit, reading
 from storefront.htmx import wants_fragment
 from storefront.inventory import holds as hold_book
 from storefront.inventory.models import HoldStatus
+from storefront.metrics import HOLDS
 from storefront.inventory.stock import products, stock_of
 from storefront.payments.gateway import gateway
 from storefront.payments.intents import start_payment
@@ -21,6 +24,7 @@ from storefront.params import (
 )
 
 bp = Blueprint("inventory", __name__)
+log = logging.getLogger(__name__)
 
 
 def _settings():
@@ -81,8 +85,10 @@ def create_reservation():
                 conn, product_id, user_id, quantity, settings.hold_ttl_seconds, settings.max_held_units_per_visitor
             )
         except hold_book.ProductNotFound:
+            HOLDS.labels("unknown_product").inc()
             raise ApiError(404, "not_found", "No such product.") from None
         except hold_book.OutOfStock as short:
+            HOLDS.labels("out_of_stock").inc()
             if wants_fragment():
                 body = render_template(
                     "inventory/_sold_out.html",
@@ -95,6 +101,7 @@ def create_reservation():
                 409, "out_of_stock", f"Only {short.available} available.", available=short.available
             ) from None
         except hold_book.HoldLimit as limit:
+            HOLDS.labels("hold_limit").inc()
             raise ApiError(
                 409, "hold_limit",
                 f"You already hold {limit.held} units; one visitor may hold {limit.limit} at once.",
@@ -102,6 +109,9 @@ def create_reservation():
             ) from None
 
         status = 201 if placed.created else 200
+        HOLDS.labels("created" if placed.created else "existing").inc()
+        if placed.created:
+            log.info("hold %s placed: %s × product %s for %s", placed.hold.id, quantity, product_id, user_id)
         if wants_fragment():
             return hold_fragment(conn, placed.hold, status)
     return jsonify(hold_book.hold_json(placed.hold)), status

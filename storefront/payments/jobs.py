@@ -11,13 +11,24 @@ from storefront.inventory.models import HoldStatus
 from storefront.inventory.stock import holds
 from storefront.payments.completion import record_refund, settle_payment
 from storefront.payments.gateway import PaymentError, gateway
+from storefront.logs import request_id_var
+from storefront.metrics import measured_job
 from storefront.payments.ledger import record_event
 
 log = logging.getLogger(__name__)
 
 
+@measured_job("complete_payment")
 def complete_payment(message: dict) -> str:
     """A ``payment_intent.succeeded``: complete the hold, or refund a payment that cannot be kept."""
+    token = request_id_var.set(message.get("requestId"))  # the request that started it all, in our logs
+    try:
+        return _complete_payment(message)
+    finally:
+        request_id_var.reset(token)
+
+
+def _complete_payment(message: dict) -> str:
     intent_id = message["paymentIntentId"]
     with db.engine.connect() as conn:
         settlement = settle_payment(conn, message)

@@ -13,6 +13,8 @@ import stripe
 
 from storefront.events.bus import EventNotDurable, publish_payment_event
 from storefront.extensions import db
+from storefront.logs import current_request_id
+from storefront.metrics import WEBHOOK_EVENTS
 from storefront.payments.completion import release_cancelled_payment
 from storefront.payments.gateway import gateway
 from storefront.payments.ledger import record_event
@@ -68,21 +70,32 @@ def payment_message(event: dict) -> dict:
         "amount": amount,
         "currency": currency,
         "lastPaymentError": ((intent.get("last_payment_error") or {}).get("message")),
+        "requestId": current_request_id(),
     }
 
 
 def receive(payload: bytes, signature: str | None) -> Receipt:
     """Everything the webhook does, for Stripe's requests and the demo gateway's alike."""
-    event = verify(payload, signature, gateway().webhook_secret)
+    try:
+        event = verify(payload, signature, gateway().webhook_secret)
+    except InvalidEvent:
+        WEBHOOK_EVENTS.labels("unverified", "refused").inc()
+        raise
     handler = _HANDLERS.get(event["type"])
     if handler is None:
+        WEBHOOK_EVENTS.labels("other", "ignored").inc()
         return Receipt(200, {"received": True})
     message = payment_message(event)
     if not message["reservationId"]:
         # Not one of our holds' intents (another integration on the same account).
         log.info("stripe event %s for an intent without reservationId: ignored", event["id"])
+        WEBHOOK_EVENTS.labels(event["type"], "ignored").inc()
         return Receipt(200, {"received": True})
-    return handler(message)
+    receipt = handler(message)
+    log.info("stripe event %s (%s) for hold %s: %s", event["id"], event["type"], message["reservationId"],
+             receipt.status)
+    WEBHOOK_EVENTS.labels(event["type"], "accepted" if receipt.status == 200 else "unavailable").inc()
+    return receipt
 
 
 def _succeeded(message: dict) -> Receipt:

@@ -1,0 +1,80 @@
+"""Prometheus metrics, correct under several gunicorn workers.
+
+With ``PROMETHEUS_MULTIPROC_DIR`` set (gunicorn.conf.py sets it), every process
+writes its samples there and ``/metrics`` adds them up; worker.py on the same
+host may share the folder, and its job metrics then show up too. Without it,
+one process's own registry is served.
+"""
+
+import os
+import time
+
+from flask import Blueprint, Flask, Response, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+REQUESTS = Counter("storefront_http_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram(
+    "storefront_http_request_duration_seconds", "HTTP request latency", ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+HOLDS = Counter("storefront_holds_total", "Hold requests by outcome", ["outcome"])
+WEBHOOK_EVENTS = Counter("storefront_webhook_events_total", "Stripe webhook events", ["type", "result"])
+KAFKA_PUBLISH_FAILURES = Counter("storefront_kafka_publish_failures_total", "Events Kafka did not acknowledge")
+JOB_DURATION = Histogram("storefront_job_duration_seconds", "Background job run time", ["job"])
+JOB_FAILURES = Counter("storefront_job_failures_total", "Background job runs that raised", ["job"])
+SWEPT_UNITS = Counter("storefront_sweep_units_released_total", "Units released by the sweep")
+SWEEPS = Counter("storefront_sweeps_total", "Sweep runs")
+
+bp = Blueprint("metrics", __name__)
+
+
+@bp.get("/metrics")
+def metrics():
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        body = generate_latest(registry)
+    else:
+        body = generate_latest()
+    return Response(body, content_type=CONTENT_TYPE_LATEST)
+
+
+def measured_job(name: str):
+    """Record a job's run time, and its failures, under ``name``."""
+
+    def decorate(function):
+        def run(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            except Exception:
+                JOB_FAILURES.labels(name).inc()
+                raise
+            finally:
+                JOB_DURATION.labels(name).observe(time.perf_counter() - started)
+
+        run.__name__, run.__doc__, run.__module__ = function.__name__, function.__doc__, function.__module__
+        run.__qualname__ = function.__qualname__
+        return run
+
+    return decorate
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+
+    @app.before_request
+    def start_timer():
+        request.environ["storefront.started"] = time.perf_counter()
+
+    @app.after_request
+    def count_request(response):
+        # The route's rule, not the URL: ids would make one series per hold.
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        started = request.environ.get("storefront.started")
+        if started is not None:
+            LATENCY.labels(route).observe(time.perf_counter() - started)
+        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        return response

@@ -1,0 +1,86 @@
+"""What operators see: metrics, request ids, logs without secrets."""
+
+import logging
+import re
+
+import requests
+
+from storefront.logs import RequestContextFilter, redact, request_id_var
+from tests.factories import make_product, visitor
+
+
+def metric(text: str, name: str, **labels) -> float:
+    label_text = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    pattern = re.escape(name) + (r"\{" + re.escape(label_text) + r"\}" if labels else "") + r" ([0-9.e+]+)"
+    found = re.search(pattern, text)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_metrics_count_requests_holds_and_webhook_events(client):
+    product = make_product(total=1)
+    before = client.get("/metrics").get_data(as_text=True)
+    client.post("/api/reservations", json={"productId": product.id, "userId": visitor(1)})
+    client.post("/api/reservations", json={"productId": product.id, "userId": visitor(2)})
+    client.post("/api/webhooks/stripe", data=b"{}", headers={"Stripe-Signature": "t=1,v1=00"})
+    response = client.get("/metrics")
+    after = response.get_data(as_text=True)
+    assert response.headers["Content-Type"].startswith("text/plain")
+    for outcome in ("created", "out_of_stock"):
+        grew = metric(after, "storefront_holds_total", outcome=outcome) - metric(
+            before, "storefront_holds_total", outcome=outcome)
+        assert grew == 1
+    assert metric(after, "storefront_http_requests_total", method="POST", route="/api/reservations",
+                  status="201") >= 1
+    assert metric(after, "storefront_webhook_events_total", type="unverified", result="refused") >= 1
+    assert "storefront_http_request_duration_seconds_bucket" in after
+
+
+def test_metrics_add_up_across_gunicorn_workers(app, settings, live_server, tmp_path):
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    product = make_product(total=100)
+    server = live_server({**settings, "PROMETHEUS_MULTIPROC_DIR": str(folder)}, workers=3, threads=2)
+    with requests.Session() as session:
+        for n in range(30):
+            session.post(f"{server.url}/api/reservations", json={"productId": product.id, "userId": visitor(n)},
+                         timeout=10).raise_for_status()
+        text = session.get(f"{server.url}/metrics", timeout=10).text
+    # Whichever worker answered each hold, /metrics sees all thirty.
+    assert metric(text, "storefront_holds_total", outcome="created") == 30
+    assert len({path.name.split("_")[-1] for path in folder.glob("counter_*.db")}) > 1
+
+
+def test_every_answer_carries_a_request_id(client):
+    given = client.get("/healthz", headers={"X-Request-Id": "trace-abc-12345"})
+    assert given.headers["X-Request-Id"] == "trace-abc-12345"
+    made = client.get("/healthz", headers={"X-Request-Id": "bad id with spaces"})
+    assert re.fullmatch(r"[0-9a-f]{32}", made.headers["X-Request-Id"])
+
+
+def test_secrets_card_numbers_and_client_secrets_are_scrubbed_from_logs():
+    assert redact("key sk_live_51AbCdEf and whsec_xyz123") == "key sk_live_[redacted] and whsec_[redacted]"
+    assert redact("secret pi_3Abc_secret_Zyx9") == "secret pi_3Abc_secret_[redacted]"
+    assert redact("card 4242 4242 4242 4242 used") == "card [card number redacted] used"
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "calling with %s", ("sk_test_abc",), None)
+    token = request_id_var.set("trace-0000001")
+    try:
+        RequestContextFilter().filter(record)
+    finally:
+        request_id_var.reset(token)
+    assert record.getMessage() == "calling with sk_test_[redacted]"
+    assert record.request_id == "trace-0000001"
+
+
+def test_web_logs_are_json_lines_with_the_request_id(app, settings, live_server):
+    product = make_product(total=2)
+    server = live_server(settings, workers=1, threads=2)
+    requests.post(f"{server.url}/api/reservations", json={"productId": product.id, "userId": visitor(1)},
+                  headers={"X-Request-Id": "trace-web-000001"}, timeout=10).raise_for_status()
+    import json
+    import time
+
+    time.sleep(0.3)
+    lines = [json.loads(line) for line in server.log_path.read_text().splitlines() if line.startswith("{")]
+    placed = [line for line in lines if line["message"].startswith("hold ")]
+    assert placed and placed[0]["request_id"] == "trace-web-000001"
+    assert placed[0]["level"] == "INFO" and placed[0]["logger"] == "storefront.inventory.views"
