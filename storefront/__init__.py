@@ -28,6 +28,12 @@ def create_app(config: Config | dict | None = None, instance_path: str | None = 
         except ConfigError as error:
             raise SystemExit(f"storefront: configuration error: {error}") from None
     app.config.from_mapping(config.flask_settings())
+    if config.trusted_proxy_count:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # Client address and scheme from the proxies' X-Forwarded-* headers (rate limits key on it).
+        hops = config.trusted_proxy_count
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     from storefront import assets, cli, errors, formatting, htmx, jobs, logs, metrics, security
     from storefront.events import bus
@@ -59,6 +65,10 @@ def create_app(config: Config | dict | None = None, instance_path: str | None = 
     app.register_blueprint(inventory_bp)
     app.register_blueprint(payments_bp)
     app.register_blueprint(health_bp)
+
+    from storefront.admin import views as admin
+
+    admin.init_app(app)
 
     @app.context_processor
     def storefront_settings():

@@ -43,6 +43,7 @@ class Config:
     hold_rate_limit: str = "30/minute"
     admin_password: str | None = field(default=None, repr=False)
     stock_poll_seconds: int = 5
+    trusted_proxy_count: int = 0
 
     @property
     def embedded_database(self) -> bool:
@@ -102,6 +103,9 @@ class Config:
             hold_rate_limit=hold_rate_limit,
             admin_password=get("ADMIN_PASSWORD"),
             stock_poll_seconds=_positive_int(get("STOCK_POLL_SECONDS"), "STOCK_POLL_SECONDS", cls.stock_poll_seconds),
+            trusted_proxy_count=_positive_int(
+                get("TRUSTED_PROXY_COUNT"), "TRUSTED_PROXY_COUNT", cls.trusted_proxy_count, low=0
+            ),
         )
 
     def flask_settings(self) -> dict:
@@ -157,15 +161,15 @@ def _embedded_secret_key(instance_path: Path) -> str:
     return key_file.read_text().strip()
 
 
-def _positive_int(value: str | None, name: str, default: int) -> int:
+def _positive_int(value: str | None, name: str, default: int, low: int = 1) -> int:
     if value is None:
         return default
     try:
         number = int(value)
     except ValueError:
         raise ConfigError(f"{name} must be a whole number") from None
-    if number < 1:
-        raise ConfigError(f"{name} must be at least 1")
+    if number < low:
+        raise ConfigError(f"{name} must be at least {low}")
     return number
 
 

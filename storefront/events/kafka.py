@@ -13,10 +13,11 @@ import json
 import logging
 import os
 import threading
+import time
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import CoordinatorNotAvailableError, KafkaError, TopicAlreadyExistsError
 from kafka.serializer import Deserializer, Serializer
 from kafka.structs import OffsetAndMetadata
 
@@ -166,3 +167,37 @@ def broker_answers(bootstrap_servers: tuple[str, ...], timeout: float = 1.0) -> 
         except OSError:
             continue
     return False
+
+
+def _committed_offsets(admin: KafkaAdminClient, group_id: str) -> dict:
+    # A broker creates its offsets topic on the first group lookup: give it a moment.
+    for attempt in range(20):
+        try:
+            return admin.list_group_offsets({group_id: None}).get(group_id, {})
+        except CoordinatorNotAvailableError:
+            if attempt == 19:
+                raise
+            time.sleep(0.5)
+    return {}
+
+
+def consumer_lag(bootstrap_servers: tuple[str, ...], topic: str, group_id: str = CONSUMER_GROUP) -> dict[int, dict]:
+    """Per partition: the consumer group's committed offset, the log's end, and the lag between."""
+    admin = KafkaAdminClient(bootstrap_servers=list(bootstrap_servers), request_timeout_ms=5000)
+    consumer = KafkaConsumer(bootstrap_servers=list(bootstrap_servers), request_timeout_ms=5000)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        from kafka.structs import TopicPartition
+
+        topic_partitions = [TopicPartition(topic, p) for p in sorted(partitions)]
+        ends = consumer.end_offsets(topic_partitions) if topic_partitions else {}
+        committed = _committed_offsets(admin, group_id)
+        lag = {}
+        for tp in topic_partitions:
+            done = committed.get(tp)
+            position = done.offset if done is not None and done.offset >= 0 else 0
+            lag[tp.partition] = {"committed": position, "end": ends.get(tp, 0), "lag": ends.get(tp, 0) - position}
+        return lag
+    finally:
+        consumer.close()
+        admin.close()

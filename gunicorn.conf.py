@@ -1,0 +1,42 @@
+"""gunicorn's production defaults for ``gunicorn wsgi:app`` (read from this folder).
+
+Every value can be changed through the environment without editing this file.
+"""
+
+import multiprocessing
+import os
+import tempfile
+
+# Workers: processes × threads. Holds are short database transactions, so a few
+# threads per process keep the CPU busy while others wait on PostgreSQL.
+bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+
+# A webhook waits at most 5 s for Kafka and a payment form at most ~30 s for Stripe.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+keepalive = 5
+max_requests = 10000  # recycle workers now and then; the jitter keeps them from doing it together
+max_requests_jitter = 1000
+
+# Behind a reverse proxy: trust its X-Forwarded-* headers (the scheme, for URLs built
+# with _external=True). Set it to the proxy's address; "*" only when nothing else can
+# reach gunicorn. The client address for rate limiting comes from TRUSTED_PROXY_COUNT.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+# Access log on stdout, one line a request, with the request id the app assigned.
+accesslog = "-"
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s'
+errorlog = "-"
+
+# Prometheus: every worker writes its samples to one folder and /metrics adds them up.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="storefront-prometheus-")
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

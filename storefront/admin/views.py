@@ -1,0 +1,161 @@
+"""The operators' pages, behind HTTP basic auth (user ``admin``, ``ADMIN_PASSWORD``).
+
+Off (404) when ADMIN_PASSWORD is unset. Browsers resend basic-auth credentials
+by themselves, so every state-changing request here must also carry a CSRF
+token (Flask-WTF): a forged cross-site form would otherwise act as the operator.
+"""
+
+import hmac
+import logging
+
+from flask import Blueprint, abort, current_app, render_template, request
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import select
+
+from storefront.catalog.models import Product
+from storefront.errors import ApiError
+from storefront.extensions import db, reading
+from storefront.inventory.models import Hold, HoldStatus
+from storefront.inventory.stock import BelowCommitted, set_total, stock_levels
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+csrf = CSRFProtect()
+log = logging.getLogger(__name__)
+HOLDS_PER_PAGE = 200
+
+
+def init_app(app) -> None:
+    # Only the admin checks tokens: shopper endpoints carry no ambient credential and
+    # the webhook is signed, so they stay open to API clients as the contract says.
+    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
+    csrf.init_app(app)
+    app.register_blueprint(bp)
+
+
+@bp.before_request
+def operators_only():
+    password = current_app.config["STOREFRONT"].admin_password
+    if not password:
+        abort(404)
+    auth = request.authorization
+    given = (auth.password or "") if auth and auth.type == "basic" else ""
+    user_ok = hmac.compare_digest((auth.username or "") if auth else "", "admin")
+    if not (user_ok and hmac.compare_digest(given.encode(), password.encode())):
+        response = current_app.response_class("Authentication required.", 401)
+        response.headers["WWW-Authenticate"] = 'Basic realm="Storefront admin", charset="UTF-8"'
+        return response
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        csrf.protect()
+
+
+def _product_rows():
+    with reading() as conn:
+        products = db.session.execute(select(Product).order_by(Product.id)).scalars().all()
+        levels = stock_levels(conn, [p.id for p in products])
+    rows = []
+    for product in products:
+        stock = levels[product.id]
+        rows.append({"product": product, "total": stock.total, "sold": product.sold_units,
+                     "held": stock.total - product.sold_units - stock.available, "available": stock.available})
+    return rows
+
+
+def _failed_jobs():
+    """Failed jobs with their error, or None when there is no queue (embedded mode)."""
+    from storefront.jobs import RedisJobs, job_runner
+
+    runner = job_runner()
+    if not isinstance(runner, RedisJobs):
+        return None
+    from rq.job import Job
+    from rq.registry import FailedJobRegistry
+
+    registry = FailedJobRegistry(queue=runner.queue)
+    jobs = []
+    for job in Job.fetch_many(registry.get_job_ids(), connection=runner.connection):
+        if job is None:
+            continue
+        result = job.latest_result()
+        error = (result.exc_string if result else "") or ""
+        jobs.append({"id": job.id, "function": job.func_name, "ended_at": job.ended_at,
+                     "error": error.strip().splitlines()[-1] if error.strip() else "(no error recorded)"})
+    return jobs
+
+
+def _consumer_lag():
+    settings = current_app.config["STOREFRONT"]
+    if not settings.kafka_bootstrap_servers:
+        return None
+    from storefront.events.kafka import consumer_lag
+
+    try:
+        return consumer_lag(settings.kafka_bootstrap_servers, settings.kafka_payments_topic)
+    except Exception as error:  # the page still shows the rest when Kafka is down
+        log.warning("could not read the consumer lag: %s", type(error).__name__)
+        return {"error": "Kafka did not answer"}
+
+
+@bp.get("/")
+def dashboard():
+    return render_template("admin/index.html", rows=_product_rows(), jobs=_failed_jobs(), lag=_consumer_lag())
+
+
+@bp.post("/products/<int:product_id>/total")
+def change_total(product_id: int):
+    try:
+        total = int(request.form.get("total", ""))
+        if total < 0:
+            raise ValueError
+    except ValueError:
+        raise ApiError(400, "invalid_request", "The total must be a whole number, 0 or more.", field="total") from None
+    try:
+        with db.engine.connect() as conn:
+            stock = set_total(conn, product_id, total)
+    except BelowCommitted as committed:
+        raise ApiError(
+            409, "below_committed",
+            f"Refused: {committed.sold} sold and {committed.held} held, so the total cannot go below "
+            f"{committed.sold + committed.held}.",
+        ) from None
+    if stock is None:
+        raise ApiError(404, "not_found", "No such product.")
+    log.info("admin set product %s total to %s", product_id, total)
+    row = next(row for row in _product_rows() if row["product"].id == product_id)
+    return render_template("admin/_product_row.html", row=row)
+
+
+@bp.get("/holds")
+def holds_page():
+    status = request.args.get("status") or None
+    if status is not None and status not in HoldStatus.__members__:
+        abort(400, "Unknown status.")
+    product_id = request.args.get("product", type=int)
+    query = select(Hold).order_by(Hold.created_at.desc()).limit(HOLDS_PER_PAGE)
+    if status:
+        query = query.where(Hold.status == status)
+    if product_id:
+        query = query.where(Hold.product_id == product_id)
+    holds = db.session.execute(query).scalars().all()
+    products = db.session.execute(select(Product).order_by(Product.id)).scalars().all()
+    return render_template("admin/holds.html", holds=holds, products=products, status=status,
+                           product_id=product_id, statuses=list(HoldStatus))
+
+
+@bp.post("/jobs/<job_id>/<any(retry, discard):action>")
+def job_action(job_id: str, action: str):
+    from rq.registry import FailedJobRegistry
+
+    from storefront.jobs import RedisJobs, job_runner
+
+    runner = job_runner()
+    if not isinstance(runner, RedisJobs):
+        abort(404)
+    registry = FailedJobRegistry(queue=runner.queue)
+    if job_id not in registry:
+        raise ApiError(404, "not_found", "No such failed job.")
+    if action == "retry":
+        registry.requeue(job_id)
+    else:
+        registry.remove(job_id, delete_job=True)
+    log.info("admin %s failed job %s", action, job_id)
+    return render_template("admin/_failed_jobs.html", jobs=_failed_jobs())

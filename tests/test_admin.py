@@ -1,0 +1,129 @@
+"""/admin: basic auth, CSRF on every change, stock, holds, failed jobs, consumer lag."""
+
+import base64
+import re
+
+import pytest
+from redis import Redis
+
+from storefront.extensions import db
+from tests.factories import make_product, visitor
+
+PASSWORD = "correct horse battery staple"
+
+
+def basic(user="admin", password=PASSWORD):
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+@pytest.fixture
+def admin_app(make_app, settings):
+    app = make_app({**settings, "ADMIN_PASSWORD": PASSWORD})
+    with app.app_context():
+        yield app
+
+
+def csrf_token(client) -> str:
+    page = client.get("/admin/", headers=basic()).get_data(as_text=True)
+    return re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)
+
+
+def test_admin_is_off_without_a_password(client):
+    assert client.get("/admin/").status_code == 404
+
+
+@pytest.mark.parametrize("headers", [{}, basic(password="wrong"), basic(user="root"),
+                                     {"Authorization": "Bearer x"}])
+def test_admin_asks_for_basic_auth(admin_app, headers):
+    response = admin_app.test_client().get("/admin/", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Basic ")
+    assert PASSWORD not in response.get_data(as_text=True)
+
+
+def test_admin_shows_total_held_sold_and_available(admin_app):
+    client = admin_app.test_client()
+    product = make_product(total=5, name="Tracked lamp")
+    client.post("/api/reservations", json={"productId": product.id, "userId": visitor(1), "quantity": 2})
+    page = client.get("/admin/", headers=basic()).get_data(as_text=True)
+    row = re.search(rf'<tr id="product-row-{product.id}">(.*?)</tr>', page, re.S).group(1)
+    cells = re.findall(r"<td>(\d+)</td>", row)
+    assert "Tracked lamp" in row and cells == ["5", "2", "0", "3"]  # total, held, sold, available
+
+
+def test_changing_stock_needs_the_csrf_token_and_refuses_going_below_committed(admin_app):
+    client = admin_app.test_client()
+    product = make_product(total=5)
+    client.post("/api/reservations", json={"productId": product.id, "userId": visitor(1), "quantity": 3})
+    url = f"/admin/products/{product.id}/total"
+
+    forged = client.post(url, data={"total": "50"}, headers=basic())
+    assert forged.status_code == 400  # what a cross-site form riding the browser's credentials gets
+
+    token = csrf_token(client)
+    changed = client.post(url, data={"total": "50"}, headers={**basic(), "X-CSRFToken": token,
+                                                              "HX-Request": "true"})
+    assert changed.status_code == 200
+    assert re.findall(r"<td>(\d+)</td>", changed.get_data(as_text=True)) == ["50", "3", "0", "47"]
+
+    refused = client.post(url, data={"total": "2"}, headers={**basic(), "X-CSRFToken": token, "HX-Request": "true"})
+    assert refused.status_code == 409
+    assert "cannot go below 3" in refused.get_data(as_text=True)
+    assert client.get(f"/api/inventory/check/{product.id}").get_json()["total"] == 50
+
+
+def test_holds_can_be_filtered_by_status_and_product(admin_app):
+    client = admin_app.test_client()
+    first, second = make_product(total=5), make_product(total=5)
+    kept = client.post("/api/reservations", json={"productId": first.id, "userId": visitor(1)}).get_json()
+    gone = client.post("/api/reservations", json={"productId": second.id, "userId": visitor(2)}).get_json()
+    client.delete(f"/api/reservations/{gone['reservationId']}", headers={"X-Visitor-Id": visitor(2)})
+
+    page = client.get("/admin/holds?status=CANCELLED", headers=basic()).get_data(as_text=True)
+    assert gone["reservationId"] in page and kept["reservationId"] not in page
+    page = client.get(f"/admin/holds?product={first.id}", headers=basic()).get_data(as_text=True)
+    assert kept["reservationId"] in page and gone["reservationId"] not in page
+    assert client.get("/admin/holds?status=NOPE", headers=basic()).status_code == 400
+
+
+def test_failed_jobs_show_their_error_and_can_be_retried_or_discarded(make_app, settings, redis_server):
+    from rq import Queue, SimpleWorker
+
+    Redis.from_url(redis_server.url).flushdb()
+    app = make_app({**settings, "ADMIN_PASSWORD": PASSWORD, "REDIS_URL": redis_server.url})
+    client = app.test_client()
+    with app.app_context():
+        from storefront.jobs import job_runner
+
+        queue: Queue = job_runner().queue
+        for job_id in ("broken-1", "broken-2"):
+            queue.enqueue("storefront.payments.jobs.complete_payment", {"not": "a message"}, job_id=job_id)
+        SimpleWorker([queue], connection=queue.connection).work(burst=True)
+
+        page = client.get("/admin/", headers=basic()).get_data(as_text=True)
+        assert "broken-1" in page and "KeyError" in page
+        token = csrf_token(client)
+        headers = {**basic(), "X-CSRFToken": token, "HX-Request": "true"}
+        retried = client.post("/admin/jobs/broken-1/retry", headers=headers).get_data(as_text=True)
+        assert "broken-1" not in retried and "broken-2" in retried
+        assert "broken-1" in queue.job_ids
+        discarded = client.post("/admin/jobs/broken-2/discard", headers=headers).get_data(as_text=True)
+        assert "broken-2" not in discarded
+        assert client.post("/admin/jobs/nope/retry", headers=headers).status_code == 404
+
+
+def test_the_consumer_lag_is_shown_per_partition(make_app, settings, kafka):
+    from kafka import KafkaProducer
+
+    kafka.create_topic("lag-check")
+    producer = KafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
+    for n in range(6):
+        producer.send("lag-check", key=str(n).encode(), value=b"{}")
+    producer.flush()
+    producer.close()
+    app = make_app({**settings, "ADMIN_PASSWORD": PASSWORD, "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+                    "KAFKA_PAYMENTS_TOPIC": "lag-check"})
+    with app.app_context():
+        page = app.test_client().get("/admin/", headers=basic()).get_data(as_text=True)
+    lags = [int(value) for value in re.findall(r"<td data-lag>(\d+)</td>", page)]
+    assert len(lags) == 3 and sum(lags) == 6  # nobody has consumed anything yet
