@@ -28,6 +28,9 @@ def create_app(config: Config | dict | None = None, instance_path: str | None = 
         except ConfigError as error:
             raise SystemExit(f"storefront: configuration error: {error}") from None
     app.config.from_mapping(config.flask_settings())
+    from storefront.params import ProductIdConverter
+
+    app.url_map.converters["product_id"] = ProductIdConverter
     if config.trusted_proxy_count:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -65,6 +68,10 @@ def create_app(config: Config | dict | None = None, instance_path: str | None = 
     app.register_blueprint(inventory_bp)
     app.register_blueprint(payments_bp)
     app.register_blueprint(health_bp)
+
+    from storefront.openapi import bp as openapi_bp
+
+    app.register_blueprint(openapi_bp)
 
     from storefront.admin import views as admin
 

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Mapping
 
 from flask import request
+from werkzeug.routing import IntegerConverter
 
 from storefront.errors import ApiError
 
@@ -62,6 +63,13 @@ def optional_visitor() -> str | None:
     """The visitor, if the request names a valid one; pages use it to show their own hold."""
     value = request.headers.get("X-Visitor-Id") or request.args.get("userId")
     return value if isinstance(value, str) and VISITOR_ID.match(value) else None
+
+
+class ProductIdConverter(IntegerConverter):
+    """``<product_id:...>`` in a URL: 1 to 2³¹−1 (a PostgreSQL integer); anything else is a 404."""
+
+    def __init__(self, url_map):
+        super().__init__(url_map, min=1, max=2**31 - 1)
 
 
 def reservation_id(value: str) -> uuid.UUID:

@@ -100,7 +100,7 @@ def dashboard():
     return render_template("admin/index.html", rows=_product_rows(), jobs=_failed_jobs(), lag=_consumer_lag())
 
 
-@bp.post("/products/<int:product_id>/total")
+@bp.post("/products/<product_id:product_id>/total")
 def change_total(product_id: int):
     try:
         total = int(request.form.get("total", ""))

@@ -15,7 +15,7 @@ def index():
     return render_template("catalog/index.html", products=products, levels=levels)
 
 
-@bp.get("/products/<int:product_id>")
+@bp.get("/products/<product_id:product_id>")
 def product_page(product_id: int):
     product = db.session.get(Product, product_id)
     if product is None:

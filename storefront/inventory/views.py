@@ -59,7 +59,7 @@ def hold_fragment(conn: Connection, hold, status: int = 200, *, confirming: bool
     return body, status
 
 
-@bp.get("/api/inventory/check/<int:product_id>")
+@bp.get("/api/inventory/check/<product_id:product_id>")
 def check_stock(product_id: int):
     with reading() as conn:
         stock = stock_of(conn, product_id)
@@ -165,7 +165,7 @@ def reservation_page(reservation: str):
         return hold_fragment(conn, hold, on_hold_page=True, confirming=request.args.get("confirming") == "1")
 
 
-@bp.get("/products/<int:product_id>/hold")
+@bp.get("/products/<product_id:product_id>/hold")
 def visitor_hold_slot(product_id: int):
     """What goes in the product page's checkout slot: the visitor's live hold, if any, after a reload."""
     user_id = optional_visitor()

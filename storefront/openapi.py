@@ -1,0 +1,122 @@
+"""The JSON API described in OpenAPI 3.1, served at ``/api/openapi.json``.
+
+Written out by hand from the contract (shared/CONTRACT.md), next to the code it
+describes; tests keep it true: every API route of the app is in it, and a
+schemathesis fuzz run finds no 5xx.
+"""
+
+from flask import Blueprint, jsonify
+
+bp = Blueprint("openapi", __name__)
+
+VISITOR_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,128}$"}
+UUID = {"type": "string", "format": "uuid"}
+
+
+def _error(*extra_properties: str) -> dict:
+    properties = {"error": {"type": "string"}, "message": {"type": "string"}}
+    properties.update({name: {} for name in extra_properties})
+    return {"type": "object", "required": ["error"], "properties": properties}
+
+
+def _json(schema: dict) -> dict:
+    return {"application/json": {"schema": schema}}
+
+
+HOLD = {
+    "type": "object",
+    "required": ["reservationId", "status", "productId", "userId", "quantity", "amount", "currency", "expiresAt",
+                 "paymentIntentId"],
+    "properties": {
+        "reservationId": UUID,
+        "status": {"enum": ["PENDING", "COMPLETED", "EXPIRED", "CANCELLED", "REFUNDED"]},
+        "productId": {"type": "integer"},
+        "userId": VISITOR_ID,
+        "quantity": {"type": "integer", "minimum": 1},
+        "amount": {"type": "integer", "minimum": 0, "description": "minor units of currency"},
+        "currency": {"type": "string"},
+        "expiresAt": {"type": "string", "format": "date-time"},
+        "paymentIntentId": {"type": ["string", "null"]},
+    },
+}
+VISITOR_PARAMETERS = [
+    {"name": "X-Visitor-Id", "in": "header", "required": False, "schema": {"type": "string"}},
+    {"name": "userId", "in": "query", "required": False, "schema": {"type": "string"}},
+]
+ERRORS = {
+    "400": {"description": "a missing or malformed field", "content": _json(_error("field"))},
+    "404": {"description": "unknown, or another visitor's", "content": _json(_error())},
+}
+
+
+def document() -> dict:
+    reservation_path = {"name": "reservationId", "in": "path", "required": True, "schema": {"type": "string"}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Storefront API", "version": "1", "description": "Limited stock, never oversold."},
+        "paths": {
+            "/api/inventory/check/{productId}": {"get": {
+                "summary": "Live stock of a product (with HX-Request: the Buy button fragment)",
+                "parameters": [{"name": "productId", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "responses": {
+                    "200": {"description": "stock", "content": _json({
+                        "type": "object", "required": ["productId", "available", "total", "inStock"],
+                        "properties": {"productId": {"type": "integer"}, "available": {"type": "integer"},
+                                       "total": {"type": "integer"}, "inStock": {"type": "boolean"}}})},
+                    "404": ERRORS["404"],
+                },
+            }},
+            "/api/reservations": {"post": {
+                "summary": "Hold units of a product for a visitor",
+                "requestBody": {"required": True, "content": {
+                    **_json({"type": "object", "required": ["productId", "userId"], "properties": {
+                        "productId": {"type": "integer"}, "userId": VISITOR_ID,
+                        "quantity": {"type": "integer", "minimum": 1, "default": 1}}}),
+                    "application/x-www-form-urlencoded": {"schema": {"type": "object", "properties": {
+                        "productId": {"type": "string"}, "userId": {"type": "string"},
+                        "quantity": {"type": "string"}}}},
+                }},
+                "responses": {
+                    "201": {"description": "a new hold", "content": _json(HOLD)},
+                    "200": {"description": "this visitor's live hold on the product", "content": _json(HOLD)},
+                    "400": ERRORS["400"],
+                    "404": ERRORS["404"],
+                    "409": {"description": "out_of_stock (with available) or hold_limit",
+                            "content": _json(_error("available", "limit", "held"))},
+                    "413": {"description": "body too large", "content": _json(_error())},
+                    "429": {"description": "too many holds from this address (Retry-After)",
+                            "content": _json(_error())},
+                },
+            }},
+            "/api/reservations/{reservationId}": {
+                "get": {"summary": "A visitor's hold", "parameters": [reservation_path, *VISITOR_PARAMETERS],
+                        "responses": {"200": {"description": "the hold", "content": _json(HOLD)}, **ERRORS}},
+                "delete": {"summary": "Release a PENDING hold", "parameters": [reservation_path, *VISITOR_PARAMETERS],
+                           "responses": {"200": {"description": "now CANCELLED", "content": _json(HOLD)},
+                                         "409": {"description": "not PENDING", "content": _json(_error("status"))},
+                                         **ERRORS}},
+            },
+            "/api/webhooks/stripe": {"post": {
+                "summary": "Stripe's webhook (Stripe-Signature over the raw body, 300 s tolerance)",
+                "parameters": [{"name": "Stripe-Signature", "in": "header", "required": False,
+                                "schema": {"type": "string"}}],
+                "requestBody": {"required": True, "content": _json({"type": "object"})},
+                "responses": {
+                    "200": {"description": "received", "content": _json({"type": "object"})},
+                    "400": {"description": "missing, wrong or stale signature", "content": _json(_error())},
+                    "503": {"description": "not durably handed over: deliver again", "content": _json(_error())},
+                },
+            }},
+            "/api/openapi.json": {"get": {"summary": "This document",
+                                          "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+            "/healthz": {"get": {"summary": "The process is up", "responses": {"200": {"description": "ok"}}}},
+            "/readyz": {"get": {"summary": "Database, Redis and Kafka answer",
+                                "responses": {"200": {"description": "ready"},
+                                              "503": {"description": "names what is down"}}}},
+        },
+    }
+
+
+@bp.get("/api/openapi.json")
+def openapi_document():
+    return jsonify(document())
