@@ -81,7 +81,8 @@ def main() -> int:
         port = free_port()
         web = subprocess.Popen([sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}",
                                 "--workers", "2", "--threads", "4", "--worker-class", "gthread",
-                                "--log-level", "warning"], env=env, cwd=REPO)
+                                "--log-level", "warning"], env=env, cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         workers = [subprocess.Popen([sys.executable, "worker.py"], env=env, cwd=REPO,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                    for _ in range(args.workers)]

@@ -38,14 +38,13 @@ def create_app(config: Config | dict | None = None, instance_path: str | None = 
         hops = config.trusted_proxy_count
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
-    from storefront import assets, cli, errors, formatting, htmx, jobs, logs, metrics, security
+    from storefront import assets, cli, errors, formatting, htmx, jobs, logs, metrics, ratelimit, security
     from storefront.events import bus
-    from storefront.extensions import db, limiter, migrate
+    from storefront.extensions import db, migrate
     from storefront.payments import gateway
 
     db.init_app(app)
-    app.config["RATELIMIT_STORAGE_URI"] = config.redis_url or "memory://"
-    limiter.init_app(app)
+    ratelimit.init_app(app)
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
     htmx.init_app(app)
     errors.init_app(app)

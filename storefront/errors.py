@@ -17,6 +17,7 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.extra = extra
+        self.headers: dict[str, str] = {}
 
 
 # Werkzeug's status codes, named as our API names them.
@@ -37,7 +38,7 @@ def error_response(error: ApiError):
         body = jsonify({"error": error.code, "message": error.message, **error.extra})
     else:
         body = render_template("errors/page.html", error=error)
-    return body, error.http_status
+    return body, error.http_status, error.headers
 
 
 def init_app(app: Flask) -> None:

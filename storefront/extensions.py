@@ -1,8 +1,5 @@
 """Extension objects, bound to the app in create_app()."""
 
-from flask import current_app
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, event
@@ -19,14 +16,6 @@ NAMING_CONVENTION = {
 
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
 migrate = Migrate(render_as_batch=True, compare_type=True)
-# Per client address; storage is Redis when REDIS_URL is set, so the limit holds across processes.
-limiter = Limiter(key_func=get_remote_address, headers_enabled=True, strategy="moving-window")
-# Holds and checkouts share one budget per address: HOLD_RATE_LIMIT.
-holds_rate_limit = limiter.shared_limit(
-    lambda: current_app.config["STOREFRONT"].hold_rate_limit,
-    scope="holds",
-    error_message="Too many holds from this address; wait a moment and try again.",
-)
 
 
 def reading():

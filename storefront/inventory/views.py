@@ -5,7 +5,7 @@ from sqlalchemy import Connection, select
 
 from storefront.clock import utcnow
 from storefront.errors import ApiError
-from storefront.extensions import db, holds_rate_limit, reading
+from storefront.extensions import db, reading
 from storefront.htmx import wants_fragment
 from storefront.inventory import holds as hold_book
 from storefront.inventory.models import HoldStatus
@@ -22,6 +22,7 @@ from storefront.params import (
     reservation_id,
     visitor_id,
 )
+from storefront.ratelimit import holds_rate_limit
 
 bp = Blueprint("inventory", __name__)
 log = logging.getLogger(__name__)
