@@ -56,6 +56,9 @@ class Stock:
         }
 
 
+# What the counters say is free: exact once the product's lapsed holds are released.
+_free_units = products.c.total_quantity - products.c.sold_units - products.c.held_units
+
 _now = bindparam("now", type_=UTCDateTime)
 _product_id = bindparam("product")
 _quantity = bindparam("units")
@@ -68,7 +71,7 @@ def available_units():
         .where(holds.c.product_id == products.c.id, is_pending, holds.c.expires_at <= _now)
         .scalar_subquery()
     )
-    return products.c.total_quantity - products.c.sold_units - products.c.held_units + lapsed_units
+    return _free_units + lapsed_units
 
 
 _STOCK = select(products.c.id, products.c.total_quantity, available_units())
@@ -85,7 +88,7 @@ _RESERVE = (
     update(products)
     .where(
         products.c.id == _product_id,
-        products.c.total_quantity - products.c.sold_units - products.c.held_units >= _quantity,
+        _free_units >= _quantity,
     )
     .values(held_units=products.c.held_units + _quantity)
     .returning(products.c.price, products.c.currency)
@@ -101,7 +104,7 @@ _SELL_FREE = (
     update(products)
     .where(
         products.c.id == _product_id,
-        products.c.total_quantity - products.c.sold_units - products.c.held_units >= _quantity,
+        _free_units >= _quantity,
     )
     .values(sold_units=products.c.sold_units + _quantity)
     .returning(products.c.id)
