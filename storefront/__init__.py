@@ -73,6 +73,9 @@ def create_app(config: Config | dict | None = None, instance_path: str | None = 
     app.register_blueprint(openapi_bp)
 
     from storefront.admin import views as admin
+    from storefront.cart.views import bp as cart_bp
+
+    app.register_blueprint(cart_bp)
 
     admin.init_app(app)
 

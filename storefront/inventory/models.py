@@ -63,6 +63,8 @@ class Hold(db.Model):
     payment_released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A REFUNDED hold: Stripe's refund id once the refund went through.
     refund_id: Mapped[str | None] = mapped_column(String(255))
+    # The checkout this hold is a line of; None for a single-item hold.
+    checkout_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("checkouts.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -121,6 +121,14 @@ _GIVE_BACK = (
 )
 
 
+_FREE_UNITS = select(_free_units).where(products.c.id == _product_id)
+
+
+def free_units(conn: Connection, product_id: int) -> int | None:
+    """What the counters say is free; exact under the product's lock after releasing lapsed holds."""
+    return conn.execute(_FREE_UNITS, {"product": product_id}).scalar()
+
+
 def stock_levels(conn: Connection, product_ids, now: datetime | None = None) -> dict[int, Stock]:
     """The stock of the given products, keyed by product id."""
     query = _STOCK.where(products.c.id.in_(list(product_ids)))

@@ -40,6 +40,12 @@ def intent_metadata(hold) -> dict:
     return {"productId": str(hold.product_id), "userId": hold.user_id, "reservationId": str(hold.id)}
 
 
+def checkout_metadata(checkout, hold_ids) -> dict:
+    # Stripe caps a metadata value at 500 characters: cart.checkout.MAX_CART_LINES keeps the ids within it.
+    return {"checkoutId": str(checkout.id), "userId": checkout.user_id,
+            "reservationIds": ",".join(str(hold_id) for hold_id in hold_ids)}
+
+
 class StripeGateway:
     demo = False
 
@@ -53,22 +59,23 @@ class StripeGateway:
             max_network_retries=STRIPE_NETWORK_RETRIES,
         )
 
-    def start_payment(self, hold) -> PaymentSession:
-        """The hold's PaymentIntent: created once (the idempotency key is the hold), then retrieved."""
+    def open_intent(self, *, key: str, amount: int, currency: str, metadata: dict,
+                    intent_id: str | None = None) -> PaymentSession:
+        """A PaymentIntent created once per ``key`` (its idempotency key), then retrieved by id."""
         try:
-            if hold.payment_intent_id:
-                intent = self._client.v1.payment_intents.retrieve(hold.payment_intent_id)
+            if intent_id:
+                intent = self._client.v1.payment_intents.retrieve(intent_id)
             else:
                 intent = self._client.v1.payment_intents.create(
                     params={
-                        "amount": hold.amount,
-                        "currency": hold.currency,
+                        "amount": amount,
+                        "currency": currency,
                         # Cards: what the Payment Element shows here, and what local
                         # Stripe stand-ins understand.
                         "payment_method_types": ["card"],
-                        "metadata": intent_metadata(hold),
+                        "metadata": metadata,
                     },
-                    options={"idempotency_key": f"storefront-hold-{hold.id}-intent"},
+                    options={"idempotency_key": f"storefront-{key}-intent"},
                 )
         except stripe.StripeError as error:
             raise PaymentError(_describe(error)) from None
@@ -119,8 +126,9 @@ class DemoGateway:
     def __init__(self, webhook_secret: str):
         self.webhook_secret = webhook_secret
 
-    def start_payment(self, hold) -> PaymentSession:
-        intent_id = hold.payment_intent_id or f"pi_demo_{uuid.UUID(str(hold.id)).hex}"
+    def open_intent(self, *, key: str, amount: int, currency: str, metadata: dict,
+                    intent_id: str | None = None) -> PaymentSession:
+        intent_id = intent_id or f"pi_demo_{hashlib.sha256(key.encode()).hexdigest()[:32]}"
         return PaymentSession(intent_id, f"{intent_id}_secret_demo")
 
     def cancel(self, intent_id: str) -> bool:
@@ -129,8 +137,8 @@ class DemoGateway:
     def refund(self, intent_id: str, amount: int, key: str) -> str:
         return f"re_demo_{hashlib.sha256(key.encode()).hexdigest()[:24]}"
 
-    def succeeded_event(self, hold, intent_id: str) -> bytes:
-        """The event Stripe would send when this hold's payment succeeds."""
+    def succeeded_event(self, intent_id: str, amount: int, currency: str, metadata: dict) -> bytes:
+        """The event Stripe would send when this intent's payment succeeds."""
         event = {
             "id": f"evt_demo_{uuid.uuid4().hex}",
             "object": "event",
@@ -141,11 +149,11 @@ class DemoGateway:
                 "object": {
                     "id": intent_id,
                     "object": "payment_intent",
-                    "amount": hold.amount,
-                    "amount_received": hold.amount,
-                    "currency": hold.currency,
+                    "amount": amount,
+                    "amount_received": amount,
+                    "currency": currency,
                     "status": "succeeded",
-                    "metadata": intent_metadata(hold),
+                    "metadata": metadata,
                 }
             },
         }

@@ -9,7 +9,7 @@ from storefront.inventory.stock import holds
 from storefront.inventory.views import hold_fragment
 from storefront.params import requesting_visitor, reservation_id
 from storefront.payments import webhook
-from storefront.payments.gateway import gateway, sign
+from storefront.payments.gateway import gateway, intent_metadata, sign
 from storefront.payments.intents import start_payment
 
 bp = Blueprint("payments", __name__)
@@ -38,7 +38,7 @@ def demo_payment(reservation: str):
         if status_of(hold) != HoldStatus.PENDING:
             raise ApiError(409, "not_pending", "This hold can no longer be paid.")
         session = start_payment(conn, hold)
-        payload = demo.succeeded_event(hold, session.intent_id)
+        payload = demo.succeeded_event(session.intent_id, hold.amount, hold.currency, intent_metadata(hold))
     receipt = webhook.receive(payload, sign(payload, demo.webhook_secret))
     if receipt.status != 200:
         raise ApiError(503, "unavailable", "The payment could not be recorded; try again.")

@@ -1,0 +1,167 @@
+"""Holding a whole cart at once: every line or none, and one payment for the sum.
+
+Products are locked in id order, so two checkouts that share products wait for
+each other instead of deadlocking; each product's lapsed holds are released
+under its lock, so what is found short is really short.
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, delete, insert, literal_column, select, update
+
+from storefront.cart.models import CartLine, Checkout
+from storefront.clock import utcnow
+from storefront.inventory.holds import HoldLimit, _visitor_units
+from storefront.inventory.models import HoldStatus, is_pending
+from storefront.inventory.stock import (
+    free_units,
+    give_back_units,
+    holds,
+    lock_product,
+    release_lapsed_holds,
+    reserve_units,
+)
+
+cart_lines = CartLine.__table__
+checkouts = Checkout.__table__
+
+# A checkout's PaymentIntent names its holds in one metadata value, which Stripe caps
+# at 500 characters: 12 UUIDs and their commas take 443.
+MAX_CART_LINES = 12
+
+
+class EmptyCart(Exception):
+    pass
+
+
+class CartFull(Exception):
+    pass
+
+
+class MixedCurrencies(Exception):
+    pass
+
+
+class CheckoutShort(Exception):
+    def __init__(self, items: list[dict]):
+        super().__init__(f"{len(items)} line(s) short")
+        self.items = items
+
+
+@dataclass(frozen=True)
+class PlacedCheckout:
+    checkout: object
+    holds: list
+    superseded_intents: list[tuple]  # (hold id, intent id) of standalone holds the checkout replaced
+
+
+def cart_of(conn: Connection, user_id: str):
+    return conn.execute(
+        select(cart_lines.c.product_id, cart_lines.c.quantity)
+        .where(cart_lines.c.user_id == user_id)
+        .order_by(cart_lines.c.product_id)
+    ).all()
+
+
+def set_line(conn: Connection, user_id: str, product_id: int, quantity: int) -> None:
+    """Set the cart's line for a product (add it, or change its quantity). Raises CartFull."""
+    now = utcnow()
+    changed = conn.execute(
+        update(cart_lines)
+        .where(cart_lines.c.user_id == user_id, cart_lines.c.product_id == product_id)
+        .values(quantity=quantity, updated_at=now)
+    ).rowcount
+    if not changed:
+        if len(cart_of(conn, user_id)) >= MAX_CART_LINES:
+            conn.rollback()
+            raise CartFull()
+        conn.execute(insert(cart_lines).values(user_id=user_id, product_id=product_id, quantity=quantity,
+                                               updated_at=now))
+    conn.commit()
+
+
+def remove_line(conn: Connection, user_id: str, product_id: int) -> None:
+    conn.execute(delete(cart_lines).where(cart_lines.c.user_id == user_id, cart_lines.c.product_id == product_id))
+    conn.commit()
+
+
+def place_checkout(conn: Connection, user_id: str, ttl_seconds: int, max_visitor_units: int) -> PlacedCheckout:
+    """Hold every line of the visitor's cart in one transaction, or none.
+
+    Raises EmptyCart, CheckoutShort (naming the short lines), MixedCurrencies or HoldLimit.
+    """
+    lines = cart_of(conn, user_id)
+    if not lines:
+        conn.rollback()
+        raise EmptyCart()
+    now = utcnow()
+    product_ids = [line.product_id for line in lines]  # in id order: the lock order
+    for product_id in product_ids:
+        lock_product(conn, product_id)
+        release_lapsed_holds(conn, product_id, now)
+
+    # The checkout takes over the visitor's own single-item holds on these products.
+    superseded = conn.execute(
+        update(holds)
+        .where(holds.c.user_id == user_id, holds.c.product_id.in_(product_ids), is_pending,
+               holds.c.expires_at > now)
+        .values(status=literal_column("'CANCELLED'"), updated_at=now)
+        .returning(holds.c.id, holds.c.product_id, holds.c.quantity, holds.c.payment_intent_id)
+    ).all()
+    for hold in superseded:
+        give_back_units(conn, hold.product_id, hold.quantity)
+
+    short = []
+    for line in lines:
+        free = free_units(conn, line.product_id)
+        if free is None or free < line.quantity:
+            short.append({"productId": line.product_id, "available": max(free or 0, 0)})
+    if short:
+        conn.rollback()
+        raise CheckoutShort(short)
+
+    checkout_id = uuid.uuid4()
+    expires_at = now + timedelta(seconds=ttl_seconds)
+    rows = []
+    for line in lines:
+        price, currency = reserve_units(conn, line.product_id, line.quantity)
+        rows.append({
+            "id": uuid.uuid4(), "product_id": line.product_id, "user_id": user_id, "quantity": line.quantity,
+            "amount": price * line.quantity, "currency": currency, "status": HoldStatus.PENDING.value,
+            "expires_at": expires_at, "created_at": now, "updated_at": now, "checkout_id": checkout_id,
+        })
+    currencies = {row["currency"] for row in rows}
+    if len(currencies) > 1:
+        conn.rollback()
+        raise MixedCurrencies()
+    conn.execute(insert(checkouts).values(
+        id=checkout_id, user_id=user_id, amount=sum(row["amount"] for row in rows), currency=currencies.pop(),
+        expires_at=expires_at, created_at=now))
+    conn.execute(insert(holds), rows)
+    held = _visitor_units(conn, user_id, now)
+    if held > max_visitor_units:
+        conn.rollback()
+        raise HoldLimit(held - sum(line.quantity for line in lines), max_visitor_units)
+    conn.commit()
+    return PlacedCheckout(
+        find_checkout(conn, checkout_id, user_id),
+        checkout_holds(conn, checkout_id),
+        [(hold.id, hold.payment_intent_id) for hold in superseded if hold.payment_intent_id],
+    )
+
+
+def find_checkout(conn: Connection, checkout_id: uuid.UUID, user_id: str | None = None):
+    query = select(checkouts).where(checkouts.c.id == checkout_id)
+    if user_id is not None:
+        query = query.where(checkouts.c.user_id == user_id)
+    return conn.execute(query).first()
+
+
+def checkout_holds(conn: Connection, checkout_id: uuid.UUID) -> list:
+    return conn.execute(
+        select(holds).where(holds.c.checkout_id == checkout_id).order_by(holds.c.product_id)
+    ).all()
+
+
