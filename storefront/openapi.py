@@ -39,6 +39,15 @@ HOLD = {
         "paymentIntentId": {"type": ["string", "null"]},
     },
 }
+CART = {
+    "type": "object", "required": ["items", "amount", "currency"],
+    "properties": {
+        "items": {"type": "array", "items": {"type": "object", "properties": {
+            "productId": {"type": "integer"}, "quantity": {"type": "integer"}, "available": {"type": "integer"},
+            "amount": {"type": "integer"}}}},
+        "amount": {"type": "integer"}, "currency": {"type": "string"},
+    },
+}
 VISITOR_PARAMETERS = [
     {"name": "X-Visitor-Id", "in": "header", "required": False, "schema": {"type": "string"}},
     {"name": "userId", "in": "query", "required": False, "schema": {"type": "string"}},
@@ -106,6 +115,49 @@ def document() -> dict:
                     "400": {"description": "missing, wrong or stale signature", "content": _json(_error())},
                     "503": {"description": "not durably handed over: deliver again", "content": _json(_error())},
                 },
+            }},
+            "/api/cart": {"get": {
+                "summary": "The visitor's cart", "parameters": VISITOR_PARAMETERS,
+                "responses": {"200": {"description": "the cart", "content": _json(CART)}, "400": ERRORS["400"]},
+            }},
+            "/api/cart/items": {"post": {
+                "summary": "Set a line of the cart (productId, quantity 1 to MAX_HOLD_QUANTITY)",
+                "parameters": VISITOR_PARAMETERS[:1],
+                "requestBody": {"required": True, "content": _json({
+                    "type": "object", "required": ["productId"], "properties": {
+                        "productId": {"type": "integer"}, "quantity": {"type": "integer", "minimum": 1},
+                        "userId": VISITOR_ID}})},
+                "responses": {"200": {"description": "the cart", "content": _json(CART)},
+                              "409": {"description": "cart_full", "content": _json(_error())}, **ERRORS},
+            }},
+            "/api/cart/items/{productId}": {"delete": {
+                "summary": "Remove a line of the cart",
+                "parameters": [{"name": "productId", "in": "path", "required": True, "schema": {"type": "integer"}},
+                               *VISITOR_PARAMETERS],
+                "responses": {"200": {"description": "the cart", "content": _json(CART)}, **ERRORS},
+            }},
+            "/api/checkouts": {"post": {
+                "summary": "Hold every line of the cart, all or none",
+                "parameters": VISITOR_PARAMETERS[:1],
+                "requestBody": {"required": False, "content": _json({"type": "object", "properties": {
+                    "userId": VISITOR_ID}})},
+                "responses": {
+                    "201": {"description": "the checkout", "content": _json({
+                        "type": "object", "required": ["checkoutId", "reservations", "amount", "currency", "expiresAt"],
+                        "properties": {"checkoutId": UUID, "reservations": {"type": "array", "items": HOLD},
+                                       "amount": {"type": "integer"}, "currency": {"type": "string"},
+                                       "expiresAt": {"type": "string", "format": "date-time"}}})},
+                    "400": {"description": "empty_cart or a malformed visitor id", "content": _json(_error("field"))},
+                    "409": {"description": "out_of_stock (items: productId, available) or hold_limit",
+                            "content": _json(_error("items", "limit", "held"))},
+                    "429": {"description": "too many holds from this address", "content": _json(_error())},
+                },
+            }},
+            "/api/orders": {"get": {
+                "summary": "The visitor's holds and purchases, newest first", "parameters": VISITOR_PARAMETERS,
+                "responses": {"200": {"description": "orders", "content": _json({
+                    "type": "object", "properties": {"orders": {"type": "array", "items": HOLD}}})},
+                    "400": ERRORS["400"]},
             }},
             "/api/openapi.json": {"get": {"summary": "This document",
                                           "responses": {"200": {"description": "OpenAPI 3.1"}}}},

@@ -12,6 +12,11 @@ CONTRACT_ROUTES = {
     ("get", "/api/reservations/{reservationId}"),
     ("delete", "/api/reservations/{reservationId}"),
     ("post", "/api/webhooks/stripe"),
+    ("get", "/api/cart"),
+    ("post", "/api/cart/items"),
+    ("delete", "/api/cart/items/{productId}"),
+    ("post", "/api/checkouts"),
+    ("get", "/api/orders"),
 }
 
 

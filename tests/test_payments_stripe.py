@@ -126,7 +126,9 @@ class Shopper:
         return self.call("POST", f"/v1/payment_intents/{intent_id}/confirm")
 
     def refunds(self, intent_id):
-        return self.call("GET", "/v1/refunds", payment_intent=intent_id)["data"]
+        # localstripe lists every refund whatever the filter: keep this intent's.
+        refunds = self.call("GET", "/v1/refunds", payment_intent=intent_id)["data"]
+        return [refund for refund in refunds if refund.get("payment_intent") == intent_id]
 
     def intent(self, intent_id):
         return self.call("GET", f"/v1/payment_intents/{intent_id}")

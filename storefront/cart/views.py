@@ -1,3 +1,206 @@
-from flask import Blueprint
+"""The cart (one per visitor), its checkout, and the visitor's orders."""
+
+from flask import Blueprint, current_app, jsonify, render_template, request
+from sqlalchemy import select
+
+from storefront.cart import checkout as carts
+from storefront.clock import isoformat_z, utcnow
+from storefront.errors import ApiError
+from storefront.extensions import db, reading
+from storefront.htmx import wants_fragment
+from storefront.inventory.holds import HoldLimit, hold_json, status_of
+from storefront.inventory.models import HoldStatus
+from storefront.inventory.stock import holds, products, stock_levels
+from storefront.params import integer_field, reservation_id, request_body, requesting_visitor, visitor_id
+from storefront.payments.gateway import checkout_metadata, gateway, sign
+from storefront.payments.intents import start_checkout_payment
+from storefront.payments.jobs import release_payment
+from storefront.ratelimit import holds_rate_limit
 
 bp = Blueprint("cart", __name__)
+ORDERS_SHOWN = 100
+
+
+def _settings():
+    return current_app.config["STOREFRONT"]
+
+
+def _body_visitor(data) -> str:
+    """A write names its visitor in the body (userId) or, like a read, in X-Visitor-Id."""
+    return visitor_id(data.get("userId") or request.headers.get("X-Visitor-Id"))
+
+
+def cart_json(conn, user_id: str) -> dict:
+    lines = carts.cart_of(conn, user_id)
+    ids = [line.product_id for line in lines]
+    levels = stock_levels(conn, ids)
+    prices = {row.id: row for row in conn.execute(
+        select(products.c.id, products.c.price, products.c.currency, products.c.name).where(products.c.id.in_(ids)))}
+    items = [{"productId": line.product_id, "quantity": line.quantity, "available": levels[line.product_id].available,
+              "amount": prices[line.product_id].price * line.quantity, "name": prices[line.product_id].name}
+             for line in lines]
+    currency = prices[ids[0]].currency if ids else "usd"
+    return {"items": items, "amount": sum(item["amount"] for item in items), "currency": currency}
+
+
+def _cart_answer(conn, user_id: str):
+    cart = cart_json(conn, user_id)
+    if wants_fragment():
+        return render_template("cart/_cart.html", cart=cart, user_id=user_id)
+    return jsonify({**cart, "items": [{k: v for k, v in item.items() if k != "name"} for item in cart["items"]]})
+
+
+@bp.get("/api/cart")
+def show_cart():
+    user_id = requesting_visitor()
+    with reading() as conn:
+        return _cart_answer(conn, user_id)
+
+
+@bp.post("/api/cart/items")
+def set_cart_line():
+    data = request_body()
+    product_id = integer_field(data, "productId", low=1, high=2**31 - 1)
+    quantity = integer_field(data, "quantity", low=1, high=_settings().max_hold_quantity, default=1)
+    user_id = _body_visitor(data)
+    with db.engine.connect() as conn:
+        if conn.execute(select(products.c.id).where(products.c.id == product_id)).first() is None:
+            raise ApiError(404, "not_found", "No such product.")
+        try:
+            carts.set_line(conn, user_id, product_id, quantity)
+        except carts.CartFull:
+            raise ApiError(409, "cart_full", f"A cart holds at most {carts.MAX_CART_LINES} products.") from None
+        return _cart_answer(conn, user_id)
+
+
+@bp.delete("/api/cart/items/<product_id:product_id>")
+def remove_cart_line(product_id: int):
+    user_id = visitor_id(request.headers.get("X-Visitor-Id") or request.args.get("userId")
+                         or (request.get_json(silent=True) or {}).get("userId"))
+    with db.engine.connect() as conn:
+        carts.remove_line(conn, user_id, product_id)
+        return _cart_answer(conn, user_id)
+
+
+def checkout_json(placed_checkout, lines) -> dict:
+    return {
+        "checkoutId": str(placed_checkout.id),
+        "reservations": [hold_json(line) for line in lines],
+        "amount": placed_checkout.amount,
+        "currency": placed_checkout.currency,
+        "expiresAt": isoformat_z(placed_checkout.expires_at),
+    }
+
+
+@bp.post("/api/checkouts")
+@holds_rate_limit
+def create_checkout():
+    data = request_body() if request.content_length else {}
+    user_id = _body_visitor(data)
+    settings = _settings()
+    with db.engine.connect() as conn:
+        try:
+            placed = carts.place_checkout(conn, user_id, settings.hold_ttl_seconds,
+                                          settings.max_held_units_per_visitor)
+        except carts.EmptyCart:
+            raise ApiError(400, "empty_cart", "The cart is empty.") from None
+        except carts.CheckoutShort as short:
+            raise ApiError(409, "out_of_stock", "Some lines are short; nothing was held.", items=short.items) from None
+        except carts.MixedCurrencies:
+            raise ApiError(409, "mixed_currencies", "A checkout pays in one currency.") from None
+        except HoldLimit as limit:
+            raise ApiError(409, "hold_limit", f"One visitor may hold {limit.limit} units at once.",
+                           limit=limit.limit, held=limit.held) from None
+    for hold_id, intent_id in placed.superseded_intents:
+        release_payment(hold_id, intent_id)
+    if wants_fragment():
+        with db.engine.connect() as conn:
+            return checkout_fragment(conn, placed.checkout, 201)
+    return jsonify(checkout_json(placed.checkout, placed.holds)), 201
+
+
+def checkout_fragment(conn, checkout, status: int = 200, *, confirming: bool = False):
+    lines = carts.checkout_holds(conn, checkout.id)
+    now = utcnow()
+    names = dict(conn.execute(select(products.c.id, products.c.name)
+                              .where(products.c.id.in_([line.product_id for line in lines]))).all())
+    live = any(status_of(line, now) == HoldStatus.PENDING for line in lines)
+    payment = start_checkout_payment(conn, checkout, [line.id for line in lines]) if live and not confirming else None
+    body = render_template("cart/_checkout.html", checkout=checkout, lines=lines, names=names, now=now,
+                           live=live, payment=payment, gateway=gateway(), confirming=confirming and live)
+    return body, status
+
+
+@bp.get("/checkouts/<checkout>")
+def checkout_page(checkout: str):
+    checkout_id = reservation_id(checkout)
+    if not wants_fragment():
+        return render_template("cart/checkout.html", checkout_id=checkout_id)
+    with db.engine.connect() as conn:
+        found = carts.find_checkout(conn, checkout_id, requesting_visitor())
+        if found is None:
+            raise ApiError(404, "not_found", "No such checkout.")
+        return checkout_fragment(conn, found, confirming=request.args.get("confirming") == "1")
+
+
+@bp.post("/checkouts/<checkout>/demo-payment")
+def checkout_demo_payment(checkout: str):
+    from storefront.payments import webhook
+
+    demo = gateway()
+    if not demo.demo:
+        raise ApiError(404, "not_found", "The demo gateway is off while Stripe is configured.")
+    checkout_id, user_id = reservation_id(checkout), requesting_visitor()
+    with db.engine.connect() as conn:
+        found = carts.find_checkout(conn, checkout_id, user_id)
+        if found is None:
+            raise ApiError(404, "not_found", "No such checkout.")
+        lines = carts.checkout_holds(conn, checkout_id)
+        session = start_checkout_payment(conn, found, [line.id for line in lines])
+        payload = demo.succeeded_event(session.intent_id, found.amount, found.currency,
+                                       checkout_metadata(found, [line.id for line in lines]))
+    receipt = webhook.receive(payload, sign(payload, demo.webhook_secret))
+    if receipt.status != 200:
+        raise ApiError(503, "unavailable", "The payment could not be recorded; try again.")
+    with db.engine.connect() as conn:
+        return checkout_fragment(conn, carts.find_checkout(conn, checkout_id), confirming=True)
+
+
+def orders_of(conn, user_id: str) -> list[dict]:
+    rows = conn.execute(
+        select(holds, products.c.name.label("product_name"))
+        .join(products, products.c.id == holds.c.product_id)
+        .where(holds.c.user_id == user_id)
+        .order_by(holds.c.created_at.desc(), holds.c.product_id)
+        .limit(ORDERS_SHOWN)
+    ).all()
+    now = utcnow()
+    return [{**hold_json(row, now), "checkoutId": str(row.checkout_id) if row.checkout_id else None,
+             "productName": row.product_name, "createdAt": isoformat_z(row.created_at)} for row in rows]
+
+
+@bp.get("/api/orders")
+def show_orders():
+    user_id = requesting_visitor()
+    with reading() as conn:
+        return jsonify({"orders": orders_of(conn, user_id)})
+
+
+@bp.get("/orders")
+def orders_page():
+    if not wants_fragment():
+        return render_template("cart/orders.html")
+    user_id = requesting_visitor()
+    with reading() as conn:
+        return render_template("cart/_orders.html", orders=orders_of(conn, user_id))
+
+
+@bp.get("/cart")
+def cart_page():
+    if not wants_fragment():
+        return render_template("cart/cart.html")
+    user_id = requesting_visitor()
+    with reading() as conn:
+        return render_template("cart/_cart.html", cart=cart_json(conn, user_id), user_id=user_id)
+
+

@@ -75,7 +75,8 @@ class KafkaBus:
     def publish(self, message: dict) -> None:
         """Send the event keyed by its reservation, and wait for the broker's acknowledgement."""
         try:
-            future = self._get_producer().send(self.topic, key=str(message["reservationId"]), value=message)
+            key = message.get("reservationId") or message.get("checkoutId")
+            future = self._get_producer().send(self.topic, key=str(key), value=message)
             future.get(timeout=PUBLISH_TIMEOUT_SECONDS)
         except (KafkaError, TimeoutError) as error:
             KAFKA_PUBLISH_FAILURES.inc()

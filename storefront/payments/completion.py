@@ -16,7 +16,9 @@ or out-of-order event changes the outcome at most once:
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, literal_column, select, update
+from sqlalchemy import Connection, delete, func, literal_column, select, update
+
+from storefront.cart.models import CartLine, Checkout
 
 from storefront.clock import utcnow
 from storefront.inventory.models import HoldStatus
@@ -28,6 +30,9 @@ from storefront.inventory.stock import (
     sell_free_units,
     sell_held_units,
 )
+
+checkouts = Checkout.__table__
+cart_lines = CartLine.__table__
 
 
 @dataclass(frozen=True)
@@ -133,3 +138,93 @@ def release_cancelled_payment(conn: Connection, message: dict) -> Settlement:
     give_back_units(conn, hold.product_id, hold.quantity)
     conn.commit()
     return Settlement("cancelled", hold_id)
+
+
+def _checkout_id(message: dict) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(message.get("checkoutId")))
+    except ValueError:
+        return None
+
+
+def _checkout_under_lock(conn: Connection, checkout_id: uuid.UUID):
+    """The checkout and its holds, re-read under every product's lock (taken in id order)."""
+    checkout = conn.execute(select(checkouts).where(checkouts.c.id == checkout_id)).first()
+    if checkout is None:
+        return None, []
+    product_ids = sorted(conn.execute(
+        select(holds.c.product_id).where(holds.c.checkout_id == checkout_id).distinct()).scalars())
+    for product_id in product_ids:
+        lock_product(conn, product_id)
+    lines = conn.execute(select(holds).where(holds.c.checkout_id == checkout_id).order_by(holds.c.product_id)).all()
+    return checkout, lines
+
+
+def settle_checkout(conn: Connection, message: dict) -> Settlement:
+    """One succeeded payment for a whole checkout: every line the same rules as a single hold.
+
+    Lines whose units are gone are REFUNDED; the refund due is the sum of their amounts
+    (a partial refund), issued by the caller. Commits.
+    """
+    checkout_id = _checkout_id(message)
+    checkout, lines = _checkout_under_lock(conn, checkout_id) if checkout_id else (None, [])
+    if checkout is None:
+        conn.rollback()
+        return Settlement("unknown_checkout", None, detail="no checkout with this checkoutId")
+    if message["amount"] != checkout.amount or message["currency"].lower() != checkout.currency:
+        conn.rollback()
+        return Settlement("amount_mismatch", checkout_id,
+                          detail=f"paid {message['amount']} {message['currency']}, "
+                                 f"checkout is {checkout.amount} {checkout.currency}")
+    now = utcnow()
+    intent_id = message["paymentIntentId"]
+    changed = False
+    for line in lines:
+        if line.status in (HoldStatus.COMPLETED, HoldStatus.REFUNDED):
+            continue
+        changed = True
+        if line.status == HoldStatus.PENDING and line.expires_at > now:
+            _set_status(conn, line.id, HoldStatus.COMPLETED, now, payment_intent_id=intent_id)
+            sell_held_units(conn, line.product_id, line.quantity)
+            continue
+        release_lapsed_holds(conn, line.product_id, now)
+        if sell_free_units(conn, line.product_id, line.quantity):
+            _set_status(conn, line.id, HoldStatus.COMPLETED, now, payment_intent_id=intent_id)
+        else:
+            _set_status(conn, line.id, HoldStatus.REFUNDED, now, payment_intent_id=intent_id)
+    conn.execute(delete(cart_lines).where(cart_lines.c.user_id == checkout.user_id,
+                                          cart_lines.c.product_id.in_([line.product_id for line in lines])))
+    conn.commit()
+    refunded = conn.execute(select(func.coalesce(func.sum(holds.c.amount), 0)).where(
+        holds.c.checkout_id == checkout_id, holds.c.status == literal_column("'REFUNDED'"))).scalar_one()
+    due = refunded if refunded and checkout.refund_id is None else None
+    outcome = "completed" if changed else "duplicate"
+    if due:
+        outcome = "partly_refunded" if refunded < checkout.amount else "refund_due"
+    return Settlement(outcome, checkout_id, refund_amount=due)
+
+
+def record_checkout_refund(conn: Connection, checkout_id: uuid.UUID, refund_id: str) -> None:
+    conn.execute(update(checkouts).where(checkouts.c.id == checkout_id, checkouts.c.refund_id.is_(None))
+                 .values(refund_id=refund_id))
+    conn.execute(update(holds).where(holds.c.checkout_id == checkout_id, holds.c.status == literal_column(
+        "'REFUNDED'"), holds.c.refund_id.is_(None)).values(refund_id=refund_id))
+    conn.commit()
+
+
+def release_cancelled_checkout(conn: Connection, message: dict) -> Settlement:
+    """``payment_intent.canceled`` for a checkout: its PENDING lines are released."""
+    checkout_id = _checkout_id(message)
+    checkout, lines = _checkout_under_lock(conn, checkout_id) if checkout_id else (None, [])
+    if checkout is None:
+        conn.rollback()
+        return Settlement("unknown_checkout", None)
+    now = utcnow()
+    released = 0
+    for line in lines:
+        if line.status == HoldStatus.PENDING:
+            _set_status(conn, line.id, HoldStatus.CANCELLED, now, payment_released_at=now)
+            give_back_units(conn, line.product_id, line.quantity)
+            released += 1
+    conn.commit()
+    return Settlement("cancelled" if released else "kept", checkout_id)

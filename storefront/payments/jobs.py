@@ -9,7 +9,7 @@ from storefront.clock import utcnow
 from storefront.extensions import db
 from storefront.inventory.models import HoldStatus
 from storefront.inventory.stock import holds
-from storefront.payments.completion import record_refund, settle_payment
+from storefront.payments.completion import record_checkout_refund, record_refund, settle_checkout, settle_payment
 from storefront.payments.gateway import PaymentError, gateway
 from storefront.logs import request_id_var
 from storefront.metrics import measured_job
@@ -44,6 +44,25 @@ def _complete_payment(message: dict) -> str:
         )
     log.info("payment %s for hold %s: %s", intent_id, settlement.hold_id, settlement.outcome)
     return settlement.outcome
+
+
+@measured_job("complete_checkout_payment")
+def complete_checkout_payment(message: dict) -> str:
+    """One ``payment_intent.succeeded`` for a checkout: complete its lines, refund the ones sold elsewhere."""
+    token = request_id_var.set(message.get("requestId"))
+    try:
+        intent_id = message["paymentIntentId"]
+        with db.engine.connect() as conn:
+            settlement = settle_checkout(conn, message)
+            if settlement.refund_amount:
+                refund_id = gateway().refund(intent_id, settlement.refund_amount, f"checkout-{settlement.hold_id}")
+                record_checkout_refund(conn, settlement.hold_id, refund_id)
+            record_event(conn, message["eventId"], message["type"], settlement.outcome,
+                         payment_intent_id=intent_id, reservation_id=settlement.hold_id, detail=settlement.detail)
+        log.info("payment %s for checkout %s: %s", intent_id, settlement.hold_id, settlement.outcome)
+        return settlement.outcome
+    finally:
+        request_id_var.reset(token)
 
 
 _RELEASED_UNPAID = (

@@ -15,7 +15,7 @@ from storefront.events.bus import EventNotDurable, publish_payment_event
 from storefront.extensions import db
 from storefront.logs import current_request_id
 from storefront.metrics import WEBHOOK_EVENTS
-from storefront.payments.completion import release_cancelled_payment
+from storefront.payments.completion import release_cancelled_checkout, release_cancelled_payment
 from storefront.payments.gateway import gateway
 from storefront.payments.ledger import record_event
 
@@ -65,6 +65,8 @@ def payment_message(event: dict) -> dict:
         "type": event["type"],
         "paymentIntentId": intent_id,
         "reservationId": metadata.get("reservationId"),
+        "checkoutId": metadata.get("checkoutId"),
+        "reservationIds": [part for part in (metadata.get("reservationIds") or "").split(",") if part],
         "productId": metadata.get("productId"),
         "userId": metadata.get("userId"),
         "amount": amount,
@@ -86,14 +88,14 @@ def receive(payload: bytes, signature: str | None) -> Receipt:
         WEBHOOK_EVENTS.labels("other", "ignored").inc()
         return Receipt(200, {"received": True})
     message = payment_message(event)
-    if not message["reservationId"]:
+    if not message["reservationId"] and not message["checkoutId"]:
         # Not one of our holds' intents (another integration on the same account).
         log.info("stripe event %s for an intent without reservationId: ignored", event["id"])
         WEBHOOK_EVENTS.labels(event["type"], "ignored").inc()
         return Receipt(200, {"received": True})
     receipt = handler(message)
-    log.info("stripe event %s (%s) for hold %s: %s", event["id"], event["type"], message["reservationId"],
-             receipt.status)
+    log.info("stripe event %s (%s) for %s: %s", event["id"], event["type"],
+             message["reservationId"] or f"checkout {message['checkoutId']}", receipt.status)
     WEBHOOK_EVENTS.labels(event["type"], "accepted" if receipt.status == 200 else "unavailable").inc()
     return receipt
 
@@ -119,10 +121,12 @@ def _failed(message: dict) -> Receipt:
 
 def _canceled(message: dict) -> Receipt:
     with db.engine.connect() as conn:
-        settlement = release_cancelled_payment(conn, message)
+        release = release_cancelled_checkout if message["checkoutId"] else release_cancelled_payment
+        settlement = release(conn, message)
         record_event(
             conn, message["eventId"], message["type"], settlement.outcome,
-            payment_intent_id=message["paymentIntentId"], reservation_id=message["reservationId"],
+            payment_intent_id=message["paymentIntentId"],
+            reservation_id=message["reservationId"] or message["checkoutId"],
         )
     return Receipt(200, {"received": True})
 
