@@ -38,7 +38,7 @@ cart_lines = CartLine.__table__
 @dataclass(frozen=True)
 class Settlement:
     outcome: str  # completed, completed_late, refund_due, duplicate, amount_mismatch, unknown_hold, ...
-    hold_id: uuid.UUID | None = None
+    subject_id: uuid.UUID | None = None  # the hold, or the checkout, that the payment was for
     refund_amount: int | None = None
     detail: str | None = None
 

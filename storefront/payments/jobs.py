@@ -34,15 +34,15 @@ def _complete_payment(message: dict) -> str:
         settlement = settle_payment(conn, message)
         if settlement.refund_amount:
             own_hold = settlement.outcome == "refund_due"
-            key = str(settlement.hold_id) if own_hold else f"intent-{intent_id}"
+            key = str(settlement.subject_id) if own_hold else f"intent-{intent_id}"
             refund_id = gateway().refund(intent_id, settlement.refund_amount, key)
             if own_hold:
-                record_refund(conn, settlement.hold_id, refund_id)
+                record_refund(conn, settlement.subject_id, refund_id)
         record_event(
             conn, message["eventId"], message["type"], settlement.outcome,
-            payment_intent_id=intent_id, reservation_id=settlement.hold_id, detail=settlement.detail,
+            payment_intent_id=intent_id, reservation_id=settlement.subject_id, detail=settlement.detail,
         )
-    log.info("payment %s for hold %s: %s", intent_id, settlement.hold_id, settlement.outcome)
+    log.info("payment %s for hold %s: %s", intent_id, settlement.subject_id, settlement.outcome)
     return settlement.outcome
 
 
@@ -55,11 +55,11 @@ def complete_checkout_payment(message: dict) -> str:
         with db.engine.connect() as conn:
             settlement = settle_checkout(conn, message)
             if settlement.refund_amount:
-                refund_id = gateway().refund(intent_id, settlement.refund_amount, f"checkout-{settlement.hold_id}")
-                record_checkout_refund(conn, settlement.hold_id, refund_id)
+                refund_id = gateway().refund(intent_id, settlement.refund_amount, f"checkout-{settlement.subject_id}")
+                record_checkout_refund(conn, settlement.subject_id, refund_id)
             record_event(conn, message["eventId"], message["type"], settlement.outcome,
-                         payment_intent_id=intent_id, reservation_id=settlement.hold_id, detail=settlement.detail)
-        log.info("payment %s for checkout %s: %s", intent_id, settlement.hold_id, settlement.outcome)
+                         payment_intent_id=intent_id, reservation_id=settlement.subject_id, detail=settlement.detail)
+        log.info("payment %s for checkout %s: %s", intent_id, settlement.subject_id, settlement.outcome)
         return settlement.outcome
     finally:
         request_id_var.reset(token)
