@@ -1,4 +1,9 @@
-"""Starting a payment, for a hold or a checkout: its PaymentIntent, created once and remembered."""
+"""Starting a payment, for a hold or a checkout: its PaymentIntent, created once and remembered.
+
+Never inside the hold's transaction: Stripe is called with no transaction open,
+and the intent's id is recorded afterwards (the idempotency key makes a
+concurrent second call return the same intent).
+"""
 
 import logging
 
@@ -12,53 +17,43 @@ log = logging.getLogger(__name__)
 checkouts = Checkout.__table__
 
 
-def start_payment(conn: Connection, hold) -> PaymentSession | None:
-    """The hold's payment session, or None when the gateway cannot be reached right now.
+def _open(conn: Connection, what: str, subject, metadata: dict, remember) -> PaymentSession | None:
+    """Open (or find again) ``subject``'s intent; ``remember(intent_id)`` records a new one.
 
-    Never inside the hold's transaction: Stripe is called with no transaction
-    open, and the intent's id is recorded afterwards (the idempotency key makes
-    a concurrent second call return the same intent).
+    None when the gateway cannot be reached right now: the page says so, the hold stays.
     """
     conn.rollback()
     try:
         session = gateway().open_intent(
-            key=f"hold-{hold.id}", amount=hold.amount, currency=hold.currency,
-            metadata=intent_metadata(hold), intent_id=hold.payment_intent_id,
+            key=f"{what}-{subject.id}", amount=subject.amount, currency=subject.currency,
+            metadata=metadata, intent_id=subject.payment_intent_id,
         )
     except PaymentError as error:
-        log.warning("could not start payment for hold %s: %s", hold.id, error)
+        log.warning("could not start payment for %s %s: %s", what, subject.id, error)
         return None
-    if hold.payment_intent_id is None:
-        conn.execute(
-            update(holds)
-            .where(holds.c.id == hold.id, holds.c.payment_intent_id.is_(None))
-            .values(payment_intent_id=session.intent_id)
-        )
+    if subject.payment_intent_id is None:
+        remember(session.intent_id)
         conn.commit()
     return session
+
+
+def start_payment(conn: Connection, hold) -> PaymentSession | None:
+    """The hold's payment session, or None when the gateway cannot be reached right now."""
+
+    def remember(intent_id: str) -> None:
+        conn.execute(update(holds).where(holds.c.id == hold.id, holds.c.payment_intent_id.is_(None))
+                     .values(payment_intent_id=intent_id))
+
+    return _open(conn, "hold", hold, intent_metadata(hold), remember)
 
 
 def start_checkout_payment(conn: Connection, checkout, hold_ids) -> PaymentSession | None:
-    """The checkout's one PaymentIntent for the sum of its lines, like a hold's."""
-    conn.rollback()
-    try:
-        session = gateway().open_intent(
-            key=f"checkout-{checkout.id}", amount=checkout.amount, currency=checkout.currency,
-            metadata=checkout_metadata(checkout, hold_ids), intent_id=checkout.payment_intent_id,
-        )
-    except PaymentError as error:
-        log.warning("could not start payment for checkout %s: %s", checkout.id, error)
-        return None
-    if checkout.payment_intent_id is None:
-        conn.execute(
-            update(checkouts)
-            .where(checkouts.c.id == checkout.id, checkouts.c.payment_intent_id.is_(None))
-            .values(payment_intent_id=session.intent_id)
-        )
-        conn.execute(
-            update(holds)
-            .where(holds.c.checkout_id == checkout.id, holds.c.payment_intent_id.is_(None))
-            .values(payment_intent_id=session.intent_id)
-        )
-        conn.commit()
-    return session
+    """The checkout's one PaymentIntent for the sum of its lines; its holds point at it too."""
+
+    def remember(intent_id: str) -> None:
+        conn.execute(update(checkouts).where(checkouts.c.id == checkout.id, checkouts.c.payment_intent_id.is_(None))
+                     .values(payment_intent_id=intent_id))
+        conn.execute(update(holds).where(holds.c.checkout_id == checkout.id, holds.c.payment_intent_id.is_(None))
+                     .values(payment_intent_id=intent_id))
+
+    return _open(conn, "checkout", checkout, checkout_metadata(checkout, hold_ids), remember)
