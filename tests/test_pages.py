@@ -58,7 +58,7 @@ def test_reload_brings_the_visitors_live_hold_back_into_the_product_page(client,
 
     for someone_else in ({"X-Visitor-Id": visitor(2)}, {}):
         empty = client.get(slot, headers={"HX-Request": "true", **someone_else})
-        assert empty.status_code == 200 and empty.get_data(as_text=True) == ""
+        assert empty.status_code == 204 and empty.get_data(as_text=True) == ""
 
     lapse(created["reservationId"])
     html = client.get(slot, headers={"HX-Request": "true", "X-Visitor-Id": visitor(1)}).get_data(as_text=True)

@@ -174,5 +174,6 @@ def visitor_hold_slot(product_id: int):
         _product(conn, product_id)  # 404 for an unknown product
         hold = hold_book.live_hold(conn, product_id, user_id, utcnow()) if user_id else None
         if hold is None:
-            return ""  # the slot stays empty, ready for Buy
+            # 204: htmx swaps nothing, so a Buy pressed meanwhile keeps the hold it put here.
+            return "", 204
         return hold_fragment(conn, hold)
