@@ -73,6 +73,28 @@
     if (event.detail.verb === "post") event.detail.parameters["userId"] = visitorId;
   });
 
+  // The product page asks for the visitor's hold once it knows who they are. If Buy has
+  // put a hold in the slot meanwhile, that answer is not swapped in over it: replacing the
+  // form under the shopper's hand would lose their click.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    var config = event.detail.requestConfig;
+    if (target && target.classList && target.classList.contains("checkout-slot") &&
+        config && config.verb === "get" && target.querySelector(".hold")) {
+      event.detail.shouldSwap = false;
+    }
+  });
+
+  // A form swapped in a moment ago may not have been wired by htmx yet (it does so as
+  // the swap settles); a quick shopper's submit would then leave as a plain GET. Wire it
+  // now, in the capture phase, so htmx's own listener takes this very submit.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (window.htmx && form.hasAttribute && (form.hasAttribute("hx-post") || form.hasAttribute("hx-get"))) {
+      htmx.process(form);
+    }
+  }, true);
+
   // Countdowns: every <time data-expires-at> counts down; at zero its hold asks the server
   // for its new state, and asks again every few seconds while the server (whose clock
   // may run a little behind this one) still calls it live.
