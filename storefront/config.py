@@ -45,10 +45,6 @@ class Config:
     stock_poll_seconds: int = 5
     trusted_proxy_count: int = 0
 
-    @property
-    def embedded_database(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
     @classmethod
     def from_env(cls, environ=None, instance_path: str | os.PathLike = "instance") -> "Config":
         env = os.environ if environ is None else environ

@@ -57,13 +57,6 @@ def wants_fragment() -> bool:
     return htmx().wants_fragment
 
 
-def trigger_event(response: Response, name: str) -> Response:
-    """Ask htmx in the browser to fire ``name`` once this response has been swapped in."""
-    existing = response.headers.get("HX-Trigger")
-    response.headers["HX-Trigger"] = f"{existing}, {name}" if existing else name
-    return response
-
-
 def init_app(app: Flask) -> None:
     @app.after_request
     def vary_on_htmx(response: Response) -> Response:
