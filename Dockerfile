@@ -14,9 +14,9 @@ RUN pip install -e .
 COPY templates ./templates
 COPY static ./static
 COPY migrations ./migrations
-COPY wsgi.py worker.py ./
+COPY wsgi.py worker.py gunicorn.conf.py ./
 
 RUN useradd --create-home storefront
 USER storefront
 EXPOSE 8000
-CMD ["gunicorn", "wsgi:app", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", "--worker-class", "gthread"]
+CMD ["gunicorn", "wsgi:app"]

@@ -20,6 +20,9 @@ def test_compose_has_every_role_and_runs_what_the_scripts_run():
     assert {"postgres", "redis", "kafka", "migrate", "web", "worker", "stripe-cli"} <= services.keys()
     assert services["migrate"]["command"] == ["flask", "--app", "storefront", "db", "upgrade"]
     assert services["web"]["command"][:2] == ["gunicorn", "wsgi:app"]
+    dockerfile = (REPO / "Dockerfile").read_text()
+    for needed in ("gunicorn.conf.py", "wsgi.py", "worker.py", "templates", "static", "migrations"):
+        assert needed in dockerfile, f"the image lacks {needed}"
     assert services["worker"]["command"] == ["python", "worker.py"]
     assert services["web"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert services["stripe-cli"]["profiles"] == ["stripe"]
@@ -44,7 +47,7 @@ def test_compose_redis_keeps_an_append_only_file_like_the_scripts():
 
 
 def test_compose_settings_are_ones_the_app_reads(tmp_path):
-    environment = compose()["x-storefront-env"]
+    environment = dict(compose()["x-storefront-env"])
     names = {name.upper() for name in Config.__dataclass_fields__} | {"DATABASE_URL", "SECRET_KEY"}
     assert set(environment) <= names
     resolved = {key: re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(value)) for key, value in environment.items()}
