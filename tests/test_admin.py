@@ -6,7 +6,6 @@ import re
 import pytest
 from redis import Redis
 
-from storefront.extensions import db
 from tests.factories import make_product, visitor
 
 PASSWORD = "correct horse battery staple"

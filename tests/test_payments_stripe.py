@@ -9,7 +9,6 @@ to the shop, a refund issued once.
 import time
 import uuid
 
-import pytest
 import requests
 from sqlalchemy import select
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from storefront.catalog.models import Product
 from storefront.errors import ApiError
-from storefront.extensions import db, reading
+from storefront.extensions import db
 from storefront.inventory.models import Hold, HoldStatus
 from storefront.inventory.stock import BelowCommitted, set_total, stock_levels
 
@@ -49,9 +49,8 @@ def operators_only():
 
 
 def _product_rows():
-    with reading() as conn:
-        products = db.session.execute(select(Product).order_by(Product.id)).scalars().all()
-        levels = stock_levels(conn, [p.id for p in products])
+    products = db.session.execute(select(Product).order_by(Product.id)).scalars().all()
+    levels = stock_levels(db.session.connection(), [p.id for p in products])
     rows = []
     for product in products:
         stock = levels[product.id]

@@ -7,7 +7,7 @@ under its lock, so what is found short is really short.
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import Connection, delete, insert, literal_column, select, update
 

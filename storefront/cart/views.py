@@ -12,9 +12,10 @@ from storefront.inventory.holds import HoldLimit, hold_json, status_of
 from storefront.inventory.models import HoldStatus
 from storefront.inventory.stock import holds, products, stock_levels
 from storefront.params import integer_field, reservation_id, request_body, requesting_visitor, visitor_id
-from storefront.payments.gateway import checkout_metadata, gateway, sign
+from storefront.payments.gateway import checkout_metadata, gateway
 from storefront.payments.intents import start_checkout_payment
 from storefront.payments.jobs import release_payment
+from storefront.payments.views import demo_gateway, pay_with_demo
 from storefront.ratelimit import holds_rate_limit
 
 bp = Blueprint("cart", __name__)
@@ -145,23 +146,15 @@ def checkout_page(checkout: str):
 
 @bp.post("/checkouts/<checkout>/demo-payment")
 def checkout_demo_payment(checkout: str):
-    from storefront.payments import webhook
-
-    demo = gateway()
-    if not demo.demo:
-        raise ApiError(404, "not_found", "The demo gateway is off while Stripe is configured.")
+    demo = demo_gateway()
     checkout_id, user_id = reservation_id(checkout), requesting_visitor()
     with db.engine.connect() as conn:
         found = carts.find_checkout(conn, checkout_id, user_id)
         if found is None:
             raise ApiError(404, "not_found", "No such checkout.")
-        lines = carts.checkout_holds(conn, checkout_id)
-        session = start_checkout_payment(conn, found, [line.id for line in lines])
-        payload = demo.succeeded_event(session.intent_id, found.amount, found.currency,
-                                       checkout_metadata(found, [line.id for line in lines]))
-    receipt = webhook.receive(payload, sign(payload, demo.webhook_secret))
-    if receipt.status != 200:
-        raise ApiError(503, "unavailable", "The payment could not be recorded; try again.")
+        hold_ids = [line.id for line in carts.checkout_holds(conn, checkout_id)]
+        session = start_checkout_payment(conn, found, hold_ids)
+    pay_with_demo(demo, session.intent_id, found.amount, found.currency, checkout_metadata(found, hold_ids))
     with db.engine.connect() as conn:
         return checkout_fragment(conn, carts.find_checkout(conn, checkout_id), confirming=True)
 

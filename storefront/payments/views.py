@@ -1,11 +1,9 @@
 from flask import Blueprint, jsonify, request
-from sqlalchemy import select
 
 from storefront.errors import ApiError
 from storefront.extensions import db
 from storefront.inventory.holds import find_hold, status_of
 from storefront.inventory.models import HoldStatus
-from storefront.inventory.stock import holds
 from storefront.inventory.views import hold_fragment
 from storefront.params import requesting_visitor, reservation_id
 from storefront.payments import webhook
@@ -24,12 +22,26 @@ def stripe_webhook():
     return jsonify(receipt.body), receipt.status
 
 
-@bp.post("/reservations/<reservation>/demo-payment")
-def demo_payment(reservation: str):
-    """The demo gateway's Pay button: Stripe's succeeded event, signed and sent to our own webhook."""
+def demo_gateway():
+    """The demo gateway; a 404 while Stripe is configured."""
     demo = gateway()
     if not demo.demo:
         raise ApiError(404, "not_found", "The demo gateway is off while Stripe is configured.")
+    return demo
+
+
+def pay_with_demo(demo, intent_id: str, amount: int, currency: str, metadata: dict) -> None:
+    """Send our own webhook the succeeded event Stripe would send, signed as Stripe signs it."""
+    payload = demo.succeeded_event(intent_id, amount, currency, metadata)
+    receipt = webhook.receive(payload, sign(payload, demo.webhook_secret))
+    if receipt.status != 200:
+        raise ApiError(503, "unavailable", "The payment could not be recorded; try again.")
+
+
+@bp.post("/reservations/<reservation>/demo-payment")
+def demo_payment(reservation: str):
+    """The demo gateway's Pay button for a hold."""
+    demo = demo_gateway()
     hold_id, user_id = reservation_id(reservation), requesting_visitor()
     with db.engine.connect() as conn:
         hold = find_hold(conn, hold_id, user_id)
@@ -38,10 +50,6 @@ def demo_payment(reservation: str):
         if status_of(hold) != HoldStatus.PENDING:
             raise ApiError(409, "not_pending", "This hold can no longer be paid.")
         session = start_payment(conn, hold)
-        payload = demo.succeeded_event(session.intent_id, hold.amount, hold.currency, intent_metadata(hold))
-    receipt = webhook.receive(payload, sign(payload, demo.webhook_secret))
-    if receipt.status != 200:
-        raise ApiError(503, "unavailable", "The payment could not be recorded; try again.")
+    pay_with_demo(demo, session.intent_id, hold.amount, hold.currency, intent_metadata(hold))
     with db.engine.connect() as conn:
-        hold = conn.execute(select(holds).where(holds.c.id == hold_id)).first()
-        return hold_fragment(conn, hold, confirming=True)
+        return hold_fragment(conn, find_hold(conn, hold_id, user_id), confirming=True)
