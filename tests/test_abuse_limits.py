@@ -1,5 +1,6 @@
 """Nobody hoards the stock: holds per visitor, and holds per address."""
 
+import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -37,9 +38,14 @@ def test_the_visitor_limit_holds_when_one_visitor_races_across_products(app, set
     product_ids = [make_product(total=5).id for _ in range(8)]
     server = live_server({**settings, "MAX_HELD_UNITS_PER_VISITOR": "3"}, workers=2, threads=8)
 
+    start = threading.Barrier(len(product_ids))
+
     def post(product_id):
-        return requests.post(f"{server.url}/api/reservations", timeout=30,
-                             json={"productId": product_id, "userId": visitor(7)})
+        with requests.Session() as session:
+            session.get(f"{server.url}/healthz", timeout=30)  # connected before the start
+            start.wait()
+            return session.post(f"{server.url}/api/reservations", timeout=30,
+                                json={"productId": product_id, "userId": visitor(7)})
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = list(pool.map(post, product_ids))

@@ -26,12 +26,14 @@ def test_metrics_count_requests_holds_and_webhook_events(client):
     after = response.get_data(as_text=True)
     assert response.headers["Content-Type"].startswith("text/plain")
     for outcome in ("created", "out_of_stock"):
-        grew = metric(after, "storefront_holds_total", outcome=outcome) - metric(
-            before, "storefront_holds_total", outcome=outcome)
-        assert grew == 1
-    assert metric(after, "storefront_http_requests_total", method="POST", route="/api/reservations",
-                  status="201") >= 1
-    assert metric(after, "storefront_webhook_events_total", type="unverified", result="refused") >= 1
+        assert metric(after, "storefront_holds_total", outcome=outcome) - metric(
+            before, "storefront_holds_total", outcome=outcome) == 1
+    def grew(name, **labels):
+        return metric(after, name, **labels) - metric(before, name, **labels)
+
+    assert grew("storefront_http_requests_total", method="POST", route="/api/reservations", status="201") == 1
+    assert grew("storefront_http_requests_total", method="POST", route="/api/reservations", status="409") == 1
+    assert grew("storefront_webhook_events_total", type="unverified", result="refused") == 1
     assert "storefront_http_request_duration_seconds_bucket" in after
 
 

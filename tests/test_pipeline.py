@@ -6,6 +6,7 @@ restarted as an operator (or a crash) would.
 """
 
 import json
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -133,11 +134,24 @@ def test_duplicates_and_200_events_at_once_complete_each_hold_exactly_once(
     server = live_server(pipeline_settings, workers=2, threads=8)
     worker(pipeline_settings)
 
-    payloads = [intent_event(h, event_id=f"evt_many_{n}") for n, h in enumerate(holds)]
-    payloads += [payloads[0]] * 4  # the first one, five times in all
-    with ThreadPoolExecutor(max_workers=32) as pool:
-        answers = list(pool.map(lambda payload: deliver(server.url, payload).status_code, payloads))
-    assert answers == [200] * 204
+    originals = [intent_event(h, event_id=f"evt_many_{n}") for n, h in enumerate(holds)]
+    # Redeliveries race their originals: the first event five times over and every tenth
+    # one twice, side by side with it, so copies reach the web workers at the same moment.
+    payloads = []
+    for n, payload in enumerate(originals):
+        payloads += [payload] * (5 if n == 0 else 2 if n % 10 == 0 else 1)
+    senders = 32
+    start = threading.Barrier(senders)
+
+    def send(numbered):
+        n, payload = numbered
+        if n < senders:  # the first round leaves together
+            start.wait(timeout=30)
+        return deliver(server.url, payload).status_code
+
+    with ThreadPoolExecutor(max_workers=senders) as pool:
+        answers = list(pool.map(send, enumerate(payloads)))
+    assert answers == [200] * len(payloads)
 
     wait_until(lambda: statuses(product.id) == {"COMPLETED": 200}, 60, "all 200 holds COMPLETED")
     assert counters(product.id) == (0, 200)
@@ -163,6 +177,10 @@ def test_with_kafka_down_webhooks_answer_503_and_redelivery_completes_them(
             refused = [deliver(client, payload) for payload in payloads[1:]]
             assert [r.status_code for r in refused] == [503, 503]
             assert refused[0].get_json()["error"] == "unavailable"
+            # Nothing changed: no worker runs yet, and a refused event is nowhere.
+            assert statuses(product.id) == {"PENDING": 3}
+            assert counters(product.id) == (3, 0)
+            assert db.session.execute(select(func.count()).select_from(PaymentEvent)).scalar_one() == 0
 
             broker.start()
             running = worker(settings)
