@@ -31,6 +31,15 @@ accesslog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s'
 errorlog = "-"
 
+# gunicorn's control socket (for gunicornc) defaults to one path per user, so a second
+# shop started by the same user would take it over, and stopping either would remove it.
+# Off unless GUNICORN_CONTROL_SOCKET names a path of this master's own.
+control_socket_path = os.environ.get("GUNICORN_CONTROL_SOCKET")
+if control_socket_path:
+    control_socket = control_socket_path
+else:
+    control_socket_disable = True
+
 # Prometheus: every worker writes its samples to one folder and /metrics adds them up.
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="storefront-prometheus-")

@@ -56,7 +56,7 @@ def run_consumer(app, stopping: threading.Event | None = None):
 def cron_scheduler(app):
     from rq.cron import CronScheduler
 
-    from storefront.inventory.jobs import sweep_expired_holds
+    from storefront.payments.jobs import sweep_expired_holds
     from storefront.jobs import QUEUE_NAME, job_runner
 
     class ThreadedCronScheduler(CronScheduler):
@@ -88,7 +88,7 @@ def run_jobs_worker(app) -> None:
 
 
 def run_embedded_sweep(app) -> None:
-    from storefront.inventory.jobs import sweep_expired_holds
+    from storefront.payments.jobs import sweep_expired_holds
 
     interval = app.config["STOREFRONT"].sweep_interval_seconds
     stop = threading.Event()

@@ -42,11 +42,12 @@ def stock_set_command(product_id: int, total: int):
 
 @click.command("sweep")
 def sweep_command():
-    """Expire lapsed holds and cancel their payment intents, once (the worker does it every interval)."""
-    from storefront.inventory.jobs import sweep_expired_holds
+    """Expire lapsed holds and settle their payments with Stripe, once (the worker does it every interval)."""
+    from storefront.payments.jobs import sweep_expired_holds
 
     swept = sweep_expired_holds()
-    click.echo(f"{swept['unitsReleased']} units released, {swept['intentsCancelled']} payment intents cancelled.")
+    asked = ", ".join(f"{count} {outcome}" for outcome, count in sorted(swept["intents"].items())) or "none due"
+    click.echo(f"{swept['unitsReleased']} units released; payment intents asked about: {asked}.")
 
 
 def _failed_registry():

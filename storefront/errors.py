@@ -5,9 +5,16 @@ HTML fragment for htmx, and a full page for a browser's navigation.
 """
 
 from flask import Flask, jsonify, make_response, render_template, request
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from storefront.htmx import wants_fragment
+
+
+RETRY_AFTER_SECONDS = 5
 
 
 class ApiError(Exception):
@@ -54,6 +61,19 @@ def init_app(app: Flask) -> None:
             if header in raised_headers:
                 response.headers[header] = raised_headers[header]
         return response
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(DisconnectionError)
+    @app.errorhandler(PoolTimeout)
+    @app.errorhandler(RedisConnectionError)
+    @app.errorhandler(RedisTimeoutError)
+    def dependency_down(exc: Exception):
+        # The database (or Redis) is restarting or unreachable: say so, and when to try again.
+        app.logger.warning("dependency unavailable on %s %s: %s", request.method, request.path, type(exc).__name__)
+        error = ApiError(503, "unavailable", "The shop is briefly unavailable; try again in a few seconds.")
+        error.headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        return error_response(error)
 
     @app.errorhandler(Exception)
     def unexpected_error(exc: Exception):

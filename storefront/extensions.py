@@ -1,9 +1,13 @@
 """Extension objects, bound to the app in create_app()."""
 
+import select
+
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.pool import Pool
 
 # Named constraints, so that migrations can drop and alter them on every backend.
 NAMING_CONVENTION = {
@@ -34,3 +38,23 @@ def _tune_sqlite(dbapi_connection, connection_record):
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+@event.listens_for(Pool, "checkout")
+def _drop_dead_connection(dbapi_connection, connection_record, connection_proxy):
+    """A pooled PostgreSQL connection whose server went away is never handed out.
+
+    A restarted (or stopped) server closes its side of every connection; an idle
+    connection then reads as ready, when it should have nothing to say. One poll
+    of its socket, no round trip: the pool drops it and connects afresh, so no
+    request fails on a connection that died while it sat in the pool.
+    """
+    pgconn = getattr(dbapi_connection, "pgconn", None)
+    if pgconn is None:  # SQLite
+        return
+    if pgconn.status != 0:  # psycopg.pq.ConnStatus.OK
+        raise DisconnectionError("connection is not open")
+    poller = select.poll()
+    poller.register(pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
+    if poller.poll(0):
+        raise DisconnectionError("the server closed this connection while it was idle")

@@ -24,6 +24,12 @@ JOB_DURATION = Histogram("storefront_job_duration_seconds", "Background job run 
 JOB_FAILURES = Counter("storefront_job_failures_total", "Background job runs that raised", ["job"])
 SWEPT_UNITS = Counter("storefront_sweep_units_released_total", "Units released by the sweep")
 SWEEPS = Counter("storefront_sweeps_total", "Sweep runs")
+RATE_LIMITER_DOWN = Counter("storefront_rate_limiter_unavailable_total",
+                            "Requests let through unlimited because the rate limiter's Redis was down")
+SETTLEMENTS = Counter("storefront_settlements_total", "Succeeded payments settled, by how the shop learned of "
+                      "them (webhook, return, reconcile) and what came of it", ["trigger", "outcome"])
+INTENT_CHECKS = Counter("storefront_intent_checks_total", "PaymentIntents reconciliation asked Stripe about, "
+                        "by the status found (or unreachable)", ["status"])
 
 bp = Blueprint("metrics", __name__)
 

@@ -4,10 +4,11 @@ Built on ``limits`` (the library under Flask-Limiter) and applied to those two
 routes only: Flask-Limiter's request hook cost every request about 110 µs, the
 stock check and /healthz included. A moving window per address, kept in Redis
 when REDIS_URL is set, so the limit holds across processes and hosts; past it,
-429 with ``Retry-After``.
+429 with ``Retry-After``. While Redis is down the limit fails open (see the README).
 """
 
 import functools
+import logging
 import math
 import time
 
@@ -15,15 +16,26 @@ from flask import Flask, current_app, request
 from limits import parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
+from redis.exceptions import RedisError
 
 from storefront.errors import ApiError
+from storefront.metrics import RATE_LIMITER_DOWN
+
+log = logging.getLogger(__name__)
 
 SCOPE = "holds"
 
 
+REDIS_TIMEOUT_SECONDS = 1
+
+
 def init_app(app: Flask) -> None:
     settings = app.config["STOREFRONT"]
-    storage = storage_from_string(settings.redis_url or "memory://")
+    if settings.redis_url:
+        storage = storage_from_string(settings.redis_url, socket_timeout=REDIS_TIMEOUT_SECONDS,
+                                      socket_connect_timeout=REDIS_TIMEOUT_SECONDS)
+    else:
+        storage = storage_from_string("memory://")
     app.extensions["storefront.ratelimit"] = (MovingWindowRateLimiter(storage), parse(settings.hold_rate_limit))
 
 
@@ -34,7 +46,15 @@ def holds_rate_limit(view):
     def limited(*args, **kwargs):
         limiter, limit = current_app.extensions["storefront.ratelimit"]
         address = request.remote_addr or "unknown"
-        if not limiter.hit(limit, SCOPE, address):
+        try:
+            allowed = limiter.hit(limit, SCOPE, address)
+        except RedisError as error:
+            # Fail open: a Redis outage must not stop sales. Stock and the per-visitor
+            # limit are enforced by the database; only the per-address pace goes unchecked.
+            RATE_LIMITER_DOWN.inc()
+            log.warning("rate limiter unavailable (%s): request let through", type(error).__name__)
+            return view(*args, **kwargs)
+        if not allowed:
             reset_at = limiter.get_window_stats(limit, SCOPE, address).reset_time
             error = ApiError(429, "rate_limited", "Too many holds from this address; wait a moment and try again.")
             error.headers = {"Retry-After": str(max(1, math.ceil(reset_at - time.time())))}

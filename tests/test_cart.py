@@ -2,7 +2,6 @@
 
 import threading
 import uuid
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest

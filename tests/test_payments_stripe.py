@@ -73,12 +73,35 @@ def test_the_payment_form_carries_a_payment_intent_created_through_stripe(make_a
                            headers={**HTMX, "X-Visitor-Id": visitor(1)}).status_code == 404
 
 
-def test_cancel_and_refund_requests_are_accepted_by_stripe_mock(make_app, settings, stripe_mock):
+def test_cancel_retrieve_and_refund_requests_are_accepted_by_stripe_mock(make_app, settings, stripe_mock,
+                                                                        monkeypatch):
+    import stripe as stripe_sdk
+
+    sent = []
+    original = stripe_sdk.RequestsClient.request
+
+    def recording(self, method, url, headers, post_data=None):
+        sent.append((method, url, dict(headers), post_data))
+        return original(self, method, url, headers, post_data)
+
+    monkeypatch.setattr(stripe_sdk.RequestsClient, "request", recording)
     app = make_app(stripe_settings(settings, stripe_mock))
     with app.app_context():
         stripe = gateway()
-        assert stripe.cancel("pi_123") in (True, False)
+        # stripe-mock validates each request against Stripe's OpenAPI spec and answers with
+        # its fixture intent, whose status is requires_payment_method: a 400 would raise.
+        assert stripe.cancel("pi_123") == "requires_payment_method"
+        assert stripe.retrieve("pi_123")["status"] == "requires_payment_method"
         assert stripe.refund("pi_123", 1500, "hold-key").startswith("re_")
+
+    (cancel_method, cancel_url, cancel_headers, _), (get_method, get_url, _, _), \
+        (refund_method, refund_url, refund_headers, refund_body) = sent
+    assert (cancel_method, cancel_url) == ("post", f"{stripe_mock.url}/v1/payment_intents/pi_123/cancel")
+    assert cancel_headers["Idempotency-Key"] == "storefront-cancel-pi_123"
+    assert (get_method, get_url) == ("get", f"{stripe_mock.url}/v1/payment_intents/pi_123")
+    assert (refund_method, refund_url) == ("post", f"{stripe_mock.url}/v1/refunds")
+    assert refund_headers["Idempotency-Key"] == "storefront-refund-hold-key"
+    assert sorted(refund_body.split("&")) == ["amount=1500", "payment_intent=pi_123"]
 
 
 def test_an_unreachable_stripe_keeps_the_hold_and_says_payment_is_unavailable(make_app, settings):
@@ -213,7 +236,7 @@ def test_releasing_a_hold_cancels_its_payment_intent(make_app, settings, localst
 
 def test_the_sweep_cancels_the_payment_intents_of_lapsed_holds(make_app, settings, localstripe):
     from storefront.inventory.holds import sweep_lapsed_holds
-    from storefront.payments.jobs import release_unpaid_payments
+    from storefront.payments.reconcile import reconcile_payments
 
     app = make_app(stripe_settings(settings, localstripe))
     client = app.test_client()
@@ -225,7 +248,8 @@ def test_the_sweep_cancels_the_payment_intents_of_lapsed_holds(make_app, setting
         lapse(reservation_id)
         with db.engine.connect() as conn:
             sweep_lapsed_holds(conn)
-        assert release_unpaid_payments() == 1
-        assert release_unpaid_payments() == 0
+        assert reconcile_payments() == {"canceled": 1}
+        assert reconcile_payments() == {}
         assert shopper.intent(intent_id)["status"] == "canceled"
         assert db.session.execute(select(Hold.status)).scalar_one() == "EXPIRED"
+        assert stored_hold(reservation_id).payment_released_at is not None

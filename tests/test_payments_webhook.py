@@ -199,13 +199,22 @@ def test_a_late_payment_when_the_stock_is_gone_is_refunded_once(client):
     assert shown.get_json()["status"] == "REFUNDED"
 
 
-def test_a_payment_of_the_wrong_amount_is_recorded_and_refused(client):
+def test_a_payment_of_the_wrong_amount_is_refused_and_refunded_in_full_once(client):
+
     product = make_product(total=1, price=2500)
     reservation = place(client, product)
-    for wrong in ({"amount": 100}, {"currency": "eur"}):
-        assert deliver(client, intent_event(reservation, **wrong)).status_code == 200
+    for n, wrong in enumerate(({"amount": 100}, {"currency": "eur"})):
+        payload = intent_event(reservation, intent_id=f"pi_wrong_{n}", event_id=f"evt_wrong_{n}", **wrong)
+        for _ in range(2):  # redelivered: still one refund
+            assert deliver(client, payload).status_code == 200
         assert state(reservation) == ("PENDING", 1, 0)
     assert {outcome for _, outcome in outcomes()} == {"amount_mismatch"}
+    db.session.expire_all()
+    refunds = db.session.execute(select(PaymentEvent.payment_intent_id, PaymentEvent.refund_id, PaymentEvent.detail)
+                                 .order_by(PaymentEvent.payment_intent_id)).all()
+    assert [(intent, refund.startswith("re_demo_")) for intent, refund, _ in refunds] == [
+        ("pi_wrong_0", True), ("pi_wrong_1", True)]
+    assert refunds[0].detail == "paid 100 usd, hold is 2500 usd"
 
 
 def test_other_event_types_are_acknowledged_and_ignored(client):

@@ -141,9 +141,13 @@
           button.disabled = false;
           return;
         }
+        // Paid without leaving the page: ask for the hold naming its intent, so the shop
+        // checks with Stripe and settles it at once, as it does on Stripe's return_url.
         var hold = form.closest(".hold");
         if (hold) {
-          htmx.ajax("GET", hold.getAttribute("hx-get") + "?confirming=1", { target: hold, swap: "outerHTML" });
+          var url = hold.getAttribute("hx-get").split("?")[0] + "?confirming=1";
+          if (result.paymentIntent) url += "&payment_intent=" + encodeURIComponent(result.paymentIntent.id);
+          htmx.ajax("GET", url, { target: hold, swap: "outerHTML" });
         }
       });
     });

@@ -10,18 +10,20 @@ import logging
 
 from flask import Blueprint, abort, current_app, render_template, request
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from storefront.catalog.models import Product
 from storefront.errors import ApiError
 from storefront.extensions import db
 from storefront.inventory.models import Hold, HoldStatus
 from storefront.inventory.stock import BelowCommitted, set_total, stock_levels
+from storefront.payments.models import PaymentEvent
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 csrf = CSRFProtect()
 log = logging.getLogger(__name__)
 HOLDS_PER_PAGE = 200
+PAYMENTS_PER_PAGE = 200
 
 
 def init_app(app) -> None:
@@ -138,6 +140,20 @@ def holds_page():
     products = db.session.execute(select(Product).order_by(Product.id)).scalars().all()
     return render_template("admin/holds.html", holds=holds, products=products, status=status,
                            product_id=product_id, statuses=list(HoldStatus))
+
+
+@bp.get("/payments")
+def payments_page():
+    """Payments the webhook did not settle (the return page, reconciliation), and every refund."""
+    events = db.session.execute(
+        select(PaymentEvent)
+        .where(or_(PaymentEvent.trigger != "webhook", PaymentEvent.refund_id.is_not(None),
+                   PaymentEvent.outcome.in_(["amount_mismatch", "foreign_intent", "refund_due",
+                                             "partly_refunded"])))
+        .order_by(PaymentEvent.updated_at.desc())
+        .limit(PAYMENTS_PER_PAGE)
+    ).scalars().all()
+    return render_template("admin/payments.html", events=events)
 
 
 @bp.post("/jobs/<job_id>/<any(retry, discard):action>")

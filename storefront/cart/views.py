@@ -14,7 +14,8 @@ from storefront.inventory.stock import holds, products, stock_levels
 from storefront.params import integer_field, reservation_id, request_body, requesting_visitor, visitor_id
 from storefront.payments.gateway import checkout_metadata, gateway
 from storefront.payments.intents import start_checkout_payment
-from storefront.payments.jobs import release_payment
+from storefront.payments.reconcile import release_intent
+from storefront.payments.settlement import settle_returned
 from storefront.payments.views import demo_gateway, pay_with_demo
 from storefront.ratelimit import holds_rate_limit
 
@@ -112,8 +113,8 @@ def create_checkout():
         except HoldLimit as limit:
             raise ApiError(409, "hold_limit", f"One visitor may hold {limit.limit} units at once.",
                            limit=limit.limit, held=limit.held) from None
-    for hold_id, intent_id in placed.superseded_intents:
-        release_payment(hold_id, intent_id)
+    for _, intent_id in placed.superseded_intents:
+        release_intent(intent_id)
     if wants_fragment():
         with db.engine.connect() as conn:
             return checkout_fragment(conn, placed.checkout, 201)
@@ -135,6 +136,14 @@ def checkout_fragment(conn, checkout, status: int = 200, *, confirming: bool = F
 @bp.get("/checkouts/<checkout>")
 def checkout_page(checkout: str):
     checkout_id = reservation_id(checkout)
+    named_intent = request.args.get("payment_intent")
+    if named_intent:
+        # Back from Stripe (or the in-place form confirmed): ask Stripe, settle before answering.
+        with db.engine.connect() as conn:
+            found = carts.find_checkout(conn, checkout_id)
+            conn.rollback()
+        if found is not None:
+            settle_returned(found, named_intent)
     if not wants_fragment():
         return render_template("cart/checkout.html", checkout_id=checkout_id)
     with db.engine.connect() as conn:

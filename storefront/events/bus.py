@@ -27,8 +27,7 @@ def publish_payment_event(message: dict) -> None:
 
 def handle_payment_message(message: dict) -> None:
     """The consumer's side: one completion job per Stripe event, deduplicated by its id."""
-    job = "complete_checkout_payment" if message.get("checkoutId") else "complete_payment"
-    jobs.enqueue(f"storefront.payments.jobs.{job}", message, job_id=f"payment-{message['eventId']}")
+    jobs.enqueue("storefront.payments.jobs.complete_payment", message, job_id=f"payment-{message['eventId']}")
 
 
 class InProcessBus:

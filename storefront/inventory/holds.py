@@ -203,6 +203,14 @@ def live_hold(conn: Connection, product_id: int, user_id: str, now: datetime) ->
     return conn.execute(_LIVE_HOLD, {"product": product_id, "visitor": user_id, "now": now}).first()
 
 
+_HOLD_BY_ID = select(holds).where(holds.c.id == bindparam("hold"))
+
+
+def hold_by_id(conn: Connection, hold_id: uuid.UUID) -> Row | None:
+    """Any hold, whoever's: for the shop's own bookkeeping, never to show to a visitor."""
+    return conn.execute(_HOLD_BY_ID, {"hold": hold_id}).first()
+
+
 def find_hold(conn: Connection, hold_id: uuid.UUID, user_id: str) -> Row | None:
     """The visitor's own hold; another visitor's is as good as unknown."""
     return conn.execute(_FIND_HOLD, {"hold": hold_id, "visitor": user_id}).first()

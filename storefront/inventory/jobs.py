@@ -1,28 +1,19 @@
-"""The sweep: lapsed holds become EXPIRED, and their PaymentIntents are cancelled.
+"""The sweep's part in holds: lapsed holds become EXPIRED.
 
 Availability never waits for it (a lapsed hold stops counting on its own); the
-sweep makes the statuses true and closes the intents, so a lapsed hold can
-rarely be paid at all. Safe when several workers run it at once: each product
-is swept under its own lock.
+sweep makes the statuses true. Safe when several workers run it at once: each
+product is swept under its own lock. Their payments are reconciled with Stripe
+by the job that calls this one (``payments/jobs.py``).
 """
-
-import logging
 
 from storefront.extensions import db
 from storefront.inventory.holds import sweep_lapsed_holds
-from storefront.metrics import SWEEPS, SWEPT_UNITS, measured_job
-from storefront.payments.jobs import release_unpaid_payments
-
-log = logging.getLogger(__name__)
+from storefront.metrics import SWEPT_UNITS
 
 
-@measured_job("sweep_expired_holds")
-def sweep_expired_holds() -> dict:
+def expire_lapsed_holds() -> int:
+    """Mark every lapsed PENDING hold EXPIRED; returns the units released."""
     with db.engine.connect() as conn:
         units = sweep_lapsed_holds(conn)
-    intents = release_unpaid_payments()
-    SWEEPS.inc()
     SWEPT_UNITS.inc(units)
-    if units or intents:
-        log.info("sweep: %d units released, %d payment intents cancelled", units, intents)
-    return {"unitsReleased": units, "intentsCancelled": intents}
+    return units

@@ -18,6 +18,9 @@ class HoldStatus(enum.StrEnum):
 
 
 _PENDING = text("status = 'PENDING'")
+_UNSETTLED_INTENT = text(
+    "status IN ('EXPIRED', 'CANCELLED') AND payment_intent_id IS NOT NULL AND payment_released_at IS NULL"
+)
 
 
 class Hold(db.Model):
@@ -48,6 +51,13 @@ class Hold(db.Model):
             sqlite_where=_PENDING,
         ),
         Index("ix_holds_visitor_created", "user_id", "created_at"),
+        # Released holds whose PaymentIntent is not settled yet: what reconciliation asks about.
+        Index(
+            "ix_holds_unsettled_intent",
+            "intent_check_after",
+            postgresql_where=_UNSETTLED_INTENT,
+            sqlite_where=_UNSETTLED_INTENT,
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -59,8 +69,12 @@ class Hold(db.Model):
     status: Mapped[str] = mapped_column(String(16), default=HoldStatus.PENDING)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True)
-    # Set once the PaymentIntent of a released hold is cancelled (or needs no cancelling).
+    # Set once the PaymentIntent of a released hold is settled with Stripe: cancelled, or
+    # paid and then sold or refunded. Until then reconciliation keeps asking about it.
     payment_released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Reconciliation's backoff: how often Stripe was asked in vain, and when to ask again.
+    intent_checks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    intent_check_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A REFUNDED hold: Stripe's refund id once the refund went through.
     refund_id: Mapped[str | None] = mapped_column(String(255))
     # The checkout this hold is a line of; None for a single-item hold.

@@ -13,7 +13,8 @@ from storefront.metrics import HOLDS
 from storefront.inventory.stock import products, stock_of
 from storefront.payments.gateway import gateway
 from storefront.payments.intents import start_payment
-from storefront.payments.jobs import release_payment
+from storefront.payments.reconcile import close_intent, mark_intent_settled
+from storefront.payments.settlement import settle_returned
 from storefront.params import (
     integer_field,
     optional_visitor,
@@ -130,30 +131,57 @@ def show_reservation(reservation: str):
     return jsonify(hold_book.hold_json(hold))
 
 
+def _not_pending(hold) -> ApiError:
+    status = hold_book.status_of(hold)
+    return ApiError(409, "not_pending", f"This hold is {status.lower()} and cannot be released.", status=status)
+
+
 @bp.delete("/api/reservations/<reservation>")
 def cancel_reservation(reservation: str):
     hold_id, user_id = reservation_id(reservation), requesting_visitor()
+    with db.engine.connect() as conn:
+        hold = hold_book.find_hold(conn, hold_id, user_id)
+        conn.rollback()
+    if hold is None:
+        raise ApiError(404, "not_found", "No such reservation.")
+    intent_status = None
+    if hold.payment_intent_id and hold_book.status_of(hold) == HoldStatus.PENDING:
+        # Stripe first: a hold whose payment went through is settled, never released unpaid.
+        intent_status = close_intent(hold.payment_intent_id)
+        if intent_status == "processing":
+            raise ApiError(409, "payment_processing", "The payment for this hold is being processed.")
     with db.engine.connect() as conn:
         try:
             hold = hold_book.cancel_hold(conn, hold_id, user_id)
         except hold_book.HoldNotFound:
             raise ApiError(404, "not_found", "No such reservation.") from None
         except hold_book.HoldNotPending as not_pending:
-            status = hold_book.status_of(not_pending.hold)
-            raise ApiError(
-                409, "not_pending", f"This hold is {status.lower()} and cannot be released.", status=status
-            ) from None
-    if hold.payment_intent_id:
-        release_payment(hold.id, hold.payment_intent_id)
+            raise _not_pending(not_pending.hold) from None
+    if intent_status == "canceled":
+        mark_intent_settled(hold.payment_intent_id)
     if wants_fragment():
         with db.engine.connect() as conn:
             return hold_fragment(conn, hold)
     return jsonify(hold_book.hold_json(hold))
 
 
+def settle_on_return(hold_id) -> None:
+    """Stripe's return_url (or the in-place form, once confirmed) names the hold's PaymentIntent:
+    ask Stripe about it and settle it before answering, whoever's page this is."""
+    named_intent = request.args.get("payment_intent")
+    if not named_intent:
+        return
+    with db.engine.connect() as conn:
+        hold = hold_book.hold_by_id(conn, hold_id)
+        conn.rollback()
+    if hold is not None:
+        settle_returned(hold, named_intent)
+
+
 @bp.get("/reservations/<reservation>")
 def reservation_page(reservation: str):
     hold_id = reservation_id(reservation)
+    settle_on_return(hold_id)
     if not wants_fragment():
         # The page is a shell: only the browser knows its visitor id, so the hold
         # itself comes as a fragment requested with it (see static/js/storefront.js).

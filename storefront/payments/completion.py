@@ -9,8 +9,8 @@ or out-of-order event changes the outcome at most once:
 - a hold that lapsed, expired or was cancelled is COMPLETED if its units are
   free now (same guard as a new hold), and otherwise REFUNDED, with the refund
   issued after the commit, idempotently, until it has gone through;
-- a payment whose amount or currency differs from the hold's is recorded and
-  refused; the hold is left alone.
+- a payment whose amount or currency differs from the hold's cannot buy it: it
+  is refunded in full and recorded with its reason; the hold is left alone.
 """
 
 import uuid
@@ -41,6 +41,7 @@ class Settlement:
     subject_id: uuid.UUID | None = None  # the hold, or the checkout, that the payment was for
     refund_amount: int | None = None
     detail: str | None = None
+    is_checkout: bool = False
 
 
 def _hold_id(message: dict) -> uuid.UUID | None:
@@ -84,7 +85,7 @@ def settle_payment(conn: Connection, message: dict) -> Settlement:
     if message["amount"] != hold.amount or message["currency"].lower() != hold.currency:
         conn.rollback()
         return Settlement(
-            "amount_mismatch", hold_id,
+            "amount_mismatch", hold_id, refund_amount=message["amount"],
             detail=f"paid {message['amount']} {message['currency']}, hold is {hold.amount} {hold.currency}",
         )
 
@@ -170,10 +171,14 @@ def settle_checkout(conn: Connection, message: dict) -> Settlement:
     checkout, lines = _checkout_under_lock(conn, checkout_id) if checkout_id else (None, [])
     if checkout is None:
         conn.rollback()
-        return Settlement("unknown_checkout", None, detail="no checkout with this checkoutId")
+        return Settlement("unknown_checkout", None, detail="no checkout with this checkoutId", is_checkout=True)
+    if checkout.payment_intent_id and checkout.payment_intent_id != message["paymentIntentId"]:
+        conn.rollback()
+        return Settlement("foreign_intent", checkout_id, refund_amount=message["amount"], is_checkout=True,
+                          detail=f"checkout's intent is {checkout.payment_intent_id}")
     if message["amount"] != checkout.amount or message["currency"].lower() != checkout.currency:
         conn.rollback()
-        return Settlement("amount_mismatch", checkout_id,
+        return Settlement("amount_mismatch", checkout_id, refund_amount=message["amount"], is_checkout=True,
                           detail=f"paid {message['amount']} {message['currency']}, "
                                  f"checkout is {checkout.amount} {checkout.currency}")
     now = utcnow()
@@ -201,7 +206,7 @@ def settle_checkout(conn: Connection, message: dict) -> Settlement:
     outcome = "completed" if changed else "duplicate"
     if due:
         outcome = "partly_refunded" if refunded < checkout.amount else "refund_due"
-    return Settlement(outcome, checkout_id, refund_amount=due)
+    return Settlement(outcome, checkout_id, refund_amount=due, is_checkout=True)
 
 
 def record_checkout_refund(conn: Connection, checkout_id: uuid.UUID, refund_id: str) -> None:

@@ -9,10 +9,8 @@ for newcomers: clearly labelled, no network, no money.
 
 import hashlib
 import hmac
-import json
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 
 import stripe
@@ -81,19 +79,30 @@ class StripeGateway:
             raise PaymentError(_describe(error)) from None
         return PaymentSession(intent.id, intent.client_secret)
 
-    def cancel(self, intent_id: str) -> bool:
-        """Cancel a PaymentIntent so a released hold cannot be paid. False when Stripe refuses
-        because it is past cancelling (already succeeded or cancelled); raises PaymentError otherwise."""
+    def retrieve(self, intent_id: str) -> dict:
+        """The PaymentIntent as Stripe records it now: the truth about the money."""
         try:
-            self._client.v1.payment_intents.cancel(
+            return _intent_dict(self._client.v1.payment_intents.retrieve(intent_id))
+        except stripe.StripeError as error:
+            raise PaymentError(_describe(error)) from None
+
+    def cancel(self, intent_id: str) -> str:
+        """Cancel a PaymentIntent so a released hold cannot be paid; returns its status afterwards.
+
+        ``canceled`` once it is; when Stripe refuses because it is past cancelling, the
+        status it has instead (``succeeded``, ``processing``): a payment to settle, never
+        one to forget. Raises PaymentError when Stripe cannot be reached.
+        """
+        try:
+            intent = self._client.v1.payment_intents.cancel(
                 intent_id, options={"idempotency_key": f"storefront-cancel-{intent_id}"}
             )
         except stripe.InvalidRequestError as error:
             log.info("payment intent %s not cancelled: %s", intent_id, error.code or "invalid state")
-            return False
+            return self.retrieve(intent_id)["status"]
         except stripe.StripeError as error:
             raise PaymentError(_describe(error)) from None
-        return True
+        return intent.status
 
     def refund(self, intent_id: str, amount: int, key: str) -> str:
         """Refund ``amount`` of a PaymentIntent, once per ``key``. Returns the refund id."""
@@ -105,6 +114,20 @@ class StripeGateway:
         except stripe.StripeError as error:
             raise PaymentError(_describe(error)) from None
         return refund.id
+
+
+def _intent_dict(intent) -> dict:
+    """The fields of a PaymentIntent that settling it reads, as plain data."""
+    data = intent.to_dict()
+    return {
+        "id": data["id"],
+        "object": "payment_intent",
+        "status": data.get("status"),
+        "amount": data.get("amount"),
+        "amount_received": data.get("amount_received") or 0,
+        "currency": data.get("currency"),
+        "metadata": dict(data.get("metadata") or {}),
+    }
 
 
 def _describe(error: stripe.StripeError) -> str:
@@ -131,33 +154,22 @@ class DemoGateway:
         intent_id = intent_id or f"pi_demo_{hashlib.sha256(key.encode()).hexdigest()[:32]}"
         return PaymentSession(intent_id, f"{intent_id}_secret_demo")
 
-    def cancel(self, intent_id: str) -> bool:
-        return True
+    def retrieve(self, intent_id: str) -> dict:
+        # A demo payment settles in the request that makes it (the pay step), so an intent
+        # asked about later is one that was never paid.
+        return {"id": intent_id, "object": "payment_intent", "status": "requires_payment_method",
+                "amount": 0, "amount_received": 0, "currency": "usd", "metadata": {}}
+
+    def cancel(self, intent_id: str) -> str:
+        return "canceled"
 
     def refund(self, intent_id: str, amount: int, key: str) -> str:
         return f"re_demo_{hashlib.sha256(key.encode()).hexdigest()[:24]}"
 
-    def succeeded_event(self, intent_id: str, amount: int, currency: str, metadata: dict) -> bytes:
-        """The event Stripe would send when this intent's payment succeeds."""
-        event = {
-            "id": f"evt_demo_{uuid.uuid4().hex}",
-            "object": "event",
-            "type": "payment_intent.succeeded",
-            "created": int(time.time()),
-            "livemode": False,
-            "data": {
-                "object": {
-                    "id": intent_id,
-                    "object": "payment_intent",
-                    "amount": amount,
-                    "amount_received": amount,
-                    "currency": currency,
-                    "status": "succeeded",
-                    "metadata": metadata,
-                }
-            },
-        }
-        return json.dumps(event, separators=(",", ":")).encode()
+    def pay(self, intent_id: str, amount: int, currency: str, metadata: dict) -> dict:
+        """Pay the intent (no money moves): the succeeded PaymentIntent, as Stripe would return it."""
+        return {"id": intent_id, "object": "payment_intent", "status": "succeeded", "amount": amount,
+                "amount_received": amount, "currency": currency, "metadata": dict(metadata)}
 
 
 def sign(payload: bytes, secret: str, timestamp: int | None = None) -> str:

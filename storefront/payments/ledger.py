@@ -1,6 +1,6 @@
 """The record of payment events: what arrived and what came of it."""
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, func
 from sqlalchemy.dialects import postgresql, sqlite
 
 from storefront.clock import utcnow
@@ -18,6 +18,8 @@ def record_event(
     payment_intent_id: str | None = None,
     reservation_id=None,
     detail: str | None = None,
+    trigger: str = "webhook",
+    refund_id: str | None = None,
 ) -> None:
     """Write down an event's outcome; a redelivery updates the same row. Commits."""
     now = utcnow()
@@ -29,13 +31,16 @@ def record_event(
         reservation_id=str(reservation_id) if reservation_id else None,
         outcome=outcome,
         detail=detail,
+        trigger=trigger,
+        refund_id=refund_id,
         received_at=now,
         updated_at=now,
     )
     conn.execute(
         statement.on_conflict_do_update(
             index_elements=[payment_events.c.id],
-            set_={"outcome": statement.excluded.outcome, "detail": statement.excluded.detail, "updated_at": now},
+            set_={"outcome": statement.excluded.outcome, "detail": statement.excluded.detail, "updated_at": now,
+                  "refund_id": func.coalesce(statement.excluded.refund_id, payment_events.c.refund_id)},
         )
     )
     conn.commit()

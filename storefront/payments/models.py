@@ -23,6 +23,10 @@ class PaymentEvent(db.Model):
     payment_intent_id: Mapped[str | None] = mapped_column(String(255))
     reservation_id: Mapped[str | None] = mapped_column(String(64))
     outcome: Mapped[str] = mapped_column(String(40))
+    # How the shop learned of it: webhook, return (the shopper's return to the page) or reconcile.
+    trigger: Mapped[str] = mapped_column(String(16), default="webhook", server_default="webhook")
+    # A refund made because of it (a late payment with the stock gone, a wrong amount).
+    refund_id: Mapped[str | None] = mapped_column(String(255))
     detail: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

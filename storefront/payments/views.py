@@ -7,8 +7,9 @@ from storefront.inventory.models import HoldStatus
 from storefront.inventory.views import hold_fragment
 from storefront.params import requesting_visitor, reservation_id
 from storefront.payments import webhook
-from storefront.payments.gateway import gateway, intent_metadata, sign
+from storefront.payments.gateway import gateway, intent_metadata
 from storefront.payments.intents import start_payment
+from storefront.payments.settlement import settle_if_succeeded
 
 bp = Blueprint("payments", __name__)
 
@@ -31,11 +32,8 @@ def demo_gateway():
 
 
 def pay_with_demo(demo, intent_id: str, amount: int, currency: str, metadata: dict) -> None:
-    """Send our own webhook the succeeded event Stripe would send, signed as Stripe signs it."""
-    payload = demo.succeeded_event(intent_id, amount, currency, metadata)
-    receipt = webhook.receive(payload, sign(payload, demo.webhook_secret))
-    if receipt.status != 200:
-        raise ApiError(503, "unavailable", "The payment could not be recorded; try again.")
+    """Pay, then settle as a shopper's return from Stripe does: before the page answers."""
+    settle_if_succeeded(demo.pay(intent_id, amount, currency, metadata), "return")
 
 
 @bp.post("/reservations/<reservation>/demo-payment")

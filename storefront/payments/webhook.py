@@ -13,16 +13,15 @@ import stripe
 
 from storefront.events.bus import EventNotDurable, publish_payment_event
 from storefront.extensions import db
-from storefront.logs import current_request_id
 from storefront.metrics import WEBHOOK_EVENTS
 from storefront.payments.completion import release_cancelled_checkout, release_cancelled_payment
 from storefront.payments.gateway import gateway
 from storefront.payments.ledger import record_event
+from storefront.payments.settlement import UnusableIntent, message_from_intent
 
 log = logging.getLogger(__name__)
 
 SIGNATURE_TOLERANCE_SECONDS = 300
-SCHEMA_VERSION = 1
 
 
 class InvalidEvent(Exception):
@@ -52,28 +51,10 @@ def verify(payload: bytes, signature: str | None, secret: str) -> dict:
 def payment_message(event: dict) -> dict:
     """The event as the pipeline carries it (the contract's Kafka value)."""
     intent = (event.get("data") or {}).get("object") or {}
-    metadata = intent.get("metadata") or {}
     try:
-        amount = int(intent.get("amount_received") or intent.get("amount"))
-        currency = str(intent["currency"]).lower()
-        intent_id = str(intent["id"])
-    except (KeyError, TypeError, ValueError):
-        raise InvalidEvent("payment intent without id, amount or currency") from None
-    return {
-        "schemaVersion": SCHEMA_VERSION,
-        "eventId": event["id"],
-        "type": event["type"],
-        "paymentIntentId": intent_id,
-        "reservationId": metadata.get("reservationId"),
-        "checkoutId": metadata.get("checkoutId"),
-        "reservationIds": [part for part in (metadata.get("reservationIds") or "").split(",") if part],
-        "productId": metadata.get("productId"),
-        "userId": metadata.get("userId"),
-        "amount": amount,
-        "currency": currency,
-        "lastPaymentError": ((intent.get("last_payment_error") or {}).get("message")),
-        "requestId": current_request_id(),
-    }
+        return message_from_intent(intent, event["id"], event["type"])
+    except UnusableIntent as unusable:
+        raise InvalidEvent(str(unusable)) from None
 
 
 def receive(payload: bytes, signature: str | None) -> Receipt:

@@ -1,0 +1,188 @@
+"""Reconciliation: the shop asks Stripe, before and after it lets a hold's payment go.
+
+A webhook can be lost (the Stripe CLI not running, an endpoint misconfigured, a
+job gone with an emptied Redis), so the shop never takes silence for "unpaid":
+
+- a live hold whose PaymentIntent was opened is asked about once as it comes to
+  lapse: paid means settled on time, like the webhook would have;
+- a hold released unpaid (lapsed, cancelled, or replaced by a checkout) is asked
+  about until its intent is settled with Stripe: ``succeeded`` → the late-payment
+  rules (sold if the units are free, otherwise refunded once); ``processing`` →
+  asked again later, never forgotten; anything else → cancelled, so it cannot be
+  paid any more; Stripe unreachable → asked again, with backoff.
+
+Only intents that were opened are asked about, one request per intent (a
+checkout's lines share theirs), at most ``BATCH`` a run: well inside Stripe's rate
+limits. Availability never waits for any of this: a lapsed hold stops counting
+at ``expires_at`` on its own.
+"""
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, literal_column, or_, select, update
+
+from storefront.clock import utcnow
+from storefront.extensions import db
+from storefront.inventory.models import is_pending
+from storefront.inventory.stock import holds
+from storefront.metrics import INTENT_CHECKS
+from storefront.payments.gateway import PaymentError, gateway
+from storefront.payments.settlement import settle_if_succeeded
+
+log = logging.getLogger(__name__)
+
+BATCH = 100
+BACKOFF_FIRST_SECONDS = 30
+BACKOFF_MAX_SECONDS = 3600
+# Stripe is still working on it (a bank debit, say): ask again this often.
+PROCESSING_RECHECK_SECONDS = 60
+# Statuses from which Stripe lets us cancel; the payment can still be made from them.
+_CANCELLABLE = {"requires_payment_method", "requires_confirmation", "requires_action", "requires_capture"}
+
+_released = holds.c.status.in_([literal_column("'EXPIRED'"), literal_column("'CANCELLED'")])
+_unsettled = and_(_released, holds.c.payment_intent_id.is_not(None), holds.c.payment_released_at.is_(None))
+
+
+def _due_intents(conn, now: datetime, lapsing_before: datetime) -> tuple[list[str], list[str]]:
+    """(intents of released holds to settle, intents of live holds about to lapse), oldest first."""
+    released = conn.execute(
+        select(holds.c.payment_intent_id)
+        .where(_unsettled, or_(holds.c.intent_check_after.is_(None), holds.c.intent_check_after <= now))
+        .group_by(holds.c.payment_intent_id)
+        .order_by(func.min(holds.c.expires_at))
+        .limit(BATCH)
+    ).scalars().all()
+    lapsing = conn.execute(
+        select(holds.c.payment_intent_id)
+        .where(is_pending, holds.c.payment_intent_id.is_not(None), holds.c.expires_at <= lapsing_before,
+               or_(holds.c.intent_check_after.is_(None), holds.c.intent_check_after <= now))
+        .group_by(holds.c.payment_intent_id)
+        .order_by(func.min(holds.c.expires_at))
+        .limit(BATCH)
+    ).scalars().all()
+    conn.rollback()
+    return list(released), [intent for intent in lapsing if intent not in released]
+
+
+def _mark(intent_id: str, **values) -> None:
+    with db.engine.connect() as conn:
+        conn.execute(update(holds).where(holds.c.payment_intent_id == intent_id).values(**values))
+        conn.commit()
+
+
+def _settled(intent_id: str) -> None:
+    """Stripe and the shop agree on this intent now: stop asking about its released holds."""
+    with db.engine.connect() as conn:
+        conn.execute(update(holds).where(holds.c.payment_intent_id == intent_id, _released,
+                                         holds.c.payment_released_at.is_(None))
+                     .values(payment_released_at=utcnow()))
+        conn.commit()
+
+
+def _ask_later(intent_id: str, now: datetime, seconds: float | None = None) -> None:
+    """Ask again after ``seconds``; without it, back off: 30 s, 1 min, 2 min ... at most an hour."""
+    with db.engine.connect() as conn:
+        checks = conn.execute(select(func.max(holds.c.intent_checks))
+                              .where(holds.c.payment_intent_id == intent_id)).scalar() or 0
+        conn.rollback()
+    if seconds is None:
+        seconds = min(BACKOFF_FIRST_SECONDS * 2 ** checks, BACKOFF_MAX_SECONDS)
+    _mark(intent_id, intent_checks=checks + 1, intent_check_after=now + timedelta(seconds=seconds))
+
+
+def settle_released_intent(intent_id: str, now: datetime | None = None) -> str:
+    """Settle with Stripe the intent of a hold that was released unpaid. Returns what was done.
+
+    Paid → settled through the late-payment rules; cancellable → cancelled; still
+    processing or Stripe unreachable → asked again later.
+    """
+    now = now or utcnow()
+    try:
+        intent = gateway().retrieve(intent_id)
+        status = intent["status"]
+        if status in _CANCELLABLE:
+            status = gateway().cancel(intent_id)
+            if status == "succeeded":  # paid between our two questions
+                intent = gateway().retrieve(intent_id)
+    except PaymentError as error:
+        INTENT_CHECKS.labels("unreachable").inc()
+        log.warning("could not ask Stripe about payment intent %s: %s", intent_id, error)
+        _ask_later(intent_id, now)
+        return "unreachable"
+    INTENT_CHECKS.labels(status).inc()
+    if status == "succeeded":
+        try:
+            outcome = settle_if_succeeded(intent, "reconcile")
+        except PaymentError as error:  # a refund is due and Stripe went away meanwhile
+            log.warning("could not refund payment intent %s yet: %s", intent_id, error)
+            _ask_later(intent_id, now)
+            return "unreachable"
+        _settled(intent_id)
+        return outcome or "succeeded"
+    if status == "canceled":
+        _settled(intent_id)
+        return "canceled"
+    _ask_later(intent_id, now, PROCESSING_RECHECK_SECONDS if status == "processing" else None)
+    return status
+
+
+def check_lapsing_intent(intent_id: str, now: datetime) -> str:
+    """A live hold's intent, as the hold comes to lapse: settle it on time if it was paid."""
+    try:
+        intent = gateway().retrieve(intent_id)
+    except PaymentError as error:
+        INTENT_CHECKS.labels("unreachable").inc()
+        log.warning("could not ask Stripe about payment intent %s: %s", intent_id, error)
+        return "unreachable"  # asked again once the hold is released
+    INTENT_CHECKS.labels(intent["status"]).inc()
+    if intent["status"] == "succeeded":
+        return settle_if_succeeded(intent, "reconcile") or "succeeded"
+    # Not paid yet: the shopper may still pay until it lapses. Ask again once it is released.
+    with db.engine.connect() as conn:
+        lapses_at = conn.execute(select(func.max(holds.c.expires_at))
+                                 .where(holds.c.payment_intent_id == intent_id)).scalar()
+        conn.rollback()
+    _mark(intent_id, intent_check_after=lapses_at or now)
+    return intent["status"]
+
+
+def reconcile_payments(lookahead_seconds: float = 60, now: datetime | None = None) -> dict:
+    """One round: the intents of holds about to lapse, and of holds released but not settled."""
+    now = now or utcnow()
+    with db.engine.connect() as conn:
+        released, lapsing = _due_intents(conn, now, now + timedelta(seconds=lookahead_seconds))
+    outcomes: dict[str, int] = {}
+    for intent_id in lapsing:
+        outcome = check_lapsing_intent(intent_id, now)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    for intent_id in released:
+        outcome = settle_released_intent(intent_id, now)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes
+
+
+def close_intent(intent_id: str) -> str:
+    """Before a live hold is released at the shopper's request: cancel its intent, or settle it if paid.
+
+    Returns ``canceled`` (release the hold), ``succeeded`` (it was paid, and is settled:
+    the hold is not the shopper's to release any more), ``processing``, or
+    ``unreachable`` (release the hold; reconciliation settles the intent later).
+    """
+    try:
+        status = gateway().cancel(intent_id)
+        if status == "succeeded":
+            settle_if_succeeded(gateway().retrieve(intent_id), "reconcile")
+    except PaymentError as error:
+        log.warning("could not cancel payment intent %s: %s", intent_id, error)
+        return "unreachable"
+    return status
+
+
+def release_intent(intent_id: str) -> str:
+    """A hold was just released by the shop (a checkout took it over): settle its intent now."""
+    return settle_released_intent(intent_id)
+
+
+def mark_intent_settled(intent_id: str) -> None:
+    _settled(intent_id)

@@ -1,0 +1,152 @@
+"""Settling a payment that Stripe says succeeded: one path, whichever way the shop learns of it.
+
+Three triggers call :func:`settle_succeeded`, and all three end the same way, once:
+
+- ``webhook``: Stripe's ``payment_intent.succeeded``, through the event bus and its job;
+- ``return``: the shopper back on the hold or checkout page (Stripe's ``return_url``,
+  or the in-place form once it is confirmed), after the shop asked Stripe itself;
+- ``reconcile``: the shop asking Stripe about an intent before and after it lets
+  the intent's hold go (``payments/reconcile.py``).
+
+The completion rules (``payments/completion.py``) run under the products' locks and
+decide at most once; a refund they call for is made here, after their commit, with
+an idempotency key of its own, and written down, so a second run never refunds twice.
+"""
+
+import logging
+from dataclasses import replace
+
+from sqlalchemy import Connection, select
+
+from storefront.extensions import db
+from storefront.logs import current_request_id
+from storefront.metrics import SETTLEMENTS
+from storefront.payments.completion import (
+    Settlement,
+    record_checkout_refund,
+    record_refund,
+    settle_checkout,
+    settle_payment,
+)
+from storefront.payments.gateway import PaymentError, gateway
+from storefront.payments.ledger import payment_events, record_event
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+# Outcomes whose refund gives back the whole payment: it could not buy what it was for.
+WHOLE_PAYMENT_REFUNDS = ("amount_mismatch", "foreign_intent")
+
+
+class UnusableIntent(ValueError):
+    """A PaymentIntent without the id, amount or currency that settling needs."""
+
+
+def message_from_intent(intent: dict, event_id: str, event_type: str = "payment_intent.succeeded") -> dict:
+    """A PaymentIntent as the pipeline carries it (the contract's Kafka value)."""
+    metadata = intent.get("metadata") or {}
+    try:
+        amount = int(intent.get("amount_received") or intent.get("amount"))
+        currency = str(intent["currency"]).lower()
+        intent_id = str(intent["id"])
+    except (KeyError, TypeError, ValueError):
+        raise UnusableIntent("payment intent without id, amount or currency") from None
+    return {
+        "schemaVersion": SCHEMA_VERSION,
+        "eventId": event_id,
+        "type": event_type,
+        "paymentIntentId": intent_id,
+        "reservationId": metadata.get("reservationId"),
+        "checkoutId": metadata.get("checkoutId"),
+        "reservationIds": [part for part in (metadata.get("reservationIds") or "").split(",") if part],
+        "productId": metadata.get("productId"),
+        "userId": metadata.get("userId"),
+        "amount": amount,
+        "currency": currency,
+        "lastPaymentError": ((intent.get("last_payment_error") or {}).get("message")),
+        "requestId": current_request_id(),
+    }
+
+
+def settle_succeeded(message: dict, trigger: str) -> str:
+    """Apply a succeeded payment to its hold or checkout, refund what cannot be kept, record it.
+
+    Safe to call any number of times, from any trigger, in any order: the outcome
+    changes once. Raises PaymentError when a refund is due and Stripe cannot be
+    reached, so that the caller (a job, the sweep) tries again.
+    """
+    intent_id = message["paymentIntentId"]
+    with db.engine.connect() as conn:
+        settle = settle_checkout if message.get("checkoutId") else settle_payment
+        settlement = settle(conn, message)
+        refund_id = _refund(conn, settlement, intent_id) if settlement.refund_amount else None
+        if refund_id and settlement.outcome == "refund_due":
+            settlement = replace(settlement, outcome="refunded")
+        record_event(
+            conn, message["eventId"], message["type"], settlement.outcome,
+            payment_intent_id=intent_id, reservation_id=settlement.subject_id, detail=settlement.detail,
+            trigger=trigger, refund_id=refund_id,
+        )
+    SETTLEMENTS.labels(trigger, settlement.outcome).inc()
+    log.info("payment %s for %s (%s): %s%s", intent_id, settlement.subject_id, trigger, settlement.outcome,
+             f", refund {refund_id}" if refund_id else "")
+    return settlement.outcome
+
+
+def _refund(conn: Connection, settlement: Settlement, intent_id: str) -> str:
+    """Give back what the settlement says is due, once, and write down Stripe's refund id."""
+    if settlement.outcome in WHOLE_PAYMENT_REFUNDS:
+        earlier = _whole_refund_of(conn, intent_id)
+        if earlier:
+            return earlier
+        return gateway().refund(intent_id, settlement.refund_amount, f"intent-{intent_id}")
+    if settlement.outcome == "refund_due" and not settlement.is_checkout:
+        refund_id = gateway().refund(intent_id, settlement.refund_amount, str(settlement.subject_id))
+        record_refund(conn, settlement.subject_id, refund_id)
+        return refund_id
+    refund_id = gateway().refund(intent_id, settlement.refund_amount, f"checkout-{settlement.subject_id}")
+    record_checkout_refund(conn, settlement.subject_id, refund_id)
+    return refund_id
+
+
+def _whole_refund_of(conn: Connection, intent_id: str) -> str | None:
+    found = conn.execute(
+        select(payment_events.c.refund_id).where(
+            payment_events.c.payment_intent_id == intent_id,
+            payment_events.c.outcome.in_(WHOLE_PAYMENT_REFUNDS),
+            payment_events.c.refund_id.is_not(None),
+        ).limit(1)
+    ).scalar()
+    conn.rollback()
+    return found
+
+
+def settle_returned(subject, named_intent_id: str | None) -> str | None:
+    """The shopper is back on ``subject``'s page (a hold or a checkout) naming a PaymentIntent.
+
+    The query string is never trusted: the intent must be the subject's own, and
+    Stripe is asked what became of it. If it succeeded, it is settled before the
+    page answers. Returns the outcome, or None when there was nothing to settle.
+    """
+    if not named_intent_id or not subject.payment_intent_id or named_intent_id != subject.payment_intent_id:
+        return None
+    try:
+        intent = gateway().retrieve(subject.payment_intent_id)
+    except PaymentError as error:
+        log.warning("could not ask about payment intent %s on return: %s", subject.payment_intent_id, error)
+        return None
+    return settle_if_succeeded(intent, "return")
+
+
+def settle_if_succeeded(intent: dict, trigger: str) -> str | None:
+    """Settle ``intent`` (as Stripe returned it) when it has succeeded; None otherwise."""
+    if intent.get("status") != "succeeded":
+        return None
+    try:
+        message = message_from_intent(intent, f"{trigger}-{intent['id']}")
+    except UnusableIntent:
+        log.warning("payment intent %s cannot be settled: no amount or currency", intent.get("id"))
+        return None
+    if not message["reservationId"] and not message["checkoutId"]:
+        return None
+    return settle_succeeded(message, trigger)
