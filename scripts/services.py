@@ -112,14 +112,28 @@ class PostgresServer:
         ]
         if not self.durable:
             settings += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
-        with open(self.base / "postgres.log", "wb") as log:
+        self._settings = settings
+        self._launch()
+        self.create_database("storefront")
+        return self
+
+    def _launch(self) -> None:
+        with open(self.base / "postgres.log", "ab") as log:
             self.process = subprocess.Popen(
-                [str(self.bindir / "postgres"), "-D", str(self.datadir), *settings],
+                [str(self.bindir / "postgres"), "-D", str(self.datadir), *self._settings],
                 stdout=log, stderr=subprocess.STDOUT, cwd=self.base, **self._as_service_user(),
             )
         wait_for_port(self.port, 30, "postgres", self.process)
-        self.create_database("storefront")
-        return self
+
+    def stop_keeping_data(self) -> None:
+        """Stop the server as a restart would (fast shutdown: every session is ended)."""
+        self.process.send_signal(signal.SIGINT)
+        self.process.wait(timeout=20)
+
+    def start_again(self) -> None:
+        """Start the stopped server on the same port and data."""
+        self._launch()
+        self._connect_when_ready()
 
     def sql(self, statement: str, database: str = "postgres") -> None:
         import psycopg

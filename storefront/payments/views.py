@@ -1,6 +1,6 @@
 from flask import Blueprint, jsonify, request
 
-from storefront.errors import ApiError
+from storefront.errors import RETRY_AFTER_SECONDS, ApiError
 from storefront.extensions import db
 from storefront.inventory.holds import find_hold, status_of
 from storefront.inventory.models import HoldStatus
@@ -20,7 +20,8 @@ def stripe_webhook():
         receipt = webhook.receive(request.get_data(cache=False), request.headers.get("Stripe-Signature"))
     except webhook.InvalidEvent as invalid:
         raise ApiError(400, "invalid_signature", f"Webhook refused: {invalid}") from None
-    return jsonify(receipt.body), receipt.status
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if receipt.status == 503 else {}
+    return jsonify(receipt.body), receipt.status, headers
 
 
 def demo_gateway():
