@@ -106,7 +106,7 @@ def test_a_signed_payment_is_completed_through_kafka_and_rq(shop, pipeline_setti
     assert time.monotonic() - started < 20
     # One JSON line per record; the job's carries the webhook request's id across Kafka.
     lines = [json.loads(line) for line in running.log_path.read_text().splitlines() if line.startswith("{")]
-    job_lines = [line for line in lines if line["logger"] == "storefront.payments.jobs"]
+    job_lines = [line for line in lines if line["logger"] == "storefront.payments.settlement"]
     assert [line["request_id"] for line in job_lines] == ["trace-pipeline-0001"]
     assert "completed" in job_lines[0]["message"]
     assert any(line["message"] == "worker stopped" for line in lines)
