@@ -126,3 +126,27 @@ def test_the_consumer_lag_is_shown_per_partition(make_app, settings, kafka):
         page = app.test_client().get("/admin/", headers=basic()).get_data(as_text=True)
     lags = [int(value) for value in re.findall(r"<td data-lag>(\d+)</td>", page)]
     assert len(lags) == 3 and sum(lags) == 6  # nobody has consumed anything yet
+
+
+def test_payments_settled_without_their_webhook_and_refunds_are_listed_with_their_reason(admin_app):
+    from tests.factories import intent_event, stripe_signature
+
+    client = admin_app.test_client()
+    product = make_product(total=2, price=2500)
+    paid = client.post("/api/reservations", json={"productId": product.id, "userId": visitor(1)}).get_json()
+    wrong = client.post("/api/reservations", json={"productId": product.id, "userId": visitor(2)}).get_json()
+    # Paid through the demo gateway (the return path), and a payment of the wrong amount via the webhook.
+    assert client.post(f"/reservations/{paid['reservationId']}/demo-payment",
+                       headers={"HX-Request": "true", "X-Visitor-Id": visitor(1)}).status_code == 200
+    payload = intent_event(wrong, amount=99, event_id="evt_wrong_amount")
+    secret = admin_app.extensions["storefront.gateway"].webhook_secret
+    assert client.post("/api/webhooks/stripe", data=payload,
+                       headers={"Stripe-Signature": stripe_signature(payload, secret)}).status_code == 200
+
+    page = client.get("/admin/payments", headers=basic())
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "<h1>Payments</h1>" in html
+    rows = re.findall(r'<tr data-outcome="([^"]+)" data-trigger="([^"]+)">', html)
+    assert sorted(rows) == [("amount_mismatch", "webhook"), ("completed", "return")]
+    assert "paid 99 usd, hold is 2500 usd" in html and "re_demo_" in html
+    assert client.get("/admin/payments").status_code == 401

@@ -86,3 +86,32 @@ def test_web_logs_are_json_lines_with_the_request_id(app, settings, live_server)
     placed = [line for line in lines if line["message"].startswith("hold ")]
     assert placed and placed[0]["request_id"] == "trace-web-000001"
     assert placed[0]["level"] == "INFO" and placed[0]["logger"] == "storefront.inventory.views"
+
+
+def test_two_shops_started_by_one_user_keep_out_of_each_others_way(app, settings, live_server, tmp_path):
+    """gunicorn's default control socket is one path per user: ours is off, so neither master
+    takes it over from the other or removes it when stopping."""
+    home = tmp_path / "home"
+    home.mkdir()
+    first = live_server({**settings, "HOME": str(home)}, workers=1, threads=2)
+    second = live_server({**settings, "HOME": str(home)}, workers=1, threads=2)
+    second.stop()
+    assert requests.get(f"{first.url}/healthz", timeout=10).json() == {"status": "ok"}
+    assert not (home / ".gunicorn").exists()
+    socket_path = tmp_path / "own.ctl"
+    third = live_server({**settings, "HOME": str(home), "GUNICORN_CONTROL_SOCKET": str(socket_path)},
+                        workers=1, threads=2)
+    assert socket_path.exists()
+    third.stop()
+    assert requests.get(f"{first.url}/healthz", timeout=10).status_code == 200
+
+
+def test_settlements_are_counted_by_trigger_and_outcome(client):
+    product = make_product(total=1)
+    before = client.get("/metrics").get_data(as_text=True)
+    held = client.post("/api/reservations", json={"productId": product.id, "userId": visitor(1)}).get_json()
+    client.post(f"/reservations/{held['reservationId']}/demo-payment",
+                headers={"HX-Request": "true", "X-Visitor-Id": visitor(1)})
+    after = client.get("/metrics").get_data(as_text=True)
+    assert metric(after, "storefront_settlements_total", trigger="return", outcome="completed") - metric(
+        before, "storefront_settlements_total", trigger="return", outcome="completed") == 1
