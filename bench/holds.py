@@ -1,9 +1,14 @@
 """Benchmark: holds and stock checks against gunicorn + PostgreSQL on this machine.
 
-Prints holds per second with p50/p99 latency on one hot product at 16 and 64
-concurrent clients: with no other holds, with 100,000 live PENDING holds on the
-product, and with 1,000,000 finished holds on it; then stock-check requests per
-second (JSON and htmx fragment) beside the app's trivial JSON route (/healthz).
+Every figure stands beside a reference measured in the same run, under the same
+gunicorn settings (bench/reference_apps.py): a bare Flask JSON route, and a
+minimal app that makes the hold in one SQL statement and reads a product's
+availability in one SELECT. Prints requests per second that got a 2xx/3xx
+answer (anything else is printed apart), p50/p99 latency, and the ratios:
+/healthz against the bare route; the stock check (JSON, fragment, and an
+unchanged stock answered 304) against the one-SELECT read; holds at 16 and 64
+clients against the one-statement hold, each run from the same table state;
+holds with 100,000 live and 1,000,000 finished holds on the product against none.
 
     .venv/bin/python -m bench.holds [--seconds 10] [--workers 2] [--threads 4]
 
@@ -32,12 +37,18 @@ REPO = Path(__file__).resolve().parent.parent
 SECRET_KEY = "bench-secret-key"
 
 HOLD_SCRIPT = textwrap.dedent("""
-    -- Every request is a new visitor holding one unit of the same hot product.
+    -- Every request is a new visitor holding one unit of the same hot product. Each wrk
+    -- thread gets its own number in setup(): seeded from the clock alone, two threads
+    -- would draw the same prefix and send the same visitors twice.
+    local threads = 0
+    function setup(thread)
+      threads = threads + 1
+      thread:set("thread_number", threads)
+    end
     local counter = 0
     local prefix = ""
-    math.randomseed(os.time())
     init = function(args)
-      prefix = string.format("bench%08x", math.random(0, 0x7fffffff))
+      prefix = string.format("bench%d-%d", os.time(), thread_number)
     end
     request = function()
       counter = counter + 1
@@ -110,21 +121,23 @@ def prepare_database(server: PostgresServer) -> dict[str, int]:
     return products
 
 
-def start_gunicorn(server: PostgresServer, workers: int, threads: int) -> tuple[subprocess.Popen, str]:
+def start_gunicorn(server: PostgresServer, workers: int, threads: int, app: str = "wsgi:app",
+                   config: str | None = None) -> tuple[subprocess.Popen, str]:
+    """gunicorn serving ``app``: the shop with the production gunicorn.conf.py (access log
+    included, its lines dropped), a reference with ``config`` (an empty file: no hooks)."""
     port = free_port()
     # One address sends every hold here: lift the per-address limit, and the per-visitor
     # one stays as it is (each request is a new visitor).
     env = {**os.environ, "DATABASE_URL": server.url(), "SECRET_KEY": SECRET_KEY, "HOLD_RATE_LIMIT": "100000000/minute"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-         "--threads", str(threads), "--worker-class", "gthread", "--log-level", "warning"],
-        # gunicorn.conf.py applies, access log included (as in production); its lines are dropped.
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    command = [sys.executable, "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+               "--threads", str(threads), "--worker-class", "gthread", "--log-level", "warning"]
+    if config:
+        command += ["--config", config]
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for_port(port, 30, "gunicorn", process)
     url = f"http://127.0.0.1:{port}"
     for _ in range(workers * threads * 2):
-        requests.get(f"{url}/healthz", timeout=10).raise_for_status()
+        requests.get(f"{url}/healthz" if app == "wsgi:app" else url, timeout=10)
     return process, url
 
 
@@ -151,8 +164,13 @@ def parse_wrk(output: str) -> dict:
     latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", output, re.M))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     socket_errors = re.search(r"Socket errors: (.*)", output)
+    total, seconds = re.search(r"(\d+) requests in ([\d.]+)(m?s)", output).group(1, 2)
+    unit = re.search(r"\d+ requests in [\d.]+(m?s)", output).group(1)
+    seconds = float(seconds) / (1000 if unit == "ms" else 1)
+    failed = int(errors.group(1)) if errors else 0
     return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        # Only answers in 2xx/3xx count: a 409, 429 or 5xx is printed apart, never as a hold.
+        "rps": (int(total) - failed) / seconds,
         "p50": _ms(latency["50"]),
         "p99": _ms(latency["99"]),
         "non2xx": int(errors.group(1)) if errors else 0,
@@ -166,6 +184,23 @@ def line(label: str, result: dict) -> str:
     return f"{label:<44} {result['rps']:>9.0f}/s   p50 {result['p50']:>7.2f} ms   p99 {result['p99']:>7.2f} ms{extra}"
 
 
+def reset(server: PostgresServer, product_id: int) -> None:
+    """Every hold run starts from the same table state: no holds on the product, nothing held."""
+    dsn = f"host=127.0.0.1 port={server.port} user=postgres dbname=storefront"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DELETE FROM holds WHERE product_id = %s", (product_id,))
+        conn.execute("UPDATE products SET held_units = 0, sold_units = 0 WHERE id = %s", (product_id,))
+        conn.execute("VACUUM ANALYZE holds")
+
+
+def ratio_line(label: str, shop: dict, reference: dict, target: float, p99_target: float | None = None) -> str:
+    ratio = shop["rps"] / reference["rps"]
+    text = f"{label:<52} {ratio:5.2f}x (target >= {target:.1f})"
+    if p99_target is not None:
+        text += f"   p99 {shop['p99'] / reference['p99']:5.2f}x (target <= {p99_target:.1f})"
+    return text
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10, help="length of each run (default 10)")
@@ -177,41 +212,66 @@ def main() -> int:
     wrk_path = ensure_wrk()
     print(f"cores: {os.cpu_count()}  gunicorn: {args.workers} workers x {args.threads} threads  "
           f"postgres fsync: {'off' if args.no_fsync else 'on'}  {args.seconds}s per run", flush=True)
-    with PostgresServer(durable=not args.no_fsync) as server:
+    with PostgresServer(durable=not args.no_fsync) as server, \
+            tempfile.NamedTemporaryFile("w", suffix=".py") as no_config:
         products = prepare_database(server)
-        gunicorn, url = start_gunicorn(server, args.workers, args.threads)
+        shop, url = start_gunicorn(server, args.workers, args.threads)
+        bare, bare_url = start_gunicorn(server, args.workers, args.threads, "bench.reference_apps:bare",
+                                        no_config.name)
+        minimal, minimal_url = start_gunicorn(server, args.workers, args.threads, "bench.reference_apps:minimal",
+                                              no_config.name)
         try:
-            # Reads first, while the machine is quiet; then the holds.
-            check = f"{url}/api/inventory/check/{products['live']}"
-            trivial = wrk(wrk_path, f"{url}/healthz", 16, args.seconds)
-            print(line("trivial JSON route (/healthz), 16 clients", trivial), flush=True)
-            stock_json = wrk(wrk_path, check, 16, args.seconds)
-            print(line("stock check JSON, 16 clients", stock_json), flush=True)
-            stock_fragment = wrk(wrk_path, check, 16, args.seconds, FRAGMENT_SCRIPT)
-            print(line("stock check fragment, 16 clients", stock_fragment), flush=True)
+            def measure(label, target_url, clients=16, script=None):
+                result = wrk(wrk_path, target_url, clients, args.seconds, script)
+                print(line(label, result), flush=True)
+                return result
 
-            results = {}
-            for label, product_id in (("no other holds", products["empty"]),
-                                      ("100,000 live holds", products["live"]),
-                                      ("1,000,000 finished holds", products["finished"])):
-                for clients in (16, 64):
-                    script = HOLD_SCRIPT.replace("PRODUCT_ID", str(product_id))
-                    result = wrk(wrk_path, url, clients, args.seconds, script)
-                    results[(label, clients)] = result
-                    print(line(f"holds, {clients} clients, {label}", result), flush=True)
+            # Reads first, while the machine is quiet; each reference right before the shop.
+            bare_route = measure("reference: bare Flask JSON route", bare_url)
+            healthz = measure("shop /healthz (production gunicorn.conf.py)", f"{url}/healthz")
+            check_path = f"/api/inventory/check/{products['live']}"
+            one_select = measure("reference: one-SELECT stock read", minimal_url + check_path)
+            stock_json = measure("shop stock check JSON", url + check_path)
+            stock_fragment = measure("shop stock check fragment", url + check_path, script=FRAGMENT_SCRIPT)
+            etag = requests.get(url + check_path, headers={"HX-Request": "true"}, timeout=10).headers.get("ETag")
+            stock_304 = None
+            if etag:
+                script = FRAGMENT_SCRIPT + f"wrk.headers[\"If-None-Match\"] = '{etag}'\n"
+                stock_304 = measure("shop stock check fragment, unchanged (304)", url + check_path, script=script)
 
-            base = results[("no other holds", 16)]["rps"]
+            holds = {}
+            for clients in (16, 64):
+                script = HOLD_SCRIPT.replace("PRODUCT_ID", str(products["empty"]))
+                reset(server, products["empty"])
+                holds[("reference", clients)] = measure(f"reference: one-statement hold, {clients} clients",
+                                                        minimal_url, clients, script)
+                reset(server, products["empty"])
+                holds[("none", clients)] = measure(f"shop holds, {clients} clients, no other holds", url, clients,
+                                                   script)
+            for label in ("live", "finished"):
+                script = HOLD_SCRIPT.replace("PRODUCT_ID", str(products[label]))
+                holds[(label, 16)] = measure(f"shop holds, 16 clients, {PRODUCT_LABELS[label]}", url, 16, script)
+
             print()
-            print(f"holds/s at 16 clients:                         {base:.0f} (target 4,000)")
-            for label in ("100,000 live holds", "1,000,000 finished holds"):
-                ratio = results[(label, 16)]["rps"] / base
-                print(f"{label + ' / none, 16 clients:':<47}{ratio:.2f} (target 0.90)")
-            print(f"stock check JSON / trivial route:              {stock_json['rps'] / trivial['rps']:.2f} (target 0.80)")
-            print(f"stock check fragment / trivial route:          {stock_fragment['rps'] / trivial['rps']:.2f} (target 0.80)")
+            print(ratio_line("/healthz / bare route", healthz, bare_route, 0.8))
+            print(ratio_line("stock check JSON / one-SELECT read", stock_json, one_select, 0.8))
+            print(ratio_line("stock check fragment / one-SELECT read", stock_fragment, one_select, 0.8))
+            if stock_304:
+                print(ratio_line("unchanged stock (304) / full fragment", stock_304, stock_fragment, 1.0))
+            for clients in (16, 64):
+                print(ratio_line(f"holds / one-statement hold, {clients} clients", holds[("none", clients)],
+                                 holds[("reference", clients)], 0.8, 1.5))
+            for label in ("live", "finished"):
+                print(ratio_line(f"holds with {PRODUCT_LABELS[label]} / none", holds[(label, 16)],
+                                 holds[("none", 16)], 0.9))
         finally:
-            gunicorn.terminate()
-            gunicorn.wait(timeout=20)
+            for process in (shop, bare, minimal):
+                process.terminate()
+                process.wait(timeout=20)
     return 0
+
+
+PRODUCT_LABELS = {"live": "100,000 live holds", "finished": "1,000,000 finished holds"}
 
 
 if __name__ == "__main__":
