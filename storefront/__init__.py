@@ -38,7 +38,7 @@ def create_app(config: Config | dict | None = None, instance_path: str | None = 
         hops = config.trusted_proxy_count
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
-    from storefront import assets, cli, errors, formatting, htmx, jobs, logs, metrics, ratelimit, security
+    from storefront import assets, cli, errors, formatting, htmx, jobs, logs, metrics, owners, ratelimit, security
     from storefront.events import bus
     from storefront.extensions import db, migrate
     from storefront.payments import gateway
@@ -47,6 +47,7 @@ def create_app(config: Config | dict | None = None, instance_path: str | None = 
     ratelimit.init_app(app)
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
     htmx.init_app(app)
+    owners.init_app(app)
     errors.init_app(app)
     formatting.init_app(app)
     assets.init_app(app)

@@ -17,7 +17,7 @@ def test_upgrade_an_empty_database_to_head_check_and_downgrade(postgres):
             flask_migrate.upgrade()
             assert {"products", "holds", "alembic_version"} <= set(inspect(db.engine).get_table_names())
             index_names = {index["name"] for index in inspect(db.engine).get_indexes("holds")}
-            assert {"uq_holds_pending_visitor", "ix_holds_pending_product_expiry"} <= index_names
+            assert {"uq_holds_pending_owner", "ix_holds_pending_product_expiry", "ix_holds_pending_visitor"} <= index_names
 
             # `flask db check`: autogenerate finds nothing between models and migrations.
             config = app.extensions["migrate"].migrate.get_config()

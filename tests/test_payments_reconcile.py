@@ -100,6 +100,7 @@ def test_the_return_url_settles_the_hold_before_the_page_answers(make_app, setti
     shopper = Shopper(localstripe)
     with app.app_context():
         product = make_product(total=1)
+        client.get("/")  # a browser, with its cookie
         reservation_id, _ = hold_fragment(client, product, 1)
         intent_id = stored_hold(reservation_id).payment_intent_id
         shopper.pay(intent_id)

@@ -9,11 +9,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import Connection, delete, insert, literal_column, select, update
+from sqlalchemy import Connection, and_, delete, insert, literal_column, select, update
 
 from storefront.cart.models import CartLine, Checkout
 from storefront.clock import utcnow
-from storefront.inventory.holds import HoldLimit, _visitor_units
+from storefront.inventory.holds import HoldLimit, held_by, lock_visitor
 from storefront.inventory.models import HoldStatus, is_pending
 from storefront.inventory.stock import (
     free_units,
@@ -23,6 +23,7 @@ from storefront.inventory.stock import (
     release_lapsed_holds,
     reserve_units,
 )
+from storefront.owners import Owner
 
 cart_lines = CartLine.__table__
 checkouts = Checkout.__table__
@@ -57,55 +58,61 @@ class PlacedCheckout:
     superseded_intents: list[tuple]  # (hold id, intent id) of standalone holds the checkout replaced
 
 
-def cart_of(conn: Connection, user_id: str):
+def _owned_by(table, owner: Owner):
+    return and_(table.c.user_id == owner.visitor_id, table.c.browser_id == owner.browser_id)
+
+
+def cart_of(conn: Connection, owner: Owner):
     return conn.execute(
         select(cart_lines.c.product_id, cart_lines.c.quantity)
-        .where(cart_lines.c.user_id == user_id)
+        .where(_owned_by(cart_lines, owner))
         .order_by(cart_lines.c.product_id)
     ).all()
 
 
-def set_line(conn: Connection, user_id: str, product_id: int, quantity: int) -> None:
+def set_line(conn: Connection, owner: Owner, product_id: int, quantity: int) -> None:
     """Set the cart's line for a product (add it, or change its quantity). Raises CartFull."""
     now = utcnow()
     changed = conn.execute(
         update(cart_lines)
-        .where(cart_lines.c.user_id == user_id, cart_lines.c.product_id == product_id)
+        .where(_owned_by(cart_lines, owner), cart_lines.c.product_id == product_id)
         .values(quantity=quantity, updated_at=now)
     ).rowcount
     if not changed:
-        if len(cart_of(conn, user_id)) >= MAX_CART_LINES:
+        if len(cart_of(conn, owner)) >= MAX_CART_LINES:
             conn.rollback()
             raise CartFull()
-        conn.execute(insert(cart_lines).values(user_id=user_id, product_id=product_id, quantity=quantity,
-                                               updated_at=now))
+        conn.execute(insert(cart_lines).values(user_id=owner.visitor_id, browser_id=owner.browser_id,
+                                               product_id=product_id, quantity=quantity, updated_at=now))
     conn.commit()
 
 
-def remove_line(conn: Connection, user_id: str, product_id: int) -> None:
-    conn.execute(delete(cart_lines).where(cart_lines.c.user_id == user_id, cart_lines.c.product_id == product_id))
+def remove_line(conn: Connection, owner: Owner, product_id: int) -> None:
+    conn.execute(delete(cart_lines).where(_owned_by(cart_lines, owner), cart_lines.c.product_id == product_id))
     conn.commit()
 
 
-def place_checkout(conn: Connection, user_id: str, ttl_seconds: int, max_visitor_units: int) -> PlacedCheckout:
-    """Hold every line of the visitor's cart in one transaction, or none.
+def place_checkout(conn: Connection, owner: Owner, address: str, ttl_seconds: int,
+                   max_visitor_units: int) -> PlacedCheckout:
+    """Hold every line of the owner's cart in one transaction, or none.
 
     Raises EmptyCart, CheckoutShort (naming the short lines), MixedCurrencies or HoldLimit.
     """
-    lines = cart_of(conn, user_id)
+    lines = cart_of(conn, owner)
     if not lines:
         conn.rollback()
         raise EmptyCart()
     now = utcnow()
+    lock_visitor(conn, owner.visitor_id)  # as a single hold does: the visitor first, then products
     product_ids = [line.product_id for line in lines]  # in id order: the lock order
     for product_id in product_ids:
         lock_product(conn, product_id)
         release_lapsed_holds(conn, product_id, now)
 
-    # The checkout takes over the visitor's own single-item holds on these products.
+    # The checkout takes over the owner's own single-item holds on these products.
     superseded = conn.execute(
         update(holds)
-        .where(holds.c.user_id == user_id, holds.c.product_id.in_(product_ids), is_pending,
+        .where(_owned_by(holds, owner), holds.c.product_id.in_(product_ids), is_pending,
                holds.c.expires_at > now)
         .values(status=literal_column("'CANCELLED'"), updated_at=now)
         .returning(holds.c.id, holds.c.product_id, holds.c.quantity, holds.c.payment_intent_id)
@@ -128,7 +135,8 @@ def place_checkout(conn: Connection, user_id: str, ttl_seconds: int, max_visitor
     for line in lines:
         price, currency = reserve_units(conn, line.product_id, line.quantity)
         rows.append({
-            "id": uuid.uuid4(), "product_id": line.product_id, "user_id": user_id, "quantity": line.quantity,
+            "id": uuid.uuid4(), "product_id": line.product_id, "user_id": owner.visitor_id,
+            "browser_id": owner.browser_id, "client_address": address, "quantity": line.quantity,
             "amount": price * line.quantity, "currency": currency, "status": HoldStatus.PENDING.value,
             "expires_at": expires_at, "created_at": now, "updated_at": now, "checkout_id": checkout_id,
         })
@@ -137,25 +145,26 @@ def place_checkout(conn: Connection, user_id: str, ttl_seconds: int, max_visitor
         conn.rollback()
         raise MixedCurrencies()
     conn.execute(insert(checkouts).values(
-        id=checkout_id, user_id=user_id, amount=sum(row["amount"] for row in rows), currency=currencies.pop(),
-        expires_at=expires_at, created_at=now))
+        id=checkout_id, user_id=owner.visitor_id, browser_id=owner.browser_id,
+        amount=sum(row["amount"] for row in rows), currency=currencies.pop(), expires_at=expires_at, created_at=now))
     conn.execute(insert(holds), rows)
-    held = _visitor_units(conn, user_id, now)
+    held = held_by(conn, owner, address, now)
     if held > max_visitor_units:
         conn.rollback()
         raise HoldLimit(held - sum(line.quantity for line in lines), max_visitor_units)
     conn.commit()
     return PlacedCheckout(
-        find_checkout(conn, checkout_id, user_id),
+        find_checkout(conn, checkout_id, owner),
         checkout_holds(conn, checkout_id),
         [(hold.id, hold.payment_intent_id) for hold in superseded if hold.payment_intent_id],
     )
 
 
-def find_checkout(conn: Connection, checkout_id: uuid.UUID, user_id: str | None = None):
+def find_checkout(conn: Connection, checkout_id: uuid.UUID, owner: Owner | None = None):
+    """The owner's checkout; without an owner, anyone's (the shop's own bookkeeping)."""
     query = select(checkouts).where(checkouts.c.id == checkout_id)
-    if user_id is not None:
-        query = query.where(checkouts.c.user_id == user_id)
+    if owner is not None:
+        query = query.where(_owned_by(checkouts, owner))
     return conn.execute(query).first()
 
 

@@ -15,6 +15,7 @@ class CartLine(db.Model):
     __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
 
     user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    browser_id: Mapped[str] = mapped_column(String(64), primary_key=True, default="", server_default="")
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), primary_key=True)
     quantity: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -31,6 +32,7 @@ class Checkout(db.Model):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     user_id: Mapped[str] = mapped_column(String(128))
+    browser_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
     amount: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

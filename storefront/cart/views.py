@@ -11,7 +11,8 @@ from storefront.htmx import wants_fragment
 from storefront.inventory.holds import HoldLimit, hold_json, status_of
 from storefront.inventory.models import HoldStatus
 from storefront.inventory.stock import holds, products, stock_levels
-from storefront.params import integer_field, reservation_id, request_body, requesting_visitor, visitor_id
+from storefront.owners import Owner, client_address, owner_of, requesting_owner
+from storefront.params import integer_field, reservation_id, request_body
 from storefront.payments.gateway import checkout_metadata, gateway
 from storefront.payments.intents import start_checkout_payment
 from storefront.payments.reconcile import release_intent
@@ -27,13 +28,13 @@ def _settings():
     return current_app.config["STOREFRONT"]
 
 
-def _body_visitor(data) -> str:
+def _body_owner(data) -> Owner:
     """A write names its visitor in the body (userId) or, like a read, in X-Visitor-Id."""
-    return visitor_id(data.get("userId") or request.headers.get("X-Visitor-Id"))
+    return owner_of(data.get("userId") or request.headers.get("X-Visitor-Id"))
 
 
-def cart_json(conn, user_id: str) -> dict:
-    lines = carts.cart_of(conn, user_id)
+def cart_json(conn, owner: Owner) -> dict:
+    lines = carts.cart_of(conn, owner)
     ids = [line.product_id for line in lines]
     levels = stock_levels(conn, ids)
     prices = {row.id: row for row in conn.execute(
@@ -45,18 +46,18 @@ def cart_json(conn, user_id: str) -> dict:
     return {"items": items, "amount": sum(item["amount"] for item in items), "currency": currency}
 
 
-def _cart_answer(conn, user_id: str):
-    cart = cart_json(conn, user_id)
+def _cart_answer(conn, owner: Owner):
+    cart = cart_json(conn, owner)
     if wants_fragment():
-        return render_template("cart/_cart.html", cart=cart, user_id=user_id)
+        return render_template("cart/_cart.html", cart=cart)
     return jsonify({**cart, "items": [{k: v for k, v in item.items() if k != "name"} for item in cart["items"]]})
 
 
 @bp.get("/api/cart")
 def show_cart():
-    user_id = requesting_visitor()
+    owner = requesting_owner()
     with reading() as conn:
-        return _cart_answer(conn, user_id)
+        return _cart_answer(conn, owner)
 
 
 @bp.post("/api/cart/items")
@@ -64,24 +65,24 @@ def set_cart_line():
     data = request_body()
     product_id = integer_field(data, "productId", low=1, high=2**31 - 1)
     quantity = integer_field(data, "quantity", low=1, high=_settings().max_hold_quantity, default=1)
-    user_id = _body_visitor(data)
+    owner = _body_owner(data)
     with db.engine.connect() as conn:
         if conn.execute(select(products.c.id).where(products.c.id == product_id)).first() is None:
             raise ApiError(404, "not_found", "No such product.")
         try:
-            carts.set_line(conn, user_id, product_id, quantity)
+            carts.set_line(conn, owner, product_id, quantity)
         except carts.CartFull:
             raise ApiError(409, "cart_full", f"A cart holds at most {carts.MAX_CART_LINES} products.") from None
-        return _cart_answer(conn, user_id)
+        return _cart_answer(conn, owner)
 
 
 @bp.delete("/api/cart/items/<product_id:product_id>")
 def remove_cart_line(product_id: int):
-    user_id = visitor_id(request.headers.get("X-Visitor-Id") or request.args.get("userId")
-                         or (request.get_json(silent=True) or {}).get("userId"))
+    owner = owner_of(request.headers.get("X-Visitor-Id") or request.args.get("userId")
+                     or (request.get_json(silent=True) or {}).get("userId"))
     with db.engine.connect() as conn:
-        carts.remove_line(conn, user_id, product_id)
-        return _cart_answer(conn, user_id)
+        carts.remove_line(conn, owner, product_id)
+        return _cart_answer(conn, owner)
 
 
 def checkout_json(placed_checkout, lines) -> dict:
@@ -98,11 +99,11 @@ def checkout_json(placed_checkout, lines) -> dict:
 @holds_rate_limit
 def create_checkout():
     data = request_body() if request.content_length else {}
-    user_id = _body_visitor(data)
+    owner = _body_owner(data)
     settings = _settings()
     with db.engine.connect() as conn:
         try:
-            placed = carts.place_checkout(conn, user_id, settings.hold_ttl_seconds,
+            placed = carts.place_checkout(conn, owner, client_address(), settings.hold_ttl_seconds,
                                           settings.max_held_units_per_visitor)
         except carts.EmptyCart:
             raise ApiError(400, "empty_cart", "The cart is empty.") from None
@@ -111,7 +112,7 @@ def create_checkout():
         except carts.MixedCurrencies:
             raise ApiError(409, "mixed_currencies", "A checkout pays in one currency.") from None
         except HoldLimit as limit:
-            raise ApiError(409, "hold_limit", f"One visitor may hold {limit.limit} units at once.",
+            raise ApiError(409, "hold_limit", f"One shopper may hold {limit.limit} units at once.",
                            limit=limit.limit, held=limit.held) from None
     for _, intent_id in placed.superseded_intents:
         release_intent(intent_id)
@@ -147,7 +148,7 @@ def checkout_page(checkout: str):
     if not wants_fragment():
         return render_template("cart/checkout.html", checkout_id=checkout_id)
     with db.engine.connect() as conn:
-        found = carts.find_checkout(conn, checkout_id, requesting_visitor())
+        found = carts.find_checkout(conn, checkout_id, requesting_owner())
         if found is None:
             raise ApiError(404, "not_found", "No such checkout.")
         return checkout_fragment(conn, found, confirming=request.args.get("confirming") == "1")
@@ -156,9 +157,9 @@ def checkout_page(checkout: str):
 @bp.post("/checkouts/<checkout>/demo-payment")
 def checkout_demo_payment(checkout: str):
     demo = demo_gateway()
-    checkout_id, user_id = reservation_id(checkout), requesting_visitor()
+    checkout_id, owner = reservation_id(checkout), requesting_owner()
     with db.engine.connect() as conn:
-        found = carts.find_checkout(conn, checkout_id, user_id)
+        found = carts.find_checkout(conn, checkout_id, owner)
         if found is None:
             raise ApiError(404, "not_found", "No such checkout.")
         hold_ids = [line.id for line in carts.checkout_holds(conn, checkout_id)]
@@ -168,11 +169,11 @@ def checkout_demo_payment(checkout: str):
         return checkout_fragment(conn, carts.find_checkout(conn, checkout_id), confirming=True)
 
 
-def orders_of(conn, user_id: str) -> list[dict]:
+def orders_of(conn, owner: Owner) -> list[dict]:
     rows = conn.execute(
         select(holds, products.c.name.label("product_name"))
         .join(products, products.c.id == holds.c.product_id)
-        .where(holds.c.user_id == user_id)
+        .where(holds.c.user_id == owner.visitor_id, holds.c.browser_id == owner.browser_id)
         .order_by(holds.c.created_at.desc(), holds.c.product_id)
         .limit(ORDERS_SHOWN)
     ).all()
@@ -183,26 +184,26 @@ def orders_of(conn, user_id: str) -> list[dict]:
 
 @bp.get("/api/orders")
 def show_orders():
-    user_id = requesting_visitor()
+    owner = requesting_owner()
     with reading() as conn:
-        return jsonify({"orders": orders_of(conn, user_id)})
+        return jsonify({"orders": orders_of(conn, owner)})
 
 
 @bp.get("/orders")
 def orders_page():
     if not wants_fragment():
         return render_template("cart/orders.html")
-    user_id = requesting_visitor()
+    owner = requesting_owner()
     with reading() as conn:
-        return render_template("cart/_orders.html", orders=orders_of(conn, user_id))
+        return render_template("cart/_orders.html", orders=orders_of(conn, owner))
 
 
 @bp.get("/cart")
 def cart_page():
     if not wants_fragment():
         return render_template("cart/cart.html")
-    user_id = requesting_visitor()
+    owner = requesting_owner()
     with reading() as conn:
-        return render_template("cart/_cart.html", cart=cart_json(conn, user_id), user_id=user_id)
+        return render_template("cart/_cart.html", cart=cart_json(conn, owner))
 
 

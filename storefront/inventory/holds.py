@@ -9,12 +9,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, bindparam, func, literal_column, select, update
+from sqlalchemy import Connection, Integer, String, and_, bindparam, case, func, literal_column, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 
 from storefront.clock import UTCDateTime, isoformat_z, utcnow
 from storefront.inventory.models import HoldStatus, is_pending
+from storefront.owners import Owner
 from storefront.inventory.stock import (
     give_back_units,
     holds,
@@ -40,7 +41,7 @@ class OutOfStock(Exception):
 
 
 class HoldLimit(Exception):
-    """The visitor already holds as many units as one visitor may."""
+    """The owner (or the owners sharing its visitor id and address) already hold as many units as allowed."""
 
     def __init__(self, held: int, limit: int):
         super().__init__(f"{held} units held, limit {limit}")
@@ -83,124 +84,128 @@ def hold_json(hold: Row, now: datetime | None = None) -> dict:
 
 def _insert_unless_held(dialect):
     return dialect.insert(holds).on_conflict_do_nothing(
-        index_elements=[holds.c.product_id, holds.c.user_id], index_where=is_pending
+        index_elements=[holds.c.product_id, holds.c.user_id, holds.c.browser_id], index_where=is_pending
     ).returning(*holds.c)
 
 
-# One live hold per visitor and product: the partial unique index is the arbiter.
+# One live hold per owner and product: the partial unique index is the arbiter.
 _INSERT_UNLESS_HELD = {"postgresql": _insert_unless_held(postgresql), "sqlite": _insert_unless_held(sqlite)}
 
-_LIVE_HOLD = select(holds).where(
-    holds.c.product_id == bindparam("product"),
-    holds.c.user_id == bindparam("visitor"),
-    is_pending,
-    holds.c.expires_at > bindparam("now", type_=UTCDateTime),
-)
+_now = bindparam("now", type_=UTCDateTime)
+_owned = and_(holds.c.user_id == bindparam("visitor"), holds.c.browser_id == bindparam("browser"))
 
-_FIND_HOLD = select(holds).where(holds.c.id == bindparam("hold"), holds.c.user_id == bindparam("visitor"))
+_LIVE_HOLD = select(holds).where(holds.c.product_id == bindparam("product"), _owned, is_pending,
+                                 holds.c.expires_at > _now)
+
+_FIND_HOLD = select(holds).where(holds.c.id == bindparam("hold"), _owned)
 
 _CANCEL = (
     update(holds)
-    .where(
-        holds.c.id == bindparam("hold"),
-        holds.c.user_id == bindparam("visitor"),
-        is_pending,
-        holds.c.expires_at > bindparam("now", type_=UTCDateTime),
-    )
-    .values(status=literal_column("'CANCELLED'"), updated_at=bindparam("now", type_=UTCDateTime))
+    .where(holds.c.id == bindparam("hold"), _owned, is_pending, holds.c.expires_at > _now)
+    .values(status=literal_column("'CANCELLED'"), updated_at=_now)
     .returning(*holds.c)
 )
 
-
-def place_hold(
-    conn: Connection, product_id: int, user_id: str, quantity: int, ttl_seconds: int, max_visitor_units: int
-) -> PlacedHold:
-    """Hold ``quantity`` units for the visitor, or give back the live hold they already have.
-
-    Race-free across processes: units are reserved by one guarded UPDATE under
-    the product's row lock, and a partial unique index allows one PENDING hold
-    per visitor and product, so twenty presses of Buy at once make one hold.
-    The first try trusts the counters (BEGIN, reserve, insert, COMMIT); only a
-    refusal releases lapsed holds and looks again, so a "no" is always exact.
-    A new hold must also keep the visitor within ``max_visitor_units`` across
-    products. Raises ProductNotFound, OutOfStock or HoldLimit.
-    """
-    insert_unless_held = _INSERT_UNLESS_HELD[conn.dialect.name]
-    for attempt in range(3):
-        now = utcnow()
-        if attempt:
-            # The counters still count holds that lapsed unswept, so they can only
-            # understate what is free: release those before deciding again.
-            lock_product(conn, product_id)
-            release_lapsed_holds(conn, product_id, now)
-        terms = reserve_units(conn, product_id, quantity)
-        if terms is None:
-            if not attempt:
-                continue  # a guarded UPDATE that matched nothing took no lock
-            conn.commit()  # keep the lapsed holds we released
-            existing = live_hold(conn, product_id, user_id, now)
-            if existing is not None:
-                return PlacedHold(existing, created=False)
-            stock = stock_of(conn, product_id, now)
-            if stock is None:
-                raise ProductNotFound(product_id)
-            raise OutOfStock(stock.available)
-
-        price, currency = terms
-        placed = conn.execute(
-            insert_unless_held,
-            {
-                "id": uuid.uuid4(),
-                "product_id": product_id,
-                "user_id": user_id,
-                "quantity": quantity,
-                "amount": price * quantity,
-                "currency": currency,
-                "status": HoldStatus.PENDING.value,
-                "expires_at": now + timedelta(seconds=ttl_seconds),
-                "created_at": now,
-                "updated_at": now,
-            },
-        ).first()
-        if placed is not None:
-            held = _visitor_units(conn, user_id, now)
-            if held > max_visitor_units:
-                conn.rollback()
-                raise HoldLimit(held - quantity, max_visitor_units)
-            conn.commit()
-            return PlacedHold(placed, created=True)
-
-        # This visitor already holds the product: undo our reservation, return theirs.
-        # (If their hold has just lapsed, the next round releases it and tries again.)
-        conn.rollback()
-        existing = live_hold(conn, product_id, user_id, utcnow())
-        if existing is not None:
-            return PlacedHold(existing, created=False)
-    raise RuntimeError("could not settle a hold after three rounds")
-
-
-_VISITOR_UNITS = select(func.coalesce(func.sum(holds.c.quantity), 0)).where(
-    holds.c.user_id == bindparam("visitor"), is_pending, holds.c.expires_at > bindparam("now", type_=UTCDateTime)
-)
-
-
-def _visitor_units(conn: Connection, user_id: str, now: datetime) -> int:
-    """Units the visitor holds live, across products, this transaction's new hold included.
-
-    On PostgreSQL a transaction-scoped advisory lock per visitor comes first, so two
-    holds by one visitor on different products are counted one after the other.
-    (SQLite runs one writer at a time anyway.)
-    """
-    if conn.dialect.name == "postgresql":
-        conn.execute(_LOCK_VISITOR, {"visitor": user_id})
-    return conn.execute(_VISITOR_UNITS, {"visitor": user_id, "now": now}).scalar_one()
-
+# The units a visitor id holds live: those of this owner, and those asked from this address.
+_VISITOR_UNITS = select(
+    func.coalesce(func.sum(case((holds.c.browser_id == bindparam("browser"), holds.c.quantity), else_=0)), 0),
+    func.coalesce(func.sum(case((holds.c.client_address == bindparam("address"), holds.c.quantity), else_=0)), 0),
+).where(holds.c.user_id == bindparam("visitor"), is_pending, holds.c.expires_at > _now)
 
 _LOCK_VISITOR = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("visitor"), 0)))
 
 
-def live_hold(conn: Connection, product_id: int, user_id: str, now: datetime) -> Row | None:
-    return conn.execute(_LIVE_HOLD, {"product": product_id, "visitor": user_id, "now": now}).first()
+def lock_visitor(conn: Connection, visitor_id: str) -> None:
+    """Take the visitor id's transaction lock (PostgreSQL), before any product lock: the units
+    one visitor id holds are counted and added to under it. SQLite has one writer anyway."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_LOCK_VISITOR, {"visitor": visitor_id})
+
+
+def held_by(conn: Connection, owner: Owner, address: str, now: datetime) -> int:
+    """Units held live that count against this owner's limit: the larger of the owner's own
+    and those of every owner with the same visitor id and address (one person's windows)."""
+    own, same_address = conn.execute(_VISITOR_UNITS, {
+        "visitor": owner.visitor_id, "browser": owner.browser_id, "address": address, "now": now}).one()
+    return max(own, same_address)
+
+
+def place_hold(conn: Connection, product_id: int, owner: Owner, address: str, quantity: int, ttl_seconds: int,
+               max_visitor_units: int) -> PlacedHold:
+    """Hold ``quantity`` units for the owner, or give back the live hold they already have.
+
+    Race-free across processes: the visitor id's lock is taken first, then units
+    are reserved by one guarded UPDATE under the product's row lock, and a partial
+    unique index allows one PENDING hold per owner and product, so twenty presses
+    of Buy at once make one hold. Lapsed holds are released only when the counters
+    say no, so a "no" is always exact. A new hold must keep the owner, and the owners
+    sharing its visitor id and address, within ``max_visitor_units``.
+
+    On PostgreSQL all of it is one statement: a function installed by a migration
+    (``storefront_place_hold``), one round trip in its own transaction. Raises
+    ProductNotFound, OutOfStock or HoldLimit.
+    """
+    if conn.dialect.name == "postgresql":
+        return _place_hold_in_one_statement(conn, product_id, owner, address, quantity, ttl_seconds,
+                                            max_visitor_units)
+    now = utcnow()
+    lock_visitor(conn, owner.visitor_id)
+    existing = live_hold(conn, product_id, owner, now)
+    if existing is not None:
+        conn.rollback()
+        return PlacedHold(existing, created=False)
+    held = held_by(conn, owner, address, now)
+    if held + quantity > max_visitor_units:
+        conn.rollback()
+        raise HoldLimit(held, max_visitor_units)
+    terms = reserve_units(conn, product_id, quantity)
+    if terms is None:
+        # The counters still count holds that lapsed unswept, so they can only
+        # understate what is free: release those before deciding again.
+        if not lock_product(conn, product_id):
+            conn.rollback()
+            raise ProductNotFound(product_id)
+        release_lapsed_holds(conn, product_id, now)
+        terms = reserve_units(conn, product_id, quantity)
+        if terms is None:
+            conn.commit()  # keep the lapsed holds we released
+            raise OutOfStock(stock_of(conn, product_id, now).available)
+    # A lapsed hold of this owner may still say PENDING and hold the unique slot: it gives way.
+    release_lapsed_holds(conn, product_id, now)
+    price, currency = terms
+    placed = conn.execute(_INSERT_UNLESS_HELD[conn.dialect.name], {
+        "id": uuid.uuid4(), "product_id": product_id, "user_id": owner.visitor_id, "browser_id": owner.browser_id,
+        "client_address": address, "quantity": quantity, "amount": price * quantity, "currency": currency,
+        "status": HoldStatus.PENDING.value, "expires_at": now + timedelta(seconds=ttl_seconds),
+        "created_at": now, "updated_at": now, "intent_checks": 0,
+    }).first()
+    conn.commit()
+    return PlacedHold(placed, created=True)
+
+
+_PLACE_HOLD = text(
+    "SELECT placed.outcome, placed.detail, (placed.hold).* FROM "
+    "storefront_place_hold(:id, :product, :visitor, :browser, :address, :quantity, :ttl, :limit) AS placed"
+).columns(outcome=String, detail=Integer, **{column.name: column.type for column in holds.c})
+
+
+def _place_hold_in_one_statement(conn, product_id, owner, address, quantity, ttl_seconds, max_visitor_units):
+    row = conn.execution_options(isolation_level="AUTOCOMMIT").execute(_PLACE_HOLD, {
+        "id": uuid.uuid4(), "product": product_id, "visitor": owner.visitor_id, "browser": owner.browser_id,
+        "address": address, "quantity": quantity, "ttl": ttl_seconds, "limit": max_visitor_units,
+    }).one()
+    if row.outcome in ("created", "existing"):
+        return PlacedHold(row, created=row.outcome == "created")
+    if row.outcome == "out_of_stock":
+        raise OutOfStock(row.detail)
+    if row.outcome == "hold_limit":
+        raise HoldLimit(row.detail, max_visitor_units)
+    raise ProductNotFound(product_id)
+
+
+def live_hold(conn: Connection, product_id: int, owner: Owner, now: datetime) -> Row | None:
+    return conn.execute(_LIVE_HOLD, {"product": product_id, "visitor": owner.visitor_id,
+                                     "browser": owner.browser_id, "now": now}).first()
 
 
 _HOLD_BY_ID = select(holds).where(holds.c.id == bindparam("hold"))
@@ -211,24 +216,26 @@ def hold_by_id(conn: Connection, hold_id: uuid.UUID) -> Row | None:
     return conn.execute(_HOLD_BY_ID, {"hold": hold_id}).first()
 
 
-def find_hold(conn: Connection, hold_id: uuid.UUID, user_id: str) -> Row | None:
-    """The visitor's own hold; another visitor's is as good as unknown."""
-    return conn.execute(_FIND_HOLD, {"hold": hold_id, "visitor": user_id}).first()
+def find_hold(conn: Connection, hold_id: uuid.UUID, owner: Owner) -> Row | None:
+    """The owner's own hold; another's (even with the same visitor id) is as good as unknown."""
+    return conn.execute(_FIND_HOLD, {"hold": hold_id, "visitor": owner.visitor_id,
+                                     "browser": owner.browser_id}).first()
 
 
-def cancel_hold(conn: Connection, hold_id: uuid.UUID, user_id: str) -> Row:
+def cancel_hold(conn: Connection, hold_id: uuid.UUID, owner: Owner) -> Row:
     """Release a live hold at the shopper's request. Raises HoldNotFound or HoldNotPending.
 
-    The caller then cancels its PaymentIntent, outside the transaction.
+    The caller settles its PaymentIntent with Stripe first (payments/reconcile.py).
     """
-    hold = find_hold(conn, hold_id, user_id)
+    hold = find_hold(conn, hold_id, owner)
     if hold is None:
         conn.rollback()
         raise HoldNotFound(hold_id)
     lock_product(conn, hold.product_id)
-    cancelled = conn.execute(_CANCEL, {"hold": hold_id, "visitor": user_id, "now": utcnow()}).first()
+    cancelled = conn.execute(_CANCEL, {"hold": hold_id, "visitor": owner.visitor_id, "browser": owner.browser_id,
+                                       "now": utcnow()}).first()
     if cancelled is None:
-        hold = find_hold(conn, hold_id, user_id)
+        hold = find_hold(conn, hold_id, owner)
         conn.rollback()
         raise HoldNotPending(hold)
     give_back_units(conn, cancelled.product_id, cancelled.quantity)

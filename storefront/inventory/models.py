@@ -33,15 +33,18 @@ class Hold(db.Model):
         CheckConstraint(
             "status IN ('PENDING', 'COMPLETED', 'EXPIRED', 'CANCELLED', 'REFUNDED')", name="status_known"
         ),
-        # One live hold per visitor and product, guaranteed by the database itself.
+        # One live hold per owner (visitor id and browser) and product, guaranteed by the database.
         Index(
-            "uq_holds_pending_visitor",
+            "uq_holds_pending_owner",
             "product_id",
             "user_id",
+            "browser_id",
             unique=True,
             postgresql_where=_PENDING,
             sqlite_where=_PENDING,
         ),
+        # A visitor id's live holds, whichever browser and address: what the hold limit counts.
+        Index("ix_holds_pending_visitor", "user_id", postgresql_where=_PENDING, sqlite_where=_PENDING),
         # Finds a product's lapsed holds without reading its live or finished ones.
         Index(
             "ix_holds_pending_product_expiry",
@@ -62,7 +65,11 @@ class Hold(db.Model):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="RESTRICT"))
-    user_id: Mapped[str] = mapped_column(String(128))
+    user_id: Mapped[str] = mapped_column(String(128))  # the visitor id (a fingerprint, or a stored random id)
+    # The browser's secret (its signed cookie); '' for a client that sends none. With user_id, the owner.
+    browser_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    # Where the hold was asked from: one visitor id from one address is one person's windows.
+    client_address: Mapped[str] = mapped_column(String(45), default="", server_default="")
     quantity: Mapped[int] = mapped_column(Integer)
     amount: Mapped[int] = mapped_column(Integer)  # price × quantity when held, minor units
     currency: Mapped[str] = mapped_column(String(3))

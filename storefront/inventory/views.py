@@ -15,14 +15,8 @@ from storefront.payments.gateway import gateway
 from storefront.payments.intents import start_payment
 from storefront.payments.reconcile import close_intent, mark_intent_settled
 from storefront.payments.settlement import settle_returned
-from storefront.params import (
-    integer_field,
-    optional_visitor,
-    request_body,
-    requesting_visitor,
-    reservation_id,
-    visitor_id,
-)
+from storefront.owners import Owner, browser_id, client_address, owner_of, requesting_owner
+from storefront.params import integer_field, optional_visitor, request_body, reservation_id
 from storefront.ratelimit import holds_rate_limit
 
 bp = Blueprint("inventory", __name__)
@@ -78,14 +72,13 @@ def create_reservation():
     settings = _settings()
     data = request_body()
     product_id = integer_field(data, "productId", low=1, high=2**31 - 1)
-    user_id = visitor_id(data.get("userId"))
+    owner = owner_of(data.get("userId"))
     quantity = integer_field(data, "quantity", low=1, high=settings.max_hold_quantity, default=1)
 
     with db.engine.connect() as conn:
         try:
-            placed = hold_book.place_hold(
-                conn, product_id, user_id, quantity, settings.hold_ttl_seconds, settings.max_held_units_per_visitor
-            )
+            placed = hold_book.place_hold(conn, product_id, owner, client_address(), quantity,
+                                          settings.hold_ttl_seconds, settings.max_held_units_per_visitor)
         except hold_book.ProductNotFound:
             HOLDS.labels("unknown_product").inc()
             raise ApiError(404, "not_found", "No such product.") from None
@@ -106,14 +99,14 @@ def create_reservation():
             HOLDS.labels("hold_limit").inc()
             raise ApiError(
                 409, "hold_limit",
-                f"You already hold {limit.held} units; one visitor may hold {limit.limit} at once.",
+                f"You already hold {limit.held} units; one shopper may hold {limit.limit} at once.",
                 limit=limit.limit, held=limit.held,
             ) from None
 
         status = 201 if placed.created else 200
         HOLDS.labels("created" if placed.created else "existing").inc()
         if placed.created:
-            log.info("hold %s placed: %s × product %s for %s", placed.hold.id, quantity, product_id, user_id)
+            log.info("hold %s placed: %s × product %s for %s", placed.hold.id, quantity, product_id, owner.visitor_id)
         if wants_fragment():
             return hold_fragment(conn, placed.hold, status)
     return jsonify(hold_book.hold_json(placed.hold)), status
@@ -121,9 +114,9 @@ def create_reservation():
 
 @bp.get("/api/reservations/<reservation>")
 def show_reservation(reservation: str):
-    hold_id, user_id = reservation_id(reservation), requesting_visitor()
+    hold_id, owner = reservation_id(reservation), requesting_owner()
     with db.engine.connect() as conn:
-        hold = hold_book.find_hold(conn, hold_id, user_id)
+        hold = hold_book.find_hold(conn, hold_id, owner)
         if hold is None:
             raise ApiError(404, "not_found", "No such reservation.")
         if wants_fragment():
@@ -138,9 +131,9 @@ def _not_pending(hold) -> ApiError:
 
 @bp.delete("/api/reservations/<reservation>")
 def cancel_reservation(reservation: str):
-    hold_id, user_id = reservation_id(reservation), requesting_visitor()
+    hold_id, owner = reservation_id(reservation), requesting_owner()
     with db.engine.connect() as conn:
-        hold = hold_book.find_hold(conn, hold_id, user_id)
+        hold = hold_book.find_hold(conn, hold_id, owner)
         conn.rollback()
     if hold is None:
         raise ApiError(404, "not_found", "No such reservation.")
@@ -152,7 +145,7 @@ def cancel_reservation(reservation: str):
             raise ApiError(409, "payment_processing", "The payment for this hold is being processed.")
     with db.engine.connect() as conn:
         try:
-            hold = hold_book.cancel_hold(conn, hold_id, user_id)
+            hold = hold_book.cancel_hold(conn, hold_id, owner)
         except hold_book.HoldNotFound:
             raise ApiError(404, "not_found", "No such reservation.") from None
         except hold_book.HoldNotPending as not_pending:
@@ -186,21 +179,21 @@ def reservation_page(reservation: str):
         # The page is a shell: only the browser knows its visitor id, so the hold
         # itself comes as a fragment requested with it (see static/js/storefront.js).
         return render_template("inventory/reservation.html", reservation_id=hold_id)
-    user_id = requesting_visitor()
+    owner = requesting_owner()
     with db.engine.connect() as conn:
-        hold = hold_book.find_hold(conn, hold_id, user_id)
+        hold = hold_book.find_hold(conn, hold_id, owner)
         if hold is None:
-            raise ApiError(404, "not_found", "No such reservation, or it belongs to another visitor.")
+            raise ApiError(404, "not_found", "No such reservation, or it belongs to another shopper.")
         return hold_fragment(conn, hold, on_hold_page=True, confirming=request.args.get("confirming") == "1")
 
 
 @bp.get("/products/<product_id:product_id>/hold")
 def visitor_hold_slot(product_id: int):
     """What goes in the product page's checkout slot: the visitor's live hold, if any, after a reload."""
-    user_id = optional_visitor()
+    visitor = optional_visitor()
     with db.engine.connect() as conn:
         _product(conn, product_id)  # 404 for an unknown product
-        hold = hold_book.live_hold(conn, product_id, user_id, utcnow()) if user_id else None
+        hold = hold_book.live_hold(conn, product_id, Owner(visitor, browser_id()), utcnow()) if visitor else None
         if hold is None:
             # 204: htmx swaps nothing, so a Buy pressed meanwhile keeps the hold it put here.
             return "", 204

@@ -198,6 +198,7 @@ def settle_checkout(conn: Connection, message: dict) -> Settlement:
         else:
             _set_status(conn, line.id, HoldStatus.REFUNDED, now, payment_intent_id=intent_id)
     conn.execute(delete(cart_lines).where(cart_lines.c.user_id == checkout.user_id,
+                                          cart_lines.c.browser_id == checkout.browser_id,
                                           cart_lines.c.product_id.in_([line.product_id for line in lines])))
     conn.commit()
     refunded = conn.execute(select(func.coalesce(func.sum(holds.c.amount), 0)).where(

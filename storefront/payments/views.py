@@ -5,7 +5,8 @@ from storefront.extensions import db
 from storefront.inventory.holds import find_hold, status_of
 from storefront.inventory.models import HoldStatus
 from storefront.inventory.views import hold_fragment
-from storefront.params import requesting_visitor, reservation_id
+from storefront.owners import requesting_owner
+from storefront.params import reservation_id
 from storefront.payments import webhook
 from storefront.payments.gateway import gateway, intent_metadata
 from storefront.payments.intents import start_payment
@@ -41,9 +42,9 @@ def pay_with_demo(demo, intent_id: str, amount: int, currency: str, metadata: di
 def demo_payment(reservation: str):
     """The demo gateway's Pay button for a hold."""
     demo = demo_gateway()
-    hold_id, user_id = reservation_id(reservation), requesting_visitor()
+    hold_id, owner = reservation_id(reservation), requesting_owner()
     with db.engine.connect() as conn:
-        hold = find_hold(conn, hold_id, user_id)
+        hold = find_hold(conn, hold_id, owner)
         if hold is None:
             raise ApiError(404, "not_found", "No such reservation.")
         if status_of(hold) != HoldStatus.PENDING:
@@ -51,4 +52,4 @@ def demo_payment(reservation: str):
         session = start_payment(conn, hold)
     pay_with_demo(demo, session.intent_id, hold.amount, hold.currency, intent_metadata(hold))
     with db.engine.connect() as conn:
-        return hold_fragment(conn, find_hold(conn, hold_id, user_id), confirming=True)
+        return hold_fragment(conn, find_hold(conn, hold_id, owner), confirming=True)

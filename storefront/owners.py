@@ -1,0 +1,79 @@
+"""Who owns a hold, a cart, a checkout and an order: a browser, never a fingerprint alone.
+
+The visitor id (FingerprintJS's ``visitorId``) says which device this probably is, and
+identical devices share one. So an owner is the pair (visitor id, browser id): the
+browser id is a random secret the server issues once, on the first page a browser
+loads, in a signed cookie (HttpOnly, SameSite=Lax, Secure over HTTPS, never rotated),
+and reads back on every request. A client that sends no such cookie (a script, the
+JSON API's examples) has browser id ``""``: one owner per visitor id, apart from every
+browser. A cookie that does not verify counts as none.
+
+The hold limit also needs the client's address: the owners that share a visitor id
+and an address are one person's private windows (see inventory/holds.py).
+"""
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from flask import Flask, Response, current_app, request
+from itsdangerous import BadSignature, Signer
+
+from storefront.htmx import wants_fragment
+from storefront.params import requesting_visitor, visitor_id
+
+COOKIE_NAME = "storefront_browser"
+COOKIE_MAX_AGE_SECONDS = 10 * 365 * 24 * 3600  # kept until the shopper clears site data
+NO_BROWSER = ""
+
+
+@dataclass(frozen=True)
+class Owner:
+    visitor_id: str
+    browser_id: str
+
+
+def _signer() -> Signer:
+    return current_app.extensions["storefront.browser_signer"]
+
+
+def browser_id() -> str:
+    """This request's browser id, from its signed cookie; "" without one (or with a forged one)."""
+    cookie = request.cookies.get(COOKIE_NAME)
+    if not cookie:
+        return NO_BROWSER
+    try:
+        return _signer().unsign(cookie).decode()
+    except (BadSignature, UnicodeDecodeError):
+        return NO_BROWSER
+
+
+def requesting_owner() -> Owner:
+    """The owner a read or a release speaks for: X-Visitor-Id (or ?userId=) and the cookie."""
+    return Owner(requesting_visitor(), browser_id())
+
+
+def owner_of(visitor) -> Owner:
+    """The owner for a visitor id given in a body (checked), with this request's cookie."""
+    return Owner(visitor_id(visitor), browser_id())
+
+
+def client_address() -> str:
+    return request.remote_addr or ""
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["storefront.browser_signer"] = Signer(
+        app.config["SECRET_KEY"], salt="storefront.browser", digest_method=hashlib.sha256)
+
+    @app.after_request
+    def issue_browser_cookie(response: Response) -> Response:
+        # The first page a browser loads gives it its secret; scripts calling the JSON API get none.
+        if (request.method == "GET" and response.mimetype == "text/html" and not wants_fragment()
+                and not browser_id()):
+            token = secrets.token_urlsafe(24)
+            response.set_cookie(
+                COOKIE_NAME, _signer().sign(token).decode(), max_age=COOKIE_MAX_AGE_SECONDS,
+                httponly=True, samesite="Lax", secure=request.is_secure, path="/",
+            )
+        return response
