@@ -261,3 +261,67 @@ def test_screenshots_for_the_readme(store, shopper, width):
     sold_out = visitor.visit("/products/4")
     expect(stock_of(sold_out, 4)).to_contain_text("Sold out")
     visitor.shot(f"sold-out-{width}")
+
+
+SAME_FINGERPRINT = "identicalphone0000000001"
+FORCED_FINGERPRINT = (
+    "window.FingerprintJS = {load: function () { return Promise.resolve({get: function () {"
+    f" return Promise.resolve({{visitorId: '{SAME_FINGERPRINT}'}}); }}}}); }}}};"
+)
+
+
+def same_phone(shopper, url, **options):
+    """A browser context whose FingerprintJS computes one fixed visitorId, as identical phones do."""
+    phone = shopper(url, **options)
+    phone.context.route(re.compile(r".*/fp\.min\.[0-9a-f]+\.js$"), lambda route: route.fulfill(
+        status=200, content_type="text/javascript", body=FORCED_FINGERPRINT))
+    return phone
+
+
+def test_two_shoppers_with_one_fingerprint_each_hold_and_see_only_their_own(store, shopper):
+    product = make_product(total=2, name="Twin mug")
+    url = store()
+    alice, bob = same_phone(shopper, url), same_phone(shopper, url, expected=[
+        r"^404: .*/reservations/", r"^console: Failed to load resource: .* 404 \(NOT FOUND\)$"])
+    alice_page = alice.visit(f"/products/{product.id}")
+    alice_hold = alice.buy(product.id).get_attribute("id")
+    bob_page = bob.visit(f"/products/{product.id}")
+    assert alice.wait_for_visitor() == bob.wait_for_visitor() == SAME_FINGERPRINT
+    # Bob's page does not show Alice's hold; his Buy makes his own.
+    expect(bob_page.locator(".hold")).to_have_count(0)
+    bob_hold = bob.buy(product.id).get_attribute("id")
+    assert bob_hold != alice_hold
+    expect(bob_page.locator(f"#{alice_hold}")).to_have_count(0)
+    expect(alice_page.locator(f"#{bob_hold}")).to_have_count(0)
+
+    # Alice pays; Bob's orders show only his own hold, and Alice's hold page shows him nothing.
+    alice_page.click("#payment-form button")
+    expect(alice_page.locator(".hold-completed")).to_be_visible()
+    bob_page.goto("/orders")
+    expect(bob_page.locator("body")).to_contain_text("Twin mug")
+    assert alice_hold.removeprefix("hold-") not in bob_page.content()
+    bob_page.goto(f"/reservations/{alice_hold.removeprefix('hold-')}")
+    expect(bob_page.locator("#hold-page")).to_contain_text("No such reservation")
+    expect(bob_page.locator(".hold time")).to_have_count(0)
+    expect(bob_page.locator("#payment-form")).to_have_count(0)
+
+
+def test_identical_phones_from_twelve_addresses_all_hold_but_twelve_windows_of_one_stop_at_ten(
+        app, settings, live_server, shopper):
+    product = make_product(total=30, name="Flash sale tee")
+    url = live_server({**settings, "MAX_HELD_UNITS_PER_VISITOR": "10", "TRUSTED_PROXY_COUNT": "1"},
+                      workers=2, threads=4).url
+    refused = [r"^409: .*/api/reservations$", r"^console: Failed to load resource: .* 409 \(CONFLICT\)$"]
+
+    def buy_from(address):
+        phone = same_phone(shopper, url, extra_http_headers={"X-Forwarded-For": address}, expected=refused)
+        page = phone.visit(f"/products/{product.id}")
+        phone.wait_for_visitor()
+        page.click(f"#stock-{product.id} button.buy-button")
+        page.wait_for_selector(".hold, #error")
+        outcome = "held" if page.locator(".hold").count() else page.get_attribute("#error", "data-error")
+        phone.context.close()
+        return outcome
+
+    assert [buy_from(f"198.51.100.{n}") for n in range(1, 13)] == ["held"] * 12
+    assert [buy_from("192.0.2.44") for _ in range(12)] == ["held"] * 10 + ["hold_limit"] * 2

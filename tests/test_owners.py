@@ -1,0 +1,158 @@
+"""Two shoppers, one fingerprint: holds belong to a browser, and limits stop hoarders only.
+
+The visitor id is a fingerprint, and identical devices share one. Ownership is the pair
+(visitor id, the browser's signed cookie); a client with no cookie is one owner per
+visitor id. The hold limit counts per owner and per visitor id and address.
+"""
+
+import re
+
+import pytest
+
+from storefront.owners import COOKIE_NAME
+from tests.factories import make_product, visitor
+
+SAME_PHONE = visitor("iphone15")
+HTMX = {"HX-Request": "true"}
+
+
+def browser(app, address="203.0.113.1", https=False):
+    """A test client that behaves as a browser: its first page gives it the cookie."""
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    base = "https://shop.example" if https else "http://localhost"
+    assert client.get("/", base_url=base).status_code == 200
+    assert client.get_cookie(COOKIE_NAME, domain="shop.example" if https else "localhost") is not None
+    return client
+
+
+def hold(client, product_id, user=SAME_PHONE, **headers):
+    return client.post("/api/reservations", json={"productId": product_id, "userId": user}, headers=headers)
+
+
+def test_the_first_page_issues_a_signed_httponly_lax_cookie_and_nothing_else_does(app):
+    client = app.test_client()
+    api = client.get("/api/inventory/check/1")
+    fragment = client.get("/", headers=HTMX)
+    assert "Set-Cookie" not in api.headers and "Set-Cookie" not in fragment.headers
+
+    page = client.get("/")
+    cookie = page.headers["Set-Cookie"]
+    assert cookie.startswith(f"{COOKIE_NAME}=")
+    flags = {part.strip().split("=")[0].lower() for part in cookie.split(";")[1:]}
+    assert {"httponly", "samesite", "path", "max-age", "expires"} <= flags and "secure" not in flags
+    assert "SameSite=Lax" in cookie
+    assert "Set-Cookie" not in client.get("/").headers  # never rotated
+
+    secure = app.test_client().get("/", base_url="https://shop.example")
+    assert "; Secure" in secure.headers["Set-Cookie"]
+
+
+def test_two_browsers_with_one_fingerprint_each_get_their_own_hold(app):
+    product = make_product(total=2)
+    first, second = browser(app), browser(app, "198.51.100.7")
+    a, b = hold(first, product.id), hold(second, product.id)
+    assert (a.status_code, b.status_code) == (201, 201)
+    assert a.get_json()["reservationId"] != b.get_json()["reservationId"]
+    assert hold(first, product.id).get_json()["reservationId"] == a.get_json()["reservationId"]  # 200, the same
+    # A script with the same visitor id but no cookie is an owner of its own.
+    script = app.test_client()
+    assert hold(script, product.id).status_code == 409  # both units are held
+    assert script.get("/api/orders", headers={"X-Visitor-Id": SAME_PHONE}).get_json() == {"orders": []}
+
+
+def test_another_browsers_hold_is_not_found_on_every_route(app):
+    product = make_product(total=2)
+    owner, intruder = browser(app), browser(app)
+    held = hold(owner, product.id, **HTMX)
+    assert held.status_code == 201
+    reservation_id = re.search(r'id="hold-([0-9a-f-]+)"', held.get_data(as_text=True)).group(1)
+    assert "data-client-secret" in held.get_data(as_text=True) or "demo-payment" in held.get_data(as_text=True)
+    same_visitor = {"X-Visitor-Id": SAME_PHONE}
+    no_cookie = app.test_client()
+
+    for client in (intruder, no_cookie):
+        assert client.get(f"/api/reservations/{reservation_id}", headers=same_visitor).status_code == 404
+        assert client.get(f"/api/reservations/{reservation_id}", headers={**HTMX, **same_visitor}).status_code == 404
+        assert client.get(f"/reservations/{reservation_id}", headers={**HTMX, **same_visitor}).status_code == 404
+        assert client.delete(f"/api/reservations/{reservation_id}", headers=same_visitor).status_code == 404
+        assert client.post(f"/reservations/{reservation_id}/demo-payment",
+                           headers={**HTMX, **same_visitor}).status_code == 404
+        assert client.get(f"/products/{product.id}/hold", headers={**HTMX, **same_visitor}).status_code == 204
+        assert client.get("/api/orders", headers=same_visitor).get_json() == {"orders": []}
+        orders = client.get("/orders", headers={**HTMX, **same_visitor}).get_data(as_text=True)
+        assert reservation_id not in orders
+    mine = owner.get(f"/api/reservations/{reservation_id}", headers=same_visitor)
+    assert mine.status_code == 200 and mine.get_json()["status"] == "PENDING"
+
+
+def test_a_forged_cookie_is_no_cookie(app):
+    product = make_product(total=2)
+    owner = browser(app)
+    reservation_id = hold(owner, product.id).get_json()["reservationId"]
+    forger = app.test_client()
+    value = owner.get_cookie(COOKIE_NAME).value
+    token, signature = value.rsplit(".", 1)
+    forger.set_cookie(COOKIE_NAME, token + "." + signature[::-1])
+    assert forger.get(f"/api/reservations/{reservation_id}", headers={"X-Visitor-Id": SAME_PHONE}).status_code == 404
+
+
+def test_carts_and_checkouts_belong_to_their_browser(app):
+    product = make_product(total=5)
+    first, second = browser(app), browser(app)
+    assert first.post("/api/cart/items", json={"productId": product.id, "quantity": 2,
+                                               "userId": SAME_PHONE}).status_code == 200
+    assert second.get("/api/cart", headers={"X-Visitor-Id": SAME_PHONE}).get_json()["items"] == []
+    placed = first.post("/api/checkouts", json={"userId": SAME_PHONE})
+    assert placed.status_code == 201
+    checkout_id = placed.get_json()["checkoutId"]
+    assert second.get(f"/checkouts/{checkout_id}", headers={**HTMX, "X-Visitor-Id": SAME_PHONE}).status_code == 404
+    assert second.post("/api/checkouts", json={"userId": SAME_PHONE}).get_json()["error"] == "empty_cart"
+
+
+@pytest.fixture
+def limited(make_app, settings):
+    app = make_app({**settings, "MAX_HELD_UNITS_PER_VISITOR": "10"})
+    with app.app_context():
+        yield app
+
+
+def test_shoppers_on_identical_phones_from_different_addresses_all_get_their_holds(limited):
+    products = [make_product(total=50).id for _ in range(2)]
+    phones = [browser(limited, f"198.51.100.{n}") for n in range(1, 13)]
+    answers = [hold(phone, products[n % 2]).status_code for n, phone in enumerate(phones)]
+    assert answers == [201] * 12
+
+
+def test_one_persons_private_windows_stop_at_the_limit(limited):
+    products = [make_product(total=50).id for _ in range(3)]
+    windows = [browser(limited, "192.0.2.44") for _ in range(12)]
+    answers = [hold(window, products[n % 3]) for n, window in enumerate(windows)]
+    assert [a.status_code for a in answers] == [201] * 10 + [409, 409]
+    assert {a.get_json()["error"] for a in answers[10:]} == {"hold_limit"}
+    # A script from that address with the same visitor id counts in the same group.
+    script = limited.test_client()
+    script.environ_base["REMOTE_ADDR"] = "192.0.2.44"
+    assert hold(script, products[0]).get_json()["error"] == "hold_limit"
+
+
+def test_one_browser_cannot_pass_its_limit_by_changing_address(limited):
+    products = [make_product(total=50).id for _ in range(4)]
+    client = browser(limited, "192.0.2.1")
+    for n in range(2):
+        assert client.post("/api/reservations", json={"productId": products[n], "userId": SAME_PHONE,
+                                                      "quantity": 5}).status_code == 201
+    client.environ_base["REMOTE_ADDR"] = "192.0.2.2"
+    refused = client.post("/api/reservations", json={"productId": products[2], "userId": SAME_PHONE})
+    assert refused.status_code == 409 and refused.get_json()["error"] == "hold_limit"
+
+
+def test_the_embedded_store_keeps_browsers_apart_too(embedded_app):
+    product = make_product(total=3)
+    first, second = browser(embedded_app), browser(embedded_app)
+    a, b = hold(first, product.id), hold(second, product.id)
+    assert (a.status_code, b.status_code) == (201, 201)
+    assert a.get_json()["reservationId"] != b.get_json()["reservationId"]
+    assert hold(first, product.id).status_code == 200
+    assert second.get(f"/api/reservations/{a.get_json()['reservationId']}",
+                      headers={"X-Visitor-Id": SAME_PHONE}).status_code == 404
