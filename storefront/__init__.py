@@ -28,6 +28,9 @@ def create_app(config: Config | dict | None = None, instance_path: str | None = 
         except ConfigError as error:
             raise SystemExit(f"storefront: configuration error: {error}") from None
     app.config.from_mapping(config.flask_settings())
+    from storefront.extensions import SessionInterface
+
+    app.session_interface = SessionInterface()
     from storefront.params import ProductIdConverter
 
     app.url_map.converters["product_id"] = ProductIdConverter
@@ -38,7 +41,7 @@ def create_app(config: Config | dict | None = None, instance_path: str | None = 
         hops = config.trusted_proxy_count
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
-    from storefront import assets, cli, errors, formatting, htmx, jobs, logs, metrics, owners, ratelimit, security
+    from storefront import assets, cli, errors, formatting, jobs, metrics, owners, ratelimit, security
     from storefront.events import bus
     from storefront.extensions import db, migrate
     from storefront.payments import gateway
@@ -46,15 +49,12 @@ def create_app(config: Config | dict | None = None, instance_path: str | None = 
     db.init_app(app)
     ratelimit.init_app(app)
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
-    htmx.init_app(app)
     owners.init_app(app)
     errors.init_app(app)
     formatting.init_app(app)
     assets.init_app(app)
-    logs.init_app(app)
     metrics.init_app(app)
     cli.init_app(app)
-    security.init_app(app)
     gateway.init_app(app)
     jobs.init_app(app)
     bus.init_app(app)
@@ -79,6 +79,11 @@ def create_app(config: Config | dict | None = None, instance_path: str | None = 
     app.register_blueprint(cart_bp)
 
     admin.init_app(app)
+
+    from storefront.envelope import RequestEnvelope, RoutedRequest
+
+    app.request_class = RoutedRequest
+    app.wsgi_app = RequestEnvelope(app.wsgi_app, security.security_headers(stripe=bool(config.stripe_secret_key)))
 
     @app.context_processor
     def storefront_settings():

@@ -3,7 +3,11 @@
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from flask import Flask, Response, request
+from flask import request
+
+# Every URL may answer htmx with a fragment, so caches must key on the header
+# (storefront/envelope.py adds it to every answer).
+VARY_ON_HTMX = "HX-Request"
 
 
 @dataclass(frozen=True)
@@ -55,11 +59,3 @@ def htmx() -> HtmxDetails:
 
 def wants_fragment() -> bool:
     return htmx().wants_fragment
-
-
-def init_app(app: Flask) -> None:
-    @app.after_request
-    def vary_on_htmx(response: Response) -> Response:
-        # Every URL may answer htmx with a fragment, so caches must key on the header.
-        response.vary.add("HX-Request")
-        return response

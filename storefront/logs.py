@@ -6,13 +6,11 @@ secret or card number in any of them.
 import contextvars
 import logging
 import re
-import uuid
 
-from flask import Flask, g, request
 from pythonjsonlogger.json import JsonFormatter
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 _SECRETS = [
     (re.compile(r"\b(sk|rk)_(live|test)_[A-Za-z0-9_]+"), r"\1_\2_[redacted]"),
     (re.compile(r"\bwhsec_[A-Za-z0-9_]+"), "whsec_[redacted]"),
@@ -55,23 +53,3 @@ def configure_logging(level: int = logging.INFO) -> None:
 
 def current_request_id() -> str | None:
     return request_id_var.get()
-
-
-def init_app(app: Flask) -> None:
-    @app.before_request
-    def assign_request_id():
-        incoming = request.headers.get("X-Request-Id", "")
-        g.request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        request.environ["storefront.request_id_token"] = request_id_var.set(g.request_id)
-
-    @app.after_request
-    def echo_request_id(response):
-        if "request_id" in g:
-            response.headers["X-Request-Id"] = g.request_id
-        return response
-
-    @app.teardown_request
-    def forget_request_id(error=None):
-        token = request.environ.pop("storefront.request_id_token", None)
-        if token is not None:
-            request_id_var.reset(token)

@@ -9,7 +9,7 @@ one process's own registry is served.
 import os
 import time
 
-from flask import Blueprint, Flask, Response, request
+from flask import Blueprint, Flask, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 REQUESTS = Counter("storefront_http_requests_total", "HTTP requests", ["method", "route", "status"])
@@ -68,19 +68,19 @@ def measured_job(name: str):
     return decorate
 
 
+_request_series: dict = {}
+
+
+def observe_request(method: str, route: str, status: str, seconds: float) -> None:
+    """Count a request and its latency by route (the rule, not the URL: ids would make one
+    series per hold). The labelled children are looked up once per series, then kept."""
+    key = (method, route, status)
+    series = _request_series.get(key)
+    if series is None:
+        series = _request_series[key] = (REQUESTS.labels(method, route, status), LATENCY.labels(route))
+    series[0].inc()
+    series[1].observe(seconds)
+
+
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
-
-    @app.before_request
-    def start_timer():
-        request.environ["storefront.started"] = time.perf_counter()
-
-    @app.after_request
-    def count_request(response):
-        # The route's rule, not the URL: ids would make one series per hold.
-        route = request.url_rule.rule if request.url_rule else "unmatched"
-        started = request.environ.get("storefront.started")
-        if started is not None:
-            LATENCY.labels(route).observe(time.perf_counter() - started)
-        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-        return response

@@ -76,16 +76,18 @@ def test_secrets_card_numbers_and_client_secrets_are_scrubbed_from_logs():
 def test_web_logs_are_json_lines_with_the_request_id(app, settings, live_server):
     product = make_product(total=2)
     server = live_server(settings, workers=1, threads=2)
-    requests.post(f"{server.url}/api/reservations", json={"productId": product.id, "userId": visitor(1)},
-                  headers={"X-Request-Id": "trace-web-000001"}, timeout=10).raise_for_status()
+    held = requests.post(f"{server.url}/api/reservations", json={"productId": product.id, "userId": visitor(1)},
+                         timeout=10).json()
+    requests.post(f"{server.url}/reservations/{held['reservationId']}/demo-payment", timeout=10, headers={
+        "X-Request-Id": "trace-web-000001", "X-Visitor-Id": visitor(1), "HX-Request": "true"}).raise_for_status()
     import json
     import time
 
     time.sleep(0.3)
     lines = [json.loads(line) for line in server.log_path.read_text().splitlines() if line.startswith("{")]
-    placed = [line for line in lines if line["message"].startswith("hold ")]
-    assert placed and placed[0]["request_id"] == "trace-web-000001"
-    assert placed[0]["level"] == "INFO" and placed[0]["logger"] == "storefront.inventory.views"
+    paid = [line for line in lines if line["message"].startswith("payment ")]
+    assert paid and paid[0]["request_id"] == "trace-web-000001"
+    assert paid[0]["level"] == "INFO" and paid[0]["logger"] == "storefront.payments.settlement"
 
 
 def test_two_shops_started_by_one_user_keep_out_of_each_others_way(app, settings, live_server, tmp_path):

@@ -9,11 +9,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Integer, String, and_, bindparam, case, func, literal_column, select, text, update
+from psycopg.rows import namedtuple_row
+from sqlalchemy import Connection, and_, bindparam, case, func, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 
 from storefront.clock import UTCDateTime, isoformat_z, utcnow
+from storefront.extensions import db, one_statement
 from storefront.inventory.models import HoldStatus, is_pending
 from storefront.owners import Owner
 from storefront.inventory.stock import (
@@ -130,7 +132,7 @@ def held_by(conn: Connection, owner: Owner, address: str, now: datetime) -> int:
     return max(own, same_address)
 
 
-def place_hold(conn: Connection, product_id: int, owner: Owner, address: str, quantity: int, ttl_seconds: int,
+def place_hold(product_id: int, owner: Owner, address: str, quantity: int, ttl_seconds: int,
                max_visitor_units: int) -> PlacedHold:
     """Hold ``quantity`` units for the owner, or give back the live hold they already have.
 
@@ -145,9 +147,15 @@ def place_hold(conn: Connection, product_id: int, owner: Owner, address: str, qu
     (``storefront_place_hold``), one round trip in its own transaction. Raises
     ProductNotFound, OutOfStock or HoldLimit.
     """
-    if conn.dialect.name == "postgresql":
-        return _place_hold_in_one_statement(conn, product_id, owner, address, quantity, ttl_seconds,
-                                            max_visitor_units)
+    if db.engine.dialect.name == "postgresql":
+        return _place_hold_in_one_statement(product_id, owner, address, quantity, ttl_seconds, max_visitor_units)
+    with db.engine.connect() as conn:
+        return _place_hold_step_by_step(conn, product_id, owner, address, quantity, ttl_seconds,
+                                        max_visitor_units)
+
+
+def _place_hold_step_by_step(conn, product_id, owner, address, quantity, ttl_seconds, max_visitor_units):
+    """SQLite: the same rules, statement by statement, under its one writer lock."""
     now = utcnow()
     lock_visitor(conn, owner.visitor_id)
     existing = live_hold(conn, product_id, owner, now)
@@ -183,17 +191,22 @@ def place_hold(conn: Connection, product_id: int, owner: Owner, address: str, qu
     return PlacedHold(placed, created=True)
 
 
-_PLACE_HOLD = text(
-    "SELECT placed.outcome, placed.detail, (placed.hold).* FROM "
-    "storefront_place_hold(:id, :product, :visitor, :browser, :address, :quantity, :ttl, :limit) AS placed"
-).columns(outcome=String, detail=Integer, **{column.name: column.type for column in holds.c})
+_PLACE_HOLD = (
+    "SELECT placed.outcome, placed.detail, (placed.hold).* FROM storefront_place_hold("
+    "%(id)s::uuid, %(product)s::integer, %(visitor)s::varchar, %(browser)s::varchar, %(address)s::varchar,"
+    " %(quantity)s::integer, %(ttl)s::integer, %(limit)s::integer) AS placed"
+)
 
 
-def _place_hold_in_one_statement(conn, product_id, owner, address, quantity, ttl_seconds, max_visitor_units):
-    row = conn.execution_options(isolation_level="AUTOCOMMIT").execute(_PLACE_HOLD, {
-        "id": uuid.uuid4(), "product": product_id, "visitor": owner.visitor_id, "browser": owner.browser_id,
-        "address": address, "quantity": quantity, "ttl": ttl_seconds, "limit": max_visitor_units,
-    }).one()
+def _place_hold_in_one_statement(product_id, owner, address, quantity, ttl_seconds, max_visitor_units):
+    """PostgreSQL: the function a migration installed, prepared once per connection, one round trip."""
+    with one_statement() as connection:
+        with connection.cursor(row_factory=namedtuple_row) as cursor:
+            row = cursor.execute(_PLACE_HOLD, {
+                "id": uuid.uuid4(), "product": product_id, "visitor": owner.visitor_id,
+                "browser": owner.browser_id, "address": address, "quantity": quantity, "ttl": ttl_seconds,
+                "limit": max_visitor_units,
+            }, prepare=True).fetchone()
     if row.outcome in ("created", "existing"):
         return PlacedHold(row, created=row.outcome == "created")
     if row.outcome == "out_of_stock":

@@ -29,7 +29,10 @@ from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, func, literal_column, select, update
 
+from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
+
 from storefront.catalog.models import Product
+from storefront.extensions import db, one_statement, reading
 from storefront.clock import UTCDateTime, utcnow
 from storefront.inventory.models import Hold, is_pending
 
@@ -134,6 +137,23 @@ def stock_levels(conn: Connection, product_ids, now: datetime | None = None) -> 
     query = _STOCK.where(products.c.id.in_(list(product_ids)))
     rows = conn.execute(query, {"now": now or utcnow()})
     return {pid: Stock(pid, total, available) for pid, total, available in rows}
+
+
+_compiled_stock_of = _STOCK_OF.compile(dialect=postgresql_psycopg.dialect())
+_STOCK_OF_ON_POSTGRESQL = str(_compiled_stock_of)
+_STOCK_OF_CONSTANTS = {name: value for name, value in _compiled_stock_of.params.items() if value is not None}
+
+
+def current_stock(product_id: int) -> Stock | None:
+    """The stock check's read: on PostgreSQL one prepared SELECT in autocommit on a pooled
+    connection, the same statement as :func:`stock_of`; elsewhere through SQLAlchemy."""
+    if db.engine.dialect.name != "postgresql":
+        with reading() as conn:
+            return stock_of(conn, product_id)
+    with one_statement() as connection:
+        row = connection.execute(_STOCK_OF_ON_POSTGRESQL, {**_STOCK_OF_CONSTANTS, "product": product_id,
+                                                           "now": utcnow()}, prepare=True).fetchone()
+    return None if row is None else Stock(*row)
 
 
 def stock_of(conn: Connection, product_id: int, now: datetime | None = None) -> Stock | None:

@@ -5,12 +5,12 @@ from sqlalchemy import Connection, select
 
 from storefront.clock import utcnow
 from storefront.errors import ApiError
-from storefront.extensions import db, reading
+from storefront.extensions import db
 from storefront.htmx import wants_fragment
 from storefront.inventory import holds as hold_book
 from storefront.inventory.models import HoldStatus
 from storefront.metrics import HOLDS
-from storefront.inventory.stock import products, stock_of
+from storefront.inventory.stock import current_stock, products, stock_of
 from storefront.payments.gateway import gateway
 from storefront.payments.intents import start_payment
 from storefront.payments.reconcile import close_intent, mark_intent_settled
@@ -57,13 +57,16 @@ def hold_fragment(conn: Connection, hold, status: int = 200, *, confirming: bool
 
 @bp.get("/api/inventory/check/<product_id:product_id>")
 def check_stock(product_id: int):
-    with reading() as conn:
-        stock = stock_of(conn, product_id)
-        if stock is None:
-            raise ApiError(404, "not_found", "No such product.")
-    if wants_fragment():
-        return render_template("inventory/_stock.html", stock=stock)
-    return jsonify(stock.as_json())
+    stock = current_stock(product_id)
+    if stock is None:
+        raise ApiError(404, "not_found", "No such product.")
+    fragment = wants_fragment()
+    # Exact every time (read fresh), and cheap to repeat: an unchanged answer is a 304.
+    etag = f'"{product_id}-{stock.total}-{stock.available}-{"f" if fragment else "j"}"'
+    if etag in request.headers.get("If-None-Match", ""):
+        return "", 304, {"ETag": etag, "Cache-Control": "no-cache"}
+    body = render_template("inventory/_stock.html", stock=stock) if fragment else jsonify(stock.as_json())
+    return body, 200, {"ETag": etag, "Cache-Control": "no-cache"}
 
 
 @bp.post("/api/reservations")
@@ -75,39 +78,36 @@ def create_reservation():
     owner = owner_of(data.get("userId"))
     quantity = integer_field(data, "quantity", low=1, high=settings.max_hold_quantity, default=1)
 
-    with db.engine.connect() as conn:
-        try:
-            placed = hold_book.place_hold(conn, product_id, owner, client_address(), quantity,
-                                          settings.hold_ttl_seconds, settings.max_held_units_per_visitor)
-        except hold_book.ProductNotFound:
-            HOLDS.labels("unknown_product").inc()
-            raise ApiError(404, "not_found", "No such product.") from None
-        except hold_book.OutOfStock as short:
-            HOLDS.labels("out_of_stock").inc()
-            if wants_fragment():
+    try:
+        placed = hold_book.place_hold(product_id, owner, client_address(), quantity,
+                                      settings.hold_ttl_seconds, settings.max_held_units_per_visitor)
+    except hold_book.ProductNotFound:
+        HOLDS.labels("unknown_product").inc()
+        raise ApiError(404, "not_found", "No such product.") from None
+    except hold_book.OutOfStock as short:
+        HOLDS.labels("out_of_stock").inc()
+        if wants_fragment():
+            with db.engine.connect() as conn:
                 body = render_template(
                     "inventory/_sold_out.html",
                     product=_product(conn, product_id),
                     stock=stock_of(conn, product_id),
                     asked=quantity,
                 )
-                return body, 409
-            raise ApiError(
-                409, "out_of_stock", f"Only {short.available} available.", available=short.available
-            ) from None
-        except hold_book.HoldLimit as limit:
-            HOLDS.labels("hold_limit").inc()
-            raise ApiError(
-                409, "hold_limit",
-                f"You already hold {limit.held} units; one shopper may hold {limit.limit} at once.",
-                limit=limit.limit, held=limit.held,
-            ) from None
+            return body, 409
+        raise ApiError(409, "out_of_stock", f"Only {short.available} available.", available=short.available) from None
+    except hold_book.HoldLimit as limit:
+        HOLDS.labels("hold_limit").inc()
+        raise ApiError(
+            409, "hold_limit",
+            f"You already hold {limit.held} units; one shopper may hold {limit.limit} at once.",
+            limit=limit.limit, held=limit.held,
+        ) from None
 
-        status = 201 if placed.created else 200
-        HOLDS.labels("created" if placed.created else "existing").inc()
-        if placed.created:
-            log.info("hold %s placed: %s × product %s for %s", placed.hold.id, quantity, product_id, owner.visitor_id)
-        if wants_fragment():
+    status = 201 if placed.created else 200
+    HOLDS.labels("created" if placed.created else "existing").inc()
+    if wants_fragment():
+        with db.engine.connect() as conn:
             return hold_fragment(conn, placed.hold, status)
     return jsonify(hold_book.hold_json(placed.hold)), status
 
