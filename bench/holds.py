@@ -207,11 +207,13 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
     parser.add_argument("--no-fsync", action="store_true", help="run PostgreSQL with fsync off")
+    parser.add_argument("--rounds", type=int, default=2, help="runs per figure; the median is kept (default 2)")
     args = parser.parse_args()
 
     wrk_path = ensure_wrk()
     print(f"cores: {os.cpu_count()}  gunicorn: {args.workers} workers x {args.threads} threads  "
-          f"postgres fsync: {'off' if args.no_fsync else 'on'}  {args.seconds}s per run", flush=True)
+          f"postgres fsync: {'off' if args.no_fsync else 'on'}  {args.seconds}s per run, "
+          f"median of {args.rounds}", flush=True)
     with PostgresServer(durable=not args.no_fsync) as server, \
             tempfile.NamedTemporaryFile("w", suffix=".py") as no_config:
         products = prepare_database(server)
@@ -221,9 +223,16 @@ def main() -> int:
         minimal, minimal_url = start_gunicorn(server, args.workers, args.threads, "bench.reference_apps:minimal",
                                               no_config.name)
         try:
-            def measure(label, target_url, clients=16, script=None):
-                result = wrk(wrk_path, target_url, clients, args.seconds, script)
-                print(line(label, result), flush=True)
+            def measure(label, target_url, clients=16, script=None, before=None):
+                """Median of --rounds runs (by rate), each from the same starting state."""
+                results = []
+                for _ in range(args.rounds):
+                    if before:
+                        before()
+                    results.append(wrk(wrk_path, target_url, clients, args.seconds, script))
+                result = sorted(results, key=lambda r: r["rps"])[(len(results) - 1) // 2]
+                spread = "" if len(results) < 2 else "   rounds: " + ", ".join(f"{r['rps']:.0f}" for r in results)
+                print(line(label, result) + spread, flush=True)
                 return result
 
             # Reads first, while the machine is quiet; each reference right before the shop.
@@ -242,12 +251,11 @@ def main() -> int:
             holds = {}
             for clients in (16, 64):
                 script = HOLD_SCRIPT.replace("PRODUCT_ID", str(products["empty"]))
-                reset(server, products["empty"])
+                fresh = lambda: reset(server, products["empty"])  # noqa: E731
                 holds[("reference", clients)] = measure(f"reference: one-statement hold, {clients} clients",
-                                                        minimal_url, clients, script)
-                reset(server, products["empty"])
+                                                        minimal_url, clients, script, before=fresh)
                 holds[("none", clients)] = measure(f"shop holds, {clients} clients, no other holds", url, clients,
-                                                   script)
+                                                   script, before=fresh)
             for label in ("live", "finished"):
                 script = HOLD_SCRIPT.replace("PRODUCT_ID", str(products[label]))
                 holds[(label, 16)] = measure(f"shop holds, 16 clients, {PRODUCT_LABELS[label]}", url, 16, script)

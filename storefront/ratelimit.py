@@ -2,8 +2,10 @@
 
 Built on ``limits`` (the library under Flask-Limiter) and applied to those two
 routes only: Flask-Limiter's request hook cost every request about 110 µs, the
-stock check and /healthz included. A moving window per address, kept in Redis
-when REDIS_URL is set, so the limit holds across processes and hosts; past it,
+stock check and /healthz included. A sliding window per address (two counters,
+constant work per request, where a moving window keeps one entry per request
+allowed), kept in Redis when REDIS_URL is set, so the limit holds across
+processes and hosts; past it,
 429 with ``Retry-After``. While Redis is down the limit fails open (see the README).
 """
 
@@ -15,7 +17,7 @@ import time
 from flask import Flask, current_app, request
 from limits import parse
 from limits.storage import storage_from_string
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import SlidingWindowCounterRateLimiter
 from redis.exceptions import RedisError
 
 from storefront.errors import ApiError
@@ -36,7 +38,7 @@ def init_app(app: Flask) -> None:
                                       socket_connect_timeout=REDIS_TIMEOUT_SECONDS)
     else:
         storage = storage_from_string("memory://")
-    app.extensions["storefront.ratelimit"] = (MovingWindowRateLimiter(storage), parse(settings.hold_rate_limit))
+    app.extensions["storefront.ratelimit"] = (SlidingWindowCounterRateLimiter(storage), parse(settings.hold_rate_limit))
 
 
 def holds_rate_limit(view):
