@@ -4,6 +4,7 @@ JSON ``{"error": code, "message": text, ...}`` for the API, the same as a small
 HTML fragment for htmx, and a full page for a browser's navigation.
 """
 
+import psycopg
 from flask import Flask, jsonify, make_response, render_template, request
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -63,6 +64,8 @@ def init_app(app: Flask) -> None:
         return response
 
     @app.errorhandler(OperationalError)
+    @app.errorhandler(psycopg.OperationalError)
+    @app.errorhandler(psycopg.InterfaceError)
     @app.errorhandler(InterfaceError)
     @app.errorhandler(DisconnectionError)
     @app.errorhandler(PoolTimeout)

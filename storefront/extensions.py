@@ -3,10 +3,12 @@
 import select
 from contextlib import contextmanager
 
+import psycopg
+from flask import current_app
 from flask.sessions import SecureCookieSessionInterface
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData, event
+from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import Pool
@@ -24,20 +26,40 @@ db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
 migrate = Migrate(render_as_batch=True, compare_type=True)
 
 
+HOT_POOL_SIZE = 8
+
+
+def _statement_engine():
+    """The app's second engine, for the hot paths: the same database, its connections kept in
+    autocommit, so a statement is its own transaction and nothing needs resetting after it."""
+    app = current_app._get_current_object()
+    engine = app.extensions.get("storefront.statement_engine")
+    if engine is None:
+        engine = app.extensions["storefront.statement_engine"] = create_engine(
+            db.engine.url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None, pool_size=HOT_POOL_SIZE,
+            max_overflow=HOT_POOL_SIZE, pool_recycle=300, connect_args={"connect_timeout": 5})
+    return engine
+
+
 @contextmanager
 def one_statement():
     """A pooled psycopg connection (PostgreSQL) in autocommit, for the hot paths: one
-    prepared statement, one round trip, its own transaction; no BEGIN or COMMIT.
-    The connection goes back to the pool as SQLAlchemy expects it, autocommit off."""
-    pooled = db.engine.raw_connection()
-    connection = pooled.dbapi_connection
-    connection.autocommit = True
+    prepared statement, one round trip, its own transaction; no BEGIN or COMMIT."""
+    pooled = _statement_engine().raw_connection()
     try:
-        yield connection
+        yield pooled.dbapi_connection
+    except (psycopg.OperationalError, psycopg.InterfaceError):
+        pooled.invalidate()  # broken (the server went away): never handed out again
+        raise
     finally:
-        if not connection.closed:
-            connection.autocommit = False
         pooled.close()
+
+
+def dispose_engines(app) -> None:
+    """Close every pooled connection of the app (tests, and a worker before it forks)."""
+    engine = app.extensions.pop("storefront.statement_engine", None)
+    if engine is not None:
+        engine.dispose()
 
 
 def reading():

@@ -58,4 +58,10 @@ def htmx() -> HtmxDetails:
 
 
 def wants_fragment() -> bool:
-    return htmx().wants_fragment
+    """An htmx request for a piece of a page (not a boosted navigation or a history restore).
+
+    Read straight from the WSGI environ: it is asked on every hot request."""
+    environ = request.environ
+    return (environ.get("HTTP_HX_REQUEST", "").lower() == "true"
+            and environ.get("HTTP_HX_BOOSTED", "").lower() != "true"
+            and environ.get("HTTP_HX_HISTORY_RESTORE_REQUEST", "").lower() != "true")

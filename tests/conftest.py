@@ -25,7 +25,7 @@ from scripts.services import (
     wait_for_port,
 )
 from storefront import create_app
-from storefront.extensions import db
+from storefront.extensions import db, dispose_engines
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_SECRET_KEY = "test-secret-key-not-for-production"
@@ -95,6 +95,7 @@ def make_app(tmp_path):
 
     yield build
     for app in apps:
+        dispose_engines(app)
         with app.app_context():
             _empty_tables()
             db.engine.dispose()
@@ -152,6 +153,7 @@ def embedded_app(tmp_path):
         yield app
         db.session.remove()
         db.engine.dispose()
+        dispose_engines(app)
 
 
 class LiveServer:

@@ -29,6 +29,7 @@ DECLARE
     v_hold holds;
     v_own integer;
     v_same_address integer;
+    v_held_here boolean;
     v_price integer;
     v_currency varchar;
     v_freed integer;
@@ -36,18 +37,20 @@ BEGIN
     -- The visitor id's lock first (before any product's): its units are counted and added to under it.
     PERFORM pg_advisory_xact_lock(hashtextextended(p_visitor, 0));
 
-    SELECT * INTO v_hold FROM holds
-     WHERE product_id = p_product AND user_id = p_visitor AND browser_id = p_browser
-       AND status = 'PENDING' AND expires_at > v_now;
-    IF FOUND THEN
+    -- One look at the visitor id's live holds: the owner's own on this product, and the units
+    -- that count against the limit (the owner's, and those asked from this address).
+    SELECT COALESCE(sum(quantity) FILTER (WHERE browser_id = p_browser), 0),
+           COALESCE(sum(quantity) FILTER (WHERE client_address = p_address), 0),
+           COALESCE(bool_or(product_id = p_product AND browser_id = p_browser), false)
+      INTO v_own, v_same_address, v_held_here
+      FROM holds WHERE user_id = p_visitor AND status = 'PENDING' AND expires_at > v_now;
+    IF v_held_here THEN
+        SELECT * INTO v_hold FROM holds
+         WHERE product_id = p_product AND user_id = p_visitor AND browser_id = p_browser
+           AND status = 'PENDING' AND expires_at > v_now;
         RETURN QUERY SELECT 'existing'::text, NULL::integer, v_hold;
         RETURN;
     END IF;
-
-    SELECT COALESCE(sum(quantity) FILTER (WHERE browser_id = p_browser), 0),
-           COALESCE(sum(quantity) FILTER (WHERE client_address = p_address), 0)
-      INTO v_own, v_same_address
-      FROM holds WHERE user_id = p_visitor AND status = 'PENDING' AND expires_at > v_now;
     IF GREATEST(v_own, v_same_address) + p_quantity > p_max_units THEN
         RETURN QUERY SELECT 'hold_limit'::text, GREATEST(v_own, v_same_address), NULL::holds;
         RETURN;
