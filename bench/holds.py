@@ -21,6 +21,7 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -193,27 +194,20 @@ def reset(server: PostgresServer, product_id: int) -> None:
         conn.execute("VACUUM ANALYZE holds")
 
 
-def ratio_line(label: str, shop: dict, reference: dict, target: float, p99_target: float | None = None) -> str:
-    ratio = shop["rps"] / reference["rps"]
-    text = f"{label:<52} {ratio:5.2f}x (target >= {target:.1f})"
-    if p99_target is not None:
-        text += f"   p99 {shop['p99'] / reference['p99']:5.2f}x (target <= {p99_target:.1f})"
-    return text
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10, help="length of each run (default 10)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
     parser.add_argument("--no-fsync", action="store_true", help="run PostgreSQL with fsync off")
-    parser.add_argument("--rounds", type=int, default=2, help="runs per figure; the median is kept (default 2)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of each comparison; the median ratio counts (default 3)")
     args = parser.parse_args()
 
     wrk_path = ensure_wrk()
     print(f"cores: {os.cpu_count()}  gunicorn: {args.workers} workers x {args.threads} threads  "
           f"postgres fsync: {'off' if args.no_fsync else 'on'}  {args.seconds}s per run, "
-          f"median of {args.rounds}", flush=True)
+          f"{args.rounds} rounds", flush=True)
     with PostgresServer(durable=not args.no_fsync) as server, \
             tempfile.NamedTemporaryFile("w", suffix=".py") as no_config:
         products = prepare_database(server)
@@ -223,55 +217,55 @@ def main() -> int:
         minimal, minimal_url = start_gunicorn(server, args.workers, args.threads, "bench.reference_apps:minimal",
                                               no_config.name)
         try:
-            def measure(label, target_url, clients=16, script=None, before=None):
-                """Median of --rounds runs (by rate), each from the same starting state."""
-                results = []
-                for _ in range(args.rounds):
-                    if before:
-                        before()
-                    results.append(wrk(wrk_path, target_url, clients, args.seconds, script))
-                result = sorted(results, key=lambda r: r["rps"])[(len(results) - 1) // 2]
-                spread = "" if len(results) < 2 else "   rounds: " + ", ".join(f"{r['rps']:.0f}" for r in results)
-                print(line(label, result) + spread, flush=True)
+            def run(label, target_url, clients=16, script=None, before=None):
+                if before:
+                    before()
+                result = wrk(wrk_path, target_url, clients, args.seconds, script)
+                print(line(label, result), flush=True)
                 return result
 
-            # Reads first, while the machine is quiet; each reference right before the shop.
-            bare_route = measure("reference: bare Flask JSON route", bare_url)
-            healthz = measure("shop /healthz (production gunicorn.conf.py)", f"{url}/healthz")
+            ratios: list[tuple[str, list[dict], float, float | None]] = []
+
+            def compare(title, target, reference, *shops, p99_target=None):
+                """Each round runs the reference, then each shop figure right after it, so that
+                every ratio is taken under the same load on this shared machine; the median of
+                the rounds' ratios is what counts."""
+                rounds = []
+                for number in range(args.rounds):
+                    print(f"-- {title}, round {number + 1} of {args.rounds}", flush=True)
+                    base = run(*reference)
+                    rounds.append([(run(*shop), base) for shop in shops])
+                for index, shop in enumerate(shops):
+                    ratios.append((f"{shop[0]} / {reference[0]}", [r[index] for r in rounds], target, p99_target))
+
             check_path = f"/api/inventory/check/{products['live']}"
-            one_select = measure("reference: one-SELECT stock read", minimal_url + check_path)
-            stock_json = measure("shop stock check JSON", url + check_path)
-            stock_fragment = measure("shop stock check fragment", url + check_path, script=FRAGMENT_SCRIPT)
-            etag = requests.get(url + check_path, headers={"HX-Request": "true"}, timeout=10).headers.get("ETag")
-            stock_304 = None
-            if etag:
-                script = FRAGMENT_SCRIPT + f"wrk.headers[\"If-None-Match\"] = '{etag}'\n"
-                stock_304 = measure("shop stock check fragment, unchanged (304)", url + check_path, script=script)
-
-            holds = {}
+            etag = requests.get(url + check_path, headers={"HX-Request": "true"}, timeout=10).headers["ETag"]
+            conditional = FRAGMENT_SCRIPT + f"wrk.headers[\"If-None-Match\"] = '{etag}'\n"
+            compare("the request path", 0.8, ("bare Flask JSON route", bare_url),
+                    ("shop /healthz", f"{url}/healthz"))
+            compare("stock checks", 0.8, ("one-SELECT stock read", minimal_url + check_path),
+                    ("stock check JSON", url + check_path),
+                    ("stock check fragment", url + check_path, 16, FRAGMENT_SCRIPT))
+            compare("an unchanged stock", 1.0, ("stock check fragment", url + check_path, 16, FRAGMENT_SCRIPT),
+                    ("unchanged stock (304)", url + check_path, 16, conditional))
+            empty_script = HOLD_SCRIPT.replace("PRODUCT_ID", str(products["empty"]))
+            fresh = lambda: reset(server, products["empty"])  # noqa: E731
             for clients in (16, 64):
-                script = HOLD_SCRIPT.replace("PRODUCT_ID", str(products["empty"]))
-                fresh = lambda: reset(server, products["empty"])  # noqa: E731
-                holds[("reference", clients)] = measure(f"reference: one-statement hold, {clients} clients",
-                                                        minimal_url, clients, script, before=fresh)
-                holds[("none", clients)] = measure(f"shop holds, {clients} clients, no other holds", url, clients,
-                                                   script, before=fresh)
-            for label in ("live", "finished"):
-                script = HOLD_SCRIPT.replace("PRODUCT_ID", str(products[label]))
-                holds[(label, 16)] = measure(f"shop holds, 16 clients, {PRODUCT_LABELS[label]}", url, 16, script)
+                compare(f"holds at {clients} clients", 0.8,
+                        (f"one-statement hold, {clients} clients", minimal_url, clients, empty_script, fresh),
+                        (f"shop holds, {clients} clients", url, clients, empty_script, fresh), p99_target=1.5)
+            compare("holds beside many others", 0.9, ("shop holds, no other holds", url, 16, empty_script, fresh),
+                    *[(f"shop holds, {PRODUCT_LABELS[label]}", url, 16,
+                       HOLD_SCRIPT.replace("PRODUCT_ID", str(products[label]))) for label in ("live", "finished")])
 
-            print()
-            print(ratio_line("/healthz / bare route", healthz, bare_route, 0.8))
-            print(ratio_line("stock check JSON / one-SELECT read", stock_json, one_select, 0.8))
-            print(ratio_line("stock check fragment / one-SELECT read", stock_fragment, one_select, 0.8))
-            if stock_304:
-                print(ratio_line("unchanged stock (304) / full fragment", stock_304, stock_fragment, 1.0))
-            for clients in (16, 64):
-                print(ratio_line(f"holds / one-statement hold, {clients} clients", holds[("none", clients)],
-                                 holds[("reference", clients)], 0.8, 1.5))
-            for label in ("live", "finished"):
-                print(ratio_line(f"holds with {PRODUCT_LABELS[label]} / none", holds[(label, 16)],
-                                 holds[("none", 16)], 0.9))
+            print(f"\nratios, median of {args.rounds} rounds (each round's figures measured back to back):")
+            for title, pairs, target, p99_target in ratios:
+                rate = statistics.median(shop["rps"] / base["rps"] for shop, base in pairs)
+                text = f"{title:<64} {rate:5.2f}x (target >= {target:.1f})"
+                if p99_target is not None:
+                    p99 = statistics.median(shop["p99"] / base["p99"] for shop, base in pairs)
+                    text += f"   p99 {p99:5.2f}x (target <= {p99_target:.1f})"
+                print(text + "   rounds: " + ", ".join(f"{shop['rps'] / base['rps']:.2f}" for shop, base in pairs))
         finally:
             for process in (shop, bare, minimal):
                 process.terminate()

@@ -1,6 +1,7 @@
 """Extension objects, bound to the app in create_app()."""
 
 import select
+import threading
 from contextlib import contextmanager
 
 import psycopg
@@ -41,24 +42,53 @@ def _statement_engine():
     return engine
 
 
+_held = threading.local()
+
+
+def _alive(connection) -> bool:
+    """Open, idle and with nothing to read: a server that went away closes its side first."""
+    pgconn = connection.pgconn
+    if pgconn.status != 0:  # psycopg.pq.ConnStatus.OK
+        return False
+    poller = select.poll()
+    poller.register(pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
+    return not poller.poll(0)
+
+
 @contextmanager
 def one_statement():
-    """A pooled psycopg connection (PostgreSQL) in autocommit, for the hot paths: one
-    prepared statement, one round trip, its own transaction; no BEGIN or COMMIT."""
-    pooled = _statement_engine().raw_connection()
+    """A psycopg connection (PostgreSQL) in autocommit, for the hot paths: one prepared
+    statement, one round trip, its own transaction; no BEGIN or COMMIT.
+
+    Each thread keeps one connection from the pool of the autocommit engine, as a
+    minimal app keeps one per thread: no checkout per request, and its statements
+    stay prepared. It is looked at before each use (one poll, no round trip) and
+    replaced when its server went away.
+    """
+    engine = _statement_engine()
+    held = getattr(_held, "connections", None)
+    if held is None:
+        held = _held.connections = {}
+    pooled = held.get(engine)
+    if pooled is None or pooled.dbapi_connection is None or not _alive(pooled.dbapi_connection):
+        if pooled is not None:
+            pooled.invalidate()
+        pooled = held[engine] = engine.raw_connection()
     try:
         yield pooled.dbapi_connection
     except (psycopg.OperationalError, psycopg.InterfaceError):
-        pooled.invalidate()  # broken (the server went away): never handed out again
+        held.pop(engine, None)
+        pooled.invalidate()  # broken (the server went away): never used again
         raise
-    finally:
-        pooled.close()
 
 
 def dispose_engines(app) -> None:
-    """Close every pooled connection of the app (tests, and a worker before it forks)."""
+    """Close the app's autocommit engine and the connection this thread holds from it (tests)."""
     engine = app.extensions.pop("storefront.statement_engine", None)
     if engine is not None:
+        pooled = getattr(_held, "connections", {}).pop(engine, None)
+        if pooled is not None:
+            pooled.invalidate()
         engine.dispose()
 
 

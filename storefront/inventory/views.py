@@ -20,6 +20,7 @@ from storefront.params import integer_field, optional_visitor, request_body, res
 from storefront.ratelimit import holds_rate_limit
 
 bp = Blueprint("inventory", __name__)
+HOLDS_CREATED, HOLDS_EXISTING = HOLDS.labels("created"), HOLDS.labels("existing")
 log = logging.getLogger(__name__)
 
 
@@ -65,8 +66,24 @@ def check_stock(product_id: int):
     etag = f'"{product_id}-{stock.total}-{stock.available}-{"f" if fragment else "j"}"'
     if etag in request.headers.get("If-None-Match", ""):
         return "", 304, {"ETag": etag, "Cache-Control": "no-cache"}
-    body = render_template("inventory/_stock.html", stock=stock) if fragment else jsonify(stock.as_json())
+    body = stock_fragment(stock) if fragment else jsonify(stock.as_json())
     return body, 200, {"ETag": etag, "Cache-Control": "no-cache"}
+
+
+STOCK_FRAGMENTS_KEPT = 10_000
+
+
+def stock_fragment(stock) -> str:
+    """The Buy button for this stock. It depends on the stock alone, and every open product
+    page asks for it every few seconds: rendered once per (product, total, available)."""
+    rendered = current_app.extensions.setdefault("storefront.stock_fragments", {})
+    key = (stock.product_id, stock.total, stock.available)
+    body = rendered.get(key)
+    if body is None:
+        if len(rendered) >= STOCK_FRAGMENTS_KEPT:
+            rendered.clear()
+        body = rendered[key] = render_template("inventory/_stock.html", stock=stock)
+    return body
 
 
 @bp.post("/api/reservations")
@@ -105,7 +122,7 @@ def create_reservation():
         ) from None
 
     status = 201 if placed.created else 200
-    HOLDS.labels("created" if placed.created else "existing").inc()
+    (HOLDS_CREATED if placed.created else HOLDS_EXISTING).inc()
     if wants_fragment():
         with db.engine.connect() as conn:
             return hold_fragment(conn, placed.hold, status)
