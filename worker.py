@@ -37,14 +37,14 @@ WORKER_TTL_SECONDS = 30
 
 
 def run_consumer(app, stopping: threading.Event | None = None):
-    from storefront.events.bus import handle_payment_message
+    from storefront.events.bus import handle_payment_messages
     from storefront.events.kafka import PaymentConsumer, ensure_topic
 
     settings = app.config["STOREFRONT"]
 
-    def handle(message: dict) -> None:
+    def handle(messages: list[dict]) -> None:
         with app.app_context():
-            handle_payment_message(message)
+            handle_payment_messages(messages)
 
     ensure_topic(settings.kafka_bootstrap_servers, settings.kafka_payments_topic)
     consumer = PaymentConsumer(settings.kafka_bootstrap_servers, settings.kafka_payments_topic, handle)

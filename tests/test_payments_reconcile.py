@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from scripts.services import PostgresServer, RedisServer
 from storefront import create_app
 from storefront.clock import utcnow
+from storefront.events.kafka import consumer_lag
 from storefront.extensions import db, dispose_engines
 from storefront.inventory.models import Hold
 from storefront.payments.models import PaymentEvent
@@ -210,12 +211,17 @@ def test_paid_holds_whose_jobs_vanished_with_redis_all_complete(make_app, settin
             intents = [stored_hold(h).payment_intent_id for h in ids]
             with ThreadPoolExecutor(max_workers=8) as pool:
                 assert all(i["status"] == "succeeded" for i in pool.map(shopper.pay, intents))
-            queued = Redis.from_url(redis.url)
+            # The consumer hands them to RQ and commits its offsets past all 30.
             deadline = time.monotonic() + 60
-            while queued.llen("rq:queue:storefront") < 30:
-                assert time.monotonic() < deadline, "the 30 events were not all handed to RQ"
-                time.sleep(0.2)
+            while True:
+                lag = consumer_lag((kafka.bootstrap_servers,), topic)
+                if sum(p["end"] for p in lag.values()) == 30 and sum(p["lag"] for p in lag.values()) == 0:
+                    break
+                assert time.monotonic() < deadline, f"the 30 events were not all handed to RQ: {lag}"
+                time.sleep(0.5)
             consumer.stop()
+            queued = Redis.from_url(redis.url)
+            assert queued.llen("rq:queue:storefront") >= 1
             queued.close()
 
             # Redis stops and comes back empty, on the same address: every job is gone.

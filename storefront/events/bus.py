@@ -8,6 +8,7 @@ failure reaches the webhook as :class:`EventNotDurable`, so Stripe delivers it
 again.
 """
 
+import hashlib
 import logging
 
 from flask import Flask, current_app
@@ -26,8 +27,21 @@ def publish_payment_event(message: dict) -> None:
 
 
 def handle_payment_message(message: dict) -> None:
-    """The consumer's side: one completion job per Stripe event, deduplicated by its id."""
+    """One event handed over on its own (the in-process bus): its completion job, by its id."""
     jobs.enqueue("storefront.payments.jobs.complete_payment", message, job_id=f"payment-{message['eventId']}")
+
+
+def handle_payment_messages(messages: list[dict]) -> None:
+    """The consumer's side: the events of one poll become one completion job.
+
+    Its id is derived from the events it carries, so the same batch handed over again
+    (a consumer killed before committing) is the same job; a batch cut differently is
+    another job, whose events are then settled as duplicates, changing nothing.
+    """
+    if len(messages) == 1:
+        return handle_payment_message(messages[0])
+    batch = hashlib.sha256(",".join(sorted(m["eventId"] for m in messages)).encode()).hexdigest()[:32]
+    jobs.enqueue("storefront.payments.jobs.complete_payments", messages, job_id=f"payments-{batch}")
 
 
 class InProcessBus:

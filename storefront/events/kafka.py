@@ -89,7 +89,7 @@ class KafkaBus:
 
 
 class PaymentConsumer:
-    """Reads payment events and hands each to ``handle(message)``; stops when ``stop()`` is called."""
+    """Reads payment events and hands each poll's to ``handle(messages)``; stops when ``stop()`` is called."""
 
     def __init__(self, bootstrap_servers: tuple[str, ...], topic: str, handle, *, group_id: str = CONSUMER_GROUP):
         self.handle = handle
@@ -122,22 +122,18 @@ class PaymentConsumer:
             log.info("payment consumer stopped")
 
     def _hand_over(self, batch) -> None:
-        done = {}
+        """Hand the whole poll over at once (one job for many events), then commit past it."""
+        messages = [record.value for records in batch.values() for record in records]
         try:
-            for partition, records in batch.items():
-                for record in records:
-                    self.handle(record.value)
-                    done[partition] = record.offset + 1
+            self.handle(messages)
         except Exception:
-            log.exception("could not hand over a payment event; it will be read again")
-            # Commit what was handed over; read the rest again from there after a pause.
-            self._commit(done)
-            for partition in batch:
-                position = done.get(partition, batch[partition][0].offset)
-                self._consumer.seek(partition, position)
+            log.exception("could not hand over %d payment events; they will be read again", len(messages))
+            # Read them again from where this poll started, after a pause.
+            for partition, records in batch.items():
+                self._consumer.seek(partition, records[0].offset)
             self._stopping.wait(1.0)
             return
-        self._commit(done)
+        self._commit({partition: records[-1].offset + 1 for partition, records in batch.items()})
 
     def _commit(self, done: dict) -> None:
         if done:

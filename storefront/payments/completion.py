@@ -69,7 +69,9 @@ def _set_status(conn: Connection, hold_id: uuid.UUID, status: HoldStatus, now, *
 
 
 def settle_payment(conn: Connection, message: dict) -> Settlement:
-    """Apply a succeeded payment to its hold. Commits; the caller issues any refund due."""
+    """Apply a succeeded payment to its hold, leaving the transaction open when it changed
+    something: the caller commits it together with the ledger's record, and then issues
+    any refund due."""
     hold_id = _hold_id(message)
     hold = _locked_hold(conn, hold_id) if hold_id else None
     if hold is None:
@@ -102,7 +104,6 @@ def settle_payment(conn: Connection, message: dict) -> Settlement:
     if hold.status == HoldStatus.PENDING and hold.expires_at > now:
         _set_status(conn, hold_id, HoldStatus.COMPLETED, now, payment_intent_id=intent_id)
         sell_held_units(conn, hold.product_id, hold.quantity)
-        conn.commit()
         return Settlement("completed", hold_id)
 
     # A late payment: the hold lapsed, expired or was cancelled. Free what has lapsed
@@ -110,10 +111,8 @@ def settle_payment(conn: Connection, message: dict) -> Settlement:
     release_lapsed_holds(conn, hold.product_id, now)
     if sell_free_units(conn, hold.product_id, hold.quantity):
         _set_status(conn, hold_id, HoldStatus.COMPLETED, now, payment_intent_id=intent_id)
-        conn.commit()
         return Settlement("completed_late", hold_id)
     _set_status(conn, hold_id, HoldStatus.REFUNDED, now, payment_intent_id=intent_id)
-    conn.commit()
     return Settlement("refund_due", hold_id, refund_amount=hold.amount)
 
 
@@ -165,7 +164,7 @@ def settle_checkout(conn: Connection, message: dict) -> Settlement:
     """One succeeded payment for a whole checkout: every line the same rules as a single hold.
 
     Lines whose units are gone are REFUNDED; the refund due is the sum of their amounts
-    (a partial refund), issued by the caller. Commits.
+    (a partial refund), issued by the caller. Leaves the transaction for the caller to commit.
     """
     checkout_id = _checkout_id(message)
     checkout, lines = _checkout_under_lock(conn, checkout_id) if checkout_id else (None, [])
@@ -200,7 +199,6 @@ def settle_checkout(conn: Connection, message: dict) -> Settlement:
     conn.execute(delete(cart_lines).where(cart_lines.c.user_id == checkout.user_id,
                                           cart_lines.c.browser_id == checkout.browser_id,
                                           cart_lines.c.product_id.in_([line.product_id for line in lines])))
-    conn.commit()
     refunded = conn.execute(select(func.coalesce(func.sum(holds.c.amount), 0)).where(
         holds.c.checkout_id == checkout_id, holds.c.status == literal_column("'REFUNDED'"))).scalar_one()
     due = refunded if refunded and checkout.refund_id is None else None

@@ -5,6 +5,7 @@ import logging
 
 from flask import current_app
 
+from storefront import jobs
 from storefront.inventory.jobs import expire_lapsed_holds
 from storefront.logs import request_id_var
 from storefront.metrics import SWEEPS, measured_job
@@ -26,6 +27,31 @@ def complete_payment(message: dict) -> str:
 
 # Jobs enqueued before checkouts and holds shared one settle path still name this one.
 complete_checkout_payment = complete_payment
+
+
+@measured_job("complete_payments")
+def complete_payments(messages: list[dict]) -> dict:
+    """A batch of ``payment_intent.succeeded`` events, as the consumer read them from Kafka.
+
+    One job shares RQ's own cost (fetching, registries, the result) among every event
+    the consumer polled at once; each event is still settled exactly once, on its own,
+    through the same path. An event that fails (Stripe unreachable for a refund, say)
+    becomes a job of its own, retried with backoff, and does not hold back the others.
+    """
+    outcomes: dict[str, int] = {}
+    for message in messages:
+        token = request_id_var.set(message.get("requestId"))
+        try:
+            outcome = settle_succeeded(message, "webhook")
+        except Exception:
+            log.exception("payment event %s failed in its batch; retried on its own", message.get("eventId"))
+            jobs.enqueue("storefront.payments.jobs.complete_payment", message,
+                         job_id=f"payment-{message['eventId']}")
+            outcome = "retried_alone"
+        finally:
+            request_id_var.reset(token)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes
 
 
 @measured_job("sweep_expired_holds")

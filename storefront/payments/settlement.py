@@ -79,7 +79,11 @@ def settle_succeeded(message: dict, trigger: str) -> str:
     with db.engine.connect() as conn:
         settle = settle_checkout if message.get("checkoutId") else settle_payment
         settlement = settle(conn, message)
-        refund_id = _refund(conn, settlement, intent_id) if settlement.refund_amount else None
+        refund_id = None
+        if settlement.refund_amount:
+            conn.commit()  # the decision first: a refund only ever follows a committed one
+            refund_id = _refund(conn, settlement, intent_id)
+        # The record commits with the settlement: one transaction, one fsync, per payment.
         if refund_id and settlement.outcome == "refund_due":
             settlement = replace(settlement, outcome="refunded")
         record_event(
