@@ -1,3 +1,4 @@
+import json
 import logging
 
 from flask import Blueprint, current_app, jsonify, render_template, request
@@ -66,23 +67,26 @@ def check_stock(product_id: int):
     etag = f'"{product_id}-{stock.total}-{stock.available}-{"f" if fragment else "j"}"'
     if etag in request.headers.get("If-None-Match", ""):
         return "", 304, {"ETag": etag, "Cache-Control": "no-cache"}
-    body = stock_fragment(stock) if fragment else jsonify(stock.as_json())
-    return body, 200, {"ETag": etag, "Cache-Control": "no-cache"}
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if fragment:
+        return stock_answer(stock, fragment=True), 200, headers
+    return current_app.response_class(stock_answer(stock, fragment=False), 200, headers, mimetype="application/json")
 
 
-STOCK_FRAGMENTS_KEPT = 10_000
+STOCK_ANSWERS_KEPT = 10_000
 
 
-def stock_fragment(stock) -> str:
-    """The Buy button for this stock. It depends on the stock alone, and every open product
-    page asks for it every few seconds: rendered once per (product, total, available)."""
-    rendered = current_app.extensions.setdefault("storefront.stock_fragments", {})
-    key = (stock.product_id, stock.total, stock.available)
-    body = rendered.get(key)
+def stock_answer(stock, *, fragment: bool) -> str:
+    """The stock as JSON, or as its Buy button. Either depends on the stock alone, and every
+    open product page asks every few seconds: made once per (product, total, available)."""
+    made = current_app.extensions.setdefault("storefront.stock_answers", {})
+    key = (stock.product_id, stock.total, stock.available, fragment)
+    body = made.get(key)
     if body is None:
-        if len(rendered) >= STOCK_FRAGMENTS_KEPT:
-            rendered.clear()
-        body = rendered[key] = render_template("inventory/_stock.html", stock=stock)
+        if len(made) >= STOCK_ANSWERS_KEPT:
+            made.clear()
+        body = made[key] = (render_template("inventory/_stock.html", stock=stock) if fragment
+                            else json.dumps(stock.as_json(), separators=(",", ":")))
     return body
 
 
