@@ -86,8 +86,9 @@ def wait_for_group(bootstrap: str, members: int, seconds: float = 60) -> None:
     try:
         while time.monotonic() < deadline:
             try:
-                [group] = admin.describe_consumer_groups(["storefront-payments"])
-                if group.state == "Stable" and len(group.members) >= members:
+                group = admin.describe_groups(["storefront-payments"])["storefront-payments"]
+                state = group.get("group_state") or group.get("state")
+                if state == "Stable" and len(group.get("members") or []) >= members:
                     return
             except Exception:  # the coordinator is still being elected
                 pass

@@ -242,3 +242,52 @@ def test_a_secret_never_reaches_a_page(client, app):
     for text in (page, fragment):
         assert TEST_WEBHOOK_SECRET not in text
         assert app.config["SECRET_KEY"] not in text
+
+
+def test_a_batch_settles_each_event_once_in_one_transaction_and_refunds_after_it(app, client):
+    from storefront.payments.jobs import complete_payments
+    from storefront.payments.webhook import payment_message
+
+    first, second = make_product(total=3), make_product(total=1, price=4200)
+    paid = place(client, first, 1)
+    late = place(client, second, 2)
+    lapse(late["reservationId"])
+    place(client, second, 3)  # the lapsed unit is sold again
+    wrong = place(client, first, 4)
+
+    def message(hold, event_id, **changes):
+        return payment_message(json.loads(intent_event(hold, event_id=event_id, **changes)))
+
+    batch = [message(paid, "evt_batch_1"), message(late, "evt_batch_2"), message(paid, "evt_batch_1"),
+             message(wrong, "evt_batch_3", amount=1)]
+    with app.app_context():
+        first_run = complete_payments(batch)
+        second_run = complete_payments(batch)  # the same batch again (a redelivery)
+    assert first_run == {"completed": 1, "duplicate": 1, "refunded": 1, "amount_mismatch": 1}
+    assert second_run == {"duplicate": 3, "amount_mismatch": 1}
+    assert state(paid) == ("COMPLETED", 1, 1)
+    assert state(late)[0] == "REFUNDED"
+    assert state(wrong)[0] == "PENDING"
+    db.session.expire_all()
+    refunds = db.session.execute(select(PaymentEvent.id, PaymentEvent.refund_id)
+                                 .where(PaymentEvent.refund_id.is_not(None))).all()
+    assert sorted(event for event, _ in refunds) == ["evt_batch_2", "evt_batch_3"]
+    late_hold = db.session.get(Hold, __import__("uuid").UUID(late["reservationId"]))
+    assert late_hold.refund_id == dict(refunds)["evt_batch_2"]
+
+
+def test_a_batch_that_cannot_settle_as_one_settles_each_alone(app, client, monkeypatch):
+    from storefront.payments import jobs as payment_jobs
+    from storefront.payments.webhook import payment_message
+
+    product = make_product(total=2)
+    holds = [place(client, product, n) for n in (1, 2)]
+    batch = [payment_message(json.loads(intent_event(h, event_id=f"evt_alone_{n}"))) for n, h in enumerate(holds)]
+
+    def deadlocked(messages, trigger):
+        raise RuntimeError("deadlock detected")
+
+    monkeypatch.setattr(payment_jobs, "settle_batch", deadlocked)
+    with app.app_context():
+        assert payment_jobs.complete_payments(batch) == {"completed": 2}
+    assert [state(h)[0] for h in holds] == ["COMPLETED", "COMPLETED"]

@@ -69,33 +69,28 @@ def _set_status(conn: Connection, hold_id: uuid.UUID, status: HoldStatus, now, *
 
 
 def settle_payment(conn: Connection, message: dict) -> Settlement:
-    """Apply a succeeded payment to its hold, leaving the transaction open when it changed
-    something: the caller commits it together with the ledger's record, and then issues
-    any refund due."""
+    """Apply a succeeded payment to its hold. Leaves the transaction open, its product
+    still locked: the caller commits it together with the ledger's record (one payment,
+    or a batch of them), and then issues any refund due."""
     hold_id = _hold_id(message)
     hold = _locked_hold(conn, hold_id) if hold_id else None
     if hold is None:
-        conn.rollback()
         return Settlement("unknown_hold", hold_id, detail="no hold with this reservationId")
 
     intent_id = message["paymentIntentId"]
     if hold.payment_intent_id and hold.payment_intent_id != intent_id:
-        conn.rollback()
         # Paid through some other intent than the hold's own: never keep that money.
         return Settlement("foreign_intent", hold_id, refund_amount=message["amount"],
                           detail=f"hold's intent is {hold.payment_intent_id}")
     if message["amount"] != hold.amount or message["currency"].lower() != hold.currency:
-        conn.rollback()
         return Settlement(
             "amount_mismatch", hold_id, refund_amount=message["amount"],
             detail=f"paid {message['amount']} {message['currency']}, hold is {hold.amount} {hold.currency}",
         )
 
     if hold.status == HoldStatus.COMPLETED:
-        conn.rollback()
         return Settlement("duplicate", hold_id)
     if hold.status == HoldStatus.REFUNDED:
-        conn.rollback()
         # Decided before; the refund may not have gone through yet.
         due = hold.amount if hold.refund_id is None else None
         return Settlement("refund_due" if due else "duplicate", hold_id, refund_amount=due)
@@ -169,14 +164,11 @@ def settle_checkout(conn: Connection, message: dict) -> Settlement:
     checkout_id = _checkout_id(message)
     checkout, lines = _checkout_under_lock(conn, checkout_id) if checkout_id else (None, [])
     if checkout is None:
-        conn.rollback()
         return Settlement("unknown_checkout", None, detail="no checkout with this checkoutId", is_checkout=True)
     if checkout.payment_intent_id and checkout.payment_intent_id != message["paymentIntentId"]:
-        conn.rollback()
         return Settlement("foreign_intent", checkout_id, refund_amount=message["amount"], is_checkout=True,
                           detail=f"checkout's intent is {checkout.payment_intent_id}")
     if message["amount"] != checkout.amount or message["currency"].lower() != checkout.currency:
-        conn.rollback()
         return Settlement("amount_mismatch", checkout_id, refund_amount=message["amount"], is_checkout=True,
                           detail=f"paid {message['amount']} {message['currency']}, "
                                  f"checkout is {checkout.amount} {checkout.currency}")

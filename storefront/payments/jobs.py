@@ -10,7 +10,7 @@ from storefront.inventory.jobs import expire_lapsed_holds
 from storefront.logs import request_id_var
 from storefront.metrics import SWEEPS, measured_job
 from storefront.payments.reconcile import reconcile_payments
-from storefront.payments.settlement import settle_succeeded
+from storefront.payments.settlement import settle_batch, settle_succeeded
 
 log = logging.getLogger(__name__)
 
@@ -34,24 +34,34 @@ def complete_payments(messages: list[dict]) -> dict:
     """A batch of ``payment_intent.succeeded`` events, as the consumer read them from Kafka.
 
     One job shares RQ's own cost (fetching, registries, the result) among every event
-    the consumer polled at once; each event is still settled exactly once, on its own,
-    through the same path. An event that fails (Stripe unreachable for a refund, say)
-    becomes a job of its own, retried with backoff, and does not hold back the others.
+    the consumer polled at once, and one transaction commits them all; each event is
+    still settled exactly once, by the same rules. If the batch cannot be settled as
+    one (a deadlock, a bad event), each event is settled on its own; one that still
+    fails (Stripe unreachable for a refund, say) becomes a job of its own, retried
+    with backoff, and does not hold back the others.
     """
+    try:
+        settled = settle_batch(messages, "webhook")
+    except Exception:
+        log.exception("a batch of %d payment events failed as one; settling each alone", len(messages))
+        settled = [(message, _settle_alone(message)) for message in messages]
     outcomes: dict[str, int] = {}
-    for message in messages:
-        token = request_id_var.set(message.get("requestId"))
-        try:
-            outcome = settle_succeeded(message, "webhook")
-        except Exception:
-            log.exception("payment event %s failed in its batch; retried on its own", message.get("eventId"))
-            jobs.enqueue("storefront.payments.jobs.complete_payment", message,
-                         job_id=f"payment-{message['eventId']}")
-            outcome = "retried_alone"
-        finally:
-            request_id_var.reset(token)
+    for _, outcome in settled:
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    log.info("settled a batch of %d payment events: %s", len(messages), outcomes)
     return outcomes
+
+
+def _settle_alone(message: dict) -> str:
+    token = request_id_var.set(message.get("requestId"))
+    try:
+        return settle_succeeded(message, "webhook")
+    except Exception:
+        log.exception("payment event %s failed; retried on its own", message.get("eventId"))
+        jobs.enqueue("storefront.payments.jobs.complete_payment", message, job_id=f"payment-{message['eventId']}")
+        return "retried_alone"
+    finally:
+        request_id_var.reset(token)
 
 
 @measured_job("sweep_expired_holds")

@@ -20,8 +20,10 @@ def record_event(
     detail: str | None = None,
     trigger: str = "webhook",
     refund_id: str | None = None,
+    commit: bool = True,
 ) -> None:
-    """Write down an event's outcome; a redelivery updates the same row. Commits."""
+    """Write down an event's outcome; a redelivery updates the same row. Commits, unless
+    told not to (a batch commits once, with its settlements)."""
     now = utcnow()
     dialect = {"postgresql": postgresql, "sqlite": sqlite}[conn.dialect.name]
     statement = dialect.insert(payment_events).values(
@@ -43,4 +45,5 @@ def record_event(
                   "refund_id": func.coalesce(statement.excluded.refund_id, payment_events.c.refund_id)},
         )
     )
-    conn.commit()
+    if commit:
+        conn.commit()
