@@ -16,7 +16,7 @@ or out-of-order event changes the outcome at most once:
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, func, literal_column, select, update
+from sqlalchemy import Connection, bindparam, delete, func, literal_column, select, update
 
 from storefront.cart.models import CartLine, Checkout
 
@@ -26,6 +26,7 @@ from storefront.inventory.stock import (
     give_back_units,
     holds,
     lock_product,
+    products,
     release_lapsed_holds,
     sell_free_units,
     sell_held_units,
@@ -51,12 +52,24 @@ def _hold_id(message: dict) -> uuid.UUID | None:
         return None
 
 
+_LOCK_PRODUCT_OF_HOLD = (
+    select(products.c.id)
+    .where(products.c.id == select(holds.c.product_id).where(holds.c.id == bindparam("hold")).scalar_subquery())
+    .with_for_update()
+)
+
+
 def _locked_hold(conn: Connection, hold_id: uuid.UUID):
-    """The hold, read again under its product's lock: stable until commit."""
-    hold = conn.execute(select(holds.c.product_id).where(holds.c.id == hold_id)).first()
-    if hold is None:
-        return None
-    lock_product(conn, hold.product_id)
+    """The hold, read (again) under its product's lock, taken first: stable until commit."""
+    if conn.dialect.name == "postgresql":
+        # One statement finds the hold's product and locks it; the hold is read after.
+        if conn.execute(_LOCK_PRODUCT_OF_HOLD, {"hold": hold_id}).first() is None:
+            return None
+    else:
+        hold = conn.execute(select(holds.c.product_id).where(holds.c.id == hold_id)).first()
+        if hold is None:
+            return None
+        lock_product(conn, hold.product_id)
     return conn.execute(select(holds).where(holds.c.id == hold_id)).first()
 
 

@@ -47,3 +47,22 @@ def record_event(
     )
     if commit:
         conn.commit()
+
+
+def record_events(conn: Connection, records: list[dict], trigger: str) -> None:
+    """Write down many events' outcomes in one statement (a batch); the caller commits.
+
+    Each record: ``eventId``, ``type``, ``outcome``, ``paymentIntentId``, ``subjectId``, ``detail``.
+    """
+    if not records:
+        return
+    now = utcnow()
+    dialect = {"postgresql": postgresql, "sqlite": sqlite}[conn.dialect.name]
+    statement = dialect.insert(payment_events)
+    conn.execute(statement.on_conflict_do_update(
+        index_elements=[payment_events.c.id],
+        set_={"outcome": statement.excluded.outcome, "detail": statement.excluded.detail, "updated_at": now},
+    ), [{"id": r["eventId"], "type": r["type"], "payment_intent_id": r["paymentIntentId"],
+         "reservation_id": str(r["subjectId"]) if r["subjectId"] else None, "outcome": r["outcome"],
+         "detail": r["detail"], "trigger": trigger, "refund_id": None, "received_at": now, "updated_at": now}
+        for r in {record["eventId"]: record for record in records}.values()])

@@ -29,7 +29,7 @@ from storefront.payments.completion import (
     settle_payment,
 )
 from storefront.payments.gateway import PaymentError, gateway
-from storefront.payments.ledger import payment_events, record_event
+from storefront.payments.ledger import payment_events, record_event, record_events
 
 log = logging.getLogger(__name__)
 
@@ -110,12 +110,12 @@ def settle_batch(messages: list[dict], trigger: str) -> list[tuple[dict, str]]:
     decided = []
     with db.engine.connect() as conn:
         for message in singles:
-            settlement = settle_payment(conn, message)
-            decided.append((message, settlement))
-            if not settlement.refund_amount:
-                record_event(conn, message["eventId"], message["type"], settlement.outcome,
-                             payment_intent_id=message["paymentIntentId"], reservation_id=settlement.subject_id,
-                             detail=settlement.detail, trigger=trigger, commit=False)
+            decided.append((message, settle_payment(conn, message)))
+        record_events(conn, [
+            {"eventId": message["eventId"], "type": message["type"], "outcome": settlement.outcome,
+             "paymentIntentId": message["paymentIntentId"], "subjectId": settlement.subject_id,
+             "detail": settlement.detail}
+            for message, settlement in decided if not settlement.refund_amount], trigger)
         conn.commit()
     outcomes = []
     for message, settlement in decided:
