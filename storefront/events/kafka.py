@@ -100,7 +100,12 @@ class PaymentConsumer:
             group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            max_poll_records=100,
+            max_poll_records=200,
+            # Gather a batch: the broker answers once 16 KiB (about twenty events) are there,
+            # or after 100 ms. One job then settles them all, so RQ's cost per job and the
+            # commit are shared; an event waits 100 ms at most for company.
+            fetch_min_bytes=16 * 1024,
+            fetch_max_wait_ms=100,
             # A consumer that died is noticed in seconds, and its partitions handed on.
             session_timeout_ms=10000,
             heartbeat_interval_ms=3000,
