@@ -66,9 +66,13 @@ def document() -> dict:
         "paths": {
             "/api/inventory/check/{productId}": {"get": {
                 "summary": "Live stock of a product (with HX-Request: the Buy button fragment)",
-                "parameters": [{"name": "productId", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "parameters": [{"name": "productId", "in": "path", "required": True, "schema": {"type": "integer"}},
+                               {"name": "If-None-Match", "in": "header", "required": False,
+                                "schema": {"type": "string"}}],
                 "responses": {
-                    "200": {"description": "stock", "content": _json({
+                    "304": {"description": "unchanged since the ETag given in If-None-Match"},
+                    "200": {"description": "stock (with an ETag of the product's total and available units)",
+                            "content": _json({
                         "type": "object", "required": ["productId", "available", "total", "inStock"],
                         "properties": {"productId": {"type": "integer"}, "available": {"type": "integer"},
                                        "total": {"type": "integer"}, "inStock": {"type": "boolean"}}})},

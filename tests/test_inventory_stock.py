@@ -147,3 +147,24 @@ def test_sweep_marks_lapsed_holds_expired_and_keeps_the_counters_true(client):
     assert db.session.get(Product, product.id).held_units == 1
     assert db.session.get(Product, other.id).held_units == 0
     assert available(client, product.id) == 4
+
+
+def test_an_unchanged_stock_is_a_304_and_any_change_shows_in_the_next_check(client):
+    product = make_product(total=2)
+    url = f"/api/inventory/check/{product.id}"
+    first = client.get(url)
+    fragment = client.get(url, headers={"HX-Request": "true"})
+    assert first.headers["Cache-Control"] == "no-cache" and "HX-Request" in first.headers["Vary"]
+    assert first.headers["ETag"] != fragment.headers["ETag"]  # two answers, two tags
+
+    again = client.get(url, headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304 and again.get_data() == b"" and again.headers["ETag"] == first.headers["ETag"]
+    unchanged = client.get(url, headers={"HX-Request": "true", "If-None-Match": fragment.headers["ETag"]})
+    assert unchanged.status_code == 304
+
+    held = client.post("/api/reservations", json={"productId": product.id, "userId": "visitor-etag-001"}).get_json()
+    after_hold = client.get(url, headers={"If-None-Match": first.headers["ETag"]})
+    assert after_hold.status_code == 200 and after_hold.get_json()["available"] == 1
+    lapse(held["reservationId"])  # a lapse, not yet swept: the very next check shows it
+    after_lapse = client.get(url, headers={"If-None-Match": after_hold.headers["ETag"]})
+    assert after_lapse.status_code == 200 and after_lapse.get_json()["available"] == 2
