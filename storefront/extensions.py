@@ -119,14 +119,7 @@ def _drop_dead_connection(dbapi_connection, connection_record, connection_proxy)
     of its socket, no round trip: the pool drops it and connects afresh, so no
     request fails on a connection that died while it sat in the pool.
     """
-    pgconn = getattr(dbapi_connection, "pgconn", None)
-    if pgconn is None:  # SQLite
-        return
-    if pgconn.status != 0:  # psycopg.pq.ConnStatus.OK
-        raise DisconnectionError("connection is not open")
-    poller = select.poll()
-    poller.register(pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
-    if poller.poll(0):
+    if getattr(dbapi_connection, "pgconn", None) is not None and not _alive(dbapi_connection):  # not SQLite
         raise DisconnectionError("the server closed this connection while it was idle")
 
 

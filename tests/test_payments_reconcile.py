@@ -32,6 +32,14 @@ def sweep():
     return sweep_expired_holds()
 
 
+def held_and_paid(client, shopper, product, user=1):
+    """A hold whose PaymentIntent the shopper paid on localstripe, with no webhook sent."""
+    reservation_id, _ = hold_fragment(client, product, user)
+    intent_id = stored_hold(reservation_id).payment_intent_id
+    assert shopper.pay(intent_id)["status"] == "succeeded"
+    return reservation_id, intent_id
+
+
 def events_of(intent_id):
     db.session.expire_all()
     return db.session.execute(select(PaymentEvent.trigger, PaymentEvent.outcome, PaymentEvent.refund_id)
@@ -44,9 +52,7 @@ def test_a_payment_whose_webhook_never_came_is_completed_by_the_sweep(make_app, 
     shopper = Shopper(localstripe)
     with app.app_context():
         product = make_product(total=1)
-        reservation_id, _ = hold_fragment(client, product, 1)
-        intent_id = stored_hold(reservation_id).payment_intent_id
-        assert shopper.pay(intent_id)["status"] == "succeeded"  # no webhook is configured
+        reservation_id, intent_id = held_and_paid(client, shopper, product)
         lapse(reservation_id)
 
         swept = sweep()
@@ -64,9 +70,7 @@ def test_a_paid_hold_about_to_lapse_is_completed_on_time(make_app, settings, loc
     shopper = Shopper(localstripe)
     with app.app_context():
         product = make_product(total=1)
-        reservation_id, _ = hold_fragment(client, product, 1)
-        intent_id = stored_hold(reservation_id).payment_intent_id
-        shopper.pay(intent_id)
+        reservation_id, intent_id = held_and_paid(client, shopper, product)
         # It lapses within the next sweep interval.
         db.session.execute(update(Hold).values(expires_at=utcnow() + timedelta(seconds=30)))
         db.session.commit()
@@ -81,9 +85,7 @@ def test_a_lapsed_paid_hold_whose_unit_was_sold_meanwhile_is_refunded_exactly_on
     shopper = Shopper(localstripe)
     with app.app_context():
         product = make_product(total=1, price=3100)
-        reservation_id, _ = hold_fragment(client, product, 1)
-        intent_id = stored_hold(reservation_id).payment_intent_id
-        shopper.pay(intent_id)
+        reservation_id, intent_id = held_and_paid(client, shopper, product)
         lapse(reservation_id)
         hold_fragment(client, product, 2)  # another shopper takes the lapsed unit
         for _ in range(3):
@@ -102,9 +104,7 @@ def test_the_return_url_settles_the_hold_before_the_page_answers(make_app, setti
     with app.app_context():
         product = make_product(total=1)
         client.get("/")  # a browser, with its cookie
-        reservation_id, _ = hold_fragment(client, product, 1)
-        intent_id = stored_hold(reservation_id).payment_intent_id
-        shopper.pay(intent_id)
+        reservation_id, intent_id = held_and_paid(client, shopper, product)
         page = client.get(f"/reservations/{reservation_id}?payment_intent={intent_id}"
                           f"&payment_intent_client_secret=x&redirect_status=succeeded")
         assert page.status_code == 200
@@ -146,9 +146,7 @@ def test_with_stripe_unreachable_the_sweep_asks_again_later(make_app, settings, 
     shopper = Shopper(localstripe)
     with app.app_context():
         product = make_product(total=1)
-        reservation_id, _ = hold_fragment(client, product, 1)
-        intent_id = stored_hold(reservation_id).payment_intent_id
-        shopper.pay(intent_id)
+        reservation_id, intent_id = held_and_paid(client, shopper, product)
         lapse(reservation_id)
     # The same shop, its Stripe unreachable (a closed port): the sweep learns nothing, forgets nothing.
     cut_off = make_app({**stripe_settings(settings, localstripe), "STRIPE_API_BASE": "http://127.0.0.1:9"})
@@ -171,9 +169,7 @@ def test_releasing_a_paid_hold_settles_it_instead(make_app, settings, localstrip
     shopper = Shopper(localstripe)
     with app.app_context():
         product = make_product(total=1)
-        reservation_id, _ = hold_fragment(client, product, 1)
-        intent_id = stored_hold(reservation_id).payment_intent_id
-        shopper.pay(intent_id)
+        reservation_id, intent_id = held_and_paid(client, shopper, product)
         released = client.delete(f"/api/reservations/{reservation_id}", headers={"X-Visitor-Id": visitor(1)})
         assert released.status_code == 409
         assert released.get_json()["status"] == "COMPLETED"
@@ -316,3 +312,35 @@ def test_a_postgresql_restart_gives_503s_while_down_and_no_5xx_after(tmp_path, l
         assert statuses == {"COMPLETED"}
     finally:
         server.stop()
+
+
+def test_a_checkout_is_settled_on_its_return_and_by_the_sweep_without_a_webhook(make_app, settings, localstripe):
+    app = make_app(stripe_settings(settings, localstripe))
+    client = app.test_client()
+    shopper = Shopper(localstripe)
+
+    def paid_checkout(user):
+        for product in products:
+            assert client.post("/api/cart/items", json={"productId": product.id, "userId": visitor(user)}
+                               ).status_code == 200
+        html = client.post("/api/checkouts", json={"userId": visitor(user)}, headers=HTMX).get_data(as_text=True)
+        checkout_id = html.split('id="checkout-')[1].split('"')[0]
+        lines = [o for o in client.get("/api/orders", headers={"X-Visitor-Id": visitor(user)}).get_json()["orders"]
+                 if o["checkoutId"] == checkout_id]
+        intent_id = lines[0]["paymentIntentId"]
+        assert shopper.pay(intent_id)["status"] == "succeeded"
+        return checkout_id, intent_id, [line["reservationId"] for line in lines]
+
+    with app.app_context():
+        products = [make_product(total=3, price=1000), make_product(total=3, price=2000)]
+        checkout_id, intent_id, lines = paid_checkout(1)
+        assert client.get(f"/checkouts/{checkout_id}?payment_intent={intent_id}").status_code == 200
+        assert {stored_hold(line).status for line in lines} == {"COMPLETED"}
+        assert events_of(intent_id) == [("return", "completed", None)]
+
+        checkout_id, intent_id, lines = paid_checkout(2)
+        for line in lines:
+            lapse(line)
+        assert sweep()["intents"] == {"completed": 1}  # one question for the checkout's one intent
+        assert {stored_hold(line).status for line in lines} == {"COMPLETED"}
+        assert events_of(intent_id) == [("reconcile", "completed", None)]
