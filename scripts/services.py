@@ -331,6 +331,9 @@ class KafkaServer(_Process):
             f"log.dirs={self.base / 'data'}",
             "num.partitions=3",
             "offsets.topic.replication.factor=1",
+            # Three partitions, not fifty: a group's first lookup creates this topic, and on
+            # two busy cores fifty partitions took longer than a consumer waits.
+            "offsets.topic.num.partitions=3",
             "transaction.state.log.replication.factor=1",
             "transaction.state.log.min.isr=1",
             "group.initial.rebalance.delay.ms=0",

@@ -17,7 +17,13 @@ import time
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import CoordinatorNotAvailableError, KafkaError, TopicAlreadyExistsError
+from kafka.errors import (
+    CoordinatorLoadInProgressError,
+    CoordinatorNotAvailableError,
+    KafkaError,
+    NotCoordinatorError,
+    TopicAlreadyExistsError,
+)
 from kafka.serializer import Deserializer, Serializer
 from kafka.structs import OffsetAndMetadata
 
@@ -172,11 +178,12 @@ def broker_answers(bootstrap_servers: tuple[str, ...], timeout: float = 1.0) -> 
 
 
 def _committed_offsets(admin: KafkaAdminClient, group_id: str) -> dict:
-    # A broker creates its offsets topic on the first group lookup: give it a moment.
+    # A broker creates its offsets topic on the first group lookup, and elects its
+    # coordinators after: give it a moment.
     for attempt in range(20):
         try:
             return admin.list_group_offsets({group_id: None}).get(group_id, {})
-        except CoordinatorNotAvailableError:
+        except (CoordinatorNotAvailableError, NotCoordinatorError, CoordinatorLoadInProgressError):
             if attempt == 19:
                 raise
             time.sleep(0.5)
