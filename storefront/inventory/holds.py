@@ -5,11 +5,12 @@ a Connection the caller opens: the hold is the hot path, and a Row carries
 everything the API shows.
 """
 
+import collections
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from psycopg.rows import namedtuple_row
 from sqlalchemy import Connection, and_, bindparam, case, func, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
@@ -198,15 +199,26 @@ _PLACE_HOLD = (
 )
 
 
+@functools.lru_cache(maxsize=4)
+def _placed_row_of(names: tuple[str, ...]):
+    return collections.namedtuple("PlacedHoldRow", names)
+
+
+def _placed_row(description):
+    """A row class for the function's answer, made once per shape of the holds table."""
+    return _placed_row_of(tuple(column.name for column in description))
+
+
 def _place_hold_in_one_statement(product_id, owner, address, quantity, ttl_seconds, max_visitor_units):
     """PostgreSQL: the function a migration installed, prepared once per connection, one round trip."""
     with one_statement() as connection:
-        with connection.cursor(row_factory=namedtuple_row) as cursor:
+        with connection.cursor() as cursor:
             row = cursor.execute(_PLACE_HOLD, {
                 "id": uuid.uuid4(), "product": product_id, "visitor": owner.visitor_id,
                 "browser": owner.browser_id, "address": address, "quantity": quantity, "ttl": ttl_seconds,
                 "limit": max_visitor_units,
             }, prepare=True).fetchone()
+            row = _placed_row(cursor.description)(*row)
     if row.outcome in ("created", "existing"):
         return PlacedHold(row, created=row.outcome == "created")
     if row.outcome == "out_of_stock":

@@ -130,7 +130,9 @@ def create_reservation():
     if wants_fragment():
         with db.engine.connect() as conn:
             return hold_fragment(conn, placed.hold, status)
-    return jsonify(hold_book.hold_json(placed.hold)), status
+    # The hot path's answer, serialised directly: the same JSON as jsonify, without its sorting.
+    return current_app.response_class(json.dumps(hold_book.hold_json(placed.hold), separators=(",", ":")),
+                                      status, mimetype="application/json")
 
 
 @bp.get("/api/reservations/<reservation>")
