@@ -1,4 +1,7 @@
-"""Flask commands: ``seed``, ``stock set``, ``sweep``, ``jobs failed`` and ``jobs retry``."""
+"""Flask commands: ``seed``, ``stock set``, ``product add|update``, ``catalog import``, ``sweep``,
+``jobs failed`` and ``jobs retry``."""
+
+import csv
 
 import click
 from flask import Flask
@@ -10,6 +13,76 @@ from storefront.inventory.stock import BelowCommitted, set_total
 
 stock_cli = AppGroup("stock", help="Inspect and change stock.")
 jobs_cli = AppGroup("jobs", help="Background jobs that failed, and retrying them (needs REDIS_URL).")
+product_cli = AppGroup("product", help="Add and change one product (prices like 25.00, in the product's currency).")
+catalog_cli = AppGroup("catalog", help="The whole catalogue at once.")
+
+
+def _product_options(required: bool):
+    def decorate(command):
+        for name, help_text in reversed([
+            ("--sku", "stock-keeping unit, unique: 1 to 64 of A-Z a-z 0-9 . _ -"),
+            ("--name", "what shoppers see"),
+            ("--description", "a few sentences"),
+            ("--price", "price of one unit, like 25.00"),
+            ("--currency", "three-letter code (default usd)"),
+            ("--total", "units in stock in all (never below what is sold and held)"),
+        ]):
+            needed = required and name in ("--sku", "--name", "--price", "--total")
+            command = click.option(name, required=needed, help=help_text)(command)
+        return command
+    return decorate
+
+
+@product_cli.command("add")
+@_product_options(required=True)
+def product_add_command(**values):
+    """Add a product."""
+    from storefront.catalog.management import InvalidField, add_product
+
+    try:
+        with db.engine.connect() as conn:
+            product_id = add_product(conn, values)
+    except InvalidField as invalid:
+        raise click.ClickException(f"Refused: {invalid}") from None
+    click.echo(f"Added product {product_id} ({values['sku']}).")
+
+
+@product_cli.command("update")
+@click.argument("product_id", type=click.IntRange(min=1))
+@_product_options(required=False)
+def product_update_command(product_id: int, **values):
+    """Change the given fields of PRODUCT_ID (holds already placed keep their price)."""
+    from storefront.catalog.management import InvalidField, update_product
+
+    values = {field: value for field, value in values.items() if value is not None}
+    if not values:
+        raise click.UsageError("name at least one field to change, e.g. --price 19.50")
+    try:
+        with db.engine.connect() as conn:
+            found = update_product(conn, product_id, values)
+    except InvalidField as invalid:
+        raise click.ClickException(f"Refused: {invalid}") from None
+    if not found:
+        raise click.ClickException(f"No product with id {product_id}.")
+    click.echo(f"Updated product {product_id}: {', '.join(sorted(values))}.")
+
+
+@catalog_cli.command("import")
+@click.argument("csv_file", type=click.File("r", encoding="utf-8-sig"))
+def catalog_import_command(csv_file):
+    """Add or update products from CSV_FILE, by sku: columns sku, name, description, price,
+    currency, total. Every row is checked first; one wrong row and nothing is imported."""
+    from storefront.catalog.management import CatalogRefused, import_rows
+
+    rows = list(csv.DictReader(csv_file))
+    try:
+        with db.engine.connect() as conn:
+            added, updated = import_rows(conn, rows)
+    except CatalogRefused as refused:
+        for problem in refused.problems:
+            click.echo(f"Refused: {problem}", err=True)
+        raise click.ClickException("nothing was imported") from None
+    click.echo(f"Imported {len(rows)} rows: {added} added, {updated} updated.")
 
 
 @click.command("seed")
@@ -100,5 +173,7 @@ def jobs_retry_command(job_ids, retry_all):
 def init_app(app: Flask) -> None:
     app.cli.add_command(seed_command)
     app.cli.add_command(stock_cli)
+    app.cli.add_command(product_cli)
+    app.cli.add_command(catalog_cli)
     app.cli.add_command(sweep_command)
     app.cli.add_command(jobs_cli)

@@ -1,0 +1,175 @@
+"""Changing the catalogue: products added and updated, one at a time or from a CSV file.
+
+Every value is checked before anything is written, and a whole file is imported in
+one transaction or not at all, naming the row and the field that stopped it. A new
+total never goes below what is sold and held (checked under the product's lock, as
+``stock set`` does). A price change never changes a hold already placed: a hold keeps
+the amount it was placed at.
+"""
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from sqlalchemy import Connection, insert, select, update
+
+from storefront.clock import utcnow
+from storefront.inventory.stock import lock_product, products, release_lapsed_holds
+
+FIELDS = ("sku", "name", "description", "price", "currency", "total")
+_SKU = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_CURRENCY = re.compile(r"^[A-Za-z]{3}$")
+
+
+@dataclass(frozen=True)
+class InvalidField(ValueError):
+    field: str
+    message: str
+    row: int | None = None
+
+    def __str__(self) -> str:
+        where = f"row {self.row}, " if self.row is not None else ""
+        return f"{where}{self.field}: {self.message}"
+
+
+class CatalogRefused(Exception):
+    """One or more rows are wrong; nothing was written."""
+
+    def __init__(self, problems: list[InvalidField]):
+        super().__init__("; ".join(str(problem) for problem in problems))
+        self.problems = problems
+
+
+def parse_product(values: dict, *, partial: bool = False) -> dict:
+    """Check the given fields and turn them into column values. ``partial``: only those given."""
+    columns = {}
+
+    def given(field):
+        value = values.get(field)
+        return None if value is None or (isinstance(value, str) and value.strip() == "") else str(value).strip()
+
+    for field in ("sku", "name", "price", "total"):
+        if not partial and given(field) is None:
+            raise InvalidField(field, "is required")
+    if (sku := given("sku")) is not None:
+        if not _SKU.match(sku):
+            raise InvalidField("sku", "must be 1 to 64 characters of A-Z a-z 0-9 . _ -")
+        columns["sku"] = sku
+    if (name := given("name")) is not None:
+        if len(name) > 200:
+            raise InvalidField("name", "must be at most 200 characters")
+        columns["name"] = name
+    if "description" in values and values["description"] is not None:
+        description = str(values["description"]).strip()
+        if len(description) > 5000:
+            raise InvalidField("description", "must be at most 5,000 characters")
+        columns["description"] = description
+    if (price := given("price")) is not None:
+        try:
+            amount = Decimal(price)
+        except InvalidOperation:
+            raise InvalidField("price", f"{price!r} is not an amount like 25.00") from None
+        if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")):
+            raise InvalidField("price", "must be 0 or more, with at most two decimals (25.00)")
+        if amount > Decimal("10000000"):
+            raise InvalidField("price", "must be at most 10,000,000")
+        columns["price"] = int(amount * 100)
+    if (currency := given("currency")) is not None:
+        if not _CURRENCY.match(currency):
+            raise InvalidField("currency", "must be a three-letter code such as usd")
+        columns["currency"] = currency.lower()
+    elif not partial:
+        columns["currency"] = "usd"
+    if (total := given("total")) is not None:
+        if not re.fullmatch(r"\d{1,9}", total):
+            raise InvalidField("total", "must be a whole number, 0 or more")
+        columns["total_quantity"] = int(total)
+    return columns
+
+
+def _write(conn: Connection, columns: dict, existing) -> int:
+    """Insert or update one product under its lock; raises InvalidField for a total too low."""
+    if existing is None:
+        return conn.execute(insert(products).values(**columns, created_at=utcnow()).returning(products.c.id)
+                            ).scalar_one()
+    lock_product(conn, existing.id)
+    if "total_quantity" in columns:
+        release_lapsed_holds(conn, existing.id, utcnow())
+        sold, held = conn.execute(select(products.c.sold_units, products.c.held_units)
+                                  .where(products.c.id == existing.id)).one()
+        if columns["total_quantity"] < sold + held:
+            raise InvalidField("total", f"cannot go below {sold + held} ({sold} sold and {held} held)")
+    conn.execute(update(products).where(products.c.id == existing.id).values(**columns))
+    return existing.id
+
+
+def add_product(conn: Connection, values: dict) -> int:
+    columns = parse_product(values)
+    if conn.execute(select(products.c.id).where(products.c.sku == columns["sku"])).first() is not None:
+        conn.rollback()
+        raise InvalidField("sku", f"{columns['sku']} is taken")
+    product_id = _write(conn, columns, None)
+    conn.commit()
+    return product_id
+
+
+def update_product(conn: Connection, product_id: int, values: dict) -> bool:
+    """Change the given fields of a product. False for an unknown id."""
+    columns = parse_product(values, partial=True)
+    existing = conn.execute(select(products.c.id).where(products.c.id == product_id)).first()
+    if existing is None:
+        conn.rollback()
+        return False
+    if "sku" in columns and conn.execute(select(products.c.id).where(
+            products.c.sku == columns["sku"], products.c.id != product_id)).first() is not None:
+        conn.rollback()
+        raise InvalidField("sku", f"{columns['sku']} is taken")
+    try:
+        _write(conn, columns, existing)
+    except InvalidField:
+        conn.rollback()
+        raise
+    conn.commit()
+    return True
+
+
+def import_rows(conn: Connection, rows: list[dict]) -> tuple[int, int]:
+    """Add or update a product per row, by sku; every row or none. Returns (added, updated).
+
+    Rows are numbered as in the file, the header being row 1. Raises CatalogRefused.
+    """
+    problems, parsed, seen = [], [], {}
+    for number, row in enumerate(rows, start=2):
+        unknown = sorted(set(row) - set(FIELDS) - {None})
+        if unknown:
+            problems.append(InvalidField(unknown[0], "is not a column this import knows", number))
+            continue
+        try:
+            columns = parse_product(row)
+        except InvalidField as invalid:
+            problems.append(InvalidField(invalid.field, invalid.message, number))
+            continue
+        if columns["sku"] in seen:
+            problems.append(InvalidField("sku", f"{columns['sku']} is also on row {seen[columns['sku']]}", number))
+            continue
+        seen[columns["sku"]] = number
+        parsed.append((number, columns))
+    if not rows:
+        problems.append(InvalidField("file", "has no rows under its header", 1))
+    if problems:
+        raise CatalogRefused(problems)
+
+    added = updated = 0
+    for number, columns in parsed:
+        existing = conn.execute(select(products.c.id).where(products.c.sku == columns["sku"])).first()
+        try:
+            _write(conn, columns, existing)
+        except InvalidField as invalid:
+            problems.append(InvalidField(invalid.field, invalid.message, number))
+            continue
+        added, updated = (added + 1, updated) if existing is None else (added, updated + 1)
+    if problems:
+        conn.rollback()
+        raise CatalogRefused(problems)
+    conn.commit()
+    return added, updated

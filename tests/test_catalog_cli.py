@@ -1,0 +1,98 @@
+"""Managing the catalogue from scripts: product add and update, and a CSV import that
+checks every row first and imports nothing when one is wrong."""
+
+from sqlalchemy import select
+
+from storefront.catalog.models import Product
+from storefront.extensions import db
+from tests.factories import make_product, visitor
+
+
+def products_by_sku():
+    db.session.expire_all()
+    return {p.sku: p for p in db.session.execute(select(Product)).scalars()}
+
+
+def test_product_add_and_update(app, runner):
+    added = runner.invoke(args=["product", "add", "--sku", "MUG-1", "--name", "Blue mug", "--price", "12.50",
+                                "--total", "7", "--description", "Stoneware."])
+    assert added.exit_code == 0, added.output
+    mug = products_by_sku()["MUG-1"]
+    assert (mug.name, mug.price, mug.currency, mug.total_quantity) == ("Blue mug", 1250, "usd", 7)
+    assert f"Added product {mug.id}" in added.output
+
+    updated = runner.invoke(args=["product", "update", str(mug.id), "--price", "9.99", "--name", "Mug"])
+    assert updated.exit_code == 0, updated.output
+    assert (products_by_sku()["MUG-1"].price, products_by_sku()["MUG-1"].name) == (999, "Mug")
+
+
+def test_product_commands_refuse_bad_values_with_the_field_named(app, runner):
+    for args, field in ((["--price", "12.345"], "price"), (["--price", "-1"], "price"), (["--total", "x"], "total"),
+                        (["--sku", "no spaces"], "sku"), (["--currency", "dollars"], "currency")):
+        values = {"--sku": "OK-1", "--name": "Thing", "--price": "1.00", "--total": "1"}
+        values.update(dict(zip(args[::2], args[1::2])))
+        result = runner.invoke(args=["product", "add", *[part for pair in values.items() for part in pair]])
+        assert result.exit_code == 1 and f"{field}:" in result.output, result.output
+    assert products_by_sku() == {}
+    taken = make_product(sku="TAKEN")
+    result = runner.invoke(args=["product", "add", "--sku", "TAKEN", "--name", "X", "--price", "1", "--total", "1"])
+    assert result.exit_code == 1 and "sku: TAKEN is taken" in result.output
+    assert runner.invoke(args=["product", "update", "999999", "--name", "X"]).exit_code == 1
+    assert runner.invoke(args=["product", "update", str(taken.id)]).exit_code == 2  # nothing to change
+
+
+def test_a_price_change_never_changes_a_hold_already_placed(app, client, runner):
+    product = make_product(total=3, price=2000)
+    held = client.post("/api/reservations", json={"productId": product.id, "userId": visitor(1)}).get_json()
+    assert runner.invoke(args=["product", "update", str(product.id), "--price", "35.00"]).exit_code == 0
+    shown = client.get(f"/api/reservations/{held['reservationId']}", headers={"X-Visitor-Id": visitor(1)})
+    assert shown.get_json()["amount"] == 2000
+    later = client.post("/api/reservations", json={"productId": product.id, "userId": visitor(2)}).get_json()
+    assert later["amount"] == 3500
+
+
+def test_the_total_never_goes_below_what_is_sold_and_held(app, client, runner):
+    product = make_product(total=3)
+    for n in (1, 2):
+        client.post("/api/reservations", json={"productId": product.id, "userId": visitor(n)})
+    result = runner.invoke(args=["product", "update", str(product.id), "--total", "1"])
+    assert result.exit_code == 1 and "total: cannot go below 2" in result.output
+    assert products_by_sku()[product.sku].total_quantity == 3
+
+
+def test_a_catalogue_import_adds_and_updates_by_sku(app, runner, tmp_path):
+    make_product(sku="KEEP-1", name="Old name", price=100, total=2)
+    csv_file = tmp_path / "catalogue.csv"
+    csv_file.write_text("sku,name,description,price,currency,total\n"
+                        "KEEP-1,New name,Updated,3.00,usd,5\n"
+                        "NEW-1,Scarf,Wool,45.00,eur,10\n", encoding="utf-8")
+    result = runner.invoke(args=["catalog", "import", str(csv_file)])
+    assert result.exit_code == 0, result.output
+    assert "1 added, 1 updated" in result.output
+    found = products_by_sku()
+    assert (found["KEEP-1"].name, found["KEEP-1"].price, found["KEEP-1"].total_quantity) == ("New name", 300, 5)
+    assert (found["NEW-1"].price, found["NEW-1"].currency) == (4500, "eur")
+
+
+def test_one_wrong_row_imports_nothing_and_names_row_and_field(app, client, runner, tmp_path):
+    kept = make_product(sku="HELD-1", price=100, total=2)
+    for n in (1, 2):
+        client.post("/api/reservations", json={"productId": kept.id, "userId": visitor(n)})
+    csv_file = tmp_path / "catalogue.csv"
+    csv_file.write_text("sku,name,description,price,currency,total\n"
+                        "GOOD-1,Fine,,1.00,usd,1\n"
+                        "BAD-1,Broken,,1.005,usd,1\n"
+                        "GOOD-2,Fine too,,2.00,usd,1\n"
+                        "HELD-1,Too few,,1.00,usd,1\n", encoding="utf-8")
+    result = runner.invoke(args=["catalog", "import", str(csv_file)])
+    assert result.exit_code == 1
+    assert "row 3, price:" in result.output
+    assert set(products_by_sku()) == {"HELD-1"}  # nothing imported
+
+    csv_file.write_text("sku,name,description,price,currency,total\n"
+                        "GOOD-1,Fine,,1.00,usd,1\n"
+                        "HELD-1,Too few,,1.00,usd,1\n", encoding="utf-8")
+    result = runner.invoke(args=["catalog", "import", str(csv_file)])
+    assert result.exit_code == 1 and "row 3, total: cannot go below 2" in result.output
+    assert set(products_by_sku()) == {"HELD-1"}  # the good row was rolled back too
+    assert products_by_sku()["HELD-1"].total_quantity == 2
