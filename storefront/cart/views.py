@@ -15,7 +15,7 @@ from storefront.owners import Owner, client_address, owner_of, requesting_owner
 from storefront.params import integer_field, reservation_id, request_body
 from storefront.payments.gateway import checkout_metadata, gateway
 from storefront.payments.intents import start_checkout_payment
-from storefront.payments.reconcile import release_intent
+from storefront.payments.reconcile import settle_released_intent
 from storefront.payments.settlement import settle_returned
 from storefront.payments.views import demo_gateway, pay_with_demo
 from storefront.ratelimit import holds_rate_limit
@@ -115,7 +115,7 @@ def create_checkout():
             raise ApiError(409, "hold_limit", f"One shopper may hold {limit.limit} units at once.",
                            limit=limit.limit, held=limit.held) from None
     for _, intent_id in placed.superseded_intents:
-        release_intent(intent_id)
+        settle_released_intent(intent_id)  # released by the shop: settle it with Stripe now
     if wants_fragment():
         with db.engine.connect() as conn:
             return checkout_fragment(conn, placed.checkout, 201)

@@ -1,8 +1,8 @@
-"""A hold's life: placed for a visitor, found again, cancelled, lapsed.
+"""A hold's life: placed for an owner, found again, cancelled, lapsed.
 
-Every function works on rows of the ``holds`` table through SQLAlchemy Core, on
-a Connection the caller opens: the hold is the hot path, and a Row carries
-everything the API shows.
+Functions work on rows of the ``holds`` table through SQLAlchemy Core, on a
+Connection the caller opens; placing a hold, the hot path, opens its own (on
+PostgreSQL one prepared call of a function). A row carries everything the API shows.
 """
 
 import collections
@@ -18,7 +18,6 @@ from sqlalchemy.engine import Row
 from storefront.clock import UTCDateTime, isoformat_z, utcnow
 from storefront.extensions import db, one_statement
 from storefront.inventory.models import HoldStatus, is_pending
-from storefront.owners import Owner
 from storefront.inventory.stock import (
     give_back_units,
     holds,
@@ -27,6 +26,7 @@ from storefront.inventory.stock import (
     reserve_units,
     stock_of,
 )
+from storefront.owners import Owner
 
 
 class ProductNotFound(LookupError):

@@ -28,12 +28,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, func, literal_column, select, update
-
 from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 
 from storefront.catalog.models import Product
-from storefront.extensions import db, one_statement, reading
 from storefront.clock import UTCDateTime, utcnow
+from storefront.extensions import db, one_statement, reading
 from storefront.inventory.models import Hold, is_pending
 
 products = Product.__table__

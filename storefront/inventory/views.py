@@ -65,9 +65,9 @@ def check_stock(product_id: int):
     fragment = wants_fragment()
     # Exact every time (read fresh), and cheap to repeat: an unchanged answer is a 304.
     etag = f'"{product_id}-{stock.total}-{stock.available}-{"f" if fragment else "j"}"'
-    if etag in request.headers.get("If-None-Match", ""):
-        return "", 304, {"ETag": etag, "Cache-Control": "no-cache"}
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if etag in request.headers.get("If-None-Match", ""):
+        return "", 304, headers
     if fragment:
         return stock_answer(stock, fragment=True), 200, headers
     return current_app.response_class(stock_answer(stock, fragment=False), 200, headers, mimetype="application/json")

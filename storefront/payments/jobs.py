@@ -2,6 +2,7 @@
 and raises on failure so that it is retried."""
 
 import logging
+from collections import Counter
 
 from flask import current_app
 
@@ -45,9 +46,7 @@ def complete_payments(messages: list[dict]) -> dict:
     except Exception:
         log.exception("a batch of %d payment events failed as one; settling each alone", len(messages))
         settled = [(message, _settle_alone(message)) for message in messages]
-    outcomes: dict[str, int] = {}
-    for _, outcome in settled:
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    outcomes = dict(Counter(outcome for _, outcome in settled))
     log.info("settled a batch of %d payment events: %s", len(messages), outcomes)
     return outcomes
 

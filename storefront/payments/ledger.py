@@ -9,6 +9,26 @@ from storefront.payments.models import PaymentEvent
 payment_events = PaymentEvent.__table__
 
 
+def _upsert(dialect):
+    """A redelivery updates its event's row; a refund id, once written, is never lost."""
+    statement = dialect.insert(payment_events)
+    return statement.on_conflict_do_update(
+        index_elements=[payment_events.c.id],
+        set_={"outcome": statement.excluded.outcome, "detail": statement.excluded.detail,
+              "updated_at": statement.excluded.updated_at,
+              "refund_id": func.coalesce(statement.excluded.refund_id, payment_events.c.refund_id)},
+    )
+
+
+_UPSERT = {"postgresql": _upsert(postgresql), "sqlite": _upsert(sqlite)}
+
+
+def _row(event_id, event_type, outcome, payment_intent_id, reservation_id, detail, trigger, refund_id, now) -> dict:
+    return {"id": event_id, "type": event_type, "payment_intent_id": payment_intent_id,
+            "reservation_id": str(reservation_id) if reservation_id else None, "outcome": outcome,
+            "detail": detail, "trigger": trigger, "refund_id": refund_id, "received_at": now, "updated_at": now}
+
+
 def record_event(
     conn: Connection,
     event_id: str,
@@ -20,33 +40,11 @@ def record_event(
     detail: str | None = None,
     trigger: str = "webhook",
     refund_id: str | None = None,
-    commit: bool = True,
 ) -> None:
-    """Write down an event's outcome; a redelivery updates the same row. Commits, unless
-    told not to (a batch commits once, with its settlements)."""
-    now = utcnow()
-    dialect = {"postgresql": postgresql, "sqlite": sqlite}[conn.dialect.name]
-    statement = dialect.insert(payment_events).values(
-        id=event_id,
-        type=event_type,
-        payment_intent_id=payment_intent_id,
-        reservation_id=str(reservation_id) if reservation_id else None,
-        outcome=outcome,
-        detail=detail,
-        trigger=trigger,
-        refund_id=refund_id,
-        received_at=now,
-        updated_at=now,
-    )
-    conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=[payment_events.c.id],
-            set_={"outcome": statement.excluded.outcome, "detail": statement.excluded.detail, "updated_at": now,
-                  "refund_id": func.coalesce(statement.excluded.refund_id, payment_events.c.refund_id)},
-        )
-    )
-    if commit:
-        conn.commit()
+    """Write down an event's outcome, and commit (with whatever the transaction decided)."""
+    conn.execute(_UPSERT[conn.dialect.name], _row(event_id, event_type, outcome, payment_intent_id,
+                                                  reservation_id, detail, trigger, refund_id, utcnow()))
+    conn.commit()
 
 
 def record_events(conn: Connection, records: list[dict], trigger: str) -> None:
@@ -54,15 +52,9 @@ def record_events(conn: Connection, records: list[dict], trigger: str) -> None:
 
     Each record: ``eventId``, ``type``, ``outcome``, ``paymentIntentId``, ``subjectId``, ``detail``.
     """
-    if not records:
-        return
     now = utcnow()
-    dialect = {"postgresql": postgresql, "sqlite": sqlite}[conn.dialect.name]
-    statement = dialect.insert(payment_events)
-    conn.execute(statement.on_conflict_do_update(
-        index_elements=[payment_events.c.id],
-        set_={"outcome": statement.excluded.outcome, "detail": statement.excluded.detail, "updated_at": now},
-    ), [{"id": r["eventId"], "type": r["type"], "payment_intent_id": r["paymentIntentId"],
-         "reservation_id": str(r["subjectId"]) if r["subjectId"] else None, "outcome": r["outcome"],
-         "detail": r["detail"], "trigger": trigger, "refund_id": None, "received_at": now, "updated_at": now}
-        for r in {record["eventId"]: record for record in records}.values()])
+    # One row per event: a batch may carry an event twice, and a row cannot be upserted twice at once.
+    rows = [_row(r["eventId"], r["type"], r["outcome"], r["paymentIntentId"], r["subjectId"], r["detail"],
+                 trigger, None, now) for r in {record["eventId"]: record for record in records}.values()]
+    if rows:
+        conn.execute(_UPSERT[conn.dialect.name], rows)

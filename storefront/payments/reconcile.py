@@ -18,6 +18,7 @@ at ``expires_at`` on its own.
 """
 
 import logging
+from collections import Counter
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, literal_column, or_, select, update
@@ -44,8 +45,8 @@ _released = holds.c.status.in_([literal_column("'EXPIRED'"), literal_column("'CA
 _unsettled = and_(_released, holds.c.payment_intent_id.is_not(None), holds.c.payment_released_at.is_(None))
 
 
-def _due_intents(conn, now: datetime, lapsing_before: datetime) -> tuple[list[str], list[str]]:
-    """(intents of released holds to settle, intents of live holds about to lapse), oldest first."""
+def _due_intents(conn, now: datetime, lapsing_before: datetime) -> tuple[list[str], list[tuple[str, datetime]]]:
+    """(intents of released holds to settle, (intent, lapse time) of live holds about to lapse), oldest first."""
     released = conn.execute(
         select(holds.c.payment_intent_id)
         .where(_unsettled, or_(holds.c.intent_check_after.is_(None), holds.c.intent_check_after <= now))
@@ -54,15 +55,15 @@ def _due_intents(conn, now: datetime, lapsing_before: datetime) -> tuple[list[st
         .limit(BATCH)
     ).scalars().all()
     lapsing = conn.execute(
-        select(holds.c.payment_intent_id)
+        select(holds.c.payment_intent_id, func.max(holds.c.expires_at))
         .where(is_pending, holds.c.payment_intent_id.is_not(None), holds.c.expires_at <= lapsing_before,
                or_(holds.c.intent_check_after.is_(None), holds.c.intent_check_after <= now))
         .group_by(holds.c.payment_intent_id)
         .order_by(func.min(holds.c.expires_at))
         .limit(BATCH)
-    ).scalars().all()
+    ).all()
     conn.rollback()
-    return list(released), [intent for intent in lapsing if intent not in released]
+    return list(released), [(intent, lapses_at) for intent, lapses_at in lapsing if intent not in released]
 
 
 def _mark(intent_id: str, **values) -> None:
@@ -71,7 +72,7 @@ def _mark(intent_id: str, **values) -> None:
         conn.commit()
 
 
-def _settled(intent_id: str) -> None:
+def mark_intent_settled(intent_id: str) -> None:
     """Stripe and the shop agree on this intent now: stop asking about its released holds."""
     with db.engine.connect() as conn:
         conn.execute(update(holds).where(holds.c.payment_intent_id == intent_id, _released,
@@ -118,16 +119,16 @@ def settle_released_intent(intent_id: str, now: datetime | None = None) -> str:
             log.warning("could not refund payment intent %s yet: %s", intent_id, error)
             _ask_later(intent_id, now)
             return "unreachable"
-        _settled(intent_id)
+        mark_intent_settled(intent_id)
         return outcome or "succeeded"
     if status == "canceled":
-        _settled(intent_id)
+        mark_intent_settled(intent_id)
         return "canceled"
     _ask_later(intent_id, now, PROCESSING_RECHECK_SECONDS if status == "processing" else None)
     return status
 
 
-def check_lapsing_intent(intent_id: str, now: datetime) -> str:
+def check_lapsing_intent(intent_id: str, lapses_at: datetime) -> str:
     """A live hold's intent, as the hold comes to lapse: settle it on time if it was paid."""
     try:
         intent = gateway().retrieve(intent_id)
@@ -139,11 +140,7 @@ def check_lapsing_intent(intent_id: str, now: datetime) -> str:
     if intent["status"] == "succeeded":
         return settle_if_succeeded(intent, "reconcile") or "succeeded"
     # Not paid yet: the shopper may still pay until it lapses. Ask again once it is released.
-    with db.engine.connect() as conn:
-        lapses_at = conn.execute(select(func.max(holds.c.expires_at))
-                                 .where(holds.c.payment_intent_id == intent_id)).scalar()
-        conn.rollback()
-    _mark(intent_id, intent_check_after=lapses_at or now)
+    _mark(intent_id, intent_check_after=lapses_at)
     return intent["status"]
 
 
@@ -152,14 +149,9 @@ def reconcile_payments(lookahead_seconds: float = 60, now: datetime | None = Non
     now = now or utcnow()
     with db.engine.connect() as conn:
         released, lapsing = _due_intents(conn, now, now + timedelta(seconds=lookahead_seconds))
-    outcomes: dict[str, int] = {}
-    for intent_id in lapsing:
-        outcome = check_lapsing_intent(intent_id, now)
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    for intent_id in released:
-        outcome = settle_released_intent(intent_id, now)
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    return outcomes
+    outcomes = Counter(check_lapsing_intent(intent_id, lapses_at) for intent_id, lapses_at in lapsing)
+    outcomes.update(settle_released_intent(intent_id, now) for intent_id in released)
+    return dict(outcomes)
 
 
 def close_intent(intent_id: str) -> str:
@@ -177,12 +169,3 @@ def close_intent(intent_id: str) -> str:
         log.warning("could not cancel payment intent %s: %s", intent_id, error)
         return "unreachable"
     return status
-
-
-def release_intent(intent_id: str) -> str:
-    """A hold was just released by the shop (a checkout took it over): settle its intent now."""
-    return settle_released_intent(intent_id)
-
-
-def mark_intent_settled(intent_id: str) -> None:
-    _settled(intent_id)
