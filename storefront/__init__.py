@@ -41,7 +41,7 @@ def create_app(config: Config | dict | None = None, instance_path: str | None = 
         hops = config.trusted_proxy_count
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
-    from storefront import assets, cli, errors, formatting, jobs, metrics, owners, ratelimit, security
+    from storefront import assets, cli, errors, formatting, jobs, mail, metrics, owners, ratelimit, security
     from storefront.events import bus
     from storefront.extensions import db, migrate
     from storefront.payments import gateway
@@ -57,6 +57,7 @@ def create_app(config: Config | dict | None = None, instance_path: str | None = 
     cli.init_app(app)
     gateway.init_app(app)
     jobs.init_app(app)
+    mail.init_app(app)
     bus.init_app(app)
 
     from storefront.catalog.views import bp as catalog_bp
@@ -76,7 +77,10 @@ def create_app(config: Config | dict | None = None, instance_path: str | None = 
     from storefront.admin import views as admin
     from storefront.cart.views import bp as cart_bp
 
+    from storefront.orders.views import bp as orders_bp
+
     app.register_blueprint(cart_bp)
+    app.register_blueprint(orders_bp)
 
     admin.init_app(app)
 

@@ -1,4 +1,4 @@
-"""Flask commands: ``seed``, ``stock set``, ``product add|update``, ``catalog import``, ``sweep``,
+"""Flask commands: ``seed``, ``stock set``, ``product add|update|archive``, ``catalog import``, ``sweep``,
 ``jobs failed`` and ``jobs retry``."""
 
 import csv
@@ -65,6 +65,20 @@ def product_update_command(product_id: int, **values):
     if not found:
         raise click.ClickException(f"No product with id {product_id}.")
     click.echo(f"Updated product {product_id}: {', '.join(sorted(values))}.")
+
+
+@product_cli.command("archive")
+@click.argument("product_id", type=click.IntRange(min=1))
+@click.option("--restore", is_flag=True, help="Bring an archived product back into the catalogue.")
+def product_archive_command(product_id: int, restore: bool):
+    """Retire PRODUCT_ID: gone from the catalogue and from new holds, kept in orders.
+    Its live holds still complete or lapse as usual."""
+    from storefront.catalog.management import archive_product
+
+    with db.engine.connect() as conn:
+        if not archive_product(conn, product_id, archived=not restore):
+            raise click.ClickException(f"No product with id {product_id}.")
+    click.echo(f"Product {product_id} {'restored to' if restore else 'archived: gone from'} the catalogue.")
 
 
 @catalog_cli.command("import")

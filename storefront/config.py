@@ -10,6 +10,7 @@ import os
 import re
 import secrets
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -42,6 +43,8 @@ class Config:
     max_held_units_per_visitor: int = 10
     hold_rate_limit: str = "30/minute"
     admin_password: str | None = field(default=None, repr=False)
+    mail_url: str | None = field(default=None, repr=False)
+    mail_from: str = "Storefront <shop@localhost>"
     stock_poll_seconds: int = 5
     trusted_proxy_count: int = 0
 
@@ -78,6 +81,13 @@ class Config:
         if not _RATE_LIMIT.match(hold_rate_limit):
             raise ConfigError("HOLD_RATE_LIMIT must look like 30/minute")
 
+        mail_url = _url(get("MAIL_URL"), "MAIL_URL", ("smtp", "smtps"))
+        if mail_url and not urlsplit(mail_url).hostname:
+            raise ConfigError("MAIL_URL must name a host: smtp://host:25")
+        mail_from = get("MAIL_FROM") or cls.mail_from
+        if "@" not in parseaddr(mail_from)[1]:
+            raise ConfigError("MAIL_FROM must be an address, like Storefront <shop@example.com>")
+
         return cls(
             database_url=database_url,
             secret_key=secret_key,
@@ -98,6 +108,8 @@ class Config:
             ),
             hold_rate_limit=hold_rate_limit,
             admin_password=get("ADMIN_PASSWORD"),
+            mail_url=mail_url,
+            mail_from=mail_from,
             stock_poll_seconds=_positive_int(get("STOCK_POLL_SECONDS"), "STOCK_POLL_SECONDS", cls.stock_poll_seconds),
             trusted_proxy_count=_positive_int(
                 get("TRUSTED_PROXY_COUNT"), "TRUSTED_PROXY_COUNT", cls.trusted_proxy_count, low=0

@@ -1,10 +1,13 @@
 """How money and time read on the pages."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date, format_time
 from babel.numbers import format_currency, get_currency_precision
-from flask import Flask
+from flask import Flask, has_request_context, request
 
 from storefront.clock import isoformat_z
 from storefront.inventory.holds import status_of
@@ -17,6 +20,44 @@ def money(minor_units: int, currency: str) -> str:
     return format_currency(amount, code, locale="en_US")
 
 
+# The browser's time zone, as storefront.js reads it from Intl and keeps it in this cookie.
+TIME_ZONE_COOKIE = "storefront_tz"
+UTC = ZoneInfo("UTC")
+
+
+def _reader_locale() -> Locale:
+    if has_request_context():
+        for language in request.accept_languages.values():
+            try:
+                return Locale.parse(language.replace("-", "_"))
+            except (ValueError, UnknownLocaleError):
+                continue
+    return Locale.parse("en_US")
+
+
+def _reader_time_zone() -> ZoneInfo | None:
+    name = request.cookies.get(TIME_ZONE_COOKIE) if has_request_context() else None
+    if not name or len(name) > 64:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def local_datetime(moment: datetime | None) -> str:
+    """A moment as the reader reads dates: their language (Accept-Language) and their browser's
+    time zone (``Nov 23, 2026, 10:02 AM``); in UTC, and saying so, when the zone is unknown."""
+    if moment is None:
+        return ""
+    zone, locale = _reader_time_zone(), _reader_locale()
+    local = moment.astimezone(zone or UTC)
+    pattern = str(locale.datetime_formats["medium"])  # how this language joins a date and a time
+    text = (pattern.replace("{1}", format_date(local, "medium", locale=locale))
+            .replace("{0}", format_time(local, "short", locale=locale)))
+    return text if zone else f"{text} UTC"
+
+
 def minutes_seconds(remaining: timedelta) -> str:
     seconds = max(0, int(remaining.total_seconds()))
     return f"{seconds // 60}:{seconds % 60:02d}"
@@ -25,5 +66,6 @@ def minutes_seconds(remaining: timedelta) -> str:
 def init_app(app: Flask) -> None:
     app.add_template_filter(money)
     app.add_template_filter(minutes_seconds)
+    app.add_template_filter(local_datetime)
     app.add_template_filter(isoformat_z)
     app.add_template_global(status_of, "hold_status")

@@ -65,3 +65,14 @@ def wants_fragment() -> bool:
     return (environ.get("HTTP_HX_REQUEST", "").lower() == "true"
             and environ.get("HTTP_HX_BOOSTED", "").lower() != "true"
             and environ.get("HTTP_HX_HISTORY_RESTORE_REQUEST", "").lower() != "true")
+
+
+def retarget(selector: str, swap: str = "innerHTML") -> dict[str, str]:
+    """Headers that send this answer somewhere else than the request's own target
+    (an error into the form that caused it, say). ``selector`` may be relative: ``find .error``."""
+    return {"HX-Retarget": selector, "HX-Reswap": swap}
+
+
+def trigger(event: str) -> dict[str, str]:
+    """Headers that fire ``event`` on the page once this answer is swapped in (other parts listen)."""
+    return {"HX-Trigger": event}

@@ -83,3 +83,8 @@ def intent_event(hold: dict, event_type: str = "payment_intent.succeeded", *, ev
     event = {"id": event_id or f"evt_test_{uuid_module.uuid4().hex}", "object": "event", "type": event_type,
              "created": 1_700_000_000, "livemode": False, "data": {"object": intent}}
     return json.dumps(event).encode()
+
+
+# Delivery details as the demo payment form sends them (camelCase, as the API names fields).
+DELIVERY = {"email": "ada@example.com", "name": "Ada Lovelace", "line1": "12 Marylebone Road",
+            "line2": "Flat 3", "city": "London", "state": "", "postalCode": "NW1 5LR", "country": "GB"}

@@ -6,7 +6,7 @@ import re
 import pytest
 from redis import Redis
 
-from tests.factories import make_product, visitor
+from tests.factories import DELIVERY, make_product, visitor
 
 PASSWORD = "correct horse battery staple"
 
@@ -136,7 +136,7 @@ def test_payments_settled_without_their_webhook_and_refunds_are_listed_with_thei
     paid = client.post("/api/reservations", json={"productId": product.id, "userId": visitor(1)}).get_json()
     wrong = client.post("/api/reservations", json={"productId": product.id, "userId": visitor(2)}).get_json()
     # Paid through the demo gateway (the return path), and a payment of the wrong amount via the webhook.
-    assert client.post(f"/reservations/{paid['reservationId']}/demo-payment",
+    assert client.post(f"/reservations/{paid['reservationId']}/demo-payment", data=DELIVERY,
                        headers={"HX-Request": "true", "X-Visitor-Id": visitor(1)}).status_code == 200
     payload = intent_event(wrong, amount=99, event_id="evt_wrong_amount")
     secret = admin_app.extensions["storefront.gateway"].webhook_secret

@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from storefront.catalog.seed import seed_demo_catalogue
+from tests.factories import DELIVERY as ADDRESS
 from tests.factories import make_product
 
 REPO = Path(__file__).resolve().parent.parent
@@ -87,6 +88,16 @@ class Shopper:
         self.page.click(f"#stock-{product_id} button.buy-button")
         return self.page.wait_for_selector(".hold")
 
+    def pay(self, page=None, **details) -> None:
+        """Give delivery details in the payment form, as a shopper types them, and press Pay."""
+        page = page or self.page
+        form = page.locator("#payment-form")
+        values = {**ADDRESS, **details}
+        for field in ("email", "name", "line1", "line2", "postalCode", "city"):
+            form.locator(f"[name={field}]").fill(values[field])
+        form.locator("[name=country]").select_option(values["country"])
+        form.locator("button[type=submit]").click()
+
     def shot(self, name: str) -> None:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
@@ -147,7 +158,7 @@ def test_buy_then_pay_in_place_and_the_hold_page_shows_the_sale(store, shopper):
     expect(page.locator("#payment-form button")).to_have_text("Pay $14.50 (demo)")
     expect(stock_of(page, product.id)).to_contain_text("2 of 3 left")
 
-    page.click("#payment-form button")
+    visitor.pay()
     expect(page.locator(".hold-completed")).to_contain_text("Paid: it is yours")
 
     page.goto(f"/reservations/{reservation_id}")
@@ -231,6 +242,11 @@ def test_a_keyboard_alone_can_buy_and_pay(store, shopper):
     tab_to(f"#stock-{product.id} button.buy-button")
     page.keyboard.press("Enter")
     expect(page.locator("#payment-form")).to_be_visible()
+    tab_to("#demo-email")
+    for typed in ("ada@example.com", "Ada Lovelace", "12 Marylebone Road", "", "NW1 5LR", "London", ""):
+        page.keyboard.type(typed)
+        page.keyboard.press("Tab")
+    page.keyboard.type("United Kingdom")  # a focused list picks the option typed
     tab_to("#payment-form button")
     page.keyboard.press("Enter")
     expect(page.locator(".hold-completed")).to_be_visible()
@@ -252,7 +268,7 @@ def test_screenshots_for_the_readme(store, shopper, width):
     visitor.buy(2)
     expect(page.locator("#payment-form")).to_be_visible()
     visitor.shot(f"payment-form-{width}")
-    page.click("#payment-form button")
+    visitor.pay()
     expect(page.locator(".hold-completed")).to_be_visible()
     visitor.shot(f"completed-{width}")
 
@@ -295,7 +311,7 @@ def test_two_shoppers_with_one_fingerprint_each_hold_and_see_only_their_own(stor
     expect(alice_page.locator(f"#{bob_hold}")).to_have_count(0)
 
     # Alice pays; Bob's orders show only his own hold, and Alice's hold page shows him nothing.
-    alice_page.click("#payment-form button")
+    alice.pay()
     expect(alice_page.locator(".hold-completed")).to_be_visible()
     bob_page.goto("/orders")
     expect(bob_page.locator("body")).to_contain_text("Twin mug")

@@ -6,7 +6,7 @@ import re
 import requests
 
 from storefront.logs import RequestContextFilter, redact, request_id_var
-from tests.factories import make_product, visitor
+from tests.factories import DELIVERY, make_product, visitor
 
 
 def metric(text: str, name: str, **labels) -> float:
@@ -78,7 +78,7 @@ def test_web_logs_are_json_lines_with_the_request_id(app, settings, live_server)
     server = live_server(settings, workers=1, threads=2)
     held = requests.post(f"{server.url}/api/reservations", json={"productId": product.id, "userId": visitor(1)},
                          timeout=10).json()
-    requests.post(f"{server.url}/reservations/{held['reservationId']}/demo-payment", timeout=10, headers={
+    requests.post(f"{server.url}/reservations/{held['reservationId']}/demo-payment", data=DELIVERY, timeout=10, headers={
         "X-Request-Id": "trace-web-000001", "X-Visitor-Id": visitor(1), "HX-Request": "true"}).raise_for_status()
     import json
     import time
@@ -112,7 +112,7 @@ def test_settlements_are_counted_by_trigger_and_outcome(client):
     product = make_product(total=1)
     before = client.get("/metrics").get_data(as_text=True)
     held = client.post("/api/reservations", json={"productId": product.id, "userId": visitor(1)}).get_json()
-    client.post(f"/reservations/{held['reservationId']}/demo-payment",
+    client.post(f"/reservations/{held['reservationId']}/demo-payment", data=DELIVERY,
                 headers={"HX-Request": "true", "X-Visitor-Id": visitor(1)})
     after = client.get("/metrics").get_data(as_text=True)
     assert metric(after, "storefront_settlements_total", trigger="return", outcome="completed") - metric(

@@ -2,7 +2,7 @@
 
 
 from storefront.catalog.seed import seed_demo_catalogue
-from tests.factories import lapse, make_product, visitor
+from tests.factories import DELIVERY, lapse, make_product, visitor
 
 HTMX = {"HX-Request": "true"}
 
@@ -18,7 +18,7 @@ def test_embedded_mode_buy_then_pay_then_the_hold_page_shows_the_sale(embedded_a
     assert "Test mode" in html and "demo-payment" in html
     reservation_id = html.split('id="hold-')[1].split('"')[0]
 
-    paid = client.post(f"/reservations/{reservation_id}/demo-payment", headers={**HTMX, **shopper})
+    paid = client.post(f"/reservations/{reservation_id}/demo-payment", data=DELIVERY, headers={**HTMX, **shopper})
     assert paid.status_code == 200
     assert 'data-status="COMPLETED"' in paid.get_data(as_text=True)
 
@@ -40,7 +40,7 @@ def test_demo_payment_is_only_for_the_holds_own_visitor_and_only_while_it_is_liv
     assert client.post(url, headers=HTMX).status_code == 400  # no visitor at all
 
     lapse(held["reservationId"])
-    assert client.post(url, headers={**HTMX, "X-Visitor-Id": visitor(1)}).status_code == 409
+    assert client.post(url, data=DELIVERY, headers={**HTMX, "X-Visitor-Id": visitor(1)}).status_code == 409
     shown = client.get(f"/api/reservations/{held['reservationId']}", headers={"X-Visitor-Id": visitor(1)})
     assert shown.get_json()["status"] == "EXPIRED"
 

@@ -116,29 +116,66 @@
   setInterval(tick, 1000);
   document.addEventListener("htmx:afterSettle", tick);
 
-  // Stripe's Payment Element, mounted in place in a hold's payment form.
+  // Stripe's Payment Element and Address Element, mounted in place in a hold's payment form.
+  // On Pay: Stripe checks both, the delivery details go to the shop (which keeps them on the
+  // order and puts them on the PaymentIntent), and only then is the payment confirmed.
   function mountPayment(form) {
     if (form.dataset.mounted || !window.Stripe) return;
     form.dataset.mounted = "true";
     var stripe = window.Stripe(form.dataset.publishableKey);
     var elements = stripe.elements({ clientSecret: form.dataset.clientSecret });
+    var address = elements.create("address", { mode: "shipping" });
+    address.mount(form.querySelector(".address-element"));
     elements.create("payment").mount(form.querySelector(".payment-element"));
+    var email = form.querySelector("input[name=email]");
     var button = form.querySelector("button[type=submit]");
     var errorBox = form.querySelector(".payment-error");
+
+    function stop(message) {
+      errorBox.textContent = message;
+      button.disabled = false;
+      return Promise.reject(new Error(message));
+    }
+
+    function sendDelivery() {
+      return address.getValue().then(function (result) {
+        var value = result.value || {}, where = value.address || {};
+        return fetch(form.dataset.deliveryUrl, {
+          method: "POST",
+          credentials: "same-origin",
+          headers: { "Content-Type": "application/json", "X-Visitor-Id": visitorId || "" },
+          body: JSON.stringify({
+            userId: visitorId, email: email.value, name: value.name || "", line1: where.line1 || "",
+            line2: where.line2 || "", city: where.city || "", state: where.state || "",
+            postalCode: where.postal_code || "", country: where.country || ""
+          })
+        });
+      }).then(function (response) {
+        if (response.ok) return null;
+        return response.json().catch(function () { return {}; }).then(function (body) {
+          return stop(body.message || "Your delivery details could not be saved; try again.");
+        });
+      });
+    }
 
     form.addEventListener("submit", function (event) {
       event.preventDefault();
       button.disabled = true;
       errorBox.textContent = "";
-      stripe.confirmPayment({
-        elements: elements,
-        confirmParams: { return_url: form.dataset.returnUrl },
-        redirect: "if_required"
+      if (!email.checkValidity()) { email.reportValidity(); button.disabled = false; return; }
+      elements.submit().then(function (checked) {
+        if (checked.error) return stop(checked.error.message || "Check the highlighted fields.");
+        return sendDelivery();
+      }).then(function () {
+        return stripe.confirmPayment({
+          elements: elements,
+          confirmParams: { return_url: form.dataset.returnUrl, receipt_email: email.value },
+          redirect: "if_required"
+        });
       }).then(function (result) {
         if (result.error) {
           // Stripe's own words: declined card, wrong CVC, and so on. The hold stays.
-          errorBox.textContent = result.error.message || "The payment did not go through.";
-          button.disabled = false;
+          stop(result.error.message || "The payment did not go through.").catch(function () {});
           return;
         }
         // Paid without leaving the page: ask for the hold naming its intent, so the shop
@@ -149,9 +186,17 @@
           if (result.paymentIntent) url += "&payment_intent=" + encodeURIComponent(result.paymentIntent.id);
           htmx.ajax("GET", url, { target: hold, swap: "outerHTML" });
         }
-      });
+      }).catch(function () { /* shown in the form already */ });
     });
   }
+
+  // The browser's time zone, for dates written in the shopper's own time (storefront/formatting.py).
+  try {
+    var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (zone && /^[A-Za-z0-9_+\/-]{1,64}$/.test(zone)) {
+      document.cookie = "storefront_tz=" + zone + "; path=/; max-age=31536000; samesite=lax";
+    }
+  } catch (e) { /* dates stay in UTC, and say so */ }
 
   function mountPayments(root) {
     (root.querySelectorAll ? root : document).querySelectorAll("form[data-stripe-payment]").forEach(mountPayment);

@@ -12,6 +12,7 @@ from flask import Blueprint, abort, current_app, render_template, request
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import or_, select
 
+from storefront.catalog.images import MAX_UPLOAD_BYTES
 from storefront.catalog.models import Product
 from storefront.errors import ApiError
 from storefront.extensions import db
@@ -20,6 +21,9 @@ from storefront.inventory.stock import BelowCommitted, set_total, stock_levels
 from storefront.payments.models import PaymentEvent
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+# The product forms carry a photo: the one place a request may be larger than MAX_CONTENT_LENGTH.
+UPLOAD_ENDPOINTS = ("admin.create_product", "admin.save_product")
+UPLOAD_REQUEST_BYTES = MAX_UPLOAD_BYTES + 256 * 1024
 csrf = CSRFProtect()
 log = logging.getLogger(__name__)
 HOLDS_PER_PAGE = 200
@@ -31,6 +35,8 @@ def init_app(app) -> None:
     # the webhook is signed, so they stay open to API clients as the contract says.
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
     csrf.init_app(app)
+    from storefront.admin import orders, products  # noqa: F401  (their routes join this blueprint)
+
     app.register_blueprint(bp)
 
 
@@ -46,6 +52,8 @@ def operators_only():
         response = current_app.response_class("Authentication required.", 401)
         response.headers["WWW-Authenticate"] = 'Basic realm="Storefront admin", charset="UTF-8"'
         return response
+    if request.endpoint in UPLOAD_ENDPOINTS:
+        request.max_content_length = UPLOAD_REQUEST_BYTES  # a photo; everything else stays small
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         csrf.protect()
 

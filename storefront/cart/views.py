@@ -7,21 +7,20 @@ from storefront.cart import checkout as carts
 from storefront.clock import isoformat_z, utcnow
 from storefront.errors import ApiError
 from storefront.extensions import db, reading
-from storefront.htmx import wants_fragment
+from storefront.htmx import trigger, wants_fragment
 from storefront.inventory.holds import HoldLimit, hold_json, status_of
 from storefront.inventory.models import HoldStatus
-from storefront.inventory.stock import holds, products, stock_levels
+from storefront.inventory.stock import on_sale, products, stock_levels
 from storefront.owners import Owner, client_address, owner_of, requesting_owner
 from storefront.params import integer_field, reservation_id, request_body
 from storefront.payments.gateway import checkout_metadata, gateway
-from storefront.payments.intents import start_checkout_payment
+from storefront.payments.intents import attach_delivery, start_checkout_payment
 from storefront.payments.reconcile import settle_released_intent
 from storefront.payments.settlement import settle_returned
-from storefront.payments.views import demo_gateway, pay_with_demo
+from storefront.payments.views import delivery_details, demo_gateway, pay_with_demo
 from storefront.ratelimit import holds_rate_limit
 
 bp = Blueprint("cart", __name__)
-ORDERS_SHOWN = 100
 
 
 def _settings():
@@ -67,7 +66,7 @@ def set_cart_line():
     quantity = integer_field(data, "quantity", low=1, high=_settings().max_hold_quantity, default=1)
     owner = _body_owner(data)
     with db.engine.connect() as conn:
-        if conn.execute(select(products.c.id).where(products.c.id == product_id)).first() is None:
+        if not on_sale(conn, product_id):
             raise ApiError(404, "not_found", "No such product.")
         try:
             carts.set_line(conn, owner, product_id, quantity)
@@ -131,7 +130,9 @@ def checkout_fragment(conn, checkout, status: int = 200, *, confirming: bool = F
     payment = start_checkout_payment(conn, checkout, [line.id for line in lines]) if live and not confirming else None
     body = render_template("cart/_checkout.html", checkout=checkout, lines=lines, names=names, now=now,
                            live=live, payment=payment, gateway=gateway(), confirming=confirming and live)
-    return body, status
+    # Paid: its lines left the cart, and the cart on the page shows it at once.
+    settled = any(line.status in (HoldStatus.COMPLETED, HoldStatus.REFUNDED) for line in lines)
+    return body, status, trigger("cart-changed") if settled else {}
 
 
 @bp.get("/checkouts/<checkout>")
@@ -162,40 +163,30 @@ def checkout_demo_payment(checkout: str):
         found = carts.find_checkout(conn, checkout_id, owner)
         if found is None:
             raise ApiError(404, "not_found", "No such checkout.")
-        hold_ids = [line.id for line in carts.checkout_holds(conn, checkout_id)]
+        lines = carts.checkout_holds(conn, checkout_id)
+        if not any(status_of(line) == HoldStatus.PENDING for line in lines):
+            raise ApiError(409, "not_pending", "This checkout can no longer be paid.")
+        delivery = delivery_details(request.form)
+        hold_ids = [line.id for line in lines]
         session = start_checkout_payment(conn, found, hold_ids)
+        attach_delivery(conn, "checkout", carts.find_checkout(conn, checkout_id), delivery)
     pay_with_demo(demo, session.intent_id, found.amount, found.currency, checkout_metadata(found, hold_ids))
     with db.engine.connect() as conn:
         return checkout_fragment(conn, carts.find_checkout(conn, checkout_id), confirming=True)
 
 
-def orders_of(conn, owner: Owner) -> list[dict]:
-    rows = conn.execute(
-        select(holds, products.c.name.label("product_name"))
-        .join(products, products.c.id == holds.c.product_id)
-        .where(holds.c.user_id == owner.visitor_id, holds.c.browser_id == owner.browser_id)
-        .order_by(holds.c.created_at.desc(), holds.c.product_id)
-        .limit(ORDERS_SHOWN)
-    ).all()
-    now = utcnow()
-    return [{**hold_json(row, now), "checkoutId": str(row.checkout_id) if row.checkout_id else None,
-             "productName": row.product_name, "createdAt": isoformat_z(row.created_at)} for row in rows]
-
-
-@bp.get("/api/orders")
-def show_orders():
-    owner = requesting_owner()
-    with reading() as conn:
-        return jsonify({"orders": orders_of(conn, owner)})
-
-
-@bp.get("/orders")
-def orders_page():
-    if not wants_fragment():
-        return render_template("cart/orders.html")
-    owner = requesting_owner()
-    with reading() as conn:
-        return render_template("cart/_orders.html", orders=orders_of(conn, owner))
+@bp.post("/checkouts/<checkout>/delivery")
+def checkout_delivery(checkout: str):
+    """The payment form's delivery details for a checkout, sent just before the payment is confirmed."""
+    checkout_id, owner = reservation_id(checkout), requesting_owner()
+    with db.engine.connect() as conn:
+        found = carts.find_checkout(conn, checkout_id, owner)
+        if found is None:
+            raise ApiError(404, "not_found", "No such checkout.")
+        if not any(status_of(line) == HoldStatus.PENDING for line in carts.checkout_holds(conn, checkout_id)):
+            raise ApiError(409, "not_pending", "This checkout can no longer be paid.")
+        attach_delivery(conn, "checkout", found, delivery_details(request_body()))
+    return jsonify({"saved": True})
 
 
 @bp.get("/cart")

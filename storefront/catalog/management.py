@@ -103,8 +103,11 @@ def _write(conn: Connection, columns: dict, existing) -> int:
     return existing.id
 
 
-def add_product(conn: Connection, values: dict) -> int:
+def add_product(conn: Connection, values: dict, image: str | None = None) -> int:
+    """Add a product; ``image`` is a stored photo (catalog/images.py). Raises InvalidField."""
     columns = parse_product(values)
+    if image:
+        columns["image"] = image
     if conn.execute(select(products.c.id).where(products.c.sku == columns["sku"])).first() is not None:
         conn.rollback()
         raise InvalidField("sku", f"{columns['sku']} is taken")
@@ -113,9 +116,11 @@ def add_product(conn: Connection, values: dict) -> int:
     return product_id
 
 
-def update_product(conn: Connection, product_id: int, values: dict) -> bool:
-    """Change the given fields of a product. False for an unknown id."""
+def update_product(conn: Connection, product_id: int, values: dict, image: str | None = None) -> bool:
+    """Change the given fields of a product (and its photo). False for an unknown id."""
     columns = parse_product(values, partial=True)
+    if image:
+        columns["image"] = image
     existing = conn.execute(select(products.c.id).where(products.c.id == product_id)).first()
     if existing is None:
         conn.rollback()
@@ -131,6 +136,18 @@ def update_product(conn: Connection, product_id: int, values: dict) -> bool:
         raise
     conn.commit()
     return True
+
+
+def archive_product(conn: Connection, product_id: int, archived: bool = True) -> bool:
+    """Retire a product (or bring it back): it leaves the catalogue and takes no new holds.
+
+    Its live holds still complete or lapse as usual; orders and history keep it.
+    False for an unknown id.
+    """
+    changed = conn.execute(update(products).where(products.c.id == product_id)
+                           .values(archived_at=utcnow() if archived else None).returning(products.c.id)).first()
+    conn.commit()
+    return changed is not None
 
 
 def import_rows(conn: Connection, rows: list[dict]) -> tuple[int, int]:

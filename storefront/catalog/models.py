@@ -36,7 +36,13 @@ class Product(db.Model):
     total_quantity: Mapped[int] = mapped_column(Integer, default=0)
     held_units: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     sold_units: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Set when the product is retired: gone from the catalogue and from new holds, kept in orders.
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def archived(self) -> bool:
+        return self.archived_at is not None
 
     def __repr__(self) -> str:
         return f"<Product {self.id} {self.sku}>"

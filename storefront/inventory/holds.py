@@ -22,6 +22,7 @@ from storefront.inventory.stock import (
     give_back_units,
     holds,
     lock_product,
+    on_sale,
     release_lapsed_holds,
     reserve_units,
     stock_of,
@@ -171,7 +172,7 @@ def _place_hold_step_by_step(conn, product_id, owner, address, quantity, ttl_sec
     if terms is None:
         # The counters still count holds that lapsed unswept, so they can only
         # understate what is free: release those before deciding again.
-        if not lock_product(conn, product_id):
+        if not lock_product(conn, product_id) or not on_sale(conn, product_id):
             conn.rollback()
             raise ProductNotFound(product_id)
         release_lapsed_holds(conn, product_id, now)

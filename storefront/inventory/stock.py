@@ -27,7 +27,7 @@ plain SQLAlchemy Connection that the caller owns (and commits).
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, func, literal_column, select, update
+from sqlalchemy import Connection, bindparam, case, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 
 from storefront.catalog.models import Product
@@ -67,13 +67,14 @@ _quantity = bindparam("units")
 
 
 def available_units():
-    """A column expression for ``products``: units that can be held at the ``now`` parameter."""
+    """A column expression for ``products``: units that can be held at the ``now`` parameter
+    (none of an archived product: it takes no new holds)."""
     lapsed_units = (
         select(func.coalesce(func.sum(holds.c.quantity), 0))
         .where(holds.c.product_id == products.c.id, is_pending, holds.c.expires_at <= _now)
         .scalar_subquery()
     )
-    return _free_units + lapsed_units
+    return case((products.c.archived_at.is_(None), _free_units + lapsed_units), else_=0)
 
 
 _STOCK = select(products.c.id, products.c.total_quantity, available_units())
@@ -90,6 +91,7 @@ _RESERVE = (
     update(products)
     .where(
         products.c.id == _product_id,
+        products.c.archived_at.is_(None),
         _free_units >= _quantity,
     )
     .values(held_units=products.c.held_units + _quantity)
@@ -123,11 +125,13 @@ _GIVE_BACK = (
 )
 
 
-_FREE_UNITS = select(_free_units).where(products.c.id == _product_id)
+_FREE_UNITS = select(case((products.c.archived_at.is_(None), _free_units), else_=0)).where(
+    products.c.id == _product_id)
 
 
 def free_units(conn: Connection, product_id: int) -> int | None:
-    """What the counters say is free; exact under the product's lock after releasing lapsed holds."""
+    """What the counters say is free for a new hold (none of an archived product); exact under
+    the product's lock after releasing lapsed holds."""
     return conn.execute(_FREE_UNITS, {"product": product_id}).scalar()
 
 
@@ -160,6 +164,14 @@ def stock_of(conn: Connection, product_id: int, now: datetime | None = None) -> 
     return None if row is None else Stock(*row)
 
 
+_ON_SALE = select(products.c.id).where(products.c.id == _product_id, products.c.archived_at.is_(None))
+
+
+def on_sale(conn: Connection, product_id: int) -> bool:
+    """The product exists and is not archived: it may take new holds."""
+    return conn.execute(_ON_SALE, {"product": product_id}).first() is not None
+
+
 def lock_product(conn: Connection, product_id: int) -> bool:
     """Take the product's row lock for the rest of the transaction. False if there is no such product."""
     if conn.dialect.name == "sqlite":
@@ -185,7 +197,7 @@ def reserve_units(conn: Connection, product_id: int, quantity: int):
     One guarded UPDATE: it takes the product's row lock, checks and reserves in
     the same statement. Call :func:`release_lapsed_holds` first in the same
     transaction. Returns the product's ``(price, currency)``, or None when the
-    product is unknown or short of stock.
+    product is unknown, archived or short of stock.
     """
     return conn.execute(_RESERVE, {"product": product_id, "units": quantity}).first()
 

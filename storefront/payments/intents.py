@@ -11,6 +11,8 @@ from sqlalchemy import Connection, update
 
 from storefront.cart.models import Checkout
 from storefront.inventory.stock import holds
+from storefront.orders.book import record_delivery
+from storefront.orders.delivery import Delivery
 from storefront.payments.gateway import PaymentError, PaymentSession, checkout_metadata, gateway, intent_metadata
 
 log = logging.getLogger(__name__)
@@ -57,3 +59,15 @@ def start_checkout_payment(conn: Connection, checkout, hold_ids) -> PaymentSessi
                      .values(payment_intent_id=intent_id))
 
     return _open(conn, "checkout", checkout, checkout_metadata(checkout, hold_ids), remember)
+
+
+def attach_delivery(conn: Connection, kind: str, subject, delivery: Delivery) -> None:
+    """The shopper's delivery details, given in the payment form: kept on the order (what
+    settling reads), then put on the PaymentIntent for Stripe's receipt. Stripe being
+    unreachable does not lose them: the order has them."""
+    record_delivery(conn, kind, subject, delivery)
+    if subject.payment_intent_id:
+        try:
+            gateway().set_delivery(subject.payment_intent_id, delivery.email, delivery.stripe_shipping())
+        except PaymentError as error:
+            log.warning("delivery details of %s %s not sent to Stripe: %s", kind, subject.id, error)

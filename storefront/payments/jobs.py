@@ -10,6 +10,7 @@ from storefront import jobs
 from storefront.inventory.jobs import expire_lapsed_holds
 from storefront.logs import request_id_var
 from storefront.metrics import SWEEPS, measured_job
+from storefront.orders.jobs import resend_unconfirmed
 from storefront.payments.reconcile import reconcile_payments
 from storefront.payments.settlement import settle_batch, settle_succeeded
 
@@ -66,10 +67,13 @@ def _settle_alone(message: dict) -> str:
 @measured_job("sweep_expired_holds")
 def sweep_expired_holds() -> dict:
     """Every SWEEP_INTERVAL_SECONDS: lapsed holds become EXPIRED, and their payments are settled
-    with Stripe (holds about to lapse in the next interval are asked about first)."""
+    with Stripe (holds about to lapse in the next interval are asked about first); order
+    confirmations that did not go out are enqueued again."""
     units = expire_lapsed_holds()
     intents = reconcile_payments(lookahead_seconds=current_app.config["STOREFRONT"].sweep_interval_seconds)
+    confirmations = resend_unconfirmed()
     SWEEPS.inc()
-    if units or intents:
-        log.info("sweep: %d units released; payment intents: %s", units, intents or "none due")
-    return {"unitsReleased": units, "intents": intents}
+    if units or intents or confirmations:
+        log.info("sweep: %d units released; payment intents: %s; order confirmations sent again: %d",
+                 units, intents or "none due", confirmations)
+    return {"unitsReleased": units, "intents": intents, "confirmationsResent": confirmations}

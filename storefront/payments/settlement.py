@@ -21,6 +21,7 @@ from sqlalchemy import Connection, select
 from storefront.extensions import db
 from storefront.logs import current_request_id
 from storefront.metrics import SETTLEMENTS
+from storefront.orders.confirmation import confirm_later
 from storefront.payments.completion import (
     Settlement,
     record_checkout_refund,
@@ -64,6 +65,9 @@ def message_from_intent(intent: dict, event_id: str, event_type: str = "payment_
         "amount": amount,
         "currency": currency,
         "lastPaymentError": ((intent.get("last_payment_error") or {}).get("message")),
+        # Delivery details Stripe kept (the order keeps its own; these fill what it lacks).
+        "receiptEmail": intent.get("receipt_email"),
+        "shipping": intent.get("shipping"),
         "requestId": current_request_id(),
     }
 
@@ -91,6 +95,8 @@ def settle_succeeded(message: dict, trigger: str) -> str:
             payment_intent_id=intent_id, reservation_id=settlement.subject_id, detail=settlement.detail,
             trigger=trigger, refund_id=refund_id,
         )
+    if settlement.confirm:
+        confirm_later(settlement.subject_id)
     SETTLEMENTS.labels(trigger, settlement.outcome).inc()
     log.info("payment %s for %s (%s): %s%s", intent_id, settlement.subject_id, trigger, settlement.outcome,
              f", refund {refund_id}" if refund_id else "")
@@ -122,6 +128,8 @@ def settle_batch(messages: list[dict], trigger: str) -> list[tuple[dict, str]]:
         if settlement.refund_amount:
             outcomes.append((message, settle_succeeded(message, trigger)))  # decided again: a duplicate then
         else:
+            if settlement.confirm:
+                confirm_later(settlement.subject_id)
             SETTLEMENTS.labels(trigger, settlement.outcome).inc()
             outcomes.append((message, settlement.outcome))
     outcomes += [(message, settle_succeeded(message, trigger)) for message in messages if message.get("checkoutId")]

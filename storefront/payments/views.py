@@ -9,7 +9,10 @@ from storefront.owners import requesting_owner
 from storefront.params import reservation_id
 from storefront.payments import webhook
 from storefront.payments.gateway import gateway, intent_metadata
-from storefront.payments.intents import start_payment
+from storefront.htmx import retarget
+from storefront.orders.delivery import Delivery, InvalidDelivery, parse_delivery
+from storefront.params import request_body
+from storefront.payments.intents import attach_delivery, start_payment
 from storefront.payments.settlement import settle_if_succeeded
 
 bp = Blueprint("payments", __name__)
@@ -33,6 +36,16 @@ def demo_gateway():
     return demo
 
 
+def delivery_details(data) -> Delivery:
+    """The delivery details a payment form sent; a 400 naming the field, shown inside that form."""
+    try:
+        return parse_delivery(data)
+    except InvalidDelivery as invalid:
+        error = ApiError(400, "invalid_request", invalid.message, field=invalid.field)
+        error.headers = retarget("find .payment-error")
+        raise error from None
+
+
 def pay_with_demo(demo, intent_id: str, amount: int, currency: str, metadata: dict) -> None:
     """Pay, then settle as a shopper's return from Stripe does: before the page answers."""
     settle_if_succeeded(demo.pay(intent_id, amount, currency, metadata), "return")
@@ -49,7 +62,23 @@ def demo_payment(reservation: str):
             raise ApiError(404, "not_found", "No such reservation.")
         if status_of(hold) != HoldStatus.PENDING:
             raise ApiError(409, "not_pending", "This hold can no longer be paid.")
+        delivery = delivery_details(request.form)
         session = start_payment(conn, hold)
+        attach_delivery(conn, "hold", find_hold(conn, hold_id, owner), delivery)
     pay_with_demo(demo, session.intent_id, hold.amount, hold.currency, intent_metadata(hold))
     with db.engine.connect() as conn:
         return hold_fragment(conn, find_hold(conn, hold_id, owner), confirming=True)
+
+
+@bp.post("/reservations/<reservation>/delivery")
+def hold_delivery(reservation: str):
+    """The payment form's delivery details for a hold, sent just before the payment is confirmed."""
+    hold_id, owner = reservation_id(reservation), requesting_owner()
+    with db.engine.connect() as conn:
+        hold = find_hold(conn, hold_id, owner)
+        if hold is None:
+            raise ApiError(404, "not_found", "No such reservation.")
+        if status_of(hold) != HoldStatus.PENDING:
+            raise ApiError(409, "not_pending", "This hold can no longer be paid.")
+        attach_delivery(conn, "hold", hold, delivery_details(request_body()))
+    return jsonify({"saved": True})

@@ -1,0 +1,55 @@
+"""Orders to fulfil: paid and not shipped first, with where to send them; mark shipped; CSV export."""
+
+import logging
+import re
+import uuid
+
+from flask import Response, abort, render_template, request
+
+from storefront.admin.views import bp
+from storefront.clock import utcnow
+from storefront.errors import ApiError
+from storefront.extensions import db, reading
+from storefront.orders.book import NotShippable, mark_shipped, orders_csv, paid_orders
+
+log = logging.getLogger(__name__)
+ORDERS_PER_PAGE = 200
+_TRACKING = re.compile(r"^[\w .:/#-]{0,100}$")
+
+
+@bp.get("/orders")
+def orders_page():
+    with reading() as conn:
+        orders = paid_orders(conn, ORDERS_PER_PAGE)
+    return render_template("admin/orders.html", orders=orders,
+                           to_fulfil=sum(1 for order in orders if order.to_fulfil))
+
+
+@bp.get("/orders.csv")
+def orders_export():
+    with reading() as conn:
+        body = orders_csv(paid_orders(conn, limit=100_000))
+    filename = f"orders-{utcnow():%Y%m%d-%H%M}.csv"
+    return Response(body, mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
+
+
+@bp.post("/orders/<order>/ship")
+def ship_order(order: str):
+    try:
+        order_id = uuid.UUID(order)
+    except ValueError:
+        abort(404)
+    tracking = " ".join((request.form.get("tracking") or "").split())
+    if not _TRACKING.match(tracking):
+        raise ApiError(400, "invalid_request", "A tracking reference is up to 100 letters, digits and . : / # -",
+                       field="tracking")
+    try:
+        with db.engine.connect() as conn:
+            shipped = mark_shipped(conn, order_id, tracking)
+    except NotShippable as refused:
+        raise ApiError(409, "not_shippable", f"Only a paid order can be shipped; this one is {refused}.") from None
+    if shipped is None:
+        raise ApiError(404, "not_found", "No such order.")
+    log.info("admin marked order %s shipped", shipped.reference)
+    return render_template("admin/_order_row.html", order=shipped)

@@ -1,0 +1,117 @@
+"""The operator's catalogue: add and edit products (with a photo), archive and restore them.
+
+Plain forms, posted whole (a photo needs multipart anyway), answered with a redirect
+once saved, or with the same form and what was wrong (400). The rules are the CLI's
+(``catalog/management.py``): every field checked before anything is written, a total
+never below what is sold and held, a price change never touching a hold already placed.
+"""
+
+import logging
+
+from flask import current_app, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from storefront.admin.views import bp
+from storefront.assets import upload_root
+from storefront.catalog.images import InvalidImage, store_image
+from storefront.catalog.management import FIELDS, InvalidField, add_product, archive_product, update_product
+from storefront.catalog.models import Product
+from storefront.errors import ApiError
+from storefront.extensions import db
+from storefront.inventory.stock import stock_levels
+
+log = logging.getLogger(__name__)
+
+
+def _products():
+    products = db.session.execute(select(Product).order_by(Product.archived_at.is_not(None), Product.id)).scalars().all()
+    return products, stock_levels(db.session.connection(), [product.id for product in products])
+
+
+def _form_values() -> dict:
+    return {field: request.form.get(field) for field in FIELDS}
+
+
+def _price_text(product: Product) -> str:
+    return f"{product.price / 100:.2f}"
+
+
+def _photo() -> str | None:
+    """The uploaded photo, stored; None when none was chosen. Raises InvalidField."""
+    upload = request.files.get("image")
+    if upload is None or not upload.filename:
+        return None
+    try:
+        return store_image(upload.stream, upload_root(current_app))
+    except InvalidImage as invalid:
+        raise InvalidField("image", str(invalid)) from None
+
+
+def _list_page(error: InvalidField | None = None, status: int = 200):
+    products, levels = _products()
+    return render_template("admin/products.html", products=products, levels=levels, error=error,
+                           values=_form_values() if error else {"currency": "usd"}), status
+
+
+@bp.get("/products")
+def products_page():
+    return _list_page()
+
+
+@bp.post("/products")
+def create_product():
+    try:
+        image = _photo()
+        with db.engine.connect() as conn:
+            product_id = add_product(conn, _form_values(), image)
+    except InvalidField as invalid:
+        return _list_page(invalid, 400)
+    log.info("admin added product %s", product_id)
+    flash(f"Added {request.form.get('name')}.")
+    return redirect(url_for("admin.products_page"), 303)
+
+
+def _product(product_id: int) -> Product:
+    product = db.session.get(Product, product_id)
+    if product is None:
+        raise ApiError(404, "not_found", "No such product.")
+    return product
+
+
+def _edit_page(product: Product, error: InvalidField | None = None, status: int = 200):
+    values = _form_values() if error else {
+        "sku": product.sku, "name": product.name, "description": product.description,
+        "price": _price_text(product), "currency": product.currency, "total": str(product.total_quantity)}
+    stock = stock_levels(db.session.connection(), [product.id])[product.id]
+    return render_template("admin/product.html", product=product, values=values, error=error, stock=stock), status
+
+
+@bp.get("/products/<product_id:product_id>")
+def edit_product(product_id: int):
+    return _edit_page(_product(product_id))
+
+
+@bp.post("/products/<product_id:product_id>")
+def save_product(product_id: int):
+    product = _product(product_id)
+    db.session.rollback()  # the update below takes the product's lock on its own connection
+    try:
+        image = _photo()
+        with db.engine.connect() as conn:
+            update_product(conn, product_id, _form_values(), image)
+    except InvalidField as invalid:
+        return _edit_page(_product(product_id), invalid, 400)
+    log.info("admin updated product %s", product_id)
+    flash(f"Saved {request.form.get('name') or product.name}.")
+    return redirect(url_for("admin.edit_product", product_id=product_id), 303)
+
+
+@bp.post("/products/<product_id:product_id>/<any(archive, restore):action>")
+def archive_or_restore(product_id: int, action: str):
+    with db.engine.connect() as conn:
+        if not archive_product(conn, product_id, archived=action == "archive"):
+            raise ApiError(404, "not_found", "No such product.")
+    log.info("admin %sd product %s", action, product_id)
+    flash("Archived: it left the catalogue; its orders and live holds stay." if action == "archive"
+          else "Restored to the catalogue.")
+    return redirect(url_for("admin.edit_product", product_id=product_id), 303)

@@ -1,0 +1,270 @@
+"""The order book: orders made from holds and checkouts, as shoppers and the operator see them.
+
+An order is a single hold, or a checkout with its holds as lines; it has the same id
+as that hold or checkout, and a short reference derived from it (``SF-7KQ2M4XA``). Its
+row in ``orders`` appears when the shopper gives delivery details or the payment
+settles, whichever comes first; its status is read from its lines:
+
+    held → paid → shipped,  or  refunded (paid after its stock was gone),  or  expired / cancelled
+"""
+
+import base64
+import csv
+import io
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from babel.numbers import get_currency_precision
+from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from storefront.clock import utcnow
+from storefront.inventory.holds import status_of
+from storefront.inventory.models import HoldStatus
+from storefront.inventory.stock import holds, products
+from storefront.orders.delivery import Delivery, delivery_from_intent, delivery_from_order
+from storefront.orders.models import Order
+from storefront.owners import Owner
+
+orders = Order.__table__
+DELIVERY_COLUMNS = ("email", "ship_name", "ship_line1", "ship_line2", "ship_city", "ship_state",
+                    "ship_postal_code", "ship_country")
+REFUND_REASON = "paid after its hold had lapsed and the stock was gone: the payment was refunded"
+
+
+def reference_of(order_id: uuid.UUID) -> str:
+    """A short reference a shopper can read out: 40 bits of the id in base 32."""
+    return "SF-" + base64.b32encode(order_id.bytes[:5]).decode()
+
+
+def _insert(conn: Connection):
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(orders)
+
+
+def _owner_columns(kind: str, subject) -> dict:
+    return {"id": subject.id, "kind": kind, "user_id": subject.user_id, "browser_id": subject.browser_id,
+            "amount": subject.amount, "currency": subject.currency}
+
+
+def record_delivery(conn: Connection, kind: str, subject, delivery: Delivery) -> None:
+    """Keep the shopper's delivery details on the order of ``subject`` (a hold or a checkout row).
+
+    Given again before the payment, they replace the earlier ones; once it is paid they stay.
+    """
+    now = utcnow()
+    statement = _insert(conn).values(**_owner_columns(kind, subject), **delivery.columns(),
+                                     created_at=now, updated_at=now)
+    conn.execute(statement.on_conflict_do_update(
+        index_elements=[orders.c.id], set_={**delivery.columns(), "updated_at": now},
+        where=orders.c.paid_at.is_(None)))
+    conn.commit()
+
+
+def record_paid(conn: Connection, kind: str, subject, message: dict, now: datetime) -> bool:
+    """The payment for ``subject`` settled: its order is paid (once; the first time stands).
+
+    Delivery details Stripe kept on the PaymentIntent fill only what the order lacks.
+    Runs in the settlement's transaction. Returns whether the order has an email to confirm to.
+    """
+    details = delivery_from_intent({"receipt_email": message.get("receiptEmail"),
+                                    "shipping": message.get("shipping")})
+    statement = _insert(conn).values(**_owner_columns(kind, subject), **details, paid_at=now,
+                                     created_at=now, updated_at=now)
+    kept = {column: func.coalesce(orders.c[column], statement.excluded[column]) for column in details}
+    email = conn.execute(statement.on_conflict_do_update(
+        index_elements=[orders.c.id],
+        set_={**kept, "paid_at": func.coalesce(orders.c.paid_at, statement.excluded.paid_at), "updated_at": now},
+    ).returning(orders.c.email)).scalar()
+    return bool(email)
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    product_id: int
+    name: str
+    quantity: int
+    amount: int
+    currency: str
+    status: str  # the hold's status as the shopper sees it
+
+
+@dataclass
+class OrderSummary:
+    id: uuid.UUID
+    kind: str
+    created_at: datetime
+    lines: list[OrderLine] = field(default_factory=list)
+    row: object = None  # the orders row, once there is one
+
+    @property
+    def reference(self) -> str:
+        return reference_of(self.id)
+
+    @property
+    def amount(self) -> int:
+        return sum(line.amount for line in self.lines)
+
+    @property
+    def currency(self) -> str:
+        return self.lines[0].currency if self.lines else "usd"
+
+    @property
+    def refunded_amount(self) -> int:
+        return sum(line.amount for line in self.lines if line.status == HoldStatus.REFUNDED)
+
+    @property
+    def refund_reason(self) -> str | None:
+        return REFUND_REASON if self.refunded_amount else None
+
+    @property
+    def delivery(self) -> Delivery | None:
+        return delivery_from_order(self.row) if self.row is not None else None
+
+    @property
+    def paid_at(self) -> datetime | None:
+        return self.row.paid_at if self.row is not None else None
+
+    @property
+    def shipped_at(self) -> datetime | None:
+        return self.row.shipped_at if self.row is not None else None
+
+    @property
+    def tracking_reference(self) -> str | None:
+        return self.row.tracking_reference if self.row is not None else None
+
+    @property
+    def status(self) -> str:
+        statuses = [line.status for line in self.lines]
+        if HoldStatus.COMPLETED in statuses:
+            return "shipped" if self.shipped_at else "paid"
+        if HoldStatus.PENDING in statuses:
+            return "held"
+        if HoldStatus.REFUNDED in statuses:
+            return "refunded"
+        return str(statuses[0]).lower() if statuses else "unknown"
+
+    @property
+    def to_fulfil(self) -> bool:
+        return self.status == "paid"
+
+
+_LINES = (
+    select(holds, products.c.name.label("product_name"))
+    .join(products, products.c.id == holds.c.product_id)
+)
+
+
+def _summaries(conn: Connection, rows: Iterable, now: datetime) -> list[OrderSummary]:
+    """Hold rows (newest first) grouped into orders, with each order's row attached."""
+    grouped: dict[uuid.UUID, OrderSummary] = {}
+    for row in rows:
+        order_id, kind = (row.checkout_id, "checkout") if row.checkout_id else (row.id, "hold")
+        summary = grouped.setdefault(order_id, OrderSummary(order_id, kind, row.created_at))
+        summary.lines.append(OrderLine(row.product_id, row.product_name, row.quantity, row.amount, row.currency,
+                                       str(status_of(row, now))))
+    if grouped:
+        for order in conn.execute(select(orders).where(orders.c.id.in_(list(grouped)))):
+            grouped[order.id].row = order
+    for summary in grouped.values():
+        summary.lines.sort(key=lambda line: line.product_id)
+    return list(grouped.values())
+
+
+def orders_of(conn: Connection, owner: Owner, limit: int = 100) -> list[OrderSummary]:
+    """The owner's orders, newest first (their last ``limit`` holds, grouped)."""
+    rows = conn.execute(_LINES.where(holds.c.user_id == owner.visitor_id, holds.c.browser_id == owner.browser_id)
+                        .order_by(holds.c.created_at.desc(), holds.c.product_id).limit(limit)).all()
+    return _summaries(conn, rows, utcnow())
+
+
+def _lines_of(order_ids: list[uuid.UUID]):
+    return or_(and_(holds.c.id.in_(order_ids), holds.c.checkout_id.is_(None)), holds.c.checkout_id.in_(order_ids))
+
+
+def order_of(conn: Connection, order_id: uuid.UUID, owner: Owner | None = None) -> OrderSummary | None:
+    """One order; with an owner, only if it is theirs (anyone else's is as good as unknown)."""
+    query = _LINES.where(_lines_of([order_id]))
+    if owner is not None:
+        query = query.where(holds.c.user_id == owner.visitor_id, holds.c.browser_id == owner.browser_id)
+    found = _summaries(conn, conn.execute(query.order_by(holds.c.product_id)).all(), utcnow())
+    return found[0] if found else None
+
+
+def paid_orders(conn: Connection, limit: int = 200) -> list[OrderSummary]:
+    """Paid orders for the operator: those to fulfil first (oldest payment first), then the rest, newest first."""
+    rows = conn.execute(select(orders.c.id).where(orders.c.paid_at.is_not(None))
+                        .order_by(orders.c.shipped_at.is_not(None), orders.c.paid_at.desc()).limit(limit)).scalars().all()
+    if not rows:
+        return []
+    summaries = _summaries(conn, conn.execute(_LINES.where(_lines_of(list(rows)))).all(), utcnow())
+    to_fulfil = sorted((s for s in summaries if s.to_fulfil), key=lambda s: s.paid_at)
+    others = sorted((s for s in summaries if not s.to_fulfil), key=lambda s: s.paid_at, reverse=True)
+    return to_fulfil + others
+
+
+class NotShippable(Exception):
+    """Only a paid order with something sold in it can be shipped."""
+
+
+def mark_shipped(conn: Connection, order_id: uuid.UUID, tracking_reference: str | None) -> OrderSummary | None:
+    """The operator sent the parcel. Marking again changes the tracking reference only.
+
+    Returns the order, None if unknown; raises NotShippable for an order not paid or wholly refunded.
+    """
+    order = order_of(conn, order_id)
+    if order is None or order.row is None:
+        conn.rollback()
+        return None
+    if order.status not in ("paid", "shipped"):
+        conn.rollback()
+        raise NotShippable(order.status)
+    now = utcnow()
+    conn.execute(update(orders).where(orders.c.id == order_id).values(
+        shipped_at=func.coalesce(orders.c.shipped_at, now), tracking_reference=tracking_reference or None,
+        updated_at=now))
+    conn.commit()
+    return order_of(conn, order_id)
+
+
+def _decimal(amount: int, currency: str) -> str:
+    return str(Decimal(amount).scaleb(-get_currency_precision(currency.upper())))
+
+
+def _cell(value) -> str:
+    # A cell starting with = + - @ is a formula to a spreadsheet: written as text instead.
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+CSV_COLUMNS = ("reference", "status", "paid_at", "email", "name", "line1", "line2", "city", "state",
+               "postal_code", "country", "items", "amount", "refunded", "currency", "shipped_at", "tracking")
+
+
+def orders_csv(summaries: Iterable[OrderSummary]) -> str:
+    """Orders as CSV for a spreadsheet or a carrier's import: one row per order."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for order in summaries:
+        delivery = order.delivery
+        writer.writerow([_cell(value) for value in (
+            order.reference, order.status, order.paid_at.isoformat() if order.paid_at else "",
+            *((delivery.email, delivery.name, delivery.line1, delivery.line2, delivery.city, delivery.state,
+               delivery.postal_code, delivery.country) if delivery else ("",) * 8),
+            "; ".join(f"{line.quantity} x {line.name}" for line in order.lines if line.status != "REFUNDED"),
+            _decimal(order.amount, order.currency), _decimal(order.refunded_amount, order.currency),
+            order.currency.upper(), order.shipped_at.isoformat() if order.shipped_at else "",
+            order.tracking_reference or "")])
+    return out.getvalue()
+
+
+def unconfirmed_orders(conn: Connection, paid_before: datetime, limit: int = 100) -> list[uuid.UUID]:
+    """Paid orders with an email whose confirmation has not gone out, paid before ``paid_before``."""
+    return list(conn.execute(
+        select(orders.c.id)
+        .where(orders.c.paid_at.is_not(None), orders.c.email.is_not(None), orders.c.confirmation_sent_at.is_(None),
+               orders.c.paid_at < paid_before)
+        .order_by(orders.c.paid_at).limit(limit)).scalars())

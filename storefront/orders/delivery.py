@@ -1,0 +1,123 @@
+"""Delivery details: where to send what was sold, and whom to tell.
+
+Asked once, in the payment form (Stripe's Address Element and an email field, or the
+demo gateway's plain fields), checked here the same way for both, and kept on the
+order before the payment is confirmed, so whichever way the payment settles (webhook,
+return, reconciliation) the order already knows its address.
+"""
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+from babel import Locale
+
+# Deliberately loose: the mail server is the judge; this catches typing slips.
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+
+# (field, column, limit, required): the form's camelCase names beside the order's columns.
+FIELDS = (
+    ("email", "email", 254, True),
+    ("name", "ship_name", 200, True),
+    ("line1", "ship_line1", 200, True),
+    ("line2", "ship_line2", 200, False),
+    ("city", "ship_city", 100, True),
+    ("state", "ship_state", 100, False),
+    ("postalCode", "ship_postal_code", 20, False),
+    ("country", "ship_country", 2, True),
+)
+
+
+class InvalidDelivery(ValueError):
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@lru_cache(maxsize=1)
+def countries() -> list[tuple[str, str]]:
+    """Countries by ISO 3166 code and English name, for the demo form's list and for checking."""
+    names = Locale("en").territories
+    return sorted(((code, name) for code, name in names.items() if re.fullmatch(r"[A-Z]{2}", code)),
+                  key=lambda pair: pair[1])
+
+
+@dataclass(frozen=True)
+class Delivery:
+    email: str
+    name: str
+    line1: str
+    city: str
+    country: str
+    line2: str = ""
+    state: str = ""
+    postal_code: str = ""
+
+    def columns(self) -> dict:
+        """The order's columns for these details."""
+        return {"email": self.email, "ship_name": self.name, "ship_line1": self.line1,
+                "ship_line2": self.line2 or None, "ship_city": self.city, "ship_state": self.state or None,
+                "ship_postal_code": self.postal_code or None, "ship_country": self.country}
+
+    def stripe_shipping(self) -> dict:
+        """The PaymentIntent's ``shipping`` parameter."""
+        address = {"line1": self.line1, "city": self.city, "country": self.country}
+        address.update({key: value for key, value in
+                        (("line2", self.line2), ("state", self.state), ("postal_code", self.postal_code)) if value})
+        return {"name": self.name, "address": address}
+
+    def lines(self) -> list[str]:
+        """The address as it is written on a parcel."""
+        country = dict(countries()).get(self.country, self.country)
+        return [part for part in (self.name, self.line1, self.line2,
+                                  " ".join(p for p in (self.postal_code, self.city) if p), self.state, country) if part]
+
+
+def parse_delivery(data: Mapping) -> Delivery:
+    """Check the submitted details (form or JSON, camelCase). Raises InvalidDelivery naming the field."""
+    values = {}
+    for field, _, limit, required in FIELDS:
+        value = data.get(field)
+        if value is not None and not isinstance(value, str):
+            raise InvalidDelivery(field, f"{field} must be text.")
+        value = " ".join((value or "").split())  # one line, no stray spaces
+        if required and not value:
+            raise InvalidDelivery(field, f"{_label(field)} is required.")
+        if len(value) > limit:
+            raise InvalidDelivery(field, f"{_label(field)} must be at most {limit} characters.")
+        values[field] = value
+    if not _EMAIL.match(values["email"]):
+        raise InvalidDelivery("email", "That email address does not look right.")
+    country = values["country"].upper()
+    if country not in dict(countries()):
+        raise InvalidDelivery("country", "Choose a country from the list.")
+    return Delivery(email=values["email"], name=values["name"], line1=values["line1"], line2=values["line2"],
+                    city=values["city"], state=values["state"], postal_code=values["postalCode"], country=country)
+
+
+def delivery_from_order(order) -> Delivery | None:
+    """The details kept on an order row, or None when the shopper gave none."""
+    if not order.email and not order.ship_line1:
+        return None
+    return Delivery(email=order.email or "", name=order.ship_name or "", line1=order.ship_line1 or "",
+                    line2=order.ship_line2 or "", city=order.ship_city or "", state=order.ship_state or "",
+                    postal_code=order.ship_postal_code or "", country=order.ship_country or "")
+
+
+def delivery_from_intent(intent: Mapping) -> dict:
+    """Delivery columns from a PaymentIntent's ``receipt_email`` and ``shipping`` (what Stripe
+    kept): used only where the order has none of its own."""
+    shipping = intent.get("shipping") or {}
+    address = shipping.get("address") or {}
+    columns = {"email": intent.get("receipt_email"), "ship_name": shipping.get("name"),
+               "ship_line1": address.get("line1"), "ship_line2": address.get("line2"),
+               "ship_city": address.get("city"), "ship_state": address.get("state"),
+               "ship_postal_code": address.get("postal_code"), "ship_country": address.get("country")}
+    limits = {column: limit for _, column, limit, _ in FIELDS}
+    return {column: str(value)[:limits[column]] for column, value in columns.items() if value}
+
+
+def _label(field: str) -> str:
+    return {"line1": "Address", "postalCode": "Postal code", "email": "Email"}.get(field, field.capitalize())
