@@ -62,7 +62,7 @@ def stripe_signature(payload: bytes, secret: str = TEST_WEBHOOK_SECRET, timestam
 
 def intent_event(hold: dict, event_type: str = "payment_intent.succeeded", *, event_id: str | None = None,
                  intent_id: str | None = None, amount: int | None = None, currency: str | None = None,
-                 error: str | None = None) -> bytes:
+                 error: str | None = None, shipping: dict | None = None, receipt_email: str | None = None) -> bytes:
     """A Stripe event about the PaymentIntent of ``hold`` (the API's JSON for a hold)."""
     import json
     import uuid as uuid_module
@@ -79,6 +79,8 @@ def intent_event(hold: dict, event_type: str = "payment_intent.succeeded", *, ev
         "metadata": {"productId": str(hold["productId"]), "userId": hold["userId"],
                      "reservationId": hold["reservationId"]},
         "last_payment_error": {"message": error} if error else None,
+        "shipping": shipping,
+        "receipt_email": receipt_email,
     }
     event = {"id": event_id or f"evt_test_{uuid_module.uuid4().hex}", "object": "event", "type": event_type,
              "created": 1_700_000_000, "livemode": False, "data": {"object": intent}}

@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from storefront.catalog.models import Product
 from storefront.extensions import db
-from tests.factories import make_product, visitor
+from tests.factories import DELIVERY, make_product, visitor
 
 
 def products_by_sku():
@@ -96,3 +96,63 @@ def test_one_wrong_row_imports_nothing_and_names_row_and_field(app, client, runn
     assert result.exit_code == 1 and "row 3, total: cannot go below 2" in result.output
     assert set(products_by_sku()) == {"HELD-1"}  # the good row was rolled back too
     assert products_by_sku()["HELD-1"].total_quantity == 2
+
+
+HTMX = {"HX-Request": "true"}
+
+
+def archive_checks(app, runner, product, live_hold_owner):
+    """What archiving means, whichever database: checked on PostgreSQL and on SQLite."""
+    client, pages = app.test_client(), app.test_client()  # a script, and a browser (pages give it a cookie)
+    live = client.post("/api/reservations", json={"productId": product.id, "userId": visitor(live_hold_owner)})
+    assert live.status_code == 201
+    result = runner.invoke(args=["product", "archive", str(product.id)])
+    assert result.exit_code == 0 and "archived" in result.output
+    db.session.expire_all()  # the test's session (shared with its requests) still has the product as made
+
+    assert product.name not in pages.get("/").get_data(as_text=True)
+    assert pages.get(f"/products/{product.id}").status_code == 404
+    assert client.post("/api/reservations", json={"productId": product.id, "userId": visitor(7)}).status_code == 404
+    assert client.get(f"/api/inventory/check/{product.id}").get_json()["available"] == 0
+    assert client.post("/api/cart/items", json={"productId": product.id, "userId": visitor(7)}).status_code == 404
+    # Its live hold still completes: the sale and the order keep the product.
+    paid = client.post(f"/reservations/{live.get_json()['reservationId']}/demo-payment", data=DELIVERY,
+                       headers={**HTMX, "X-Visitor-Id": visitor(live_hold_owner)})
+    assert paid.status_code == 200 and "Paid: it is yours" in paid.get_data(as_text=True)
+    orders = client.get("/orders", headers={**HTMX, "X-Visitor-Id": visitor(live_hold_owner)})
+    assert product.name in orders.get_data(as_text=True)
+
+    assert runner.invoke(args=["product", "archive", str(product.id), "--restore"]).exit_code == 0
+    db.session.expire_all()
+    assert product.name in pages.get("/").get_data(as_text=True)
+    assert client.post("/api/reservations", json={"productId": product.id, "userId": visitor(7)}).status_code == 201
+    assert runner.invoke(args=["product", "archive", "999999"]).exit_code == 1
+
+
+def test_an_archived_product_leaves_the_catalogue_and_new_holds_but_its_live_hold_completes(app, runner):
+    archive_checks(app, runner, make_product(total=3, name="Retired teapot"), 1)
+
+
+def test_archiving_behaves_the_same_on_sqlite(embedded_app):
+    archive_checks(embedded_app, embedded_app.test_cli_runner(), make_product(total=3, name="Retired teapot"), 1)
+
+
+def test_a_checkout_with_an_archived_line_holds_nothing(app, runner):
+    client = app.test_client()
+    kept, retired = make_product(total=2, name="Kept"), make_product(total=2, name="Retired")
+    for product in (kept, retired):
+        client.post("/api/cart/items", json={"productId": product.id, "userId": visitor(1)})
+    runner.invoke(args=["product", "archive", str(retired.id)])
+    refused = client.post("/api/checkouts", json={"userId": visitor(1)})
+    assert refused.status_code == 409
+    assert refused.get_json()["items"] == [{"productId": retired.id, "available": 0}]
+
+
+def test_a_price_change_never_changes_a_hold_already_placed(app, runner):
+    client = app.test_client()
+    product = make_product(total=3, price=2500)
+    before = client.post("/api/reservations", json={"productId": product.id, "userId": visitor(1)}).get_json()
+    assert runner.invoke(args=["product", "update", str(product.id), "--price", "30.00"]).exit_code == 0
+    after = client.post("/api/reservations", json={"productId": product.id, "userId": visitor(2)}).get_json()
+    again = client.get(f"/api/reservations/{before['reservationId']}", headers={"X-Visitor-Id": visitor(1)})
+    assert (again.get_json()["amount"], after["amount"]) == (2500, 3000)

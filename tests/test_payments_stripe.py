@@ -253,3 +253,41 @@ def test_the_sweep_cancels_the_payment_intents_of_lapsed_holds(make_app, setting
         assert shopper.intent(intent_id)["status"] == "canceled"
         assert db.session.execute(select(Hold.status)).scalar_one() == "EXPIRED"
         assert stored_hold(reservation_id).payment_released_at is not None
+
+
+def test_delivery_details_go_onto_the_payment_intent_in_a_shape_stripe_accepts(make_app, settings, stripe_mock,
+                                                                              monkeypatch):
+    import stripe as stripe_sdk
+
+    from storefront.orders.models import Order
+    from tests.factories import DELIVERY
+
+    answered = []
+    original = stripe_sdk.RequestsClient.request
+
+    def recording(self, method, url, headers, post_data=None):
+        content, status, response_headers = original(self, method, url, headers, post_data)
+        answered.append((method, url, dict(headers), post_data, status))
+        return content, status, response_headers
+
+    monkeypatch.setattr(stripe_sdk.RequestsClient, "request", recording)
+    app = make_app(stripe_settings(settings, stripe_mock))
+    client = app.test_client()
+    with app.app_context():
+        product = make_product(total=1)
+        reservation_id, html = hold_fragment(client, product, 1)
+        assert "data-delivery-url=\"/api/reservations/" in html and 'class="address-element"' in html
+        intent_id = stored_hold(reservation_id).payment_intent_id
+        saved = client.post(f"/api/reservations/{reservation_id}/delivery", json=DELIVERY,
+                            headers={"X-Visitor-Id": visitor(1)})
+        assert saved.status_code == 200
+        db.session.expire_all()
+        assert db.session.get(Order, uuid.UUID(reservation_id)).ship_postal_code == "NW1 5LR"
+
+    method, url, headers, body, status = answered[-1]
+    assert (method, url, status) == ("post", f"{stripe_mock.url}/v1/payment_intents/{intent_id}", 200)
+    assert headers["Idempotency-Key"].startswith(f"storefront-delivery-{intent_id}-")
+    fields = dict(part.split("=", 1) for part in body.split("&"))
+    assert fields["receipt_email"] == "ada%40example.com"
+    assert fields["shipping[name]"] == "Ada+Lovelace" and fields["shipping[address][country]"] == "GB"
+    assert fields["shipping[address][postal_code]"] == "NW1+5LR"

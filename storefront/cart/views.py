@@ -175,7 +175,7 @@ def checkout_demo_payment(checkout: str):
         return checkout_fragment(conn, carts.find_checkout(conn, checkout_id), confirming=True)
 
 
-@bp.post("/checkouts/<checkout>/delivery")
+@bp.post("/api/checkouts/<checkout>/delivery")
 def checkout_delivery(checkout: str):
     """The payment form's delivery details for a checkout, sent just before the payment is confirmed."""
     checkout_id, owner = reservation_id(checkout), requesting_owner()

@@ -13,6 +13,8 @@ from functools import lru_cache
 
 from babel import Locale
 
+# Two-letter codes in Babel's list that are groupings or placeholders, not places to ship to.
+_NOT_COUNTRIES = {"EU", "EZ", "QO", "UN", "XA", "XB", "ZZ"}
 # Deliberately loose: the mail server is the judge; this catches typing slips.
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 
@@ -40,7 +42,8 @@ class InvalidDelivery(ValueError):
 def countries() -> list[tuple[str, str]]:
     """Countries by ISO 3166 code and English name, for the demo form's list and for checking."""
     names = Locale("en").territories
-    return sorted(((code, name) for code, name in names.items() if re.fullmatch(r"[A-Z]{2}", code)),
+    return sorted(((code, name) for code, name in names.items()
+                   if re.fullmatch(r"[A-Z]{2}", code) and code not in _NOT_COUNTRIES),
                   key=lambda pair: pair[1])
 
 

@@ -70,7 +70,7 @@ def demo_payment(reservation: str):
         return hold_fragment(conn, find_hold(conn, hold_id, owner), confirming=True)
 
 
-@bp.post("/reservations/<reservation>/delivery")
+@bp.post("/api/reservations/<reservation>/delivery")
 def hold_delivery(reservation: str):
     """The payment form's delivery details for a hold, sent just before the payment is confirmed."""
     hold_id, owner = reservation_id(reservation), requesting_owner()

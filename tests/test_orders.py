@@ -1,0 +1,284 @@
+"""Orders: delivery details given with the payment, kept whichever way it settles, shown only
+to their own browser; /orders groups a checkout into one order; the confirmation email goes
+out once, through a real SMTP server (aiosmtpd), and never holds up the payment."""
+
+import socket
+import time
+import uuid
+from email import message_from_bytes
+from email.policy import default as default_policy
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import text
+
+from storefront.extensions import db
+from storefront.orders.book import reference_of
+from storefront.orders.jobs import send_order_confirmation
+from storefront.orders.models import Order
+from tests.factories import DELIVERY, TEST_WEBHOOK_SECRET, intent_event, make_product, stripe_signature, visitor
+
+HTMX = {"HX-Request": "true"}
+
+
+class Inbox:
+    """An SMTP server on a free loopback port that keeps what it receives."""
+
+    def __init__(self):
+        self.messages = []
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(message_from_bytes(envelope.content, policy=default_policy))
+        return "250 OK"
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def inbox():
+    box = Inbox()
+    box.controller.start()
+    yield box
+    box.controller.stop()
+
+
+@pytest.fixture
+def shop(make_app, settings):
+    app = make_app({**settings, "STRIPE_WEBHOOK_SECRET": TEST_WEBHOOK_SECRET})
+    with app.app_context():
+        yield app
+
+
+def hold_for(client, product, user=1):
+    response = client.post("/api/reservations", json={"productId": product.id, "userId": visitor(user)})
+    assert response.status_code == 201
+    return response.get_json()
+
+
+def pay_in_demo(client, hold, user=1, **details):
+    return client.post(f"/reservations/{hold['reservationId']}/demo-payment", data={**DELIVERY, **details},
+                       headers={**HTMX, "X-Visitor-Id": visitor(user)})
+
+
+def order_row(order_id) -> Order | None:
+    db.session.expire_all()
+    return db.session.get(Order, uuid.UUID(str(order_id)))
+
+
+def test_paying_with_an_address_makes_a_paid_order_its_shopper_can_read(shop):
+    client = shop.test_client()
+    product = make_product(total=2, name="Copper kettle", price=4200)
+    hold = hold_for(client, product)
+    paid = pay_in_demo(client, hold)
+    assert paid.status_code == 200
+    assert f"/orders/{hold['reservationId']}" in paid.get_data(as_text=True)
+
+    order = order_row(hold["reservationId"])
+    assert (order.kind, order.amount, order.email, order.ship_city, order.ship_country) == (
+        "hold", 4200, "ada@example.com", "London", "GB")
+    assert order.paid_at is not None and order.shipped_at is None
+
+    page = client.get(f"/orders/{hold['reservationId']}", headers={**HTMX, "X-Visitor-Id": visitor(1)})
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "<html" not in html
+    assert reference_of(uuid.UUID(hold["reservationId"])) in html
+    assert "12 Marylebone Road" in html and "NW1 5LR London" in html and "United Kingdom" in html
+    assert 'data-status="paid"' in html and "$42.00" in html
+
+    # Another visitor, and another browser with the same fingerprint, see no such order.
+    assert client.get(f"/orders/{hold['reservationId']}",
+                      headers={**HTMX, "X-Visitor-Id": visitor(2)}).status_code == 404
+    other_browser = shop.test_client()
+    other_browser.get("/")  # a page load gives it a browser cookie of its own
+    assert other_browser.get(f"/orders/{hold['reservationId']}",
+                             headers={**HTMX, "X-Visitor-Id": visitor(1)}).status_code == 404
+    assert client.get("/orders/not-a-uuid", headers={**HTMX, "X-Visitor-Id": visitor(1)}).status_code == 404
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("email", ""), ("email", "ada.example.com"), ("name", ""), ("line1", ""), ("city", ""),
+    ("country", "ZZ"), ("country", ""), ("postalCode", "x" * 21), ("line2", "y" * 201),
+])
+def test_bad_delivery_details_are_refused_in_the_form_and_change_nothing(shop, field, value):
+    client = shop.test_client()
+    product = make_product(total=1)
+    hold = hold_for(client, product)
+    refused = pay_in_demo(client, hold, **{field: value})
+    assert refused.status_code == 400
+    assert f'data-error="invalid_request"' in refused.get_data(as_text=True)
+    assert refused.headers["HX-Retarget"] == "find .payment-error"  # shown inside the form, which stays
+    assert order_row(hold["reservationId"]) is None
+    status = client.get(f"/api/reservations/{hold['reservationId']}", headers={"X-Visitor-Id": visitor(1)})
+    assert status.get_json()["status"] == "PENDING"
+
+    as_json = client.post(f"/api/reservations/{hold['reservationId']}/delivery", json={**DELIVERY, field: value},
+                          headers={"X-Visitor-Id": visitor(1)})
+    assert as_json.status_code == 400 and as_json.get_json()["field"] == field
+
+
+def test_details_given_before_the_webhook_are_on_the_order_it_pays(shop):
+    client = shop.test_client()
+    product = make_product(total=1, price=1800)
+    hold = hold_for(client, product)
+    saved = client.post(f"/api/reservations/{hold['reservationId']}/delivery", json=DELIVERY,
+                        headers={"X-Visitor-Id": visitor(1)})
+    assert saved.status_code == 200 and saved.get_json() == {"saved": True}
+    order = order_row(hold["reservationId"])
+    assert order.ship_name == "Ada Lovelace" and order.paid_at is None
+
+    # Given again before paying: the new details replace the old.
+    client.post(f"/api/reservations/{hold['reservationId']}/delivery", json={**DELIVERY, "city": "Leeds"},
+                headers={"X-Visitor-Id": visitor(1)})
+    payload = intent_event(hold, shipping={"name": "Someone Else", "address": {"line1": "1 Elsewhere"}},
+                           receipt_email="else@example.com")
+    assert client.post("/api/webhooks/stripe", data=payload,
+                       headers={"Stripe-Signature": stripe_signature(payload)}).status_code == 200
+    order = order_row(hold["reservationId"])
+    assert order.paid_at is not None
+    # The order's own details stand; what Stripe kept only fills what the order lacks.
+    assert (order.ship_name, order.ship_city, order.email) == ("Ada Lovelace", "Leeds", "ada@example.com")
+    paid_at = order.paid_at
+    # The same event again changes nothing.
+    client.post("/api/webhooks/stripe", data=payload, headers={"Stripe-Signature": stripe_signature(payload)})
+    assert order_row(hold["reservationId"]).paid_at == paid_at
+    # Once paid, the details stay as they were paid for.
+    late = client.post(f"/api/reservations/{hold['reservationId']}/delivery", json={**DELIVERY, "city": "York"},
+                       headers={"X-Visitor-Id": visitor(1)})
+    assert late.status_code == 409
+    assert order_row(hold["reservationId"]).ship_city == "Leeds"
+
+
+def test_a_payment_settled_without_the_forms_details_takes_stripes(shop):
+    client = shop.test_client()
+    hold = hold_for(client, make_product(total=1))
+    payload = intent_event(hold, receipt_email="grace@example.com", shipping={
+        "name": "Grace Hopper", "address": {"line1": "1 Navy Way", "city": "Arlington", "country": "US",
+                                            "postal_code": "22202", "state": "VA"}})
+    client.post("/api/webhooks/stripe", data=payload, headers={"Stripe-Signature": stripe_signature(payload)})
+    order = order_row(hold["reservationId"])
+    assert (order.email, order.ship_name, order.ship_state, order.paid_at is not None) == (
+        "grace@example.com", "Grace Hopper", "VA", True)
+
+
+def test_orders_group_a_checkouts_lines_with_one_reference_and_local_dates(shop):
+    client = shop.test_client()
+    mug, print_ = make_product(total=3, name="Mug", price=1200), make_product(total=3, name="Print", price=3000)
+    for product in (mug, print_):
+        client.post("/api/cart/items", json={"productId": product.id, "quantity": 1, "userId": visitor(1)})
+    checkout = client.post("/api/checkouts", json={"userId": visitor(1)}).get_json()
+    single = hold_for(client, make_product(total=1, name="Lamp"))
+    paid = client.post(f"/checkouts/{checkout['checkoutId']}/demo-payment", data=DELIVERY,
+                       headers={**HTMX, "X-Visitor-Id": visitor(1)})
+    assert paid.status_code == 200
+    assert paid.headers["HX-Trigger"] == "cart-changed"  # the cart on the page re-reads itself: empty
+    assert client.get("/api/cart", headers={"X-Visitor-Id": visitor(1)}).get_json()["items"] == []
+
+    client.set_cookie("storefront_tz", "Europe/Paris")
+    listing = client.get("/orders", headers={**HTMX, "X-Visitor-Id": visitor(1), "Accept-Language": "fr-FR,fr"})
+    html = listing.get_data(as_text=True)
+    assert html.count("data-order=") == 2  # one checkout of two lines, and one hold
+    checkout_reference = reference_of(uuid.UUID(checkout["checkoutId"]))
+    assert checkout_reference in html and reference_of(uuid.UUID(single["reservationId"])) in html
+    row = html.split(f'data-order="{checkout_reference}"')[1].split("</tr>")[0]
+    assert "1 × Mug, 1 × Print" in row and "$42.00" in row and 'data-status="paid"' in html
+    assert 'data-status="held"' in html
+    assert " UTC" not in html and ("nov." in html or "déc." in html)  # French, in Paris time
+    assert "T" not in row.split("<td>")[1].split("</td>")[0]  # no raw ISO time
+
+    json_orders = client.get("/api/orders", headers={"X-Visitor-Id": visitor(1)}).get_json()["orders"]
+    assert {o["reference"] for o in json_orders if o["checkoutId"]} == {checkout_reference}
+
+
+def test_the_confirmation_is_emailed_once_through_smtp(make_app, settings, inbox):
+    app = make_app({**settings, "MAIL_URL": inbox.url, "MAIL_FROM": "Copper Shop <orders@copper.example>"})
+    with app.app_context():
+        client = app.test_client()
+        hold = hold_for(client, make_product(total=1, name="Copper kettle", price=4200))
+        assert pay_in_demo(client, hold).status_code == 200
+        reference = reference_of(uuid.UUID(hold["reservationId"]))
+        assert len(inbox.messages) == 1
+        message = inbox.messages[0]
+        assert message["To"] == "ada@example.com" and message["From"] == "Copper Shop <orders@copper.example>"
+        assert reference in message["Subject"]
+        body = message.get_content()
+        assert "1 x Copper kettle  $42.00" in body and "12 Marylebone Road" in body
+        assert order_row(hold["reservationId"]).confirmation_sent_at is not None
+
+        # The job again (a retry, a redelivery, the sweep): nothing more is sent.
+        assert send_order_confirmation(hold["reservationId"]) == "already_sent"
+        assert app.test_cli_runner().invoke(args=["sweep"]).exit_code == 0
+        assert len(inbox.messages) == 1
+
+
+def test_a_mail_server_that_is_down_never_holds_up_the_payment_and_the_sweep_sends_later(make_app, settings):
+    box = Inbox()  # its port is known, but nothing listens there yet
+    app = make_app({**settings, "MAIL_URL": box.url})
+    with app.app_context():
+        client = app.test_client()
+        hold = hold_for(client, make_product(total=1))
+        started = time.monotonic()
+        assert pay_in_demo(client, hold).status_code == 200
+        assert time.monotonic() - started < 5
+        status = client.get(f"/api/reservations/{hold['reservationId']}", headers={"X-Visitor-Id": visitor(1)})
+        assert status.get_json()["status"] == "COMPLETED"
+        assert order_row(hold["reservationId"]).confirmation_sent_at is None
+
+        box.controller.start()
+        try:
+            runner = app.test_cli_runner()
+            runner.invoke(args=["sweep"])
+            assert box.messages == []  # paid a moment ago: its own job may still be on the way
+            db.session.execute(text("UPDATE orders SET paid_at = paid_at - interval '2 minutes'"))
+            db.session.commit()
+            assert runner.invoke(args=["sweep"]).exit_code == 0
+            assert len(box.messages) == 1
+            runner.invoke(args=["sweep"])
+            assert len(box.messages) == 1
+        finally:
+            box.controller.stop()
+
+
+def test_without_mail_url_the_email_is_written_to_the_log(shop, caplog):
+    client = shop.test_client()
+    hold = hold_for(client, make_product(total=1, name="Tea tin"))
+    with caplog.at_level("INFO", logger="storefront.mail"):
+        assert pay_in_demo(client, hold).status_code == 200
+    logged = [record.getMessage() for record in caplog.records if record.name == "storefront.mail"]
+    assert len(logged) == 1 and "MAIL_URL is unset" in logged[0]
+    assert reference_of(uuid.UUID(hold["reservationId"])) in logged[0] and "To: ada@example.com" in logged[0]
+
+
+def test_the_confirmation_job_runs_on_the_rq_worker(make_app, settings, redis_server, inbox, worker):
+    mail_settings = {**settings, "REDIS_URL": redis_server.url, "MAIL_URL": inbox.url}
+    app = make_app(mail_settings)
+    with app.app_context():
+        client = app.test_client()
+        hold = hold_for(client, make_product(total=1))
+        assert pay_in_demo(client, hold).status_code == 200  # settled on return; the email is enqueued
+        assert inbox.messages == []
+        running = worker(mail_settings, role="jobs")
+        deadline = time.monotonic() + 30
+        while not inbox.messages and time.monotonic() < deadline:
+            time.sleep(0.2)
+        running.stop()
+        assert len(inbox.messages) == 1
+        assert order_row(hold["reservationId"]).confirmation_sent_at is not None
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    ("http://mail.example:25", "MAIL_URL"), ("smtp://", "MAIL_URL"), ("smtp://host:notaport", "MAIL_URL"),
+])
+def test_a_malformed_mail_url_stops_start_up_naming_it(make_app, settings, value, problem):
+    with pytest.raises(SystemExit, match=problem):
+        make_app({**settings, "MAIL_URL": value})
+
+
+def test_a_malformed_sender_stops_start_up_naming_it(make_app, settings):
+    with pytest.raises(SystemExit, match="MAIL_FROM"):
+        make_app({**settings, "MAIL_FROM": "not an address"})
