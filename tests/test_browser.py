@@ -341,3 +341,79 @@ def test_identical_phones_from_twelve_addresses_all_hold_but_twelve_windows_of_o
 
     assert [buy_from(f"198.51.100.{n}") for n in range(1, 13)] == ["held"] * 12
     assert [buy_from("192.0.2.44") for _ in range(12)] == ["held"] * 10 + ["hold_limit"] * 2
+
+
+OWNER_PASSWORD = "owner's own password"
+
+
+def test_a_new_owner_adds_a_product_with_a_photo_a_shopper_buys_it_and_the_owner_ships_it(
+        app, settings, live_server, shopper, tmp_path):
+    from PIL import Image
+
+    url = live_server({**settings, "ADMIN_PASSWORD": OWNER_PASSWORD, "STOCK_POLL_SECONDS": "1"},
+                      workers=2, threads=4).url
+    owner = shopper(url, http_credentials={"username": "admin", "password": OWNER_PASSWORD})
+    buyer = shopper(url, locale="en-GB", timezone_id="Europe/London")
+    photo = tmp_path / "kettle.png"
+    Image.new("RGB", (800, 600), (184, 115, 51)).save(photo)
+
+    # The owner, on a fresh install: adds a product with its photo.
+    admin = owner.visit("/admin/products")
+    admin.fill("#new-name", "Copper kettle")
+    admin.fill("#new-sku", "KETTLE-1")
+    admin.fill("#new-description", "Hand-hammered, holds 1.5 litres.")
+    admin.fill("#new-price", "42.00")
+    admin.fill("#new-total", "3")
+    admin.set_input_files("#new-image", str(photo))
+    admin.click("text=Add product")
+    expect(admin.locator(".notice-ok")).to_contain_text("Added Copper kettle")
+    expect(admin.locator("#products img.admin-thumb")).to_have_count(1)
+    owner.shot("admin-products")
+
+    # A shopper finds it, buys it and gives an address with the payment.
+    page = buyer.visit("/")
+    expect(page.locator(".product-card img")).to_have_count(1)
+    page.click("text=Copper kettle")
+    product_id = int(page.url.rsplit("/", 1)[1])
+    buyer.buy(product_id)
+    expect(page.locator("#payment-form")).to_contain_text("Where should we send it?")
+    buyer.pay()
+    expect(page.locator(".hold-completed")).to_contain_text("Paid: it is yours")
+    page.click("text=Your order SF-")
+    expect(page.locator("#order")).to_contain_text("Paid. We are getting it ready to ship.")
+    expect(page.locator(".delivery-address")).to_contain_text("12 Marylebone Road")
+    reference = page.locator("#order-title").inner_text().split()[1]
+
+    # The owner sees it under orders to fulfil, and marks it shipped.
+    orders = owner.visit("/admin/orders")
+    row = orders.locator(f'tr[data-order="{reference}"]')
+    expect(row).to_have_attribute("data-status", "paid")
+    expect(row).to_contain_text("Ada Lovelace")
+    owner.shot("admin-orders")
+    row.locator("input[name=tracking]").fill("RM 1234 5678 GB")
+    row.locator("text=Mark shipped").click()
+    expect(orders.locator(f'tr[data-order="{reference}"]')).to_have_attribute("data-status", "shipped")
+
+    # The shopper's order page says so.
+    page.reload()
+    expect(page.locator("#order")).to_contain_text("On its way: tracking reference RM 1234 5678 GB")
+    expect(page.locator(".order-dates")).not_to_contain_text("UTC")  # in the shopper's own time zone
+    buyer.shot("order-shipped")
+
+
+def test_the_cart_empties_on_screen_once_its_payment_settles(store, shopper):
+    mug, tin = make_product(total=3, name="Mug"), make_product(total=3, name="Tin")
+    visitor = shopper(store())
+    for product in (mug, tin):
+        page = visitor.visit(f"/products/{product.id}")
+        visitor.wait_for_visitor()
+        page.click("text=Add to cart")
+        expect(page.locator(f"#cart-note-{product.id}")).to_contain_text("In your cart")
+    page = visitor.visit("/cart")
+    expect(page.locator("#cart-lines")).to_contain_text("In your cart: 2 products")
+    page.click("text=Check out")
+    expect(page.locator("#payment-form")).to_be_visible()
+    visitor.pay()
+    expect(page.locator(".checkout")).to_contain_text("Your order SF-")
+    expect(page.locator("#cart-lines")).to_contain_text("Your cart is empty.")
+    expect(page.locator("text=Check out")).to_have_count(0)
