@@ -16,7 +16,8 @@ COPY static ./static
 COPY migrations ./migrations
 COPY wsgi.py worker.py gunicorn.conf.py ./
 
-RUN useradd --create-home storefront
+# The uploads folder exists, owned by the app's user, so the volume mounted on it is writable.
+RUN useradd --create-home storefront && mkdir -p instance/uploads && chown -R storefront instance
 USER storefront
 EXPOSE 8000
 CMD ["gunicorn", "wsgi:app"]

@@ -48,6 +48,14 @@ CART = {
         "amount": {"type": "integer"}, "currency": {"type": "string"},
     },
 }
+DELIVERY = {
+    "type": "object", "required": ["email", "name", "line1", "city", "country"],
+    "properties": {"userId": {"type": "string"}, "email": {"type": "string", "format": "email"},
+                   "name": {"type": "string"}, "line1": {"type": "string"}, "line2": {"type": "string"},
+                   "city": {"type": "string"}, "state": {"type": "string"}, "postalCode": {"type": "string"},
+                   "country": {"type": "string", "description": "ISO 3166 two-letter code"}},
+}
+
 VISITOR_PARAMETERS = [
     {"name": "X-Visitor-Id", "in": "header", "required": False, "schema": {"type": "string"}},
     {"name": "userId", "in": "query", "required": False, "schema": {"type": "string"}},
@@ -60,6 +68,18 @@ ERRORS = {
 
 def document() -> dict:
     reservation_path = {"name": "reservationId", "in": "path", "required": True, "schema": {"type": "string"}}
+    checkout_path = {"name": "checkoutId", "in": "path", "required": True, "schema": {"type": "string"}}
+
+    def delivery(what: str, path_parameter: dict) -> dict:
+        return {"post": {
+            "summary": f"Delivery details for a {what}'s order, given in its payment form before paying",
+            "parameters": [path_parameter, *VISITOR_PARAMETERS],
+            "requestBody": {"required": True, "content": _json(DELIVERY)},
+            "responses": {"200": {"description": "kept on the order (and on the PaymentIntent)",
+                                  "content": _json({"type": "object"})},
+                          "409": {"description": f"the {what} can no longer be paid", "content": _json(_error())},
+                          **ERRORS},
+        }}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Storefront API", "version": "1", "description": "Limited stock, never oversold."},
@@ -109,6 +129,8 @@ def document() -> dict:
                                          "409": {"description": "not PENDING", "content": _json(_error("status"))},
                                          **ERRORS}},
             },
+            "/api/reservations/{reservationId}/delivery": delivery("hold", reservation_path),
+            "/api/checkouts/{checkoutId}/delivery": delivery("checkout", checkout_path),
             "/api/webhooks/stripe": {"post": {
                 "summary": "Stripe's webhook (Stripe-Signature over the raw body, 300 s tolerance)",
                 "parameters": [{"name": "Stripe-Signature", "in": "header", "required": False,

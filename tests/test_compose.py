@@ -26,6 +26,9 @@ def test_compose_has_every_role_and_runs_what_the_scripts_run():
     assert services["worker"]["command"] == ["python", "worker.py"]
     assert services["web"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert services["stripe-cli"]["profiles"] == ["stripe"]
+    # Uploaded photos outlive the container, in the instance folder the app reads them from.
+    assert "uploads:/app/instance/uploads" in services["web"]["volumes"]
+    assert "mkdir -p instance/uploads" in dockerfile
     assert "web:8000/api/webhooks/stripe" in services["stripe-cli"]["command"]
 
 
