@@ -155,17 +155,23 @@ def checkout_page(checkout: str):
         return checkout_fragment(conn, found, confirming=request.args.get("confirming") == "1")
 
 
+def payable_checkout(conn, checkout_id, owner):
+    """The owner's checkout and its lines, while some can still be paid: 404 for anyone else's, else 409."""
+    found = carts.find_checkout(conn, checkout_id, owner)
+    if found is None:
+        raise ApiError(404, "not_found", "No such checkout.")
+    lines = carts.checkout_holds(conn, checkout_id)
+    if not any(status_of(line) == HoldStatus.PENDING for line in lines):
+        raise ApiError(409, "not_pending", "This checkout can no longer be paid.")
+    return found, lines
+
+
 @bp.post("/checkouts/<checkout>/demo-payment")
 def checkout_demo_payment(checkout: str):
     demo = demo_gateway()
     checkout_id, owner = reservation_id(checkout), requesting_owner()
     with db.engine.connect() as conn:
-        found = carts.find_checkout(conn, checkout_id, owner)
-        if found is None:
-            raise ApiError(404, "not_found", "No such checkout.")
-        lines = carts.checkout_holds(conn, checkout_id)
-        if not any(status_of(line) == HoldStatus.PENDING for line in lines):
-            raise ApiError(409, "not_pending", "This checkout can no longer be paid.")
+        found, lines = payable_checkout(conn, checkout_id, owner)
         delivery = delivery_details(request.form)
         hold_ids = [line.id for line in lines]
         session = start_checkout_payment(conn, found, hold_ids)
@@ -178,13 +184,8 @@ def checkout_demo_payment(checkout: str):
 @bp.post("/api/checkouts/<checkout>/delivery")
 def checkout_delivery(checkout: str):
     """The payment form's delivery details for a checkout, sent just before the payment is confirmed."""
-    checkout_id, owner = reservation_id(checkout), requesting_owner()
     with db.engine.connect() as conn:
-        found = carts.find_checkout(conn, checkout_id, owner)
-        if found is None:
-            raise ApiError(404, "not_found", "No such checkout.")
-        if not any(status_of(line) == HoldStatus.PENDING for line in carts.checkout_holds(conn, checkout_id)):
-            raise ApiError(409, "not_pending", "This checkout can no longer be paid.")
+        found, _ = payable_checkout(conn, reservation_id(checkout), requesting_owner())
         attach_delivery(conn, "checkout", found, delivery_details(request_body()))
     return jsonify({"saved": True})
 

@@ -51,17 +51,23 @@ def pay_with_demo(demo, intent_id: str, amount: int, currency: str, metadata: di
     settle_if_succeeded(demo.pay(intent_id, amount, currency, metadata), "return")
 
 
+def payable_hold(conn, hold_id, owner):
+    """The owner's hold, while it can still be paid: 404 for anyone else's, 409 once it is not PENDING."""
+    hold = find_hold(conn, hold_id, owner)
+    if hold is None:
+        raise ApiError(404, "not_found", "No such reservation.")
+    if status_of(hold) != HoldStatus.PENDING:
+        raise ApiError(409, "not_pending", "This hold can no longer be paid.")
+    return hold
+
+
 @bp.post("/reservations/<reservation>/demo-payment")
 def demo_payment(reservation: str):
     """The demo gateway's Pay button for a hold."""
     demo = demo_gateway()
     hold_id, owner = reservation_id(reservation), requesting_owner()
     with db.engine.connect() as conn:
-        hold = find_hold(conn, hold_id, owner)
-        if hold is None:
-            raise ApiError(404, "not_found", "No such reservation.")
-        if status_of(hold) != HoldStatus.PENDING:
-            raise ApiError(409, "not_pending", "This hold can no longer be paid.")
+        hold = payable_hold(conn, hold_id, owner)
         delivery = delivery_details(request.form)
         session = start_payment(conn, hold)
         attach_delivery(conn, "hold", find_hold(conn, hold_id, owner), delivery)
@@ -73,12 +79,7 @@ def demo_payment(reservation: str):
 @bp.post("/api/reservations/<reservation>/delivery")
 def hold_delivery(reservation: str):
     """The payment form's delivery details for a hold, sent just before the payment is confirmed."""
-    hold_id, owner = reservation_id(reservation), requesting_owner()
     with db.engine.connect() as conn:
-        hold = find_hold(conn, hold_id, owner)
-        if hold is None:
-            raise ApiError(404, "not_found", "No such reservation.")
-        if status_of(hold) != HoldStatus.PENDING:
-            raise ApiError(409, "not_pending", "This hold can no longer be paid.")
+        hold = payable_hold(conn, reservation_id(reservation), requesting_owner())
         attach_delivery(conn, "hold", hold, delivery_details(request_body()))
     return jsonify({"saved": True})
