@@ -10,7 +10,7 @@ unchanged stock answered 304) against the one-SELECT read; holds at 16 and 64
 clients against the one-statement hold, each run from the same table state;
 holds with 100,000 live and 1,000,000 finished holds on the product against none.
 
-    .venv/bin/python -m bench.holds [--seconds 10] [--workers 2] [--threads 4]
+    .venv/bin/python -m bench.holds [--seconds 10] [--workers 2] [--threads 4] [--only holds ...]
 
 Needs wrk (Debian's package; installed when missing and run as root) and
 PostgreSQL's server binaries, like the tests. PostgreSQL runs with fsync on,
@@ -205,7 +205,11 @@ def main() -> int:
     parser.add_argument("--no-fsync", action="store_true", help="run PostgreSQL with fsync off")
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds of each comparison; the median ratio counts (default 3)")
+    parser.add_argument("--only", nargs="+", choices=("path", "stock", "holds", "flat"),
+                        help="run only these comparisons: the request path, stock checks, holds at 16 and "
+                             "64 clients, holds beside many others (default: all)")
     args = parser.parse_args()
+    wanted = set(args.only or ("path", "stock", "holds", "flat"))
 
     wrk_path = ensure_wrk()
     print(f"cores: {os.cpu_count()}  gunicorn: {args.workers} workers x {args.threads} threads  "
@@ -244,22 +248,25 @@ def main() -> int:
             check_path = f"/api/inventory/check/{products['live']}"
             etag = requests.get(url + check_path, headers={"HX-Request": "true"}, timeout=10).headers["ETag"]
             conditional = FRAGMENT_SCRIPT + f"wrk.headers[\"If-None-Match\"] = '{etag}'\n"
-            compare("the request path", 0.8, ("bare Flask JSON route", bare_url),
-                    ("shop /healthz", f"{url}/healthz"))
-            compare("stock checks", 0.8, ("one-SELECT stock read", minimal_url + check_path),
-                    ("stock check JSON", url + check_path),
-                    ("stock check fragment", url + check_path, 16, FRAGMENT_SCRIPT))
-            compare("an unchanged stock", 1.0, ("stock check fragment", url + check_path, 16, FRAGMENT_SCRIPT),
-                    ("unchanged stock (304)", url + check_path, 16, conditional))
+            if "path" in wanted:
+                compare("the request path", 0.8, ("bare Flask JSON route", bare_url),
+                        ("shop /healthz", f"{url}/healthz"))
+            if "stock" in wanted:
+                compare("stock checks", 0.8, ("one-SELECT stock read", minimal_url + check_path),
+                        ("stock check JSON", url + check_path),
+                        ("stock check fragment", url + check_path, 16, FRAGMENT_SCRIPT))
+                compare("an unchanged stock", 1.0, ("stock check fragment", url + check_path, 16, FRAGMENT_SCRIPT),
+                        ("unchanged stock (304)", url + check_path, 16, conditional))
             empty_script = HOLD_SCRIPT.replace("PRODUCT_ID", str(products["empty"]))
             fresh = lambda: reset(server, products["empty"])  # noqa: E731
-            for clients in (16, 64):
+            for clients in (16, 64) if "holds" in wanted else ():
                 compare(f"holds at {clients} clients", 0.8,
                         (f"one-statement hold, {clients} clients", minimal_url, clients, empty_script, fresh),
                         (f"shop holds, {clients} clients", url, clients, empty_script, fresh), p99_target=1.5)
-            compare("holds beside many others", 0.9, ("shop holds, no other holds", url, 16, empty_script, fresh),
-                    *[(f"shop holds, {PRODUCT_LABELS[label]}", url, 16,
-                       HOLD_SCRIPT.replace("PRODUCT_ID", str(products[label]))) for label in ("live", "finished")])
+            if "flat" in wanted:
+                compare("holds beside many others", 0.9, ("shop holds, no other holds", url, 16, empty_script, fresh),
+                        *[(f"shop holds, {PRODUCT_LABELS[label]}", url, 16,
+                           HOLD_SCRIPT.replace("PRODUCT_ID", str(products[label]))) for label in ("live", "finished")])
 
             print(f"\nratios, median of {args.rounds} rounds (each round's figures measured back to back):")
             for title, pairs, target, p99_target in ratios:
