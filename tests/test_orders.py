@@ -282,3 +282,19 @@ def test_a_malformed_mail_url_stops_start_up_naming_it(make_app, settings, value
 def test_a_malformed_sender_stops_start_up_naming_it(make_app, settings):
     with pytest.raises(SystemExit, match="MAIL_FROM"):
         make_app({**settings, "MAIL_FROM": "not an address"})
+
+
+def test_the_order_fragments_are_fragments_and_their_pages_are_shells(app, rendered):
+    client = app.test_client()
+    hold = hold_for(client, make_product(total=1))
+    pay_in_demo(client, hold)
+    rendered.clear()
+    shopper = {**HTMX, "X-Visitor-Id": visitor(1)}
+    for path, template in ((f"/orders/{hold['reservationId']}", "orders/_order.html"),
+                           ("/orders", "orders/_orders.html")):
+        fragment = client.get(path, headers=shopper)
+        assert rendered[-1] == template
+        assert "<html" not in fragment.get_data(as_text=True) and "HX-Request" in fragment.headers["Vary"]
+        page = client.get(path)  # the page knows no visitor: it asks for the fragment with one
+        assert rendered[-1] == template.replace("_", "", 1) and "<html" in page.get_data(as_text=True)
+        assert "12 Marylebone Road" not in page.get_data(as_text=True)
