@@ -51,5 +51,15 @@ def configure_logging(level: int = logging.INFO) -> None:
     logging.getLogger("kafka").setLevel(logging.WARNING)
 
 
+def console_logging_unless_configured() -> None:
+    """Readable lines on stderr for a process that set up no logging of its own (``flask run``,
+    the embedded quick start): there, the order emails written to the log are seen too.
+    Entry points that configure logging (wsgi.py, worker.py) and pytest are left alone."""
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        logging.getLogger("kafka").setLevel(logging.WARNING)
+
+
 def current_request_id() -> str | None:
     return request_id_var.get()
