@@ -63,22 +63,40 @@ def record_delivery(conn: Connection, kind: str, subject, delivery: Delivery) ->
     conn.commit()
 
 
-def record_paid(conn: Connection, kind: str, subject, message: dict, now: datetime) -> bool:
-    """The payment for ``subject`` settled: its order is paid (once; the first time stands).
-
-    Delivery details Stripe kept on the PaymentIntent fill only what the order lacks.
-    Runs in the settlement's transaction. Returns whether the order has an email to confirm to.
-    """
-    details = delivery_from_intent({"receipt_email": message.get("receiptEmail"),
-                                    "shipping": message.get("shipping")})
-    statement = _insert(conn).values(**_owner_columns(kind, subject), **details, paid_at=now,
-                                     created_at=now, updated_at=now)
-    kept = {column: func.coalesce(orders.c[column], statement.excluded[column]) for column in details}
-    email = conn.execute(statement.on_conflict_do_update(
+def _paid_upsert(dialect):
+    """An order paid: made if need be; the first payment time stands, and what the order
+    already knows of its delivery wins over what Stripe kept."""
+    statement = dialect.insert(orders)
+    kept = {column: func.coalesce(orders.c[column], statement.excluded[column]) for column in DELIVERY_COLUMNS}
+    return statement.on_conflict_do_update(
         index_elements=[orders.c.id],
-        set_={**kept, "paid_at": func.coalesce(orders.c.paid_at, statement.excluded.paid_at), "updated_at": now},
-    ).returning(orders.c.email)).scalar()
-    return bool(email)
+        set_={**kept, "paid_at": func.coalesce(orders.c.paid_at, statement.excluded.paid_at),
+              "updated_at": statement.excluded.updated_at},
+    ).returning(orders.c.id, orders.c.email)
+
+
+# Built once: a batch's rows go through SQLAlchemy's insertmanyvalues, one statement, compiled once.
+_PAID_UPSERT = {"postgresql": _paid_upsert(postgresql), "sqlite": _paid_upsert(sqlite)}
+
+
+def record_paid(conn: Connection, paid: list[tuple[str, object, dict]]) -> set[uuid.UUID]:
+    """Payments settled for these (kind, hold or checkout row, message): their orders are paid,
+    once (the first time stands), in one statement however many there are.
+
+    Delivery details Stripe kept on the PaymentIntent fill only what an order lacks. Runs in
+    the settlement's transaction. Returns the orders that have an email to confirm to.
+    """
+    if not paid:
+        return set()
+    now = utcnow()
+    rows = {}
+    for kind, subject, message in paid:  # one row per order: a statement may not upsert a row twice
+        details = delivery_from_intent({"receipt_email": message.get("receiptEmail"),
+                                        "shipping": message.get("shipping")})
+        rows.setdefault(subject.id, {**_owner_columns(kind, subject), **dict.fromkeys(DELIVERY_COLUMNS), **details,
+                                     "paid_at": now, "created_at": now, "updated_at": now})
+    upserted = conn.execute(_PAID_UPSERT[conn.dialect.name], list(rows.values()))
+    return {order_id for order_id, email in upserted if email}
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,6 @@ from storefront.inventory.stock import (
     sell_free_units,
     sell_held_units,
 )
-from storefront.orders.book import record_paid
 
 checkouts = Checkout.__table__
 cart_lines = CartLine.__table__
@@ -43,7 +42,9 @@ class Settlement:
     refund_amount: int | None = None
     detail: str | None = None
     is_checkout: bool = False
-    confirm: bool = False  # the order was paid now and has an email: its confirmation is due
+    # ("hold" or "checkout", its row) when this payment was kept or is being refunded for it: the
+    # caller records its order as paid in the same transaction (orders.book.record_paid).
+    paid_order: tuple[str, object] | None = None
 
 
 def _hold_id(message: dict) -> uuid.UUID | None:
@@ -113,17 +114,16 @@ def settle_payment(conn: Connection, message: dict) -> Settlement:
     if hold.status == HoldStatus.PENDING and hold.expires_at > now:
         _set_status(conn, hold_id, HoldStatus.COMPLETED, now, payment_intent_id=intent_id)
         sell_held_units(conn, hold.product_id, hold.quantity)
-        return Settlement("completed", hold_id, confirm=record_paid(conn, "hold", hold, message, now))
+        return Settlement("completed", hold_id, paid_order=("hold", hold))
 
     # A late payment: the hold lapsed, expired or was cancelled. Free what has lapsed
     # (this hold too, if it still says PENDING), then sell only what is free now.
     release_lapsed_holds(conn, hold.product_id, now)
     if sell_free_units(conn, hold.product_id, hold.quantity):
         _set_status(conn, hold_id, HoldStatus.COMPLETED, now, payment_intent_id=intent_id)
-        return Settlement("completed_late", hold_id, confirm=record_paid(conn, "hold", hold, message, now))
+        return Settlement("completed_late", hold_id, paid_order=("hold", hold))
     _set_status(conn, hold_id, HoldStatus.REFUNDED, now, payment_intent_id=intent_id)
-    return Settlement("refund_due", hold_id, refund_amount=hold.amount,
-                      confirm=record_paid(conn, "hold", hold, message, now))
+    return Settlement("refund_due", hold_id, refund_amount=hold.amount, paid_order=("hold", hold))
 
 
 def record_refund(conn: Connection, hold_id: uuid.UUID, refund_id: str) -> None:
@@ -212,8 +212,8 @@ def settle_checkout(conn: Connection, message: dict) -> Settlement:
     outcome = "completed" if changed else "duplicate"
     if due:
         outcome = "partly_refunded" if refunded < checkout.amount else "refund_due"
-    confirm = record_paid(conn, "checkout", checkout, message, now) if changed else False
-    return Settlement(outcome, checkout_id, refund_amount=due, is_checkout=True, confirm=confirm)
+    return Settlement(outcome, checkout_id, refund_amount=due, is_checkout=True,
+                      paid_order=("checkout", checkout) if changed else None)
 
 
 def record_checkout_refund(conn: Connection, checkout_id: uuid.UUID, refund_id: str) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, select
 from storefront.extensions import db
 from storefront.logs import current_request_id
 from storefront.metrics import SETTLEMENTS
+from storefront.orders.book import record_paid
 from storefront.orders.confirmation import confirm_later
 from storefront.payments.completion import (
     Settlement,
@@ -83,6 +84,7 @@ def settle_succeeded(message: dict, trigger: str) -> str:
     with db.engine.connect() as conn:
         settle = settle_checkout if message.get("checkoutId") else settle_payment
         settlement = settle(conn, message)
+        to_confirm = record_paid(conn, [(*settlement.paid_order, message)]) if settlement.paid_order else set()
         refund_id = None
         if settlement.refund_amount:
             conn.commit()  # the decision first: a refund only ever follows a committed one
@@ -95,8 +97,8 @@ def settle_succeeded(message: dict, trigger: str) -> str:
             payment_intent_id=intent_id, reservation_id=settlement.subject_id, detail=settlement.detail,
             trigger=trigger, refund_id=refund_id,
         )
-    if settlement.confirm:
-        confirm_later(settlement.subject_id)
+    for order_id in to_confirm:
+        confirm_later(order_id)
     SETTLEMENTS.labels(trigger, settlement.outcome).inc()
     log.info("payment %s for %s (%s): %s%s", intent_id, settlement.subject_id, trigger, settlement.outcome,
              f", refund {refund_id}" if refund_id else "")
@@ -117,19 +119,22 @@ def settle_batch(messages: list[dict], trigger: str) -> list[tuple[dict, str]]:
     with db.engine.connect() as conn:
         for message in singles:
             decided.append((message, settle_payment(conn, message)))
+        # Their orders paid in one statement, as the ledger below records them in one.
+        to_confirm = record_paid(conn, [(*settlement.paid_order, message) for message, settlement in decided
+                                        if settlement.paid_order])
         record_events(conn, [
             {"eventId": message["eventId"], "type": message["type"], "outcome": settlement.outcome,
              "paymentIntentId": message["paymentIntentId"], "subjectId": settlement.subject_id,
              "detail": settlement.detail}
             for message, settlement in decided if not settlement.refund_amount], trigger)
         conn.commit()
+    for order_id in to_confirm:
+        confirm_later(order_id)
     outcomes = []
     for message, settlement in decided:
         if settlement.refund_amount:
             outcomes.append((message, settle_succeeded(message, trigger)))  # decided again: a duplicate then
         else:
-            if settlement.confirm:
-                confirm_later(settlement.subject_id)
             SETTLEMENTS.labels(trigger, settlement.outcome).inc()
             outcomes.append((message, settlement.outcome))
     outcomes += [(message, settle_succeeded(message, trigger)) for message in messages if message.get("checkoutId")]
