@@ -213,11 +213,14 @@ def order_of(conn: Connection, order_id: uuid.UUID, owner: Owner | None = None) 
 
 def paid_orders(conn: Connection, limit: int = 200) -> list[OrderSummary]:
     """Paid orders for the operator: those to fulfil first (oldest payment first), then the rest, newest first."""
-    rows = conn.execute(select(orders.c.id).where(orders.c.paid_at.is_not(None))
-                        .order_by(orders.c.shipped_at.is_not(None), orders.c.paid_at.desc()).limit(limit)).scalars().all()
-    if not rows:
+    paid = orders.c.paid_at.is_not(None)
+    order_ids = list(conn.execute(select(orders.c.id).where(paid, orders.c.shipped_at.is_(None))
+                                  .order_by(orders.c.paid_at).limit(limit)).scalars())
+    order_ids += conn.execute(select(orders.c.id).where(paid, orders.c.shipped_at.is_not(None))
+                              .order_by(orders.c.paid_at.desc()).limit(max(limit - len(order_ids), 0))).scalars()
+    if not order_ids:
         return []
-    summaries = _summaries(conn, conn.execute(_LINES.where(_lines_of(list(rows)))).all(), utcnow())
+    summaries = _summaries(conn, conn.execute(_LINES.where(_lines_of(order_ids))).all(), utcnow())
     to_fulfil = sorted((s for s in summaries if s.to_fulfil), key=lambda s: s.paid_at)
     others = sorted((s for s in summaries if not s.to_fulfil), key=lambda s: s.paid_at, reverse=True)
     return to_fulfil + others
