@@ -9,8 +9,10 @@ went from about 140 to 100 µs with the session change; bench/holds.py measures
 the shop's /healthz against a bare Flask route).
 """
 
+import itertools
+import os
+import secrets
 import time
-import uuid
 
 from flask import Request
 
@@ -20,6 +22,22 @@ from storefront.logs import VALID_REQUEST_ID, request_id_var
 
 
 ROUTE_KEY = "storefront.route"
+
+
+class RequestIds:
+    """New request ids: 32 hex digits, a random prefix per process and a counter. Unique like
+    a uuid4's hex, without a trip to the kernel's random source on every request."""
+
+    def __init__(self):
+        self._pid = None
+
+    def __call__(self) -> str:
+        if self._pid != os.getpid():  # a forked worker starts its own sequence
+            self._pid, self._prefix, self._counter = os.getpid(), secrets.token_hex(8), itertools.count(1)
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
+new_request_id = RequestIds()
 
 
 class RoutedRequest(Request):
@@ -46,7 +64,7 @@ class RequestEnvelope:
     def __call__(self, environ, start_response):
         started = time.perf_counter()
         incoming = environ.get("HTTP_X_REQUEST_ID", "")
-        request_id = incoming if incoming and VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if incoming and VALID_REQUEST_ID.match(incoming) else new_request_id()
         token = request_id_var.set(request_id)
         answered = []
 

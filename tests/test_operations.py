@@ -57,6 +57,8 @@ def test_every_answer_carries_a_request_id(client):
     assert given.headers["X-Request-Id"] == "trace-abc-12345"
     made = client.get("/healthz", headers={"X-Request-Id": "bad id with spaces"})
     assert re.fullmatch(r"[0-9a-f]{32}", made.headers["X-Request-Id"])
+    ids = {client.get("/healthz").headers["X-Request-Id"] for _ in range(50)}
+    assert len(ids) == 50  # a new one for every request
 
 
 def test_secrets_card_numbers_and_client_secrets_are_scrubbed_from_logs():

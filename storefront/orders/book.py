@@ -191,11 +191,15 @@ def _summaries(conn: Connection, rows: Iterable, now: datetime) -> list[OrderSum
     return list(grouped.values())
 
 
+def holds_of(conn: Connection, owner: Owner, limit: int = 100) -> list:
+    """The owner's last ``limit`` holds, newest first, each with its product's name."""
+    return conn.execute(_LINES.where(holds.c.user_id == owner.visitor_id, holds.c.browser_id == owner.browser_id)
+                        .order_by(holds.c.created_at.desc(), holds.c.product_id).limit(limit)).all()
+
+
 def orders_of(conn: Connection, owner: Owner, limit: int = 100) -> list[OrderSummary]:
     """The owner's orders, newest first (their last ``limit`` holds, grouped)."""
-    rows = conn.execute(_LINES.where(holds.c.user_id == owner.visitor_id, holds.c.browser_id == owner.browser_id)
-                        .order_by(holds.c.created_at.desc(), holds.c.product_id).limit(limit)).all()
-    return _summaries(conn, rows, utcnow())
+    return _summaries(conn, holds_of(conn, owner, limit), utcnow())
 
 
 def _lines_of(order_ids: list[uuid.UUID]):

@@ -3,15 +3,13 @@
 import uuid
 
 from flask import Blueprint, jsonify, render_template
-from sqlalchemy import select
 
 from storefront.clock import isoformat_z, utcnow
 from storefront.errors import ApiError
 from storefront.extensions import reading
 from storefront.htmx import wants_fragment
 from storefront.inventory.holds import hold_json
-from storefront.inventory.stock import holds, products
-from storefront.orders.book import order_of, orders_of, reference_of
+from storefront.orders.book import holds_of, order_of, orders_of, reference_of
 from storefront.orders.delivery import countries
 from storefront.owners import requesting_owner
 from storefront.params import reservation_id
@@ -42,13 +40,7 @@ def show_orders():
     """The owner's holds and purchases, newest first: one item per hold, with its order's reference."""
     owner = requesting_owner()
     with reading() as conn:
-        rows = conn.execute(
-            select(holds, products.c.name.label("product_name"))
-            .join(products, products.c.id == holds.c.product_id)
-            .where(holds.c.user_id == owner.visitor_id, holds.c.browser_id == owner.browser_id)
-            .order_by(holds.c.created_at.desc(), holds.c.product_id)
-            .limit(ORDERS_SHOWN)
-        ).all()
+        rows = holds_of(conn, owner, ORDERS_SHOWN)
     now = utcnow()
     return jsonify({"orders": [
         {**hold_json(row, now), "checkoutId": str(row.checkout_id) if row.checkout_id else None,
