@@ -192,8 +192,14 @@ def _place_hold_step_by_step(conn, product_id, owner, address, quantity, ttl_sec
     return PlacedHold(placed, created=True)
 
 
+# What the answer, the hold fragment and its payment read of a new hold; the rest of the row
+# (reconciliation's bookkeeping, the refund, the address) stays in the database.
+PLACED_COLUMNS = ("id", "product_id", "user_id", "browser_id", "quantity", "amount", "currency", "status",
+                  "expires_at", "payment_intent_id", "checkout_id", "created_at")
 _PLACE_HOLD = (
-    "SELECT placed.outcome, placed.detail, (placed.hold).* FROM storefront_place_hold("
+    "SELECT placed.outcome, placed.detail, "
+    + ", ".join(f"(placed.hold).{column}" for column in PLACED_COLUMNS)
+    + " FROM storefront_place_hold("
     "%(id)s::uuid, %(product)s::integer, %(visitor)s::varchar, %(browser)s::varchar, %(address)s::varchar,"
     " %(quantity)s::integer, %(ttl)s::integer, %(limit)s::integer) AS placed"
 )
