@@ -13,11 +13,14 @@ from storefront.clock import isoformat_z
 from storefront.inventory.holds import status_of
 
 
+def major_units(minor_units: int, currency: str) -> Decimal:
+    """``1800, "usd"`` → ``Decimal("18.00")``: the currency's own number of decimals."""
+    return Decimal(minor_units).scaleb(-get_currency_precision(currency.upper()))
+
+
 def money(minor_units: int, currency: str) -> str:
-    """``1800, "usd"`` → ``$18.00``; the currency's own number of decimals."""
-    code = currency.upper()
-    amount = Decimal(minor_units).scaleb(-get_currency_precision(code))
-    return format_currency(amount, code, locale="en_US")
+    """``1800, "usd"`` → ``$18.00``."""
+    return format_currency(major_units(minor_units, currency), currency.upper(), locale="en_US")
 
 
 # The browser's time zone, as storefront.js reads it from Intl and keeps it in this cookie.

@@ -15,23 +15,21 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 
-from babel.numbers import get_currency_precision
 from sqlalchemy import Connection, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from storefront.clock import utcnow
+from storefront.formatting import major_units
 from storefront.inventory.holds import status_of
 from storefront.inventory.models import HoldStatus
 from storefront.inventory.stock import holds, products
+from storefront.orders.delivery import COLUMNS as DELIVERY_COLUMNS
 from storefront.orders.delivery import Delivery, delivery_from_intent, delivery_from_order
 from storefront.orders.models import Order
 from storefront.owners import Owner
 
 orders = Order.__table__
-DELIVERY_COLUMNS = ("email", "ship_name", "ship_line1", "ship_line2", "ship_city", "ship_state",
-                    "ship_postal_code", "ship_country")
 REFUND_REASON = "paid after its hold had lapsed and the stock was gone: the payment was refunded"
 
 
@@ -91,8 +89,7 @@ def record_paid(conn: Connection, paid: list[tuple[str, object, dict]]) -> set[u
     now = utcnow()
     rows = {}
     for kind, subject, message in paid:  # one row per order: a statement may not upsert a row twice
-        details = delivery_from_intent({"receipt_email": message.get("receiptEmail"),
-                                        "shipping": message.get("shipping")})
+        details = delivery_from_intent(message.get("receiptEmail"), message.get("shipping"))
         rows.setdefault(subject.id, {**_owner_columns(kind, subject), **dict.fromkeys(DELIVERY_COLUMNS), **details,
                                      "paid_at": now, "created_at": now, "updated_at": now})
     upserted = conn.execute(_PAID_UPSERT[conn.dialect.name], list(rows.values()))
@@ -254,10 +251,6 @@ def mark_shipped(conn: Connection, order_id: uuid.UUID, tracking_reference: str 
     return order_of(conn, order_id)
 
 
-def _decimal(amount: int, currency: str) -> str:
-    return str(Decimal(amount).scaleb(-get_currency_precision(currency.upper())))
-
-
 def _cell(value) -> str:
     # A cell starting with = + - @ is a formula to a spreadsheet: written as text instead.
     text = "" if value is None else str(value)
@@ -280,7 +273,7 @@ def orders_csv(summaries: Iterable[OrderSummary]) -> str:
             *((delivery.email, delivery.name, delivery.line1, delivery.line2, delivery.city, delivery.state,
                delivery.postal_code, delivery.country) if delivery else ("",) * 8),
             "; ".join(f"{line.quantity} x {line.name}" for line in order.lines if line.status != "REFUNDED"),
-            _decimal(order.amount, order.currency), _decimal(order.refunded_amount, order.currency),
+            major_units(order.amount, order.currency), major_units(order.refunded_amount, order.currency),
             order.currency.upper(), order.shipped_at.isoformat() if order.shipped_at else "",
             order.tracking_reference or "")])
     return out.getvalue()

@@ -29,6 +29,7 @@ FIELDS = (
     ("postalCode", "ship_postal_code", 20, False),
     ("country", "ship_country", 2, True),
 )
+COLUMNS = tuple(column for _, column, _, _ in FIELDS)
 
 
 class InvalidDelivery(ValueError):
@@ -109,12 +110,12 @@ def delivery_from_order(order) -> Delivery | None:
                     postal_code=order.ship_postal_code or "", country=order.ship_country or "")
 
 
-def delivery_from_intent(intent: Mapping) -> dict:
+def delivery_from_intent(receipt_email: str | None, shipping: Mapping | None) -> dict:
     """Delivery columns from a PaymentIntent's ``receipt_email`` and ``shipping`` (what Stripe
     kept): used only where the order has none of its own."""
-    shipping = intent.get("shipping") or {}
+    shipping = shipping or {}
     address = shipping.get("address") or {}
-    columns = {"email": intent.get("receipt_email"), "ship_name": shipping.get("name"),
+    columns = {"email": receipt_email, "ship_name": shipping.get("name"),
                "ship_line1": address.get("line1"), "ship_line2": address.get("line2"),
                "ship_city": address.get("city"), "ship_state": address.get("state"),
                "ship_postal_code": address.get("postal_code"), "ship_country": address.get("country")}
