@@ -18,6 +18,8 @@ class HoldStatus(enum.StrEnum):
 
 
 _PENDING = text("status = 'PENDING'")
+_HAS_INTENT = text("payment_intent_id IS NOT NULL")
+_IN_CHECKOUT = text("checkout_id IS NOT NULL")
 _UNSETTLED_INTENT = text(
     "status IN ('EXPIRED', 'CANCELLED') AND payment_intent_id IS NOT NULL AND payment_released_at IS NULL"
 )
@@ -34,17 +36,16 @@ class Hold(db.Model):
             "status IN ('PENDING', 'COMPLETED', 'EXPIRED', 'CANCELLED', 'REFUNDED')", name="status_known"
         ),
         # One live hold per owner (visitor id and browser) and product, guaranteed by the database.
+        # Led by the visitor id: the hold limit counts a visitor id's live holds through it too.
         Index(
             "uq_holds_pending_owner",
-            "product_id",
             "user_id",
             "browser_id",
+            "product_id",
             unique=True,
             postgresql_where=_PENDING,
             sqlite_where=_PENDING,
         ),
-        # A visitor id's live holds, whichever browser and address: what the hold limit counts.
-        Index("ix_holds_pending_visitor", "user_id", postgresql_where=_PENDING, sqlite_where=_PENDING),
         # Finds a product's lapsed holds without reading its live or finished ones.
         Index(
             "ix_holds_pending_product_expiry",
@@ -54,6 +55,10 @@ class Hold(db.Model):
             sqlite_where=_PENDING,
         ),
         Index("ix_holds_visitor_created", "user_id", "created_at"),
+        # Looked up by value only; most holds have neither and take no entry.
+        Index("ix_holds_payment_intent_id", "payment_intent_id", postgresql_where=_HAS_INTENT,
+              sqlite_where=_HAS_INTENT),
+        Index("ix_holds_checkout_id", "checkout_id", postgresql_where=_IN_CHECKOUT, sqlite_where=_IN_CHECKOUT),
         # Released holds whose PaymentIntent is not settled yet: what reconciliation asks about.
         Index(
             "ix_holds_unsettled_intent",
@@ -75,7 +80,7 @@ class Hold(db.Model):
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[str] = mapped_column(String(16), default=HoldStatus.PENDING)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    payment_intent_id: Mapped[str | None] = mapped_column(String(255))
     # Set once the PaymentIntent of a released hold is settled with Stripe: cancelled, or
     # paid and then sold or refunded. Until then reconciliation keeps asking about it.
     payment_released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -85,7 +90,7 @@ class Hold(db.Model):
     # A REFUNDED hold: Stripe's refund id once the refund went through.
     refund_id: Mapped[str | None] = mapped_column(String(255))
     # The checkout this hold is a line of; None for a single-item hold.
-    checkout_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("checkouts.id"), index=True)
+    checkout_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("checkouts.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
