@@ -30,6 +30,16 @@ migrate = Migrate(render_as_batch=True, compare_type=True)
 HOT_POOL_SIZE = 8
 
 
+def on_postgresql() -> bool:
+    """Whether the app's database is PostgreSQL, where the hot paths run one prepared statement
+    each (:func:`one_statement`). Asked on every hot request: looked up once per app."""
+    extensions = current_app.extensions
+    answer = extensions.get("storefront.on_postgresql")
+    if answer is None:
+        answer = extensions["storefront.on_postgresql"] = db.engine.dialect.name == "postgresql"
+    return answer
+
+
 def _statement_engine():
     """The app's second engine, for the hot paths: the same database, its connections kept in
     autocommit, so a statement is its own transaction and nothing needs resetting after it."""
@@ -126,7 +136,15 @@ def _drop_dead_connection(dbapi_connection, connection_record, connection_proxy)
 class SessionInterface(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions (the admin's CSRF token lives in one), with the signing
     serializer built once per app instead of on every request: building it was a sixth of
-    a /healthz answer. The key cannot change while the app runs, so one is enough."""
+    a /healthz answer. The key cannot change while the app runs, so one is enough.
+
+    Only the admin uses a session, so nearly every request carries no session cookie: that
+    is seen in the raw Cookie header, without parsing every cookie into a dict first."""
+
+    def open_session(self, app, request):
+        if f"{self.get_cookie_name(app)}=" not in request.environ.get("HTTP_COOKIE", ""):
+            return self.session_class()
+        return super().open_session(app, request)
 
     def get_signing_serializer(self, app):
         serializer = app.extensions.get("storefront.session_serializer")

@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 
 from storefront.clock import UTCDateTime, isoformat_z, utcnow
-from storefront.extensions import db, one_statement
+from storefront.extensions import db, on_postgresql, one_statement
 from storefront.inventory.models import HoldStatus, is_pending
 from storefront.inventory.stock import (
     give_back_units,
@@ -148,7 +148,7 @@ def place_hold(product_id: int, owner: Owner, address: str, quantity: int, ttl_s
     (``storefront_place_hold``), one round trip in its own transaction. Raises
     ProductNotFound, OutOfStock or HoldLimit.
     """
-    if db.engine.dialect.name == "postgresql":
+    if on_postgresql():
         return _place_hold_in_one_statement(product_id, owner, address, quantity, ttl_seconds, max_visitor_units)
     with db.engine.connect() as conn:
         return _place_hold_step_by_step(conn, product_id, owner, address, quantity, ttl_seconds,

@@ -32,7 +32,7 @@ from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 
 from storefront.catalog.models import Product
 from storefront.clock import UTCDateTime, utcnow
-from storefront.extensions import db, one_statement, reading
+from storefront.extensions import on_postgresql, one_statement, reading
 from storefront.inventory.models import Hold, is_pending
 
 products = Product.__table__
@@ -66,15 +66,16 @@ _product_id = bindparam("product")
 _quantity = bindparam("units")
 
 
-def available_units():
-    """A column expression for ``products``: units that can be held at the ``now`` parameter
-    (none of an archived product: it takes no new holds)."""
+def available_units(now=_now):
+    """A column expression for ``products``: units that can be held at ``now`` (by default
+    the ``now`` parameter); none of an archived product: it takes no new holds."""
+    none = literal_column("0")
     lapsed_units = (
-        select(func.coalesce(func.sum(holds.c.quantity), 0))
-        .where(holds.c.product_id == products.c.id, is_pending, holds.c.expires_at <= _now)
+        select(func.coalesce(func.sum(holds.c.quantity), none))
+        .where(holds.c.product_id == products.c.id, is_pending, holds.c.expires_at <= now)
         .scalar_subquery()
     )
-    return case((products.c.archived_at.is_(None), _free_units + lapsed_units), else_=0)
+    return case((products.c.archived_at.is_(None), _free_units + lapsed_units), else_=none)
 
 
 _STOCK = select(products.c.id, products.c.total_quantity, available_units())
@@ -142,20 +143,23 @@ def stock_levels(conn: Connection, product_ids, now: datetime | None = None) -> 
     return {pid: Stock(pid, total, available) for pid, total, available in rows}
 
 
-_compiled_stock_of = _STOCK_OF.compile(dialect=postgresql_psycopg.dialect())
-_STOCK_OF_ON_POSTGRESQL = str(_compiled_stock_of)
-_STOCK_OF_CONSTANTS = {name: value for name, value in _compiled_stock_of.params.items() if value is not None}
+# The stock check's statement on PostgreSQL: :func:`stock_of`'s, on the database's clock (the
+# one the hold function sets ``expires_at`` by), so the product id is its only parameter.
+_STOCK_OF_ON_POSTGRESQL = str(
+    select(products.c.id, products.c.total_quantity, available_units(func.now()))
+    .where(products.c.id == _product_id)
+    .compile(dialect=postgresql_psycopg.dialect())
+)
 
 
 def current_stock(product_id: int) -> Stock | None:
     """The stock check's read: on PostgreSQL one prepared SELECT in autocommit on a pooled
-    connection, the same statement as :func:`stock_of`; elsewhere through SQLAlchemy."""
-    if db.engine.dialect.name != "postgresql":
+    connection; elsewhere :func:`stock_of` through SQLAlchemy."""
+    if not on_postgresql():
         with reading() as conn:
             return stock_of(conn, product_id)
     with one_statement() as connection:
-        row = connection.execute(_STOCK_OF_ON_POSTGRESQL, {**_STOCK_OF_CONSTANTS, "product": product_id,
-                                                           "now": utcnow()}, prepare=True).fetchone()
+        row = connection.execute(_STOCK_OF_ON_POSTGRESQL, {"product": product_id}, prepare=True).fetchone()
     return None if row is None else Stock(*row)
 
 
