@@ -4,7 +4,8 @@ Every figure stands beside a reference measured in the same run, under the same
 gunicorn settings (bench/reference_apps.py): a bare Flask JSON route, and a
 minimal app that makes the hold in one SQL statement and reads a product's
 availability in one SELECT. Prints requests per second that got a 2xx/3xx
-answer (anything else is printed apart), p50/p99 latency, and the ratios:
+answer (anything else is printed apart), p50/p99 latency, the CPU time the
+serving gunicorn and PostgreSQL used per answered request, and the ratios:
 /healthz against the bare route; the stock check (JSON, fragment, and an
 unchanged stock answered 304) against the one-SELECT read; holds at 16 and 64
 clients against the one-statement hold, each run from the same table state;
@@ -28,6 +29,7 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import requests
@@ -144,7 +146,43 @@ def start_gunicorn(server: PostgresServer, workers: int, threads: int, app: str 
     return process, url
 
 
-def wrk(wrk_path: str, url: str, connections: int, seconds: int, script: str | None = None) -> dict:
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid: int) -> list[int]:
+    """The process and all its descendants (gunicorn's workers, PostgreSQL's backends)."""
+    found, waiting = [], [pid]
+    while waiting:
+        current = waiting.pop()
+        found.append(current)
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as children:
+                    waiting += [int(child) for child in children.read().split()]
+        except FileNotFoundError:
+            pass  # gone meanwhile
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time used so far by a process tree (a process that ended meanwhile
+    takes its time with it: PostgreSQL's backends and gunicorn's workers live through a run)."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            with open(f"/proc/{member}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLOCK_TICKS
+
+
+def wrk(wrk_path: str, url: str, connections: int, seconds: int, script: str | None = None,
+        watched: dict[str, int] | None = None) -> dict:
+    """Run wrk; with ``watched`` (a name per process id), also the CPU microseconds each of
+    those process trees used per answered request: the figure a busy machine moves least."""
+    cpu_before = {name: cpu_seconds(pid) for name, pid in (watched or {}).items()}
     command = [wrk_path, "--latency", "-t", "2", "-c", str(connections), "-d", f"{seconds}s"]
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
         if script:
@@ -155,7 +193,11 @@ def wrk(wrk_path: str, url: str, connections: int, seconds: int, script: str | N
         output = subprocess.run(command + [url], check=True, capture_output=True, text=True).stdout
     finally:
         os.unlink(lua.name)
-    return parse_wrk(output)
+    result = parse_wrk(output)
+    answered = max(result["rps"] * result["seconds"], 1)
+    result["cpu_us"] = {name: (cpu_seconds(pid) - cpu_before[name]) / answered * 1e6
+                        for name, pid in (watched or {}).items()}
+    return result
 
 
 def _ms(value: str) -> float:
@@ -178,11 +220,13 @@ def parse_wrk(output: str) -> dict:
         "p99": _ms(latency["99"]),
         "non2xx": int(errors.group(1)) if errors else 0,
         "socket_errors": socket_errors.group(1) if socket_errors else "",
+        "seconds": seconds,
     }
 
 
 def line(label: str, result: dict) -> str:
-    extra = f"  non-2xx={result['non2xx']}" if result["non2xx"] else ""
+    extra = "".join(f"  {name} {used:.0f} us" for name, used in result.get("cpu_us", {}).items())
+    extra += f"  non-2xx={result['non2xx']}" if result["non2xx"] else ""
     extra += f"  socket errors: {result['socket_errors']}" if result["socket_errors"] else ""
     return f"{label:<44} {result['rps']:>9.0f}/s   p50 {result['p50']:>7.2f} ms   p99 {result['p99']:>7.2f} ms{extra}"
 
@@ -224,10 +268,15 @@ def main() -> int:
         minimal, minimal_url = start_gunicorn(server, args.workers, args.threads, "bench.reference_apps:minimal",
                                               no_config.name)
         try:
+            servers = {urlsplit(url).netloc: shop.pid, urlsplit(bare_url).netloc: bare.pid,
+                       urlsplit(minimal_url).netloc: minimal.pid}
+
             def run(label, target_url, clients=16, script=None, before=None):
                 if before:
                     before()
-                result = wrk(wrk_path, target_url, clients, args.seconds, script)
+                app_pid = servers[urlsplit(target_url).netloc]
+                result = wrk(wrk_path, target_url, clients, args.seconds, script,
+                             {"cpu/request: app": app_pid, "postgres": server.process.pid})
                 print(line(label, result), flush=True)
                 return result
 
