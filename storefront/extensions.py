@@ -5,6 +5,7 @@ import threading
 from contextlib import contextmanager
 
 import psycopg
+from psycopg.rows import namedtuple_row
 from flask import current_app
 from flask.sessions import SecureCookieSessionInterface
 from flask_migrate import Migrate
@@ -67,25 +68,29 @@ def _alive(connection) -> bool:
 
 @contextmanager
 def one_statement():
-    """A psycopg connection (PostgreSQL) in autocommit, for the hot paths: one prepared
-    statement, one round trip, its own transaction; no BEGIN or COMMIT.
+    """A psycopg cursor on a PostgreSQL connection in autocommit, for the hot paths: one
+    prepared statement, one round trip, its own transaction; no BEGIN or COMMIT. Rows
+    come as named tuples.
 
     Each thread keeps one connection from the pool of the autocommit engine, as a
     minimal app keeps one per thread: no checkout per request, and its statements
     stay prepared. It is looked at before each use (one poll, no round trip) and
-    replaced when its server went away.
+    replaced when its server went away. The cursor is kept with it: making one per
+    statement cost a fifth of the client's CPU time for a hold (22 of 110 µs).
     """
     engine = _statement_engine()
     held = getattr(_held, "connections", None)
     if held is None:
         held = _held.connections = {}
-    pooled = held.get(engine)
+    pooled, cursor = held.get(engine, (None, None))
     if pooled is None or pooled.dbapi_connection is None or not _alive(pooled.dbapi_connection):
         if pooled is not None:
             pooled.invalidate()
-        pooled = held[engine] = engine.raw_connection()
+        pooled = engine.raw_connection()
+        cursor = pooled.dbapi_connection.cursor(row_factory=namedtuple_row)
+        held[engine] = (pooled, cursor)
     try:
-        yield pooled.dbapi_connection
+        yield cursor
     except (psycopg.OperationalError, psycopg.InterfaceError):
         held.pop(engine, None)
         pooled.invalidate()  # broken (the server went away): never used again
@@ -96,7 +101,7 @@ def dispose_engines(app) -> None:
     """Close the app's autocommit engine and the connection this thread holds from it (tests)."""
     engine = app.extensions.pop("storefront.statement_engine", None)
     if engine is not None:
-        pooled = getattr(_held, "connections", {}).pop(engine, None)
+        pooled, _ = getattr(_held, "connections", {}).pop(engine, (None, None))
         if pooled is not None:
             pooled.invalidate()
         engine.dispose()

@@ -9,7 +9,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from psycopg.rows import namedtuple_row
 from sqlalchemy import Connection, and_, bindparam, case, func, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
@@ -207,15 +206,12 @@ _PLACE_HOLD = (
 
 def _place_hold_in_one_statement(product_id, owner, address, quantity, ttl_seconds, max_visitor_units):
     """PostgreSQL: the function a migration installed, prepared once per connection, one round trip."""
-    with one_statement() as connection:
-        # Rows as named tuples, their class made once per shape: reading cursor.description
-        # instead would build a Column object for each of the hold's columns on every call.
-        with connection.cursor(row_factory=namedtuple_row) as cursor:
-            row = cursor.execute(_PLACE_HOLD, {
-                "id": uuid.uuid4(), "product": product_id, "visitor": owner.visitor_id,
-                "browser": owner.browser_id, "address": address, "quantity": quantity, "ttl": ttl_seconds,
-                "limit": max_visitor_units,
-            }, prepare=True).fetchone()
+    with one_statement() as cursor:
+        row = cursor.execute(_PLACE_HOLD, {
+            "id": uuid.uuid4(), "product": product_id, "visitor": owner.visitor_id,
+            "browser": owner.browser_id, "address": address, "quantity": quantity, "ttl": ttl_seconds,
+            "limit": max_visitor_units,
+        }, prepare=True).fetchone()
     if row.outcome in ("created", "existing"):
         return PlacedHold(row, created=row.outcome == "created")
     if row.outcome == "out_of_stock":

@@ -158,8 +158,8 @@ def current_stock(product_id: int) -> Stock | None:
     if not on_postgresql():
         with reading() as conn:
             return stock_of(conn, product_id)
-    with one_statement() as connection:
-        row = connection.execute(_STOCK_OF_ON_POSTGRESQL, {"product": product_id}, prepare=True).fetchone()
+    with one_statement() as cursor:
+        row = cursor.execute(_STOCK_OF_ON_POSTGRESQL, {"product": product_id}, prepare=True).fetchone()
     return None if row is None else Stock(*row)
 
 
