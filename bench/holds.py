@@ -11,7 +11,7 @@ unchanged stock answered 304) against the one-SELECT read; holds at 16 and 64
 clients against the one-statement hold, each run from the same table state;
 holds with 100,000 live and 1,000,000 finished holds on the product against none.
 
-    .venv/bin/python -m bench.holds [--seconds 10] [--workers 2] [--threads 4] [--only holds ...]
+    .venv/bin/python -m bench.holds [--seconds 6] [--rounds 5] [--workers 2] [--threads 4] [--only holds ...]
 
 Needs wrk (Debian's package; installed when missing and run as root) and
 PostgreSQL's server binaries, like the tests. PostgreSQL runs with fsync on,
@@ -243,12 +243,12 @@ def reset(server: PostgresServer, product_id: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=int, default=10, help="length of each run (default 10)")
+    parser.add_argument("--seconds", type=int, default=6, help="length of each run (default 6)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
     parser.add_argument("--no-fsync", action="store_true", help="run PostgreSQL with fsync off")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="rounds of each comparison; the median ratio counts (default 3)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="rounds of each comparison; the median ratio counts (default 5)")
     parser.add_argument("--only", nargs="+", choices=("path", "stock", "holds", "flat"),
                         help="run only these comparisons: the request path, stock checks, holds at 16 and "
                              "64 clients, holds beside many others (default: all)")
@@ -283,14 +283,21 @@ def main() -> int:
             ratios: list[tuple[str, list[dict], float, float | None]] = []
 
             def compare(title, target, reference, *shops, p99_target=None):
-                """Each round runs the reference, then each shop figure right after it, so that
-                every ratio is taken under the same load on this shared machine; the median of
-                the rounds' ratios is what counts."""
+                """Each round runs the reference and each shop figure back to back, so that every
+                ratio is taken under the same load on this shared machine; every other round runs
+                them in the opposite order, so that a machine slowing down (or speeding up) during
+                a round does not always favour the same side. The median of the rounds' ratios
+                is what counts."""
                 rounds = []
                 for number in range(args.rounds):
                     print(f"-- {title}, round {number + 1} of {args.rounds}", flush=True)
-                    base = run(*reference)
-                    rounds.append([(run(*shop), base) for shop in shops])
+                    if number % 2 == 0:
+                        base = run(*reference)
+                        rounds.append([(run(*shop), base) for shop in shops])
+                    else:
+                        measured = [run(*shop) for shop in reversed(shops)][::-1]
+                        base = run(*reference)
+                        rounds.append([(result, base) for result in measured])
                 for index, shop in enumerate(shops):
                     ratios.append((f"{shop[0]} / {reference[0]}", [r[index] for r in rounds], target, p99_target))
 
