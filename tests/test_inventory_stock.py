@@ -2,14 +2,16 @@
 
 import time
 
+import psycopg
 import pytest
 from sqlalchemy import select
 
 from storefront.catalog.models import Product
 from storefront.clock import utcnow
 from storefront.extensions import db
-from storefront.inventory.holds import sweep_lapsed_holds
+from storefront.inventory.holds import place_hold, sweep_lapsed_holds
 from storefront.inventory.models import Hold
+from storefront.owners import Owner
 from tests.factories import lapse, make_product, visitor
 
 
@@ -168,3 +170,14 @@ def test_an_unchanged_stock_is_a_304_and_any_change_shows_in_the_next_check(clie
     lapse(held["reservationId"])  # a lapse, not yet swept: the very next check shows it
     after_lapse = client.get(url, headers={"If-None-Match": after_hold.headers["ETag"]})
     assert after_lapse.status_code == 200 and after_lapse.get_json()["available"] == 2
+
+
+def test_a_statement_that_fails_on_the_hot_connection_leaves_it_usable(app, client):
+    """Holds and stock checks keep one connection and one cursor per thread: a statement that
+    fails on them (here the database refusing a hold of no units) must not spoil the next."""
+    product = make_product(total=5)
+    with app.test_request_context():
+        with pytest.raises(psycopg.errors.CheckViolation):
+            place_hold(product.id, Owner(visitor(1), ""), "127.0.0.1", 0, 600, 10)
+    assert hold(client, product.id, visitor(2)).status_code == 201
+    assert available(client, product.id) == 4
