@@ -69,9 +69,10 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def issue_browser_cookie(response: Response) -> Response:
-        # The first page a browser loads gives it its secret; scripts calling the JSON API get none.
-        if (request.method == "GET" and response.mimetype == "text/html" and not wants_fragment()
-                and not browser_id()):
+        # The first page a browser loads gives it its secret; scripts calling the JSON API get
+        # none, and neither does an answer without a page (a 304 to a conditional poll, say).
+        if (response.status_code == 200 and request.method == "GET" and response.mimetype == "text/html"
+                and not wants_fragment() and not browser_id()):
             token = secrets.token_urlsafe(24)
             response.set_cookie(
                 COOKIE_NAME, _signer().sign(token).decode(), max_age=COOKIE_MAX_AGE_SECONDS,
