@@ -5,7 +5,8 @@ gunicorn settings (bench/reference_apps.py): a bare Flask JSON route, and a
 minimal app that makes the hold in one SQL statement and reads a product's
 availability in one SELECT. Prints requests per second that got a 2xx/3xx
 answer (anything else is printed apart), p50/p99 latency, the CPU time the
-serving gunicorn and PostgreSQL used per answered request, and the ratios:
+serving gunicorn and PostgreSQL used per answered request, the bytes of each
+answer, and the ratios:
 /healthz against the bare route; the stock check (JSON, fragment, and an
 unchanged stock answered 304) against the one-SELECT read; holds at 16 and 64
 clients against the one-statement hold, each run from the same table state;
@@ -213,6 +214,8 @@ def parse_wrk(output: str) -> dict:
     unit = re.search(r"\d+ requests in [\d.]+(m?s)", output).group(1)
     seconds = float(seconds) / (1000 if unit == "ms" else 1)
     failed = int(errors.group(1)) if errors else 0
+    read, read_unit = re.search(r"requests in [\d.]+m?s, ([\d.]+)(B|KB|MB|GB) read", output).groups()
+    read_bytes = float(read) * {"B": 1, "KB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3}[read_unit]
     return {
         # Only answers in 2xx/3xx count: a 409, 429 or 5xx is printed apart, never as a hold.
         "rps": (int(total) - failed) / seconds,
@@ -221,11 +224,13 @@ def parse_wrk(output: str) -> dict:
         "non2xx": int(errors.group(1)) if errors else 0,
         "socket_errors": socket_errors.group(1) if socket_errors else "",
         "seconds": seconds,
+        "bytes_per_answer": read_bytes / max(int(total), 1),  # headers and body, as wrk read them
     }
 
 
 def line(label: str, result: dict) -> str:
     extra = "".join(f"  {name} {used:.0f} us" for name, used in result.get("cpu_us", {}).items())
+    extra += f"  {result['bytes_per_answer']:.0f} B/answer"
     extra += f"  non-2xx={result['non2xx']}" if result["non2xx"] else ""
     extra += f"  socket errors: {result['socket_errors']}" if result["socket_errors"] else ""
     return f"{label:<44} {result['rps']:>9.0f}/s   p50 {result['p50']:>7.2f} ms   p99 {result['p99']:>7.2f} ms{extra}"
