@@ -210,11 +210,11 @@ def parse_wrk(output: str) -> dict:
     latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", output, re.M))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     socket_errors = re.search(r"Socket errors: (.*)", output)
-    total, seconds = re.search(r"(\d+) requests in ([\d.]+)(m?s)", output).group(1, 2)
-    unit = re.search(r"\d+ requests in [\d.]+(m?s)", output).group(1)
+    # "3000 requests in 10.00s, 1.17MB read"
+    total, seconds, unit, read, read_unit = re.search(
+        r"(\d+) requests in ([\d.]+)(m?s), ([\d.]+)(B|KB|MB|GB) read", output).groups()
     seconds = float(seconds) / (1000 if unit == "ms" else 1)
     failed = int(errors.group(1)) if errors else 0
-    read, read_unit = re.search(r"requests in [\d.]+m?s, ([\d.]+)(B|KB|MB|GB) read", output).groups()
     read_bytes = float(read) * {"B": 1, "KB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3}[read_unit]
     return {
         # Only answers in 2xx/3xx count: a 409, 429 or 5xx is printed apart, never as a hold.

@@ -76,12 +76,10 @@ class RequestEnvelope:
                                and VARY_ON_HTMX not in value else value) for name, value in headers]
             else:
                 headers.append(("Vary", VARY_ON_HTMX))
-            if status.startswith("304"):
-                pass  # the stored answer keeps its own: a 304 updates only what caching needs (RFC 9110, 15.4.5)
-            elif self.security_names.isdisjoint(present):
-                headers.extend(self.security_headers)
-            else:
-                headers.extend(h for h in self.security_headers if h[0].lower() not in present)
+            # A 304 updates only what caching needs; the stored answer keeps its own (RFC 9110, 15.4.5).
+            if not status.startswith("304"):
+                headers.extend(self.security_headers if self.security_names.isdisjoint(present)
+                               else [h for h in self.security_headers if h[0].lower() not in present])
             answered.append(status)
             return start_response(status, headers, exc_info)
 

@@ -40,7 +40,8 @@ def _signer() -> Signer:
 def browser_id() -> str:
     """This request's browser id, from its signed cookie; "" without one (or with a forged one)."""
     # A script calling the API sends no cookie at all: nothing to parse.
-    cookie = request.cookies.get(COOKIE_NAME) if COOKIE_NAME in request.environ.get("HTTP_COOKIE", "") else None
+    sent = f"{COOKIE_NAME}=" in request.environ.get("HTTP_COOKIE", "")
+    cookie = request.cookies.get(COOKIE_NAME) if sent else None
     if not cookie:
         return NO_BROWSER
     try:

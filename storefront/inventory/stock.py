@@ -69,16 +69,20 @@ _quantity = bindparam("units")
 def available_units(now=_now):
     """A column expression for ``products``: units that can be held at ``now`` (by default
     the ``now`` parameter); none of an archived product: it takes no new holds."""
-    none = literal_column("0")
+    no_units = literal_column("0")
     lapsed_units = (
-        select(func.coalesce(func.sum(holds.c.quantity), none))
+        select(func.coalesce(func.sum(holds.c.quantity), no_units))
         .where(holds.c.product_id == products.c.id, is_pending, holds.c.expires_at <= now)
         .scalar_subquery()
     )
-    return case((products.c.archived_at.is_(None), _free_units + lapsed_units), else_=none)
+    return case((products.c.archived_at.is_(None), _free_units + lapsed_units), else_=no_units)
 
 
-_STOCK = select(products.c.id, products.c.total_quantity, available_units())
+def _stock(now=_now):
+    return select(products.c.id, products.c.total_quantity, available_units(now))
+
+
+_STOCK = _stock()
 _STOCK_OF = _STOCK.where(products.c.id == _product_id)
 
 _RELEASE_LAPSED = (
@@ -146,9 +150,7 @@ def stock_levels(conn: Connection, product_ids, now: datetime | None = None) -> 
 # The stock check's statement on PostgreSQL: :func:`stock_of`'s, on the database's clock (the
 # one the hold function sets ``expires_at`` by), so the product id is its only parameter.
 _STOCK_OF_ON_POSTGRESQL = str(
-    select(products.c.id, products.c.total_quantity, available_units(func.now()))
-    .where(products.c.id == _product_id)
-    .compile(dialect=postgresql_psycopg.dialect())
+    _stock(func.now()).where(products.c.id == _product_id).compile(dialect=postgresql_psycopg.dialect())
 )
 
 
