@@ -13,7 +13,7 @@ from storefront.inventory.stock import BelowCommitted, set_total
 
 stock_cli = AppGroup("stock", help="Inspect and change stock.")
 jobs_cli = AppGroup("jobs", help="Background jobs that failed, and retrying them (needs REDIS_URL).")
-product_cli = AppGroup("product", help="Add and change one product (prices like 25.00, in the product's currency).")
+product_cli = AppGroup("product", help="Add and change one product (prices in major units of its currency: 25.00 dollars, 1500 yen, 25.500 dinars).")
 catalog_cli = AppGroup("catalog", help="The whole catalogue at once.")
 
 
@@ -23,7 +23,7 @@ def _product_options(required: bool):
             ("--sku", "stock-keeping unit, unique: 1 to 64 of A-Z a-z 0-9 . _ -"),
             ("--name", "what shoppers see"),
             ("--description", "a few sentences"),
-            ("--price", "price of one unit, like 25.00"),
+            ("--price", "price of one unit in major units: 25.00 (usd), 1500 (jpy), 25.500 (kwd)"),
             ("--currency", "three-letter code (default usd)"),
             ("--total", "units in stock in all (never below what is sold and held)"),
         ]):

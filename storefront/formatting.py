@@ -11,16 +11,21 @@ from flask import Flask, has_request_context, request
 
 from storefront.clock import isoformat_z
 from storefront.inventory.holds import status_of
-
-
-def major_units(minor_units: int, currency: str) -> Decimal:
-    """``1800, "usd"`` → ``Decimal("18.00")``: the currency's own number of decimals."""
-    return Decimal(minor_units).scaleb(-get_currency_precision(currency.upper()))
+from storefront.money import major_units
 
 
 def money(minor_units: int, currency: str) -> str:
-    """``1800, "usd"`` → ``$18.00``."""
-    return format_currency(major_units(minor_units, currency), currency.upper(), locale="en_US")
+    """``1800, "usd"`` → ``$18.00``; ``1500, "jpy"`` → ``¥1,500``; ``25500, "kwd"`` → ``KWD 25.500``.
+
+    The amount is what Stripe charges (storefront/money.py); Babel only lays it out, with
+    the decimals the amount has where Babel's own count for the currency differs (HUF, ISK).
+    """
+    amount, code = major_units(minor_units, currency), currency.upper()
+    decimals = -amount.as_tuple().exponent
+    if amount == amount.to_integral_value() and get_currency_precision(code) == 0:
+        decimals = 0  # whole forint or krónur read as Babel writes them
+    pattern = "¤#,##0" + ("." + "0" * decimals if decimals > 0 else "")
+    return format_currency(amount, code, format=pattern, locale="en_US", currency_digits=False)
 
 
 # The browser's time zone, as storefront.js reads it from Intl and keeps it in this cookie.

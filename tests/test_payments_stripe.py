@@ -93,14 +93,18 @@ def test_cancel_retrieve_and_refund_requests_are_accepted_by_stripe_mock(make_ap
         assert stripe.cancel("pi_123") == "requires_payment_method"
         assert stripe.retrieve("pi_123")["status"] == "requires_payment_method"
         assert stripe.refund("pi_123", 1500, "hold-key").startswith("re_")
+        # A cancel asked again (after the intent left "processing", say) is a new request to
+        # Stripe, not the replay of the first answer that a fixed key would get for 24 hours.
+        assert stripe.cancel("pi_123") == "requires_payment_method"
 
     (cancel_method, cancel_url, cancel_headers, _), (get_method, get_url, _, _), \
-        (refund_method, refund_url, refund_headers, refund_body) = sent
+        (refund_method, refund_url, refund_headers, refund_body), (_, again_url, again_headers, _) = sent
     assert (cancel_method, cancel_url) == ("post", f"{stripe_mock.url}/v1/payment_intents/pi_123/cancel")
-    assert cancel_headers["Idempotency-Key"] == "storefront-cancel-pi_123"
+    assert again_url == cancel_url
+    assert cancel_headers["Idempotency-Key"] != again_headers["Idempotency-Key"]
     assert (get_method, get_url) == ("get", f"{stripe_mock.url}/v1/payment_intents/pi_123")
     assert (refund_method, refund_url) == ("post", f"{stripe_mock.url}/v1/refunds")
-    assert refund_headers["Idempotency-Key"] == "storefront-refund-hold-key"
+    assert refund_headers["Idempotency-Key"] == "storefront-refund-hold-key-1"
     assert sorted(refund_body.split("&")) == ["amount=1500", "payment_intent=pi_123"]
 
 

@@ -19,6 +19,7 @@ from storefront.catalog.models import Product
 from storefront.errors import ApiError
 from storefront.extensions import db
 from storefront.inventory.stock import stock_levels
+from storefront.money import price_text
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +31,6 @@ def _products():
 
 def _form_values() -> dict:
     return {field: request.form.get(field) for field in FIELDS}
-
-
-def _price_text(product: Product) -> str:
-    return f"{product.price / 100:.2f}"
 
 
 def _photo() -> str | None:
@@ -81,7 +78,7 @@ def _product(product_id: int) -> Product:
 def _edit_page(product: Product, error: InvalidField | None = None, status: int = 200):
     values = _form_values() if error else {
         "sku": product.sku, "name": product.name, "description": product.description,
-        "price": _price_text(product), "currency": product.currency, "total": str(product.total_quantity)}
+        "price": price_text(product.price, product.currency), "currency": product.currency, "total": str(product.total_quantity)}
     stock = stock_levels(db.session.connection(), [product.id])[product.id]
     return render_template("admin/product.html", product=product, values=values, error=error, stock=stock), status
 

@@ -9,16 +9,15 @@ the amount it was placed at.
 
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import Connection, insert, select, update
 
 from storefront.clock import utcnow
 from storefront.inventory.stock import lock_product, products, release_lapsed_holds
+from storefront.money import InvalidAmount, currency, minor_units
 
 FIELDS = ("sku", "name", "description", "price", "currency", "total")
 _SKU = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_CURRENCY = re.compile(r"^[A-Za-z]{3}$")
 
 
 @dataclass(frozen=True)
@@ -40,8 +39,9 @@ class CatalogRefused(Exception):
         self.problems = problems
 
 
-def parse_product(values: dict, *, partial: bool = False) -> dict:
-    """Check the given fields and turn them into column values. ``partial``: only those given."""
+def parse_product(values: dict, *, partial: bool = False, current_currency: str | None = None) -> dict:
+    """Check the given fields and turn them into column values. ``partial``: only those given,
+    a price then being in ``current_currency`` (the product's) unless a currency is given too."""
     columns = {}
 
     def given(field):
@@ -64,25 +64,23 @@ def parse_product(values: dict, *, partial: bool = False) -> dict:
         if len(description) > 5000:
             raise InvalidField("description", "must be at most 5,000 characters")
         columns["description"] = description
-    if (price := given("price")) is not None:
+    if (code := given("currency")) is not None:
         try:
-            amount = Decimal(price)
-        except InvalidOperation:
-            raise InvalidField("price", f"{price!r} is not an amount like 25.00") from None
-        if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")):
-            raise InvalidField("price", "must be 0 or more, with at most two decimals (25.00)")
-        if amount > Decimal("10000000"):
-            raise InvalidField("price", "must be at most 10,000,000")
-        columns["price"] = int(amount * 100)
-    if (currency := given("currency")) is not None:
-        if not _CURRENCY.match(currency):
-            raise InvalidField("currency", "must be a three-letter code such as usd")
-        columns["currency"] = currency.lower()
+            columns["currency"] = currency(code).code
+        except InvalidAmount as invalid:
+            raise InvalidField("currency", str(invalid)) from None
     elif not partial:
         columns["currency"] = "usd"
+    if (price := given("price")) is not None:
+        try:
+            columns["price"] = minor_units(price, columns.get("currency") or current_currency or "usd")
+        except InvalidAmount as invalid:
+            raise InvalidField("price", str(invalid)) from None
+    elif "currency" in columns and partial:
+        raise InvalidField("price", "give the price in the new currency too")
     if (total := given("total")) is not None:
         if not re.fullmatch(r"\d{1,9}", total):
-            raise InvalidField("total", "must be a whole number, 0 or more")
+            raise InvalidField("total", "must be a whole number from 0 to 999,999,999")
         columns["total_quantity"] = int(total)
     return columns
 
@@ -118,13 +116,13 @@ def add_product(conn: Connection, values: dict, image: str | None = None) -> int
 
 def update_product(conn: Connection, product_id: int, values: dict, image: str | None = None) -> bool:
     """Change the given fields of a product (and its photo). False for an unknown id."""
-    columns = parse_product(values, partial=True)
-    if image:
-        columns["image"] = image
-    existing = conn.execute(select(products.c.id).where(products.c.id == product_id)).first()
+    existing = conn.execute(select(products.c.id, products.c.currency).where(products.c.id == product_id)).first()
     if existing is None:
         conn.rollback()
         return False
+    columns = parse_product(values, partial=True, current_currency=existing.currency)
+    if image:
+        columns["image"] = image
     if "sku" in columns and conn.execute(select(products.c.id).where(
             products.c.sku == columns["sku"], products.c.id != product_id)).first() is not None:
         conn.rollback()

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from storefront.clock import utcnow
-from storefront.formatting import major_units
+from storefront.money import major_units
 from storefront.inventory.holds import status_of
 from storefront.inventory.models import HoldStatus
 from storefront.inventory.stock import holds, products
@@ -31,6 +31,7 @@ from storefront.owners import Owner
 
 orders = Order.__table__
 REFUND_REASON = "paid after its hold had lapsed and the stock was gone: the payment was refunded"
+STRIPE_REFUND_REASON = "refunded in Stripe (its Dashboard or API), not by the shop"
 
 
 def reference_of(order_id: uuid.UUID) -> str:
@@ -128,11 +129,19 @@ class OrderSummary:
 
     @property
     def refunded_amount(self) -> int:
-        return sum(line.amount for line in self.lines if line.status == HoldStatus.REFUNDED)
+        by_shop = sum(line.amount for line in self.lines if line.status == HoldStatus.REFUNDED)
+        return max(by_shop, self.stripe_refunded_amount)
+
+    @property
+    def stripe_refunded_amount(self) -> int:
+        return (self.row.stripe_refunded_amount or 0) if self.row is not None else 0
 
     @property
     def refund_reason(self) -> str | None:
-        return REFUND_REASON if self.refunded_amount else None
+        by_shop = sum(line.amount for line in self.lines if line.status == HoldStatus.REFUNDED)
+        if self.stripe_refunded_amount > by_shop:
+            return STRIPE_REFUND_REASON
+        return REFUND_REASON if by_shop else None
 
     @property
     def delivery(self) -> Delivery | None:
@@ -153,6 +162,8 @@ class OrderSummary:
     @property
     def status(self) -> str:
         statuses = [line.status for line in self.lines]
+        if self.lines and self.stripe_refunded_amount >= self.amount:
+            return "refunded"
         if HoldStatus.COMPLETED in statuses:
             return "shipped" if self.shipped_at else "paid"
         if HoldStatus.PENDING in statuses:
@@ -249,6 +260,19 @@ def mark_shipped(conn: Connection, order_id: uuid.UUID, tracking_reference: str 
         updated_at=now))
     conn.commit()
     return order_of(conn, order_id)
+
+
+def record_stripe_refund(conn: Connection, payment_intent_id: str, amount_refunded: int) -> int:
+    """Stripe says ``amount_refunded`` of this intent's payment is refunded in all (``charge.refunded``):
+    kept on its order. Only ever grows, so a repeated or late event changes nothing. Returns orders changed."""
+    order_ids = select(func.coalesce(holds.c.checkout_id, holds.c.id)).where(
+        holds.c.payment_intent_id == payment_intent_id).scalar_subquery()
+    changed = conn.execute(update(orders).where(
+        orders.c.id.in_(order_ids),
+        or_(orders.c.stripe_refunded_amount.is_(None), orders.c.stripe_refunded_amount < amount_refunded),
+    ).values(stripe_refunded_amount=amount_refunded, stripe_refunded_at=utcnow(), updated_at=utcnow()))
+    conn.commit()
+    return changed.rowcount
 
 
 def _cell(value) -> str:

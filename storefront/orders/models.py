@@ -45,5 +45,8 @@ class Order(db.Model):
     shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     tracking_reference: Mapped[str | None] = mapped_column(String(100))
     confirmation_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What Stripe says was refunded of the payment (charge.refunded), whoever refunded it.
+    stripe_refunded_amount: Mapped[int | None] = mapped_column(Integer)
+    stripe_refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 STRIPE_TIMEOUT_SECONDS = 10
 STRIPE_NETWORK_RETRIES = 2
+# How many times a refund may be refused by Stripe, each under a new idempotency key.
+REFUND_KEY_CHAIN = 5
 
 
 class PaymentError(Exception):
@@ -102,11 +104,14 @@ class StripeGateway:
         ``canceled`` once it is; when Stripe refuses because it is past cancelling, the
         status it has instead (``succeeded``, ``processing``): a payment to settle, never
         one to forget. Raises PaymentError when Stripe cannot be reached.
+
+        No key of ours: Stripe keeps the first answer to a key for 24 hours, errors
+        included, so a fixed key would replay "cannot cancel while processing" after the
+        intent went back to cancellable. The library gives each call its own key and reuses
+        it for its own network retries; cancelling twice is harmless anyway.
         """
         try:
-            intent = self._client.v1.payment_intents.cancel(
-                intent_id, options={"idempotency_key": f"storefront-cancel-{intent_id}"}
-            )
+            intent = self._client.v1.payment_intents.cancel(intent_id)
         except stripe.InvalidRequestError as error:
             log.info("payment intent %s not cancelled: %s", intent_id, error.code or "invalid state")
             return self.retrieve(intent_id)["status"]
@@ -115,15 +120,29 @@ class StripeGateway:
         return intent.status
 
     def refund(self, intent_id: str, amount: int, key: str) -> str:
-        """Refund ``amount`` of a PaymentIntent, once per ``key``. Returns the refund id."""
-        try:
-            refund = self._client.v1.refunds.create(
-                params={"payment_intent": intent_id, "amount": amount},
-                options={"idempotency_key": f"storefront-refund-{key}"},
-            )
-        except stripe.StripeError as error:
-            raise PaymentError(_describe(error)) from None
-        return refund.id
+        """Refund ``amount`` of a PaymentIntent, once per ``key``. Returns the refund id.
+
+        The idempotency keys are a short chain (``…-1``, ``…-2``, …) walked from the first:
+        a key Stripe answered with a refund replays that refund, so a retry never refunds
+        twice; a key Stripe answered with a refusal (the charge not refundable *yet*, say)
+        replays that refusal for 24 hours, so the walk moves on to the next key. Every
+        process walks the same chain, so two at once meet on the same key. A network error
+        stops the walk (the outcome is unknown): the caller retries from the start.
+        """
+        refused = None
+        for attempt in range(1, REFUND_KEY_CHAIN + 1):
+            try:
+                refund = self._client.v1.refunds.create(
+                    params={"payment_intent": intent_id, "amount": amount},
+                    options={"idempotency_key": f"storefront-refund-{key}-{attempt}"},
+                )
+            except (stripe.InvalidRequestError, stripe.CardError) as error:
+                refused = error  # answered, and no refund made under this key: the next one
+                continue
+            except stripe.StripeError as error:
+                raise PaymentError(_describe(error)) from None
+            return refund.id
+        raise PaymentError(f"refund refused {REFUND_KEY_CHAIN} times: {_describe(refused)}")
 
 
 def _intent_dict(intent) -> dict:

@@ -14,6 +14,7 @@ import stripe
 from storefront.events.bus import EventNotDurable, publish_payment_event
 from storefront.extensions import db
 from storefront.metrics import WEBHOOK_EVENTS
+from storefront.orders.book import record_stripe_refund
 from storefront.payments.completion import release_cancelled_checkout, release_cancelled_payment
 from storefront.payments.gateway import gateway
 from storefront.payments.ledger import record_event
@@ -64,6 +65,8 @@ def receive(payload: bytes, signature: str | None) -> Receipt:
     except InvalidEvent:
         WEBHOOK_EVENTS.labels("unverified", "refused").inc()
         raise
+    if event["type"] == "charge.refunded":
+        return _charge_refunded(event)
     handler = _HANDLERS.get(event["type"])
     if handler is None:
         WEBHOOK_EVENTS.labels("other", "ignored").inc()
@@ -109,6 +112,20 @@ def _canceled(message: dict) -> Receipt:
             payment_intent_id=message["paymentIntentId"],
             reservation_id=message["reservationId"] or message["checkoutId"],
         )
+    return Receipt(200, {"received": True})
+
+
+def _charge_refunded(event: dict) -> Receipt:
+    """A refund made anywhere (the shop's own, or one in Stripe's Dashboard): the order says refunded."""
+    charge = (event.get("data") or {}).get("object") or {}
+    intent_id, refunded = charge.get("payment_intent"), charge.get("amount_refunded")
+    if not isinstance(intent_id, str) or not isinstance(refunded, int) or isinstance(refunded, bool):
+        raise InvalidEvent("charge without payment_intent or amount_refunded")
+    with db.engine.connect() as conn:
+        changed = record_stripe_refund(conn, intent_id, refunded)
+    log.info("stripe event %s (charge.refunded) for %s: %s refunded in all, %d order(s) changed",
+             event["id"], intent_id, refunded, changed)
+    WEBHOOK_EVENTS.labels("charge.refunded", "accepted").inc()
     return Receipt(200, {"received": True})
 
 
