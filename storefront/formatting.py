@@ -1,7 +1,7 @@
 """How money and time read on the pages."""
 
+import math
 from datetime import datetime, timedelta
-from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
@@ -66,6 +66,11 @@ def local_datetime(moment: datetime | None) -> str:
     return text if zone else f"{text} UTC"
 
 
+def seconds_left(remaining: timedelta) -> int:
+    """Whole seconds still to run (rounded up, never below 0): what the browser counts down."""
+    return max(0, math.ceil(remaining.total_seconds()))
+
+
 def minutes_seconds(remaining: timedelta) -> str:
     seconds = max(0, int(remaining.total_seconds()))
     return f"{seconds // 60}:{seconds % 60:02d}"
@@ -74,6 +79,7 @@ def minutes_seconds(remaining: timedelta) -> str:
 def init_app(app: Flask) -> None:
     app.add_template_filter(money)
     app.add_template_filter(minutes_seconds)
+    app.add_template_filter(seconds_left)
     app.add_template_filter(local_datetime)
     app.add_template_filter(isoformat_z)
     app.add_template_global(status_of, "hold_status")

@@ -13,6 +13,7 @@ import flask_migrate
 from flask import template_rendered
 import pytest
 import requests
+from playwright.sync_api import sync_playwright
 from sqlalchemy import text
 
 from scripts.services import (
@@ -26,6 +27,7 @@ from scripts.services import (
 )
 from storefront import create_app
 from storefront.extensions import db, dispose_engines
+from tests.browsing import CHROMIUM_ARGS, Shopper, chromium_path
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_SECRET_KEY = "test-secret-key-not-for-production"
@@ -256,3 +258,38 @@ def worker(tmp_path):
     for process in workers:
         if process.process.poll() is None:
             process.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium (never a downloaded one), for the suite."""
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def store(app, settings, live_server):
+    """The store under gunicorn, polling stock every second. Extra settings: store(HOLD_TTL_SECONDS="4")."""
+
+    def start(**extra):
+        return live_server({**settings, "STOCK_POLL_SECONDS": "1", **extra}, workers=2, threads=4).url
+
+    return start
+
+
+@pytest.fixture
+def shopper(browser):
+    """Open shoppers (browser contexts); the test fails if any saw an error it did not expect."""
+    opened = []
+
+    def open_(base_url, **options) -> Shopper:
+        opened.append(Shopper(browser, base_url, **options))
+        return opened[-1]
+
+    yield open_
+    problems = [problem for each in opened for problem in each.problems]
+    for each in opened:
+        each.context.close()
+    assert problems == [], "the browser saw errors"

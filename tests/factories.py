@@ -47,6 +47,12 @@ def lapse(reservation_id: str, seconds_ago: int = 1) -> None:
 
 
 TEST_WEBHOOK_SECRET = "whsec_test_storefront_suite_secret"
+# Test-mode keys for a shop pointed at a local Stripe stand-in (STRIPE_API_BASE); never Stripe's.
+STRIPE_KEYS = {
+    "STRIPE_SECRET_KEY": "sk_test_StorefrontSuite123",
+    "STRIPE_PUBLISHABLE_KEY": "pk_test_StorefrontSuite123",
+    "STRIPE_WEBHOOK_SECRET": TEST_WEBHOOK_SECRET,
+}
 
 
 def stripe_signature(payload: bytes, secret: str = TEST_WEBHOOK_SECRET, timestamp: int | None = None) -> str:

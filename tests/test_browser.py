@@ -7,117 +7,14 @@ are taken here, at desktop and phone widths: into docs/screenshots/ with
 SCREENSHOTS_DIR=docs/screenshots, otherwise into a temporary folder.
 """
 
-import os
 import re
-import shutil
-import tempfile
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from storefront.catalog.seed import seed_demo_catalogue
-from tests.factories import DELIVERY as ADDRESS
+from tests.browsing import DESKTOP, PHONE
 from tests.factories import make_product
-
-REPO = Path(__file__).resolve().parent.parent
-# The README's pictures are refreshed only when asked (SCREENSHOTS_DIR=docs/screenshots);
-# otherwise they go to a throwaway folder, so a test run never dirties the work tree.
-SCREENSHOTS = Path(os.environ.get("SCREENSHOTS_DIR") or tempfile.mkdtemp(prefix="storefront-screenshots-"))
-DESKTOP = {"width": 1280, "height": 860}
-PHONE = {"width": 390, "height": 844}
-# A stock poll still in flight when its element is swapped out is cancelled by the browser: not an error.
-ABORTED_POLL = r"^failed: .*/api/inventory/check/\d+ net::ERR_ABORTED$"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-]
-
-
-def chromium_path() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not found:
-        raise RuntimeError("Chromium not found: apt-get install chromium (scripts/bootstrap --services does)")
-    return found
-
-
-@pytest.fixture(scope="session")
-def browser():
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def store(app, settings, live_server):
-    """The store under gunicorn, polling stock every second. Extra settings: store(HOLD_TTL_SECONDS="4")."""
-
-    def start(**extra):
-        return live_server({**settings, "STOCK_POLL_SECONDS": "1", **extra}, workers=2, threads=4).url
-
-    return start
-
-
-class Shopper:
-    """One browser context: one visitor, with their own fingerprint and storage."""
-
-    def __init__(self, browser, base_url: str, *, viewport=DESKTOP, javascript=True, expected=(), **context):
-        self.context = browser.new_context(viewport=viewport, java_script_enabled=javascript, base_url=base_url,
-                                           **context)
-        self.page = self.context.new_page()
-        self.problems: list[str] = []
-        self.expected = [re.compile(pattern) for pattern in (*expected, ABORTED_POLL)]
-        self.page.on("console", lambda m: m.type == "error" and self._problem(f"console: {m.text}"))
-        self.page.on("pageerror", lambda error: self._problem(f"page error: {error}"))
-        self.page.on("requestfailed", lambda r: self._problem(f"failed: {r.url} {r.failure}"))
-        self.page.on("response", lambda r: r.status >= 400 and self._problem(f"{r.status}: {r.url}"))
-
-    def _problem(self, text: str) -> None:
-        if not any(pattern.search(text) for pattern in self.expected):
-            self.problems.append(text)
-
-    def visit(self, path: str):
-        self.page.goto(path)
-        return self.page
-
-    def wait_for_visitor(self) -> str:
-        self.page.wait_for_selector("html[data-visitor-id]", state="attached")
-        return self.page.get_attribute("html", "data-visitor-id")
-
-    def buy(self, product_id: int):
-        self.wait_for_visitor()
-        self.page.click(f"#stock-{product_id} button.buy-button")
-        return self.page.wait_for_selector(".hold")
-
-    def pay(self, page=None, **details) -> None:
-        """Give delivery details in the payment form, as a shopper types them, and press Pay."""
-        page = page or self.page
-        form = page.locator("#payment-form")
-        values = {**ADDRESS, **details}
-        for field in ("email", "name", "line1", "line2", "postalCode", "city"):
-            form.locator(f"[name={field}]").fill(values[field])
-        form.locator("[name=country]").select_option(values["country"])
-        form.locator("button[type=submit]").click()
-
-    def shot(self, name: str) -> None:
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-
-
-@pytest.fixture
-def shopper(browser):
-    opened = []
-
-    def open_(base_url, **options) -> Shopper:
-        opened.append(Shopper(browser, base_url, **options))
-        return opened[-1]
-
-    yield open_
-    problems = [problem for each in opened for problem in each.problems]
-    for each in opened:
-        each.context.close()
-    assert problems == [], "the browser saw errors"
 
 
 def stock_of(page, product_id):

@@ -15,14 +15,17 @@ from sqlalchemy import select
 from storefront.extensions import db
 from storefront.inventory.models import Hold
 from storefront.payments.gateway import StripeGateway, gateway
-from tests.factories import TEST_WEBHOOK_SECRET, intent_event, lapse, make_product, stripe_signature, visitor
+from tests.factories import (
+    STRIPE_KEYS,
+    TEST_WEBHOOK_SECRET,
+    intent_event,
+    lapse,
+    make_product,
+    stripe_signature,
+    visitor,
+)
 
 HTMX = {"HX-Request": "true"}
-STRIPE_KEYS = {
-    "STRIPE_SECRET_KEY": "sk_test_StorefrontSuite123",
-    "STRIPE_PUBLISHABLE_KEY": "pk_test_StorefrontSuite123",
-    "STRIPE_WEBHOOK_SECRET": TEST_WEBHOOK_SECRET,
-}
 
 
 def stripe_settings(settings, server):

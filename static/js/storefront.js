@@ -95,18 +95,27 @@
     }
   }, true);
 
-  // Countdowns: every <time data-expires-at> counts down; at zero its hold asks the server
-  // for its new state, and asks again every few seconds while the server (whose clock
-  // may run a little behind this one) still calls it live.
+  // Countdowns: every <time data-seconds-left> counts down the seconds the server gave it,
+  // on this page's monotonic clock: a device whose clock is minutes wrong still shows the
+  // shop's time. At 0:00 the hold asks the server whether it lapsed ("lapsed=1"): a 204
+  // means not yet by the server's clock, and nothing is swapped (the payment form under
+  // the shopper's hands stays), so it asks again a little later, less and less often.
+  var LAPSE_RECHECK_MS = [2000, 4000, 8000, 15000];
   function tick() {
-    var now = Date.now();
-    document.querySelectorAll("time[data-expires-at]").forEach(function (el) {
-      var left = Math.max(0, Math.ceil((Date.parse(el.dataset.expiresAt) - now) / 1000));
+    var now = window.performance.now();
+    document.querySelectorAll("time[data-seconds-left]").forEach(function (el) {
+      if (el.storefrontDeadline === undefined) {
+        el.storefrontDeadline = now + 1000 * Number(el.dataset.secondsLeft || 0);
+        el.storefrontChecks = 0;
+        el.storefrontNextCheck = 0;
+      }
+      var left = Math.max(0, Math.ceil((el.storefrontDeadline - now) / 1000));
       var text = Math.floor(left / 60) + ":" + ("0" + (left % 60)).slice(-2);
       if (el.textContent !== text) el.textContent = text;
-      var askedAt = Number(el.dataset.askedAt || 0);
-      if (left === 0 && now - askedAt > 2000) {
-        el.dataset.askedAt = String(now);
+      if (left === 0 && now >= el.storefrontNextCheck) {
+        var wait = LAPSE_RECHECK_MS[Math.min(el.storefrontChecks, LAPSE_RECHECK_MS.length - 1)];
+        el.storefrontChecks += 1;
+        el.storefrontNextCheck = now + wait;
         var hold = el.closest(".hold");
         if (hold) htmx.trigger(hold, "hold-lapsed");
         document.body.dispatchEvent(new CustomEvent("stock-changed"));
@@ -115,27 +124,42 @@
   }
   setInterval(tick, 1000);
   document.addEventListener("htmx:afterSettle", tick);
+  document.addEventListener("htmx:configRequest", function (event) {
+    var trigger = event.detail.triggeringEvent;
+    if (trigger && trigger.type === "hold-lapsed") event.detail.parameters.lapsed = "1";
+  });
 
   // Stripe's Payment Element and Address Element, mounted in place in a hold's payment form.
   // On Pay: Stripe checks both, the delivery details go to the shop (which keeps them on the
-  // order and puts them on the PaymentIntent), and only then is the payment confirmed.
+  // order and puts them on the PaymentIntent), and only then is the payment confirmed. Every
+  // failure says so in the form and gives Pay back (Stripe's rule for custom flows).
+  var stripeClients = {};
+  function stripeFor(publishableKey) {
+    // One Stripe object per page (and key), as Stripe asks: not one per mounted form.
+    if (!stripeClients[publishableKey]) stripeClients[publishableKey] = window.Stripe(publishableKey);
+    return stripeClients[publishableKey];
+  }
+
+  function Stopped(message) { this.message = message; }
+
   function mountPayment(form) {
-    if (form.dataset.mounted || !window.Stripe) return;
+    if (form.dataset.mounted) return;
     form.dataset.mounted = "true";
-    var stripe = window.Stripe(form.dataset.publishableKey);
+    var email = form.querySelector("input[name=email]");
+    var button = form.querySelector("button[type=submit]");
+    var errorBox = form.querySelector(".payment-error");
+    if (!window.Stripe) {
+      errorBox.textContent = "The card form could not load. Check your connection and reload this page; your hold is kept.";
+      return;
+    }
+    var stripe = stripeFor(form.dataset.publishableKey);
     var elements = stripe.elements({ clientSecret: form.dataset.clientSecret });
     var address = elements.create("address", { mode: "shipping" });
     address.mount(form.querySelector(".address-element"));
     elements.create("payment").mount(form.querySelector(".payment-element"));
-    var email = form.querySelector("input[name=email]");
-    var button = form.querySelector("button[type=submit]");
-    var errorBox = form.querySelector(".payment-error");
+    button.disabled = false;
 
-    function stop(message) {
-      errorBox.textContent = message;
-      button.disabled = false;
-      return Promise.reject(new Error(message));
-    }
+    function stop(message) { throw new Stopped(message); }
 
     function sendDelivery() {
       return address.getValue().then(function (result) {
@@ -149,11 +173,13 @@
             line2: where.line2 || "", city: where.city || "", state: where.state || "",
             postalCode: where.postal_code || "", country: where.country || ""
           })
+        }).catch(function () {
+          stop("Your delivery details could not be sent: check your connection and press Pay again.");
         });
       }).then(function (response) {
         if (response.ok) return null;
         return response.json().catch(function () { return {}; }).then(function (body) {
-          return stop(body.message || "Your delivery details could not be saved; try again.");
+          stop(body.message || "Your delivery details could not be saved; try again.");
         });
       });
     }
@@ -164,7 +190,7 @@
       errorBox.textContent = "";
       if (!email.checkValidity()) { email.reportValidity(); button.disabled = false; return; }
       elements.submit().then(function (checked) {
-        if (checked.error) return stop(checked.error.message || "Check the highlighted fields.");
+        if (checked.error) stop(checked.error.message || "Check the highlighted fields.");
         return sendDelivery();
       }).then(function () {
         return stripe.confirmPayment({
@@ -173,11 +199,8 @@
           redirect: "if_required"
         });
       }).then(function (result) {
-        if (result.error) {
-          // Stripe's own words: declined card, wrong CVC, and so on. The hold stays.
-          stop(result.error.message || "The payment did not go through.").catch(function () {});
-          return;
-        }
+        // Stripe's own words: declined card, wrong CVC, and so on. The hold stays.
+        if (result.error) stop(result.error.message || "The payment did not go through.");
         // Paid without leaving the page: ask for the hold naming its intent, so the shop
         // checks with Stripe and settles it at once, as it does on Stripe's return_url.
         var hold = form.closest(".hold");
@@ -186,7 +209,11 @@
           if (result.paymentIntent) url += "&payment_intent=" + encodeURIComponent(result.paymentIntent.id);
           htmx.ajax("GET", url, { target: hold, swap: "outerHTML" });
         }
-      }).catch(function () { /* shown in the form already */ });
+      }).catch(function (error) {
+        errorBox.textContent = error instanceof Stopped ? error.message
+          : "Something went wrong before the payment was made: check your connection and press Pay again.";
+        button.disabled = false;
+      });
     });
   }
 

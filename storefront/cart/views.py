@@ -121,15 +121,24 @@ def create_checkout():
     return jsonify(checkout_json(placed.checkout, placed.holds)), 201
 
 
-def checkout_fragment(conn, checkout, status: int = 200, *, confirming: bool = False):
+def checkout_fragment(conn, checkout, status: int = 200, *, confirming: bool = False, payment_failed: bool = False):
+    """The checkout with its lines, and its payment form while some can be paid (as a hold's)."""
     lines = carts.checkout_holds(conn, checkout.id)
     now = utcnow()
-    names = dict(conn.execute(select(products.c.id, products.c.name)
-                              .where(products.c.id.in_([line.product_id for line in lines]))).all())
     live = any(status_of(line, now) == HoldStatus.PENDING for line in lines)
     payment = start_checkout_payment(conn, checkout, [line.id for line in lines]) if live and not confirming else None
+    if payment is not None and payment.status in ("succeeded", "processing"):
+        if payment.status == "succeeded":  # paid already: settled now, not offered again
+            settle_returned(carts.find_checkout(conn, checkout.id), payment.intent_id)
+            conn.rollback()
+            checkout, lines = carts.find_checkout(conn, checkout.id), carts.checkout_holds(conn, checkout.id)
+            live = any(status_of(line, now) == HoldStatus.PENDING for line in lines)
+        confirming, payment = True, None
+    names = dict(conn.execute(select(products.c.id, products.c.name)
+                              .where(products.c.id.in_([line.product_id for line in lines]))).all())
     body = render_template("cart/_checkout.html", checkout=checkout, lines=lines, names=names, now=now,
-                           live=live, payment=payment, gateway=gateway(), confirming=confirming and live)
+                           live=live, payment=payment, gateway=gateway(), confirming=confirming and live,
+                           payment_failed=payment_failed)
     # Paid: its lines left the cart, and the cart on the page shows it at once.
     settled = any(line.status in (HoldStatus.COMPLETED, HoldStatus.REFUNDED) for line in lines)
     return body, status, trigger("cart-changed") if settled else {}
@@ -147,12 +156,17 @@ def checkout_page(checkout: str):
         if found is not None:
             settle_returned(found, named_intent)
     if not wants_fragment():
-        return render_template("cart/checkout.html", checkout_id=checkout_id)
+        return render_template("cart/checkout.html", checkout_id=checkout_id,
+                               redirect_status=request.args.get("redirect_status"))
     with db.engine.connect() as conn:
         found = carts.find_checkout(conn, checkout_id, requesting_owner())
         if found is None:
             raise ApiError(404, "not_found", "No such checkout.")
-        return checkout_fragment(conn, found, confirming=request.args.get("confirming") == "1")
+        if request.args.get("lapsed") == "1" and any(
+                status_of(line) == HoldStatus.PENDING for line in carts.checkout_holds(conn, checkout_id)):
+            return "", 204  # still live by the server's clock: the form stays as it is
+        return checkout_fragment(conn, found, confirming=request.args.get("confirming") == "1",
+                                 payment_failed=request.args.get("redirect_status") == "failed")
 
 
 def payable_checkout(conn, checkout_id, owner):

@@ -37,17 +37,27 @@ def _product(conn: Connection, product_id: int):
 
 
 def hold_fragment(conn: Connection, hold, status: int = 200, *, confirming: bool = False, **context):
-    """The hold as its visitor sees it, with the payment form while it can be paid."""
+    """The hold as its visitor sees it, with the payment form while it can be paid.
+
+    The form asks Stripe for the intent once per render (its client secret); an intent
+    found paid already (a reload after paying, before the webhook) is settled on the spot.
+    "Confirming" renders ask Stripe nothing: they poll the shop until the payment settles.
+    """
     now = utcnow()
-    product = _product(conn, hold.product_id)
-    stock = stock_of(conn, hold.product_id, now)
     live = hold_book.status_of(hold, now) == HoldStatus.PENDING
-    payment = start_payment(conn, hold) if live else None
+    payment = start_payment(conn, hold) if live and not confirming else None
+    if payment is not None and payment.status in ("succeeded", "processing"):
+        if payment.status == "succeeded":
+            settle_returned(hold_book.hold_by_id(conn, hold.id), payment.intent_id)
+            conn.rollback()
+            hold = hold_book.hold_by_id(conn, hold.id)
+            live = hold_book.status_of(hold, now) == HoldStatus.PENDING
+        confirming, payment = True, None
     body = render_template(
         "inventory/_hold.html",
         hold=hold,
-        product=product,
-        stock=stock,
+        product=_product(conn, hold.product_id),
+        stock=stock_of(conn, hold.product_id, now),
         now=now,
         payment=payment,
         gateway=gateway(),
@@ -201,13 +211,19 @@ def reservation_page(reservation: str):
     if not wants_fragment():
         # The page is a shell: only the browser knows its visitor id, so the hold
         # itself comes as a fragment requested with it (see static/js/storefront.js).
-        return render_template("inventory/reservation.html", reservation_id=hold_id)
+        return render_template("inventory/reservation.html", reservation_id=hold_id,
+                               redirect_status=request.args.get("redirect_status"))
     owner = requesting_owner()
     with db.engine.connect() as conn:
         hold = hold_book.find_hold(conn, hold_id, owner)
         if hold is None:
             raise ApiError(404, "not_found", "No such reservation, or it belongs to another shopper.")
-        return hold_fragment(conn, hold, on_hold_page=True, confirming=request.args.get("confirming") == "1")
+        if request.args.get("lapsed") == "1" and hold_book.status_of(hold) == HoldStatus.PENDING:
+            # The countdown reached 0:00 a moment before the server's clock did: nothing to
+            # swap (204), and the payment form under the shopper's hands stays as it is.
+            return "", 204
+        return hold_fragment(conn, hold, on_hold_page=True, confirming=request.args.get("confirming") == "1",
+                             payment_failed=request.args.get("redirect_status") == "failed")
 
 
 @bp.get("/products/<product_id:product_id>/hold")

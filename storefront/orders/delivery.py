@@ -68,7 +68,7 @@ class Delivery:
     def columns(self) -> dict:
         """The order's columns for these details."""
         return {"email": self.email, "ship_name": self.name, "ship_line1": self.line1,
-                "ship_line2": self.line2 or None, "ship_city": self.city, "ship_state": self.state or None,
+                "ship_line2": self.line2 or None, "ship_city": self.city or None, "ship_state": self.state or None,
                 "ship_postal_code": self.postal_code or None, "ship_country": self.country}
 
     def stripe_shipping(self) -> dict:

@@ -34,6 +34,7 @@ class PaymentSession:
 
     intent_id: str
     client_secret: str
+    status: str = "requires_payment_method"  # as Stripe said when asked
 
 
 def intent_metadata(hold) -> dict:
@@ -79,7 +80,7 @@ class StripeGateway:
                 )
         except stripe.StripeError as error:
             raise PaymentError(_describe(error)) from None
-        return PaymentSession(intent.id, intent.client_secret)
+        return PaymentSession(intent.id, intent.client_secret, intent.status)
 
     def set_delivery(self, intent_id: str, email: str, shipping: dict) -> None:
         """Put the shopper's delivery details on the PaymentIntent: Stripe's receipt and dashboard show them."""
