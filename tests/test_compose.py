@@ -58,3 +58,21 @@ def test_compose_settings_are_ones_the_app_reads(tmp_path):
     assert config.database_url.startswith("postgresql+psycopg://")
     assert config.kafka_bootstrap_servers == ("kafka:9092",)
     assert config.redis_url == "redis://redis:6379/0"
+
+
+def test_the_stripe_cli_can_print_the_webhook_secret_before_the_app_that_needs_it_exists(tmp_path):
+    """The documented order: the CLI prints STRIPE_WEBHOOK_SECRET on its own, then the stack starts."""
+    import pytest
+
+    from storefront.config import ConfigError
+
+    cli = compose()["services"]["stripe-cli"]
+    assert "depends_on" not in cli, "the CLI must start without the app, which cannot start without its secret"
+    assert cli["environment"]["STRIPE_API_KEY"] == "${STRIPE_SECRET_KEY:-}"
+    # Without the secret the app refuses to start: the reason the CLI comes first.
+    with pytest.raises(ConfigError, match="STRIPE_WEBHOOK_SECRET"):
+        Config.from_env({"STRIPE_SECRET_KEY": "sk_test_x", "DATABASE_URL": "sqlite:///x.db"}, tmp_path)
+    steps = ["docker compose run --rm stripe-cli listen --print-secret", "docker compose --profile stripe up"]
+    for document in ((REPO / "compose.yaml").read_text(), (REPO / "README.md").read_text()):
+        found = [document.find(step) for step in steps]
+        assert -1 not in found and found == sorted(found), "the Stripe steps are missing or out of order"
