@@ -24,6 +24,7 @@ import contextlib
 import glob
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -36,9 +37,34 @@ from pathlib import Path
 
 
 def free_port() -> int:
+    """A loopback port free at this moment. Another process may take it before our server binds
+    it: start servers through :func:`start_on_free_port`, which tries again on a new one."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+class PortTaken(RuntimeError):
+    """The server could not bind its port: someone took it between our probe and its start."""
+
+
+# How each server says so: PostgreSQL, Redis, Kafka (Java), Go, aiohttp and gunicorn.
+_BIND_FAILED = re.compile(r"address already in use|connection in use|could not bind|bindexception", re.IGNORECASE)
+PORT_ATTEMPTS = 5
+
+
+def start_on_free_port(start, new_ports, log_path: Path | None = None) -> None:
+    """Run ``start()`` (which launches a server on its port and waits for it); when the server
+    dies because the port was taken meanwhile, call ``new_ports()`` and start again."""
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        try:
+            start()
+            return
+        except (RuntimeError, TimeoutError) as failure:
+            said = log_path.read_text(errors="replace") if log_path is not None and log_path.exists() else ""
+            if attempt == PORT_ATTEMPTS or not (_BIND_FAILED.search(said) or isinstance(failure, PortTaken)):
+                raise
+            new_ports()
 
 
 def wait_for_port(port: int, timeout: float, what: str, process: subprocess.Popen | None = None) -> None:
@@ -113,12 +139,18 @@ class PostgresServer:
         if not self.durable:
             settings += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         self._settings = settings
-        self._launch()
+
+        def new_port():
+            self.port = free_port()
+            self._settings[self._settings.index(next(v for v in self._settings if v.startswith("port=")))] = \
+                f"port={self.port}"
+
+        start_on_free_port(self._launch, new_port, self.base / "postgres.log")
         self.create_database("storefront")
         return self
 
     def _launch(self) -> None:
-        with open(self.base / "postgres.log", "ab") as log:
+        with open(self.base / "postgres.log", "wb") as log:
             self.process = subprocess.Popen(
                 [str(self.bindir / "postgres"), "-D", str(self.datadir), *self._settings],
                 stdout=log, stderr=subprocess.STDOUT, cwd=self.base, **self._as_service_user(),
@@ -194,10 +226,21 @@ class _Process:
         self.base = Path(tempfile.mkdtemp(prefix=f"storefront-{self.name}-"))
         self.process: subprocess.Popen | None = None
 
-    def _spawn(self, command: list[str], timeout: float = 30, **options) -> None:
-        with open(self.base / f"{self.name}.log", "wb") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=self.base, **options)
-        wait_for_port(self.port, timeout, self.name, self.process)
+    def _spawn(self, command, timeout: float = 30, **options) -> None:
+        """Start ``command()`` (built from the current port) and wait for it to listen; on a port
+        taken meanwhile, again on new ports."""
+        log_path = self.base / f"{self.name}.log"
+
+        def launch():
+            with open(log_path, "wb") as log:
+                self.process = subprocess.Popen(command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.base,
+                                                **options)
+            wait_for_port(self.port, timeout, self.name, self.process)
+
+        start_on_free_port(launch, self._new_ports, log_path)
+
+    def _new_ports(self) -> None:
+        self.port = free_port()
 
     @property
     def log(self) -> str:
@@ -241,7 +284,8 @@ class StripeMock(_Process):
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> "StripeMock":
-        self._spawn([str(stripe_mock_binary()), "-http-port", str(self.port), "-https-port", str(free_port())])
+        binary = stripe_mock_binary()
+        self._spawn(lambda: [str(binary), "-http-port", str(self.port), "-https-port", str(free_port())])
         return self
 
 
@@ -253,7 +297,7 @@ class Localstripe(_Process):
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> "Localstripe":
-        self._spawn([sys.executable, "-m", "localstripe", "--port", str(self.port), "--from-scratch"])
+        self._spawn(lambda: [sys.executable, "-m", "localstripe", "--port", str(self.port), "--from-scratch"])
         return self
 
 
@@ -268,7 +312,7 @@ class RedisServer(_Process):
         binary = shutil.which("redis-server")
         if not binary:
             raise RuntimeError("redis-server not found: apt-get install redis-server")
-        self._spawn([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.base),
+        self._spawn(lambda: [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.base),
                      "--save", "", "--appendonly", "yes", "--appendfsync", "everysec"])
         return self
 
@@ -319,6 +363,19 @@ class KafkaServer(_Process):
 
     def _configure(self) -> None:
         (self.base / "log4j.properties").write_text(KAFKA_LOG4J)
+        self._write_properties()
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        subprocess.run(self._java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
+                                  "-c", str(self.base / "server.properties")),
+                       check=True, stdout=subprocess.DEVNULL, cwd=self.base)
+        self.formatted = True
+
+    def _new_ports(self) -> None:
+        super()._new_ports()
+        self.controller_port = free_port()
+        self._write_properties()
+
+    def _write_properties(self) -> None:
         (self.base / "server.properties").write_text("\n".join([
             "process.roles=broker,controller",
             "node.id=1",
@@ -339,16 +396,11 @@ class KafkaServer(_Process):
             "group.initial.rebalance.delay.ms=0",
             "auto.create.topics.enable=false",
         ]) + "\n")
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        subprocess.run(self._java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
-                                  "-c", str(self.base / "server.properties")),
-                       check=True, stdout=subprocess.DEVNULL, cwd=self.base)
-        self.formatted = True
 
     def start(self) -> "KafkaServer":
         if not self.formatted:
             self._configure()
-        self._spawn(self._java("kafka.Kafka", str(self.base / "server.properties")), timeout=90)
+        self._spawn(lambda: self._java("kafka.Kafka", str(self.base / "server.properties")), timeout=90)
         return self
 
     def stop(self, keep_data: bool = False) -> None:

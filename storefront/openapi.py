@@ -5,12 +5,17 @@ describes; tests keep it true: every API route of the app is in it, and a
 schemathesis fuzz run finds no 5xx.
 """
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 
 bp = Blueprint("openapi", __name__)
 
 VISITOR_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,128}$"}
 UUID = {"type": "string", "format": "uuid"}
+# A product (or option) id: a PostgreSQL integer.
+PRODUCT_ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+# Text that is more than spaces (the server reads "  " as absent); no control characters anywhere.
+TEXT = r"\S"
+PRINTABLE = r"^[^\u0000-\u001f\u007f-\u009f]*$"
 
 
 def _error(*extra_properties: str) -> dict:
@@ -33,7 +38,7 @@ HOLD = {
         "productId": {"type": "integer"},
         "userId": VISITOR_ID,
         "quantity": {"type": "integer", "minimum": 1},
-        "amount": {"type": "integer", "minimum": 0, "description": "minor units of currency"},
+        "amount": {"type": "integer", "minimum": 0, "description": "minor units of currency, as Stripe counts them"},
         "currency": {"type": "string"},
         "expiresAt": {"type": "string", "format": "date-time"},
         "paymentIntentId": {"type": ["string", "null"]},
@@ -48,45 +53,84 @@ CART = {
         "amount": {"type": "integer"}, "currency": {"type": "string"},
     },
 }
-DELIVERY = {
-    "type": "object", "required": ["email", "name", "line1", "city", "country"],
-    "properties": {"userId": {"type": "string"}, "email": {"type": "string", "format": "email"},
-                   "name": {"type": "string"}, "line1": {"type": "string"}, "line2": {"type": "string"},
-                   "city": {"type": "string"}, "state": {"type": "string"}, "postalCode": {"type": "string"},
-                   "country": {"type": "string", "description": "ISO 3166 two-letter code"}},
-}
-
-VISITOR_PARAMETERS = [
-    {"name": "X-Visitor-Id", "in": "header", "required": False, "schema": {"type": "string"}},
-    {"name": "userId", "in": "query", "required": False, "schema": {"type": "string"}},
-]
+# The one way every read, release and cart change names its visitor. (Scripts may send the
+# id as ?userId= instead, and the browser's forms as userId in the body: the same rule.)
+VISITOR_HEADER = {"name": "X-Visitor-Id", "in": "header", "required": True, "schema": VISITOR_ID,
+                  "description": "the visitor id (or the userId query parameter in its place)"}
 ERRORS = {
     "400": {"description": "a missing or malformed field", "content": _json(_error("field"))},
     "404": {"description": "unknown, or another visitor's", "content": _json(_error())},
 }
 
 
-def document() -> dict:
-    reservation_path = {"name": "reservationId", "in": "path", "required": True, "schema": {"type": "string"}}
-    checkout_path = {"name": "checkoutId", "in": "path", "required": True, "schema": {"type": "string"}}
+def _delivery_schema() -> dict:
+    """Delivery details as the server checks them (orders/delivery.py): the fields every address
+    has, and city, state or postal code where the country's address format requires them."""
+    from storefront.orders.delivery import countries, required_by_country
 
-    def delivery(what: str, path_parameter: dict) -> dict:
+    codes = [code for code, _ in countries()]
+    by_requirement: dict[tuple[str, ...], list[str]] = {}
+    for code in codes:
+        by_requirement.setdefault(required_by_country(code), []).append(code)
+    def text(limit: int, required: bool = False) -> dict:
+        printable = {"type": "string", "maxLength": limit, "pattern": PRINTABLE}
+        return {"allOf": [printable, {"pattern": TEXT}]} if required else printable
+
+    return {
+        "type": "object", "required": ["email", "name", "line1", "country"],
+        "properties": {
+            "email": {"type": "string", "maxLength": 254,
+                      "pattern": r"^[^@\s\u0000-\u001f\u007f-\u009f]{1,64}@[^@\s\u0000-\u001f\u007f-\u009f]+"
+                                 r"\.[^@\s\u0000-\u001f\u007f-\u009f]+$"},
+            "name": text(200, required=True), "line1": text(200, required=True),
+            "line2": text(200), "city": text(100), "state": text(100), "postalCode": text(20),
+            "country": {"enum": codes, "description": "ISO 3166 two-letter code"},
+        },
+        "allOf": [{"if": {"properties": {"country": {"enum": countries_alike}}, "required": ["country"]},
+                   "then": {"required": list(fields),
+                            "properties": {field: {"pattern": TEXT} for field in fields}}}
+                  for fields, countries_alike in by_requirement.items() if fields],
+    }
+
+
+def document() -> dict:
+    max_quantity = current_app.config["STOREFRONT"].max_hold_quantity
+    quantity = {"type": "integer", "minimum": 1, "maximum": max_quantity, "default": 1}
+    reservation_path = {"name": "reservationId", "in": "path", "required": True, "schema": UUID}
+    checkout_path = {"name": "checkoutId", "in": "path", "required": True, "schema": UUID}
+    delivery_schema = _delivery_schema()
+
+    def delivery(what: str, path_parameter: dict, operation_id: str) -> dict:
         return {"post": {
+            "operationId": operation_id,
             "summary": f"Delivery details for a {what}'s order, given in its payment form before paying",
-            "parameters": [path_parameter, *VISITOR_PARAMETERS],
-            "requestBody": {"required": True, "content": _json(DELIVERY)},
+            "parameters": [path_parameter, VISITOR_HEADER],
+            "requestBody": {"required": True, "content": _json(delivery_schema)},
             "responses": {"200": {"description": "kept on the order (and on the PaymentIntent)",
                                   "content": _json({"type": "object"})},
                           "409": {"description": f"the {what} can no longer be paid", "content": _json(_error())},
                           **ERRORS},
         }}
+
+    def link(operation_id: str, **parameters: str) -> dict:
+        return {"operationId": operation_id, "parameters": parameters}
+
+    hold_links = {
+        "GetHold": link("getReservation", **{"path.reservationId": "$response.body#/reservationId",
+                                              "header.X-Visitor-Id": "$response.body#/userId"}),
+        "ReleaseHold": link("releaseReservation", **{"path.reservationId": "$response.body#/reservationId",
+                                                      "header.X-Visitor-Id": "$response.body#/userId"}),
+        "GiveDelivery": link("holdDelivery", **{"path.reservationId": "$response.body#/reservationId",
+                                                 "header.X-Visitor-Id": "$response.body#/userId"}),
+    }
     return {
         "openapi": "3.1.0",
         "info": {"title": "Storefront API", "version": "1", "description": "Limited stock, never oversold."},
         "paths": {
             "/api/inventory/check/{productId}": {"get": {
+                "operationId": "checkStock",
                 "summary": "Live stock of a product (with HX-Request: the Buy button fragment)",
-                "parameters": [{"name": "productId", "in": "path", "required": True, "schema": {"type": "integer"}},
+                "parameters": [{"name": "productId", "in": "path", "required": True, "schema": PRODUCT_ID},
                                {"name": "If-None-Match", "in": "header", "required": False,
                                 "schema": {"type": "string"}}],
                 "responses": {
@@ -100,18 +144,15 @@ def document() -> dict:
                 },
             }},
             "/api/reservations": {"post": {
-                "summary": "Hold units of a product for a visitor",
-                "requestBody": {"required": True, "content": {
-                    **_json({"type": "object", "required": ["productId", "userId"], "properties": {
-                        "productId": {"type": "integer"}, "userId": VISITOR_ID,
-                        "quantity": {"type": "integer", "minimum": 1, "default": 1}}}),
-                    "application/x-www-form-urlencoded": {"schema": {"type": "object", "properties": {
-                        "productId": {"type": "string"}, "userId": {"type": "string"},
-                        "quantity": {"type": "string"}}}},
-                }},
+                "operationId": "placeHold",
+                "summary": "Hold units of a product for a visitor (the page's Buy button sends the same as a form)",
+                "requestBody": {"required": True, "content": _json({
+                    "type": "object", "required": ["productId", "userId"], "properties": {
+                        "productId": PRODUCT_ID, "userId": VISITOR_ID, "quantity": quantity}})},
                 "responses": {
-                    "201": {"description": "a new hold", "content": _json(HOLD)},
-                    "200": {"description": "this visitor's live hold on the product", "content": _json(HOLD)},
+                    "201": {"description": "a new hold", "content": _json(HOLD), "links": hold_links},
+                    "200": {"description": "this visitor's live hold on the product", "content": _json(HOLD),
+                            "links": hold_links},
                     "400": ERRORS["400"],
                     "404": ERRORS["404"],
                     "409": {"description": "out_of_stock (with available) or hold_limit",
@@ -122,73 +163,87 @@ def document() -> dict:
                 },
             }},
             "/api/reservations/{reservationId}": {
-                "get": {"summary": "A visitor's hold", "parameters": [reservation_path, *VISITOR_PARAMETERS],
+                "get": {"operationId": "getReservation", "summary": "A visitor's hold",
+                        "parameters": [reservation_path, VISITOR_HEADER],
                         "responses": {"200": {"description": "the hold", "content": _json(HOLD)}, **ERRORS}},
-                "delete": {"summary": "Release a PENDING hold", "parameters": [reservation_path, *VISITOR_PARAMETERS],
+                "delete": {"operationId": "releaseReservation", "summary": "Release a PENDING hold",
+                           "parameters": [reservation_path, VISITOR_HEADER],
                            "responses": {"200": {"description": "now CANCELLED", "content": _json(HOLD)},
-                                         "409": {"description": "not PENDING", "content": _json(_error("status"))},
+                                         "409": {"description": "not PENDING, or its payment is processing",
+                                                 "content": _json(_error("status"))},
                                          **ERRORS}},
             },
-            "/api/reservations/{reservationId}/delivery": delivery("hold", reservation_path),
-            "/api/checkouts/{checkoutId}/delivery": delivery("checkout", checkout_path),
+            "/api/reservations/{reservationId}/delivery": delivery("hold", reservation_path, "holdDelivery"),
+            "/api/checkouts/{checkoutId}/delivery": delivery("checkout", checkout_path, "checkoutDelivery"),
             "/api/webhooks/stripe": {"post": {
+                "operationId": "stripeWebhook",
                 "summary": "Stripe's webhook (Stripe-Signature over the raw body, 300 s tolerance)",
-                "parameters": [{"name": "Stripe-Signature", "in": "header", "required": False,
+                "parameters": [{"name": "Stripe-Signature", "in": "header", "required": True,
                                 "schema": {"type": "string"}}],
                 "requestBody": {"required": True, "content": _json({"type": "object"})},
                 "responses": {
                     "200": {"description": "received", "content": _json({"type": "object"})},
-                    "400": {"description": "missing, wrong or stale signature", "content": _json(_error())},
+                    "400": {"description": "missing, wrong or stale signature (what an unsigned body gets)",
+                            "content": _json(_error())},
                     "503": {"description": "not durably handed over: deliver again", "content": _json(_error())},
                 },
             }},
             "/api/cart": {"get": {
-                "summary": "The visitor's cart", "parameters": VISITOR_PARAMETERS,
+                "operationId": "getCart", "summary": "The visitor's cart", "parameters": [VISITOR_HEADER],
                 "responses": {"200": {"description": "the cart", "content": _json(CART)}, "400": ERRORS["400"]},
             }},
             "/api/cart/items": {"post": {
-                "summary": "Set a line of the cart (productId, quantity 1 to MAX_HOLD_QUANTITY)",
-                "parameters": VISITOR_PARAMETERS[:1],
+                "operationId": "setCartLine",
+                "summary": f"Set a line of the cart (productId, quantity 1 to {max_quantity})",
+                "parameters": [VISITOR_HEADER],
                 "requestBody": {"required": True, "content": _json({
                     "type": "object", "required": ["productId"], "properties": {
-                        "productId": {"type": "integer"}, "quantity": {"type": "integer", "minimum": 1},
-                        "userId": VISITOR_ID}})},
-                "responses": {"200": {"description": "the cart", "content": _json(CART)},
-                              "409": {"description": "cart_full", "content": _json(_error())}, **ERRORS},
+                        "productId": PRODUCT_ID, "quantity": quantity}})},
+                "responses": {"200": {"description": "the cart", "content": _json(CART), "links": {
+                    "RemoveLine": link("removeCartLine", **{"path.productId": "$request.body#/productId",
+                                                             "header.X-Visitor-Id": "$request.header.X-Visitor-Id"}),
+                    "CheckOut": link("checkOut", **{"header.X-Visitor-Id": "$request.header.X-Visitor-Id"})}},
+                    "409": {"description": "cart_full", "content": _json(_error())}, **ERRORS},
             }},
             "/api/cart/items/{productId}": {"delete": {
+                "operationId": "removeCartLine",
                 "summary": "Remove a line of the cart",
-                "parameters": [{"name": "productId", "in": "path", "required": True, "schema": {"type": "integer"}},
-                               *VISITOR_PARAMETERS],
+                "parameters": [{"name": "productId", "in": "path", "required": True, "schema": PRODUCT_ID},
+                               VISITOR_HEADER],
                 "responses": {"200": {"description": "the cart", "content": _json(CART)}, **ERRORS},
             }},
             "/api/checkouts": {"post": {
+                "operationId": "checkOut",
                 "summary": "Hold every line of the cart, all or none",
-                "parameters": VISITOR_PARAMETERS[:1],
-                "requestBody": {"required": False, "content": _json({"type": "object", "properties": {
-                    "userId": VISITOR_ID}})},
+                "parameters": [VISITOR_HEADER],
+                "requestBody": {"required": False, "content": _json({"type": "object"})},
                 "responses": {
                     "201": {"description": "the checkout", "content": _json({
                         "type": "object", "required": ["checkoutId", "reservations", "amount", "currency", "expiresAt"],
                         "properties": {"checkoutId": UUID, "reservations": {"type": "array", "items": HOLD},
                                        "amount": {"type": "integer"}, "currency": {"type": "string"},
-                                       "expiresAt": {"type": "string", "format": "date-time"}}})},
+                                       "expiresAt": {"type": "string", "format": "date-time"}}}),
+                            "links": {"GiveDelivery": link("checkoutDelivery", **{
+                                "path.checkoutId": "$response.body#/checkoutId",
+                                "header.X-Visitor-Id": "$request.header.X-Visitor-Id"})}},
                     "400": {"description": "empty_cart or a malformed visitor id", "content": _json(_error("field"))},
-                    "409": {"description": "out_of_stock (items: productId, available) or hold_limit",
-                            "content": _json(_error("items", "limit", "held"))},
+                    "409": {"description": "out_of_stock (items: productId, available), mixed_currencies or "
+                                           "hold_limit", "content": _json(_error("items", "limit", "held"))},
                     "429": {"description": "too many holds from this address", "content": _json(_error())},
                 },
             }},
             "/api/orders": {"get": {
-                "summary": "The visitor's holds and purchases, newest first", "parameters": VISITOR_PARAMETERS,
+                "operationId": "getOrders",
+                "summary": "The visitor's holds and purchases, newest first", "parameters": [VISITOR_HEADER],
                 "responses": {"200": {"description": "orders", "content": _json({
                     "type": "object", "properties": {"orders": {"type": "array", "items": HOLD}}})},
                     "400": ERRORS["400"]},
             }},
-            "/api/openapi.json": {"get": {"summary": "This document",
+            "/api/openapi.json": {"get": {"operationId": "openapi", "summary": "This document",
                                           "responses": {"200": {"description": "OpenAPI 3.1"}}}},
-            "/healthz": {"get": {"summary": "The process is up", "responses": {"200": {"description": "ok"}}}},
-            "/readyz": {"get": {"summary": "Database, Redis and Kafka answer",
+            "/healthz": {"get": {"operationId": "healthz", "summary": "The process is up",
+                                 "responses": {"200": {"description": "ok"}}}},
+            "/readyz": {"get": {"operationId": "readyz", "summary": "Database, Redis and Kafka answer",
                                 "responses": {"200": {"description": "ready"},
                                               "503": {"description": "names what is down"}}}},
         },

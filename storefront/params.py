@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Mapping
 
 from flask import request
+from werkzeug.datastructures import MultiDict
 from werkzeug.routing import IntegerConverter
 
 from storefront.errors import ApiError
@@ -30,18 +31,23 @@ def request_body() -> Mapping:
 
 
 def integer_field(data: Mapping, name: str, *, low: int, high: int | None = None, default: int | None = None) -> int:
+    """A whole number from a JSON body (a JSON integer: not a string, null or true) or from a
+    submitted form (digits, every form value being text). Absent: ``default``, or a 400."""
+    form = isinstance(data, MultiDict)
     value = data.get(name)
-    if value is None or value == "":
+    if name not in data or (form and value == ""):
         if default is not None:
             return default
         raise invalid(name, f"{name} is required.")
-    # bool is an int in Python, but `true` is not a quantity.
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise invalid(name, f"{name} must be a whole number.")
-    if isinstance(value, str):
+    if form and isinstance(value, str):
         if not re.fullmatch(r"\s*-?\d{1,18}\s*", value):
             raise invalid(name, f"{name} must be a whole number.")
         value = int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON has one kind of number: 2.0 is the integer 2
+    # bool is an int in Python, but `true` is not a quantity.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise invalid(name, f"{name} must be a whole number.")
     if value < low or (high is not None and value > high):
         bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
         raise invalid(name, f"{name} must be {bounds}.")

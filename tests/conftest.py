@@ -23,6 +23,7 @@ from scripts.services import (
     RedisServer,
     StripeMock,
     free_port,
+    start_on_free_port,
     wait_for_port,
 )
 from storefront import create_app
@@ -164,16 +165,24 @@ class LiveServer:
 
     def __init__(self, env: dict, log_path: Path, workers: int = 2, threads: int = 8):
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        self.log = open(log_path, "wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
-             "--graceful-timeout", "5"],
-            cwd=REPO, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT,
-        )
-        wait_for_port(self.port, 30, "gunicorn", self.process)
+
+        def launch():
+            self.log = open(log_path, "wb")
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{self.port}",
+                 "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
+                 "--graceful-timeout", "5"],
+                cwd=REPO, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT,
+            )
+            wait_for_port(self.port, 30, "gunicorn", self.process)
+
+        def new_port():
+            self.log.close()
+            self.port = free_port()
+
+        start_on_free_port(launch, new_port, log_path)
+        self.url = f"http://127.0.0.1:{self.port}"
         # Every worker must have booted, not only the master's socket.
         for _ in range(workers * 4):
             requests.get(f"{self.url}/healthz", timeout=10).raise_for_status()

@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from storefront.catalog.seed import seed_demo_catalogue
 from tests.browsing import DESKTOP, PHONE
-from tests.factories import make_product
+from tests.factories import lapse, make_product
 
 
 def stock_of(page, product_id):
@@ -84,11 +84,16 @@ def test_a_reload_brings_back_the_same_hold_and_countdown(store, shopper):
 
 def test_the_countdown_reaching_zero_shows_the_lapse_and_buy_comes_back(store, shopper):
     product = make_product(total=1)
-    visitor = shopper(store(HOLD_TTL_SECONDS="4"))
-    page = visitor.visit(f"/products/{product.id}")
-    visitor.buy(product.id)
+    visitor = shopper(store())
+    page = visitor.page
+    page.clock.install()  # the page's timers, under the test's hand
+    visitor.visit(f"/products/{product.id}")
+    hold_id = visitor.buy(product.id).get_attribute("id").removeprefix("hold-")
     expect(stock_of(page, product.id).locator("button")).to_be_disabled()
 
+    # Seen held; now its ten minutes pass, for the shop (its expires_at) and for the page.
+    lapse(hold_id)
+    page.clock.fast_forward("10:01")
     expect(page.locator(".hold-expired")).to_contain_text("This hold lapsed", timeout=10000)
     expect(page.locator(".hold time")).to_have_count(0)
     expect(stock_of(page, product.id).locator("button")).to_be_enabled(timeout=5000)

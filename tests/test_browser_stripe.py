@@ -130,7 +130,7 @@ def test_a_card_that_succeeds_pays_the_hold_in_place_and_the_order_has_the_typed
     order = db.session.get(Order, hold.id)
     assert (order.email, order.ship_name, order.ship_line1, order.ship_city, order.ship_postal_code,
             order.ship_country) == ("ada@example.com", "Ada Lovelace", "12 Marylebone Road", "London", "NW1 5LR", "GB")
-    assert visitor.stripe.calls == [f"POST /v1/payment_methods", f"POST /v1/payment_intents/{hold.payment_intent_id}/confirm"]
+    assert visitor.stripe.calls == ["POST /v1/payment_methods", f"POST /v1/payment_intents/{hold.payment_intent_id}/confirm"]
 
 
 def test_a_declined_card_shows_stripes_message_keeps_the_hold_and_a_second_card_pays(stripe_store, card_shopper):

@@ -15,20 +15,39 @@ def compose():
     return yaml.safe_load((REPO / "compose.yaml").read_text())
 
 
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """The Dockerfile as (INSTRUCTION, arguments), comments and continuations handled: what
+    docker build reads, so a word in a comment never passes for a COPY."""
+    instructions, pending = [], ""
+    for line in (REPO / "Dockerfile").read_text().splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        pending += " " + stripped.removesuffix("\\").strip() if pending else stripped.removesuffix("\\").strip()
+        if not stripped.endswith("\\"):
+            instruction, _, arguments = pending.partition(" ")
+            instructions.append((instruction.upper(), arguments.strip()))
+            pending = ""
+    return instructions
+
+
 def test_compose_has_every_role_and_runs_what_the_scripts_run():
     services = compose()["services"]
     assert {"postgres", "redis", "kafka", "migrate", "web", "worker", "stripe-cli"} <= services.keys()
     assert services["migrate"]["command"] == ["flask", "--app", "storefront", "db", "upgrade"]
     assert services["web"]["command"][:2] == ["gunicorn", "wsgi:app"]
-    dockerfile = (REPO / "Dockerfile").read_text()
-    for needed in ("gunicorn.conf.py", "wsgi.py", "worker.py", "templates", "static", "migrations"):
-        assert needed in dockerfile, f"the image lacks {needed}"
+    copied = {source for instruction, arguments in dockerfile_instructions() if instruction == "COPY"
+              for source in arguments.split()[:-1]}
+    for needed in ("pyproject.toml", "storefront", "gunicorn.conf.py", "wsgi.py", "worker.py", "templates", "static",
+                   "migrations"):
+        assert needed in copied, f"the image lacks {needed}"
+    runs = " && ".join(arguments for instruction, arguments in dockerfile_instructions() if instruction == "RUN")
     assert services["worker"]["command"] == ["python", "worker.py"]
     assert services["web"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert services["stripe-cli"]["profiles"] == ["stripe"]
     # Uploaded photos outlive the container, in the instance folder the app reads them from.
     assert "uploads:/app/instance/uploads" in services["web"]["volumes"]
-    assert "mkdir -p instance/uploads" in dockerfile
+    assert "mkdir -p instance/uploads" in runs
     assert "web:8000/api/webhooks/stripe" in services["stripe-cli"]["command"]
 
 

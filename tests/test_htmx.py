@@ -1,31 +1,36 @@
-"""storefront.htmx reads every HX-* header, absent, set, and URI-encoded."""
+"""storefront.htmx: which requests get a fragment, read from the headers htmx sends, absent,
+set, and otherwise; and the one view-level consequence, the Vary header."""
 
-from werkzeug.datastructures import Headers
+import pytest
 
-from storefront.htmx import HtmxDetails
-
-
-def test_no_htmx_headers_means_a_plain_request():
-    details = HtmxDetails.from_headers(Headers())
-    assert (details.request, details.boosted, details.history_restore) == (False, False, False)
-    assert (details.target, details.trigger, details.current_url) == (None, None, None)
-    assert not details.wants_fragment
+from storefront.htmx import wants_fragment
+from tests.factories import make_product
 
 
-def test_an_htmx_request_wants_a_fragment_unless_boosted_or_restoring_history():
-    assert HtmxDetails.from_headers(Headers({"HX-Request": "true"})).wants_fragment
-    assert not HtmxDetails.from_headers(Headers({"HX-Request": "true", "HX-Boosted": "true"})).wants_fragment
-    restore = Headers({"HX-Request": "true", "HX-History-Restore-Request": "true"})
-    assert not HtmxDetails.from_headers(restore).wants_fragment
-    assert not HtmxDetails.from_headers(Headers({"HX-Request": "false"})).wants_fragment
+@pytest.mark.parametrize("headers, fragment", [
+    ({}, False),
+    ({"HX-Request": "true"}, True),
+    ({"HX-Request": "TRUE"}, True),  # header values compare without case
+    ({"HX-Request": "false"}, False),
+    ({"HX-Request": ""}, False),
+    # Boosted navigations and history restores need the whole page, not a piece of it.
+    ({"HX-Request": "true", "HX-Boosted": "true"}, False),
+    ({"HX-Request": "true", "HX-History-Restore-Request": "true"}, False),
+    ({"HX-Request": "true", "HX-Boosted": "false", "HX-History-Restore-Request": "false"}, True),
+    ({"HX-Boosted": "true"}, False),
+])
+def test_a_fragment_only_for_an_htmx_request_that_is_not_a_navigation(app, headers, fragment):
+    with app.test_request_context("/", headers=headers):
+        assert wants_fragment() is fragment
 
 
-def test_values_are_read_and_uri_encoded_ones_decoded():
-    details = HtmxDetails.from_headers(Headers({
-        "HX-Request": "true", "HX-Target": "stock-1", "HX-Trigger": "buy",
-        "HX-Current-URL": "http%3A%2F%2Fshop%2Fproducts%2F%C3%A9t%C3%A9", "HX-Current-URL-URI-AutoEncoded": "true",
-    }))
-    assert (details.target, details.trigger) == ("stock-1", "buy")
-    assert details.current_url == "http://shop/products/été"
-    raw = HtmxDetails.from_headers(Headers({"HX-Current-URL": "http%3A%2F%2Fshop"}))
-    assert raw.current_url == "http%3A%2F%2Fshop"  # not marked encoded: left as sent
+@pytest.mark.parametrize("headers, template", [
+    ({}, "application/json"),
+    ({"HX-Request": "true"}, "text/html"),
+    ({"HX-Request": "true", "HX-History-Restore-Request": "true"}, "application/json"),
+])
+def test_the_stock_check_answers_by_the_same_rule_and_varies_on_it(client, headers, template):
+    product = make_product(total=2)
+    response = client.get(f"/api/inventory/check/{product.id}", headers=headers)
+    assert response.mimetype == template
+    assert "HX-Request" in response.headers["Vary"]

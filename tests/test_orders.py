@@ -5,14 +5,16 @@ out once, through a real SMTP server (aiosmtpd), and never holds up the payment.
 import socket
 import time
 import uuid
+from datetime import datetime, timezone
 from email import message_from_bytes
 from email.policy import default as default_policy
 
 import pytest
 from aiosmtpd.controller import Controller
-from sqlalchemy import text
+from sqlalchemy import text, update
 
 from storefront.extensions import db
+from storefront.inventory.models import Hold
 from storefront.orders.book import reference_of
 from storefront.orders.jobs import send_order_confirmation
 from storefront.orders.models import Order
@@ -21,15 +23,28 @@ from tests.factories import DELIVERY, TEST_WEBHOOK_SECRET, intent_event, make_pr
 HTMX = {"HX-Request": "true"}
 
 
+class _ControllerOnSocket(Controller):
+    """aiosmtpd's Controller, serving on a socket bound beforehand."""
+
+    def __init__(self, handler, bound: socket.socket):
+        self.bound = bound
+        super().__init__(handler, hostname="127.0.0.1", port=bound.getsockname()[1])
+
+    def _create_server(self):
+        return self.loop.create_server(self._factory_invoker, sock=self.bound)
+
+
 class Inbox:
     """An SMTP server on a free loopback port that keeps what it receives."""
 
     def __init__(self):
         self.messages = []
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        # Bound now (port 0: the system picks a free one, and nobody can take it from us),
+        # listened on only once started: until then a connection is refused, as to a server down.
+        bound = socket.socket()
+        bound.bind(("127.0.0.1", 0))
+        self.port = bound.getsockname()[1]
+        self.controller = _ControllerOnSocket(self, bound)
 
     async def handle_DATA(self, server, session, envelope):
         self.messages.append(message_from_bytes(envelope.content, policy=default_policy))
@@ -111,7 +126,7 @@ def test_bad_delivery_details_are_refused_in_the_form_and_change_nothing(shop, f
     hold = hold_for(client, product)
     refused = pay_in_demo(client, hold, **{field: value})
     assert refused.status_code == 400
-    assert f'data-error="invalid_request"' in refused.get_data(as_text=True)
+    assert 'data-error="invalid_request"' in refused.get_data(as_text=True)
     assert refused.headers["HX-Retarget"] == "find .payment-error"  # shown inside the form, which stays
     assert order_row(hold["reservationId"]) is None
     status = client.get(f"/api/reservations/{hold['reservationId']}", headers={"X-Visitor-Id": visitor(1)})
@@ -179,6 +194,11 @@ def test_orders_group_a_checkouts_lines_with_one_reference_and_local_dates(shop)
     assert paid.headers["HX-Trigger"] == "cart-changed"  # the cart on the page re-reads itself: empty
     assert client.get("/api/cart", headers={"X-Visitor-Id": visitor(1)}).get_json()["items"] == []
 
+    # A fixed moment, late on 14 July in UTC: already the 15th in Paris.
+    placed = datetime(2026, 7, 14, 23, 30, tzinfo=timezone.utc)
+    db.session.execute(update(Hold.__table__).where(Hold.__table__.c.checkout_id == uuid.UUID(checkout["checkoutId"]))
+                       .values(created_at=placed))
+    db.session.commit()
     client.set_cookie("storefront_tz", "Europe/Paris")
     listing = client.get("/orders", headers={**HTMX, "X-Visitor-Id": visitor(1), "Accept-Language": "fr-FR,fr"})
     html = listing.get_data(as_text=True)
@@ -188,8 +208,9 @@ def test_orders_group_a_checkouts_lines_with_one_reference_and_local_dates(shop)
     row = html.split(f'data-order="{checkout_reference}"')[1].split("</tr>")[0]
     assert "1 × Mug, 1 × Print" in row and "$42.00" in row and 'data-status="paid"' in html
     assert 'data-status="held"' in html
-    assert " UTC" not in html and ("nov." in html or "déc." in html)  # French, in Paris time
-    assert "T" not in row.split("<td>")[1].split("</td>")[0]  # no raw ISO time
+    placed_cell = row.split("<td>")[1].split("</td>")[0]
+    assert "15 juil. 2026" in placed_cell and "01:30" in placed_cell  # French, in Paris time (UTC+2)
+    assert " UTC" not in html
 
     json_orders = client.get("/api/orders", headers={"X-Visitor-Id": visitor(1)}).get_json()["orders"]
     assert {o["reference"] for o in json_orders if o["checkoutId"]} == {checkout_reference}

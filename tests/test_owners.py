@@ -10,7 +10,7 @@ import re
 import pytest
 
 from storefront.owners import COOKIE_NAME
-from tests.factories import make_product, visitor
+from tests.factories import STRIPE_KEYS, make_product, visitor
 
 SAME_PHONE = visitor("iphone15")
 HTMX = {"HX-Request": "true"}
@@ -67,7 +67,7 @@ def test_another_browsers_hold_is_not_found_on_every_route(app):
     held = hold(owner, product.id, **HTMX)
     assert held.status_code == 201
     reservation_id = re.search(r'id="hold-([0-9a-f-]+)"', held.get_data(as_text=True)).group(1)
-    assert "data-client-secret" in held.get_data(as_text=True) or "demo-payment" in held.get_data(as_text=True)
+    assert "demo-payment" in held.get_data(as_text=True)  # its payment form (Stripe's: the next test)
     same_visitor = {"X-Visitor-Id": SAME_PHONE}
     no_cookie = app.test_client()
 
@@ -84,6 +84,38 @@ def test_another_browsers_hold_is_not_found_on_every_route(app):
         assert reservation_id not in orders
     mine = owner.get(f"/api/reservations/{reservation_id}", headers=same_visitor)
     assert mine.status_code == 200 and mine.get_json()["status"] == "PENDING"
+
+
+def test_with_stripe_another_browser_never_receives_a_holds_client_secret(make_app, settings, localstripe):
+    app = make_app({**settings, **STRIPE_KEYS, "STRIPE_API_BASE": localstripe.url})
+    with app.app_context():
+        product = make_product(total=2)
+        owner, intruder, no_cookie = browser(app), browser(app, "198.51.100.7"), app.test_client()
+        held = hold(owner, product.id, **HTMX).get_data(as_text=True)
+        reservation_id = re.search(r'id="hold-([0-9a-f-]+)"', held).group(1)
+        secret = re.search(r'data-client-secret="([^"]+)"', held).group(1)
+        assert re.fullmatch(r"pi_\w+_secret_\w+", secret)
+        same_visitor = {"X-Visitor-Id": SAME_PHONE}
+
+        for client in (intruder, no_cookie):
+            answers = [
+                client.get(f"/api/reservations/{reservation_id}", headers=same_visitor),
+                client.get(f"/api/reservations/{reservation_id}", headers={**HTMX, **same_visitor}),
+                client.get(f"/reservations/{reservation_id}", headers={**HTMX, **same_visitor}),
+                client.get(f"/reservations/{reservation_id}", headers=same_visitor),
+                client.get(f"/products/{product.id}/hold", headers={**HTMX, **same_visitor}),
+                client.get("/api/orders", headers=same_visitor),
+                client.get("/orders", headers={**HTMX, **same_visitor}),
+            ]
+            assert all(secret not in answer.get_data(as_text=True) for answer in answers)
+        # The other browser's own Buy on the same product: its own hold, with its own secret.
+        theirs = hold(intruder, product.id, **HTMX)
+        assert theirs.status_code == 201
+        their_secret = re.search(r'data-client-secret="([^"]+)"', theirs.get_data(as_text=True)).group(1)
+        assert their_secret != secret
+        # The owner, reloading, gets the same hold and the same secret back.
+        again = owner.get(f"/products/{product.id}/hold", headers={**HTMX, **same_visitor}).get_data(as_text=True)
+        assert f'data-client-secret="{secret}"' in again
 
 
 def test_a_forged_cookie_is_no_cookie(app):

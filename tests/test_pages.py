@@ -79,7 +79,7 @@ def test_hold_page_is_a_shell_that_loads_the_hold_for_its_own_visitor_only(clien
     fragment = client.get(url, headers={"HX-Request": "true", "X-Visitor-Id": visitor(1)})
     html = fragment.get_data(as_text=True)
     assert fragment.status_code == 200
-    assert "<html" not in html and "data-expires-at" in html
+    assert "<html" not in html and "data-seconds-left=" in html
     assert 'id="stock-' not in html  # no out-of-band stock on the hold page: nothing to swap it into
     assert "HX-Request" in fragment.headers["Vary"]
 

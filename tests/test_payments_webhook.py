@@ -14,6 +14,7 @@ from sqlalchemy import select
 from storefront.catalog.models import Product
 from storefront.extensions import db
 from storefront.inventory.models import Hold
+from storefront.payments.gateway import gateway
 from storefront.payments.models import PaymentEvent
 from tests.factories import TEST_WEBHOOK_SECRET, intent_event, lapse, make_product, stripe_signature, visitor
 
@@ -192,7 +193,9 @@ def test_a_late_payment_when_the_stock_is_gone_is_refunded_once(client):
     db.session.expire_all()
     hold = db.session.get(Hold, __import__("uuid").UUID(late["reservationId"]))
     assert hold.status == "REFUNDED"
-    assert hold.refund_id and hold.refund_id.startswith("re_demo_")
+    # Five deliveries, one refund of the whole amount, as the demo gateway (Stripe's part) made them.
+    made = [(refund.id, refund.payment_intent, refund.amount) for refund in gateway().refunds.values()]
+    assert made == [(hold.refund_id, hold.payment_intent_id, late["amount"])]
     product_row = db.session.get(Product, product.id)
     assert (product_row.held_units, product_row.sold_units) == (1, 0)
     shown = client.get(f"/api/reservations/{late['reservationId']}", headers={"X-Visitor-Id": visitor(1)})
@@ -214,15 +217,20 @@ def test_a_payment_of_the_wrong_amount_is_refused_and_refunded_in_full_once(clie
                                  .order_by(PaymentEvent.payment_intent_id)).all()
     assert [(intent, refund.startswith("re_demo_")) for intent, refund, _ in refunds] == [
         ("pi_wrong_0", True), ("pi_wrong_1", True)]
+    # Each refunded in full (what was paid: 100 usd, then 2500 eur), once, however often delivered.
+    made = sorted((refund.payment_intent, refund.amount) for refund in gateway().refunds.values())
+    assert made == [("pi_wrong_0", 100), ("pi_wrong_1", 2500)]
     assert refunds[0].detail == "paid 100 usd, hold is 2500 usd"
 
 
 def test_other_event_types_are_acknowledged_and_ignored(client):
     product = make_product(total=1)
     reservation = place(client, product)
-    payload = json.dumps({"id": "evt_other", "object": "event", "type": "charge.refunded",
-                          "data": {"object": {"id": "ch_1"}}}).encode()
-    assert deliver(client, payload).get_json() == {"received": True}
+    for event_type, thing in (("customer.created", {"id": "cus_1"}), ("charge.refunded", {"id": "ch_1"})):
+        # (a charge without a PaymentIntent is another integration's, not one of ours)
+        payload = json.dumps({"id": f"evt_{event_type}", "object": "event", "type": event_type,
+                              "data": {"object": thing}}).encode()
+        assert deliver(client, payload).get_json() == {"received": True}
     assert state(reservation) == ("PENDING", 1, 0)
     assert outcomes() == []
 

@@ -3,10 +3,12 @@
 import uuid
 
 import pytest
+from flask import current_app
 from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from storefront.catalog.models import Product
-from storefront.extensions import db
+from storefront.extensions import db, dispose_engines, one_statement
 from tests.factories import make_product, visitor
 
 
@@ -111,11 +113,16 @@ def test_unknown_product_is_404(client):
         ({"productId": "PRODUCT", "userId": visitor(1), "quantity": 6}, "quantity"),
         ({"productId": "PRODUCT", "userId": visitor(1), "quantity": "two"}, "quantity"),
         ({"productId": "PRODUCT", "userId": visitor(1), "quantity": 2.5}, "quantity"),
+        # JSON says what a number is: a string of digits or a null is not one (a form's text is).
+        ({"productId": "PRODUCT_TEXT", "userId": visitor(1)}, "productId"),
+        ({"productId": "PRODUCT", "userId": visitor(1), "quantity": None}, "quantity"),
+        ({"productId": "PRODUCT", "userId": visitor(1), "quantity": "2"}, "quantity"),
     ],
 )
 def test_malformed_fields_are_400_naming_the_field_and_change_nothing(client, body, field):
     product = make_product(total=10)
-    body = {key: (product.id if value == "PRODUCT" else value) for key, value in body.items()}
+    body = {key: {"PRODUCT": product.id, "PRODUCT_TEXT": str(product.id)}.get(value, value) if isinstance(value, str)
+            else value for key, value in body.items()}
     response = client.post("/api/reservations", json=body)
     assert response.status_code == 400
     assert response.get_json()["error"] == "invalid_request"
@@ -269,9 +276,11 @@ def test_holds_work_when_postgresql_plans_them_generically(client):
             cursor.execute("SET plan_cache_mode = force_generic_plan")
         dbapi_connection.commit()
 
+    # Every engine: the session's, and the autocommit one the holds and stock checks run on.
     db.session.remove()
     db.engine.dispose()
-    event.listen(db.engine, "connect", prepare_everything_generically)
+    dispose_engines(current_app)
+    event.listen(Engine, "connect", prepare_everything_generically)
     try:
         product = make_product(total=50)
         for n in range(10):
@@ -279,7 +288,11 @@ def test_holds_work_when_postgresql_plans_them_generically(client):
             assert hold(client, product.id, visitor(n)).status_code == 200
             assert client.get(f"/api/inventory/check/{product.id}").get_json()["available"] == 50 - n - 1
         assert counters(product.id) == (10, 0)
+        with one_statement() as cursor:  # the connection the hot paths just used
+            cursor.execute("SHOW plan_cache_mode")
+            assert cursor.fetchone()[0] == "force_generic_plan" and cursor.connection.prepare_threshold == 0
     finally:
-        event.remove(db.engine, "connect", prepare_everything_generically)
+        event.remove(Engine, "connect", prepare_everything_generically)
         db.session.remove()
         db.engine.dispose()
+        dispose_engines(current_app)

@@ -18,6 +18,17 @@ from babel import Locale
 _NOT_COUNTRIES = {"EU", "EZ", "QO", "UN", "XA", "XB", "ZZ"}
 # Deliberately loose: the mail server is the judge; this catches typing slips.
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+# Control characters (C0 and C1) have no place on a parcel or in an email address.
+_NOT_TEXT = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _encodable(text: str) -> bool:
+    """False for text with lone surrogates, which JSON can carry and no database can store."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 # (field, column, limit, required everywhere): the form's camelCase names beside the order's
 # columns. City, state and postal code are required where the country's address format has
@@ -90,18 +101,21 @@ def parse_delivery(data: Mapping) -> Delivery:
     """Check the submitted details (form or JSON, camelCase). Raises InvalidDelivery naming the field."""
     values = {}
     for field, _, limit, required in FIELDS:
-        value = data.get(field)
-        if value is not None and not isinstance(value, str):
+        raw = data.get(field)
+        if field in data and not isinstance(raw, str):
             raise InvalidDelivery(field, f"{field} must be text.")
-        value = " ".join((value or "").split())  # one line, no stray spaces
+        raw = raw or ""
+        if _NOT_TEXT.search(raw) or not _encodable(raw):
+            raise InvalidDelivery(field, f"{_label(field)} has characters that cannot be printed on a parcel.")
+        if len(raw) > limit:
+            raise InvalidDelivery(field, f"{_label(field)} must be at most {limit} characters.")
+        value = " ".join(raw.split())  # one line, no stray spaces
         if required and not value:
             raise InvalidDelivery(field, f"{_label(field)} is required.")
-        if len(value) > limit:
-            raise InvalidDelivery(field, f"{_label(field)} must be at most {limit} characters.")
         values[field] = value
     if not _EMAIL.match(values["email"]):
         raise InvalidDelivery("email", "That email address does not look right.")
-    country = values["country"].upper()
+    country = values["country"]
     if country not in dict(countries()):
         raise InvalidDelivery("country", "Choose a country from the list.")
     for field in required_by_country(country):

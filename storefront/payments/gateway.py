@@ -10,6 +10,7 @@ for newcomers: clearly labelled, no network, no money.
 import hashlib
 import hmac
 import logging
+import secrets
 import time
 from dataclasses import dataclass
 
@@ -171,6 +172,13 @@ def _describe(error: stripe.StripeError) -> str:
     return f"{type(error).__name__} (status {error.http_status}, code {error.code or 'none'})"
 
 
+@dataclass(frozen=True)
+class DemoRefund:
+    id: str
+    payment_intent: str
+    amount: int
+
+
 class DemoGateway:
     """Stripe's part, played in-process: for trying the shop without an account.
 
@@ -184,6 +192,8 @@ class DemoGateway:
 
     def __init__(self, webhook_secret: str):
         self.webhook_secret = webhook_secret
+        # The refunds made, by idempotency key, as Stripe keeps them (this process's only).
+        self.refunds: dict[str, DemoRefund] = {}
 
     def open_intent(self, *, key: str, amount: int, currency: str, metadata: dict,
                     intent_id: str | None = None) -> PaymentSession:
@@ -203,7 +213,10 @@ class DemoGateway:
         return "canceled"
 
     def refund(self, intent_id: str, amount: int, key: str) -> str:
-        return f"re_demo_{hashlib.sha256(key.encode()).hexdigest()[:24]}"
+        """A refund per key, as Stripe makes one: the same key gives back the same refund."""
+        if key not in self.refunds:
+            self.refunds[key] = DemoRefund(f"re_demo_{secrets.token_hex(12)}", intent_id, amount)
+        return self.refunds[key].id
 
     def pay(self, intent_id: str, amount: int, currency: str, metadata: dict) -> dict:
         """Pay the intent (no money moves): the succeeded PaymentIntent, as Stripe would return it."""

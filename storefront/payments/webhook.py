@@ -120,7 +120,9 @@ def _charge_refunded(event: dict) -> Receipt:
     charge = (event.get("data") or {}).get("object") or {}
     intent_id, refunded = charge.get("payment_intent"), charge.get("amount_refunded")
     if not isinstance(intent_id, str) or not isinstance(refunded, int) or isinstance(refunded, bool):
-        raise InvalidEvent("charge without payment_intent or amount_refunded")
+        # A charge made without a PaymentIntent is none of ours (another integration's).
+        WEBHOOK_EVENTS.labels("charge.refunded", "ignored").inc()
+        return Receipt(200, {"received": True})
     with db.engine.connect() as conn:
         changed = record_stripe_refund(conn, intent_id, refunded)
     log.info("stripe event %s (charge.refunded) for %s: %s refunded in all, %d order(s) changed",
