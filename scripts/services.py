@@ -68,14 +68,33 @@ def start_on_free_port(start, new_ports, log_path: Path | None = None) -> None:
 
 
 def wait_for_port(port: int, timeout: float, what: str, process: subprocess.Popen | None = None) -> None:
+    """Wait until ``process`` listens on ``port``: someone listening there is not enough, since
+    another process may have taken the port meanwhile (then ours exits, and this raises)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"{what} exited with status {process.returncode} before it listened")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return
+            if process is None or _listens(process.pid, port):
+                return
         time.sleep(0.1)
     raise TimeoutError(f"{what} did not listen on 127.0.0.1:{port} within {timeout:.0f}s")
+
+
+def _listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds the socket listening on 127.0.0.1:``port`` (Linux's /proc);
+    True where /proc cannot tell."""
+    try:
+        table = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return True
+    inodes = {fields[9] for fields in (row.split() for row in table)
+              if fields[1] == f"0100007F:{port:04X}" and fields[3] == "0A"}
+    try:
+        held = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+    except OSError:
+        return True
+    return any(f"socket:[{inode}]" in held for inode in inodes)
 
 
 def _postgres_bindir() -> Path:

@@ -10,12 +10,14 @@ import json
 import time
 import uuid
 
+import pytest
 import requests
 from sqlalchemy import select
 
 from storefront.extensions import db
 from storefront.inventory.models import Hold
-from storefront.payments.gateway import StripeGateway, gateway
+from storefront.payments.gateway import PaymentRefused, StripeGateway, gateway
+from storefront.payments.models import PaymentEvent
 from tests.factories import (
     STRIPE_KEYS,
     TEST_WEBHOOK_SECRET,
@@ -110,7 +112,7 @@ def test_cancel_retrieve_and_refund_requests_are_accepted_by_stripe_mock(make_ap
     assert cancel_headers["Idempotency-Key"] != again_headers["Idempotency-Key"]
     assert (get_method, get_url) == ("get", f"{stripe_mock.url}/v1/payment_intents/pi_123")
     assert (refund_method, refund_url) == ("post", f"{stripe_mock.url}/v1/refunds")
-    assert refund_headers["Idempotency-Key"] == "storefront-refund-hold-key-1"
+    assert refund_headers["Idempotency-Key"] == "storefront-refund-hold-key"
     assert sorted(refund_body.split("&")) == ["amount=1500", "payment_intent=pi_123"]
 
 
@@ -424,3 +426,40 @@ def test_a_japanese_address_needs_no_city_but_the_countries_that_use_one_do(make
                                ({**tokyo, "state": ""}, "state")):
             refused = client.post(url, json=address, headers=own)
             assert refused.status_code == 400 and refused.get_json()["field"] == field, refused.get_json()
+
+
+def test_a_refund_stripe_refused_is_asked_again_under_a_new_key(
+        make_app, settings, localstripe, monkeypatch):
+    import stripe as stripe_sdk
+
+    from storefront.payments.settlement import refund_once
+
+    keys = []
+    original = stripe_sdk.RequestsClient.request
+
+    def recording(self, method, url, headers, post_data=None):
+        if url.endswith("/v1/refunds"):
+            keys.append(headers["Idempotency-Key"])
+        return original(self, method, url, headers, post_data)
+
+    monkeypatch.setattr(stripe_sdk.RequestsClient, "request", recording)
+    app = make_app(stripe_settings(settings, localstripe))
+    client = app.test_client()
+    with app.app_context():
+        product = make_product(total=1)
+        reservation_id, _ = hold_fragment(client, product, 1)
+        intent_id = stored_hold(reservation_id).payment_intent_id
+        with db.engine.connect() as conn:
+            # Not paid yet: Stripe (localstripe) refuses, and says so; the refusal is written down.
+            with pytest.raises(PaymentRefused):
+                refund_once(conn, intent_id, 2500, "hold-late", reservation_id)
+            Shopper(localstripe).pay(intent_id)
+            # Paid now: the next attempt is a new request (a new key), not the day-long replay of the no.
+            refund_id = refund_once(conn, intent_id, 2500, "hold-late", reservation_id)
+        # (A retry after an answer lost on the way would count one refusal still, and send "-1" again:
+        # Stripe replays the refund it made. localstripe keeps no keys, so that part is Stripe's word.)
+        assert keys == ["storefront-refund-hold-late-0", "storefront-refund-hold-late-1"]
+        assert refund_id.startswith("re_")
+        refused = db.session.execute(select(PaymentEvent.outcome, PaymentEvent.detail)
+                                     .where(PaymentEvent.payment_intent_id == intent_id)).all()
+        assert [outcome for outcome, _ in refused] == ["refund_refused"]

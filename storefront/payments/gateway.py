@@ -21,12 +21,14 @@ log = logging.getLogger(__name__)
 
 STRIPE_TIMEOUT_SECONDS = 10
 STRIPE_NETWORK_RETRIES = 2
-# How many times a refund may be refused by Stripe, each under a new idempotency key.
-REFUND_KEY_CHAIN = 5
 
 
 class PaymentError(Exception):
     """Stripe could not do what we asked (network, or Stripe said no). Safe to retry."""
+
+
+class PaymentRefused(PaymentError):
+    """Stripe answered, and said no: nothing was done under that idempotency key."""
 
 
 @dataclass(frozen=True)
@@ -124,27 +126,20 @@ class StripeGateway:
     def refund(self, intent_id: str, amount: int, key: str) -> str:
         """Refund ``amount`` of a PaymentIntent, once per ``key``. Returns the refund id.
 
-        The idempotency keys are a short chain (``…-1``, ``…-2``, …) walked from the first:
-        a key Stripe answered with a refund replays that refund, so a retry never refunds
-        twice; a key Stripe answered with a refusal (the charge not refundable *yet*, say)
-        replays that refusal for 24 hours, so the walk moves on to the next key. Every
-        process walks the same chain, so two at once meet on the same key. A network error
-        stops the walk (the outcome is unknown): the caller retries from the start.
+        Raises PaymentRefused when Stripe answered no (nothing was refunded under ``key``, and
+        Stripe will give the same no to ``key`` for a day: ask again under another), and
+        PaymentError when the outcome is unknown (ask again under the same ``key``).
         """
-        refused = None
-        for attempt in range(1, REFUND_KEY_CHAIN + 1):
-            try:
-                refund = self._client.v1.refunds.create(
-                    params={"payment_intent": intent_id, "amount": amount},
-                    options={"idempotency_key": f"storefront-refund-{key}-{attempt}"},
-                )
-            except (stripe.InvalidRequestError, stripe.CardError) as error:
-                refused = error  # answered, and no refund made under this key: the next one
-                continue
-            except stripe.StripeError as error:
-                raise PaymentError(_describe(error)) from None
-            return refund.id
-        raise PaymentError(f"refund refused {REFUND_KEY_CHAIN} times: {_describe(refused)}")
+        try:
+            refund = self._client.v1.refunds.create(
+                params={"payment_intent": intent_id, "amount": amount},
+                options={"idempotency_key": f"storefront-refund-{key}"},
+            )
+        except (stripe.InvalidRequestError, stripe.CardError) as error:
+            raise PaymentRefused(_describe(error)) from None
+        except stripe.StripeError as error:
+            raise PaymentError(_describe(error)) from None
+        return refund.id
 
 
 def _intent_dict(intent) -> dict:

@@ -16,7 +16,7 @@ an idempotency key of its own, and written down, so a second run never refunds t
 import logging
 from dataclasses import replace
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from storefront.extensions import db
 from storefront.logs import current_request_id
@@ -30,7 +30,7 @@ from storefront.payments.completion import (
     settle_checkout,
     settle_payment,
 )
-from storefront.payments.gateway import PaymentError, gateway
+from storefront.payments.gateway import PaymentError, PaymentRefused, gateway
 from storefront.payments.ledger import payment_events, record_event, record_events
 
 log = logging.getLogger(__name__)
@@ -147,14 +147,37 @@ def _refund(conn: Connection, settlement: Settlement, intent_id: str) -> str:
         earlier = _whole_refund_of(conn, intent_id)
         if earlier:
             return earlier
-        return gateway().refund(intent_id, settlement.refund_amount, f"intent-{intent_id}")
+        return refund_once(conn, intent_id, settlement.refund_amount, f"intent-{intent_id}", settlement.subject_id)
     if settlement.outcome == "refund_due" and not settlement.is_checkout:
-        refund_id = gateway().refund(intent_id, settlement.refund_amount, str(settlement.subject_id))
+        refund_id = refund_once(conn, intent_id, settlement.refund_amount, str(settlement.subject_id),
+                                settlement.subject_id)
         record_refund(conn, settlement.subject_id, refund_id)
         return refund_id
-    refund_id = gateway().refund(intent_id, settlement.refund_amount, f"checkout-{settlement.subject_id}")
+    refund_id = refund_once(conn, intent_id, settlement.refund_amount, f"checkout-{settlement.subject_id}",
+                            settlement.subject_id)
     record_checkout_refund(conn, settlement.subject_id, refund_id)
     return refund_id
+
+
+def refund_once(conn: Connection, intent_id: str, amount: int, key: str, subject_id=None) -> str:
+    """Refund through Stripe under an idempotency key that a retry reuses, unless Stripe refused it.
+
+    Stripe keeps its first answer to a key for 24 hours, errors included. So a retry of a
+    request whose outcome is unknown (a timeout) goes out under the same key, and can never
+    refund twice; but once Stripe has answered no (the charge not refundable yet, say), that
+    no is written down in the ledger and the next attempt goes out under the next key,
+    ``<key>-<refusals so far>``, or it would get the same no for a day. Two processes at
+    once count the same refusals, so they send the same key, and Stripe makes one refund.
+    """
+    prefix = f"refund-refused:{key}:"
+    refusals = conn.execute(select(func.count()).select_from(payment_events)
+                            .where(payment_events.c.id.startswith(prefix, autoescape=True))).scalar_one()
+    try:
+        return gateway().refund(intent_id, amount, f"{key}-{refusals}")
+    except PaymentRefused as refusal:
+        record_event(conn, f"{prefix}{refusals}", "refund.refused", "refund_refused", payment_intent_id=intent_id,
+                     reservation_id=subject_id, detail=str(refusal), trigger="refund")
+        raise
 
 
 def _whole_refund_of(conn: Connection, intent_id: str) -> str | None:
