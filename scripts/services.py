@@ -82,14 +82,14 @@ def wait_for_port(port: int, timeout: float, what: str, process: subprocess.Pope
 
 
 def _listens(pid: int, port: int) -> bool:
-    """Whether process ``pid`` holds the socket listening on 127.0.0.1:``port`` (Linux's /proc);
-    True where /proc cannot tell."""
+    """Whether process ``pid`` holds a socket listening on ``port`` (any address, IPv4 or IPv6;
+    read from Linux's /proc). True where /proc cannot tell."""
     try:
-        table = Path("/proc/net/tcp").read_text().splitlines()[1:]
+        table = [row for name in ("tcp", "tcp6") for row in Path(f"/proc/net/{name}").read_text().splitlines()[1:]]
     except OSError:
         return True
     inodes = {fields[9] for fields in (row.split() for row in table)
-              if fields[1] == f"0100007F:{port:04X}" and fields[3] == "0A"}
+              if fields[1].endswith(f":{port:04X}") and fields[3] == "0A"}
     try:
         held = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
     except OSError:
