@@ -139,8 +139,9 @@ def place_hold(product_id: int, owner: Owner, address: str, quantity: int, ttl_s
     Race-free across processes: the visitor id's lock is taken first, then units
     are reserved by one guarded UPDATE under the product's row lock, and a partial
     unique index allows one PENDING hold per owner and product, so twenty presses
-    of Buy at once make one hold. Lapsed holds are released only when the counters
-    say no, so a "no" is always exact. A new hold must keep the owner, and the owners
+    of Buy at once make one hold. While nothing is left, the "no" comes from reads
+    alone (no lock taken, nothing written), exact because lapsed holds count as free in
+    them; lapsed holds are released only when a hold needs their units. A new hold must keep the owner, and the owners
     sharing its visitor id and address, within ``max_visitor_units``.
 
     On PostgreSQL all of it is one statement: a function installed by a migration
@@ -155,8 +156,16 @@ def place_hold(product_id: int, owner: Owner, address: str, quantity: int, ttl_s
 
 
 def _place_hold_step_by_step(conn, product_id, owner, address, quantity, ttl_seconds, max_visitor_units):
-    """SQLite: the same rules, statement by statement, under its one writer lock."""
+    """SQLite: the same rules, statement by statement, under its one writer lock (the order of
+    inventory/sql/place_hold_v3.sql: a "no" first, from reads alone)."""
     now = utcnow()
+    stock = stock_of(conn, product_id, now)  # lapsed, unreleased holds count as free here
+    if stock is not None and stock.available < quantity and on_sale(conn, product_id):
+        existing = live_hold(conn, product_id, owner, now)
+        conn.rollback()
+        if existing is not None:
+            return PlacedHold(existing, created=False)
+        raise OutOfStock(stock.available)
     lock_visitor(conn, owner.visitor_id)
     existing = live_hold(conn, product_id, owner, now)
     if existing is not None:

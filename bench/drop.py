@@ -1,0 +1,212 @@
+"""A drop on one product, measured beside its references in the same run.
+
+- database alone: pgbench driving the shop's hold statement (``storefront_place_hold``) on ONE
+  product, against the same statement spread over 64 products, at 16 and 64 connections;
+- through HTTP: holds on one product against holds spread over 64, 64 connections, gunicorn
+  with 2 workers x 32 threads (as a few web hosts would send them);
+- refusals: holds on a sold-out product against the stock check of that product, in the
+  database alone (the function against the stock SELECT) and through HTTP.
+
+Every figure is printed with its p99; ratios are medians over rounds run back to back (every
+other round in the opposite order); after each hold run the product counters are checked
+against the holds table (held = units of PENDING holds, sold = units of COMPLETED ones).
+
+    .venv/bin/python -m bench.drop              # --seconds 6 --rounds 3
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import psycopg
+
+from bench.holds import HOLD_SCRIPT, SECRET_KEY, ensure_wrk, start_gunicorn, wrk
+from scripts.services import PostgresServer, _postgres_bindir
+from storefront.inventory.sql import sql
+from storefront.inventory.stock import _STOCK_OF_ON_POSTGRESQL
+
+REPO = Path(__file__).resolve().parent.parent
+SPREAD = 64
+PGBENCH_HOLD = textwrap.dedent("""\
+    \\set n random(1, 2000000000)
+    {choose_product}
+    SELECT outcome FROM storefront_place_hold(gen_random_uuid(), :product,
+        ('pgbench-' || :client_id || '-' || :n)::varchar, ''::varchar, '127.0.0.1'::varchar, 1, 600, 1000000);
+""")
+PGBENCH_STOCK = "\\set product {product}\n" + _STOCK_OF_ON_POSTGRESQL.replace("%(product)s", ":product") + ";\n"
+SPREAD_LUA = textwrap.dedent("""
+    math.randomseed(os.time() + (thread_number or 0))
+    request = function()
+      counter = counter + 1
+      local product = FIRST + math.random(0, SPREAD - 1)
+      local body = string.format('{"productId":%d,"userId":"%s-%d"}', product, prefix, counter)
+      return wrk.format("POST", "/api/reservations", {["Content-Type"] = "application/json"}, body)
+    end
+""")
+
+
+def prepare(server: PostgresServer) -> dict:
+    env = {**os.environ, "DATABASE_URL": server.url(), "SECRET_KEY": SECRET_KEY}
+    subprocess.run([sys.executable, "-m", "flask", "--app", "storefront", "db", "upgrade"], cwd=REPO, env=env,
+                   check=True, capture_output=True)
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        def product(label: str, total: int) -> int:
+            return conn.execute(
+                "INSERT INTO products (sku, name, description, price, currency, total_quantity, created_at)"
+                " VALUES (%s, %s, '', 2500, 'usd', %s, now()) RETURNING id", (f"DROP-{label}", label, total),
+            ).fetchone()[0]
+
+        ids = {"one": product("one", 2_000_000_000)}
+        spread = [product(f"spread-{n}", 2_000_000_000) for n in range(SPREAD)]
+        ids["first"], ids["last"] = spread[0], spread[-1]
+        assert spread == list(range(spread[0], spread[0] + SPREAD))
+        ids["sold_out"] = product("sold-out", 1)
+        # Sold out: its one unit held by a shopper who has not paid yet.
+        conn.execute("SELECT storefront_place_hold(gen_random_uuid(), %s, 'the-one-buyer', '', '127.0.0.1', 1,"
+                     " 3600, 10)", (ids["sold_out"],))
+        # The hold function as it was before refusals took no lock (version 2), beside it under
+        # its own name: the before of the refusal figures, measured in the same run.
+        conn.execute(sql("place_hold_v2.sql").replace("FUNCTION storefront_place_hold(",
+                                                      "FUNCTION storefront_place_hold_v2(", 1))
+        conn.execute("VACUUM ANALYZE")
+    return ids
+
+
+def dsn(server: PostgresServer) -> str:
+    return f"host=127.0.0.1 port={server.port} user=postgres dbname=storefront"
+
+
+def reset(server: PostgresServer) -> None:
+    """Every hold run starts from the same table state: the bench's holds gone, counters as the holds say.
+
+    The tables are locked first: holds of the last run still queued in gunicorn when wrk stopped
+    finish before the reset (or wait for it), never in the middle of it."""
+    with psycopg.connect(dsn(server)) as conn:
+        conn.execute("LOCK TABLE products, holds IN ACCESS EXCLUSIVE MODE")
+        conn.execute("DELETE FROM holds WHERE user_id <> 'the-one-buyer'")
+        conn.execute("UPDATE products SET held_units = (SELECT coalesce(sum(quantity), 0) FROM holds"
+                     " WHERE product_id = products.id AND status = 'PENDING'), sold_units = 0")
+        conn.commit()
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE holds")
+        conn.execute("CHECKPOINT")
+
+
+def consistent(server: PostgresServer) -> str:
+    """The counters against the holds table, for every product."""
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        wrong = conn.execute(
+            "SELECT p.id, p.held_units, p.sold_units, p.total_quantity,"
+            " coalesce(sum(h.quantity) FILTER (WHERE h.status = 'PENDING'), 0),"
+            " coalesce(sum(h.quantity) FILTER (WHERE h.status = 'COMPLETED'), 0)"
+            " FROM products p LEFT JOIN holds h ON h.product_id = p.id GROUP BY p.id"
+            " HAVING p.held_units <> coalesce(sum(h.quantity) FILTER (WHERE h.status = 'PENDING'), 0)"
+            " OR p.sold_units <> coalesce(sum(h.quantity) FILTER (WHERE h.status = 'COMPLETED'), 0)"
+            " OR p.held_units + p.sold_units > p.total_quantity").fetchall()
+    return "counters = holds" if not wrong else f"COUNTERS WRONG: {wrong[:3]}"
+
+
+def pgbench(server: PostgresServer, script: str, clients: int, seconds: int) -> dict:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "script.sql"
+        path.write_text(script)
+        output = subprocess.run(
+            [str(_postgres_bindir() / "pgbench"), "-n", "-M", "prepared", "-c", str(clients), "-j", "2",
+             "-T", str(seconds), "-f", str(path), "-l", "--log-prefix", str(Path(folder) / "log"),
+             "-h", "127.0.0.1", "-p", str(server.port), "-U", "postgres", "storefront"],
+            capture_output=True, text=True, check=True, cwd=folder).stdout
+        latencies = sorted(int(line.split()[2]) for log in Path(folder).glob("log*")
+                           for line in log.read_text().splitlines())
+    tps = float(next(line for line in output.splitlines() if line.startswith("tps")).split()[2])
+    return {"rps": tps, "p99": latencies[int(len(latencies) * 0.99)] / 1000 if latencies else 0.0}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    wrk_path = ensure_wrk()
+    print(f"cores: {os.cpu_count()}  {args.seconds}s per run, {args.rounds} rounds, PostgreSQL fsync on", flush=True)
+    ratios = []
+    with PostgresServer(durable=True) as server:
+        ids = prepare(server)
+        one = PGBENCH_HOLD.format(choose_product=f"\\set product {ids['one']}")
+        spread = PGBENCH_HOLD.format(choose_product=f"\\set product random({ids['first']}, {ids['last']})")
+        refuse = PGBENCH_HOLD.format(choose_product=f"\\set product {ids['sold_out']}")
+        refuse_v2 = refuse.replace("storefront_place_hold(", "storefront_place_hold_v2(")
+        stock = PGBENCH_STOCK.format(product=ids["sold_out"])
+        shop, url = start_gunicorn(server, 2, 32)
+        hold_one = HOLD_SCRIPT.replace("PRODUCT_ID", str(ids["one"]))
+        hold_spread = (HOLD_SCRIPT.split("request = function()")[0]
+                       + SPREAD_LUA.replace("FIRST", str(ids["first"])).replace("SPREAD", str(SPREAD)))
+        refuse_http = HOLD_SCRIPT.replace("PRODUCT_ID", str(ids["sold_out"]))
+
+        def database(label, script, clients):
+            def measure():
+                reset(server)
+                result = pgbench(server, script, clients, args.seconds)
+                print(f"  {label:<52} {result['rps']:>9.0f}/s  p99 {result['p99']:>7.2f} ms  {consistent(server)}",
+                      flush=True)
+                return result
+            return measure
+
+        def http(label, script, target=url):
+            def measure():
+                reset(server)
+                result = wrk(wrk_path, target, 64, args.seconds, script)
+                answered = result["rps"] if result["non2xx"] == 0 else \
+                    (result["rps"] * result["seconds"] + result["non2xx"]) / result["seconds"]
+                result = {**result, "rps": answered}
+                print(f"  {label:<52} {answered:>9.0f}/s  p99 {result['p99']:>7.2f} ms  {consistent(server)}",
+                      flush=True)
+                return result
+            return measure
+
+        comparisons = [
+            ("database, 16 connections: one product / spread over 64", 0.9,
+             database("one product, 16 connections", one, 16), database("spread, 16 connections", spread, 16)),
+            ("database, 64 connections: one product / spread over 64", 0.8,
+             database("one product, 64 connections", one, 64), database("spread, 64 connections", spread, 64)),
+            ("database: refusals of a sold-out product / its stock SELECT", 0.9,
+             database("refusals, 16 connections", refuse, 16), database("stock SELECT, 16 connections", stock, 16)),
+            ("database: refusals now / with the function before (v2, under the lock)", 1.0,
+             database("refusals, 16 connections", refuse, 16), database("refusals with v2, 16 connections",
+                                                                        refuse_v2, 16)),
+            ("HTTP, 64 connections: holds on one product / spread", 0.95,
+             http("holds on one product", hold_one), http("holds spread over 64", hold_spread)),
+            ("HTTP, 64 connections: refusals / stock check", 0.9,
+             http("refusals of a sold-out product", refuse_http),
+             http("stock check of it", None, f"{url}/api/inventory/check/{ids['sold_out']}")),
+        ]
+        try:
+            for title, target, measured, reference in comparisons:
+                print(f"-- {title}", flush=True)
+                pairs = []
+                for number in range(args.rounds):
+                    if number % 2 == 0:
+                        pairs.append((measured(), reference()))
+                    else:
+                        base = reference()
+                        pairs.append((measured(), base))
+                ratios.append((title, target, pairs))
+        finally:
+            shop.terminate()
+            shop.wait(timeout=20)
+
+    print(f"\nratios, median of {args.rounds} rounds:")
+    for title, target, pairs in ratios:
+        rate = statistics.median(mine["rps"] / base["rps"] for mine, base in pairs)
+        p99 = statistics.median(mine["p99"] / base["p99"] for mine, base in pairs if base["p99"])
+        print(f"{title:<64} {rate:5.2f}x (target >= {target:.2f})   p99 {p99:5.2f}x   rounds: "
+              + ", ".join(f"{mine['rps'] / base['rps']:.2f}" for mine, base in pairs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
