@@ -196,8 +196,12 @@ def main() -> int:
                         pairs.append((measured(), base))
                 ratios.append((title, target, pairs))
         finally:
-            shop.terminate()
-            shop.wait(timeout=20)
+            shop.terminate()  # gunicorn.conf.py gives its workers 30 s to finish
+            try:
+                shop.wait(timeout=45)
+            except subprocess.TimeoutExpired:
+                shop.kill()
+                shop.wait()
 
     print(f"\nratios, median of {args.rounds} rounds:")
     for title, target, pairs in ratios:

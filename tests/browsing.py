@@ -63,6 +63,16 @@ class Shopper:
         self.page.click(f"#stock-{product_id} button.buy-button")
         return self.page.wait_for_selector(".hold")
 
+    def add_to_cart(self, *products) -> None:
+        """Add each product to the cart from its page, as a shopper does."""
+        from playwright.sync_api import expect
+
+        for product in products:
+            page = self.visit(f"/products/{product.id}")
+            self.wait_for_visitor()
+            page.click("text=Add to cart")
+            expect(page.locator(f"#cart-note-{product.id}")).to_contain_text("In your cart")
+
     def pay(self, page=None, **details) -> None:
         """Give delivery details in the payment form, as a shopper types them, and press Pay."""
         page = page or self.page

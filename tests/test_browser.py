@@ -308,11 +308,7 @@ def test_a_new_owner_adds_a_product_with_a_photo_a_shopper_buys_it_and_the_owner
 def test_the_cart_empties_on_screen_once_its_payment_settles(store, shopper):
     mug, tin = make_product(total=3, name="Mug"), make_product(total=3, name="Tin")
     visitor = shopper(store())
-    for product in (mug, tin):
-        page = visitor.visit(f"/products/{product.id}")
-        visitor.wait_for_visitor()
-        page.click("text=Add to cart")
-        expect(page.locator(f"#cart-note-{product.id}")).to_contain_text("In your cart")
+    visitor.add_to_cart(mug, tin)
     page = visitor.visit("/cart")
     expect(page.locator("#cart-lines")).to_contain_text("In your cart: 2 products")
     page.click("text=Check out")

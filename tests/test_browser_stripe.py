@@ -152,15 +152,21 @@ def test_a_declined_card_shows_stripes_message_keeps_the_hold_and_a_second_card_
     no_csp_violations(page)
 
 
-def test_3d_secure_returns_to_the_hold_page_which_settles_before_it_answers(stripe_store, card_shopper):
+def at_the_banks_challenge(stripe_store, card_shopper):
+    """A shopper who held a print and paid with a card that asks for 3-D Secure: now on the
+    bank's page. Returns the page and the hold's id."""
     product = make_product(total=1, name="Signed print")
     visitor = card_shopper(stripe_store())
     page = visitor.visit(f"/products/{product.id}")
     visitor.buy(product.id)
     reservation_id = hold_of(page)
-
     pay_by_card(page, card=CARD_3DS)
     page.wait_for_url(re.compile(r"^https://hooks\.stripe\.com/3d_secure_2/"))
+    return page, reservation_id
+
+
+def test_3d_secure_returns_to_the_hold_page_which_settles_before_it_answers(stripe_store, card_shopper):
+    page, reservation_id = at_the_banks_challenge(stripe_store, card_shopper)
     page.click("text=Complete authentication")
     page.wait_for_url(re.compile(rf"/reservations/{reservation_id}\?payment_intent=pi_\w+"
                                  r"&payment_intent_client_secret=pi_\w+_secret_\w+&redirect_status=succeeded$"),
@@ -172,14 +178,7 @@ def test_3d_secure_returns_to_the_hold_page_which_settles_before_it_answers(stri
 
 
 def test_a_failed_3d_secure_says_so_on_return_and_the_shopper_can_pay_again(stripe_store, card_shopper):
-    product = make_product(total=1, name="Signed print")
-    visitor = card_shopper(stripe_store())
-    page = visitor.visit(f"/products/{product.id}")
-    visitor.buy(product.id)
-    reservation_id = hold_of(page)
-
-    pay_by_card(page, card=CARD_3DS)
-    page.wait_for_url(re.compile(r"^https://hooks\.stripe\.com/"))
+    page, reservation_id = at_the_banks_challenge(stripe_store, card_shopper)
     page.click("text=Fail authentication")
     page.wait_for_url(re.compile(r"redirect_status=failed$"))
     expect(page.locator(".hold-pending")).to_contain_text("Your bank did not confirm that payment")
@@ -231,11 +230,7 @@ def test_a_japanese_address_without_a_city_pays(stripe_store, card_shopper):
 def test_a_cart_checkout_is_paid_by_card_the_same_way(stripe_store, card_shopper, localstripe):
     mug, tin = make_product(total=3, name="Mug", price=1200), make_product(total=3, name="Tin", price=800)
     visitor = card_shopper(stripe_store())
-    for product in (mug, tin):
-        page = visitor.visit(f"/products/{product.id}")
-        visitor.wait_for_visitor()
-        page.click("text=Add to cart")
-        expect(page.locator(f"#cart-note-{product.id}")).to_contain_text("In your cart")
+    visitor.add_to_cart(mug, tin)
     page = visitor.visit("/cart")
     page.click("text=Check out")
     expect(page.locator("#payment-form button[type=submit]")).to_have_text("Pay $20.00")

@@ -9,6 +9,7 @@ to the shop, a refund issued once.
 import json
 import time
 import uuid
+from typing import NamedTuple
 
 import pytest
 import requests
@@ -29,6 +30,31 @@ from tests.factories import (
 )
 
 HTMX = {"HX-Request": "true"}
+
+
+class StripeCall(NamedTuple):
+    method: str
+    url: str
+    headers: dict
+    body: str | None
+    status: int
+
+
+@pytest.fixture
+def stripe_calls(monkeypatch):
+    """Every request the shop's Stripe client sends from now on, with the status it got back."""
+    import stripe as stripe_sdk
+
+    calls: list[StripeCall] = []
+    original = stripe_sdk.RequestsClient.request
+
+    def recording(self, method, url, headers, post_data=None):
+        content, status, response_headers = original(self, method, url, headers, post_data)
+        calls.append(StripeCall(method, url, dict(headers), post_data, status))
+        return content, status, response_headers
+
+    monkeypatch.setattr(stripe_sdk.RequestsClient, "request", recording)
+    return calls
 
 
 def stripe_settings(settings, server):
@@ -82,17 +108,7 @@ def test_the_payment_form_carries_a_payment_intent_created_through_stripe(make_a
 
 
 def test_cancel_retrieve_and_refund_requests_are_accepted_by_stripe_mock(make_app, settings, stripe_mock,
-                                                                        monkeypatch):
-    import stripe as stripe_sdk
-
-    sent = []
-    original = stripe_sdk.RequestsClient.request
-
-    def recording(self, method, url, headers, post_data=None):
-        sent.append((method, url, dict(headers), post_data))
-        return original(self, method, url, headers, post_data)
-
-    monkeypatch.setattr(stripe_sdk.RequestsClient, "request", recording)
+                                                                        stripe_calls):
     app = make_app(stripe_settings(settings, stripe_mock))
     with app.app_context():
         stripe = gateway()
@@ -105,8 +121,8 @@ def test_cancel_retrieve_and_refund_requests_are_accepted_by_stripe_mock(make_ap
         # Stripe, not the replay of the first answer that a fixed key would get for 24 hours.
         assert stripe.cancel("pi_123") == "requires_payment_method"
 
-    (cancel_method, cancel_url, cancel_headers, _), (get_method, get_url, _, _), \
-        (refund_method, refund_url, refund_headers, refund_body), (_, again_url, again_headers, _) = sent
+    (cancel_method, cancel_url, cancel_headers, _, _), (get_method, get_url, _, _, _), \
+        (refund_method, refund_url, refund_headers, refund_body, _), (_, again_url, again_headers, _, _) = stripe_calls
     assert (cancel_method, cancel_url) == ("post", f"{stripe_mock.url}/v1/payment_intents/pi_123/cancel")
     assert again_url == cancel_url
     assert cancel_headers["Idempotency-Key"] != again_headers["Idempotency-Key"]
@@ -268,21 +284,10 @@ def test_the_sweep_cancels_the_payment_intents_of_lapsed_holds(make_app, setting
 
 
 def test_delivery_details_go_onto_the_payment_intent_in_a_shape_stripe_accepts(make_app, settings, stripe_mock,
-                                                                              monkeypatch):
-    import stripe as stripe_sdk
-
+                                                                              stripe_calls):
     from storefront.orders.models import Order
     from tests.factories import DELIVERY
 
-    answered = []
-    original = stripe_sdk.RequestsClient.request
-
-    def recording(self, method, url, headers, post_data=None):
-        content, status, response_headers = original(self, method, url, headers, post_data)
-        answered.append((method, url, dict(headers), post_data, status))
-        return content, status, response_headers
-
-    monkeypatch.setattr(stripe_sdk.RequestsClient, "request", recording)
     app = make_app(stripe_settings(settings, stripe_mock))
     client = app.test_client()
     with app.app_context():
@@ -296,7 +301,7 @@ def test_delivery_details_go_onto_the_payment_intent_in_a_shape_stripe_accepts(m
         db.session.expire_all()
         assert db.session.get(Order, uuid.UUID(reservation_id)).ship_postal_code == "NW1 5LR"
 
-    method, url, headers, body, status = answered[-1]
+    method, url, headers, body, status = stripe_calls[-1]
     assert (method, url, status) == ("post", f"{stripe_mock.url}/v1/payment_intents/{intent_id}", 200)
     assert headers["Idempotency-Key"].startswith(f"storefront-delivery-{intent_id}-")
     fields = dict(part.split("=", 1) for part in body.split("&"))
@@ -357,29 +362,20 @@ def test_a_reload_of_a_hold_whose_payment_succeeded_settles_it_instead_of_offeri
         assert stored_hold(reservation_id).status == "COMPLETED"
 
 
-def test_confirming_polls_and_lapse_checks_ask_stripe_nothing(make_app, settings, localstripe, monkeypatch):
-    import stripe as stripe_sdk
-
-    calls = []
-    original = stripe_sdk.RequestsClient.request
-
-    def counting(self, method, url, headers, post_data=None):
-        calls.append((method, url))
-        return original(self, method, url, headers, post_data)
-
+def test_confirming_polls_and_lapse_checks_ask_stripe_nothing(make_app, settings, localstripe, stripe_calls):
     app = make_app(stripe_settings(settings, localstripe))
     client = app.test_client()
     with app.app_context():
         product = make_product(total=1)
         reservation_id, _ = hold_fragment(client, product, 1)
-        monkeypatch.setattr(stripe_sdk.RequestsClient, "request", counting)
+        asked_before = len(stripe_calls)
         own = {**HTMX, "X-Visitor-Id": visitor(1)}
         polled = client.get(f"/reservations/{reservation_id}?confirming=1", headers=own)
         assert polled.status_code == 200 and "Confirming your purchase" in polled.get_data(as_text=True)
         # The countdown reached 0:00 before the server's clock did: nothing to swap, nothing asked.
         early = client.get(f"/reservations/{reservation_id}?lapsed=1", headers=own)
         assert (early.status_code, early.get_data()) == (204, b"")
-        assert calls == []
+        assert stripe_calls[asked_before:] == []
         lapse(reservation_id)
         lapsed = client.get(f"/reservations/{reservation_id}?lapsed=1", headers=own)
         assert lapsed.status_code == 200 and "This hold lapsed" in lapsed.get_data(as_text=True)
@@ -428,21 +424,9 @@ def test_a_japanese_address_needs_no_city_but_the_countries_that_use_one_do(make
             assert refused.status_code == 400 and refused.get_json()["field"] == field, refused.get_json()
 
 
-def test_a_refund_stripe_refused_is_asked_again_under_a_new_key(
-        make_app, settings, localstripe, monkeypatch):
-    import stripe as stripe_sdk
-
+def test_a_refund_stripe_refused_is_asked_again_under_a_new_key(make_app, settings, localstripe, stripe_calls):
     from storefront.payments.settlement import refund_once
 
-    keys = []
-    original = stripe_sdk.RequestsClient.request
-
-    def recording(self, method, url, headers, post_data=None):
-        if url.endswith("/v1/refunds"):
-            keys.append(headers["Idempotency-Key"])
-        return original(self, method, url, headers, post_data)
-
-    monkeypatch.setattr(stripe_sdk.RequestsClient, "request", recording)
     app = make_app(stripe_settings(settings, localstripe))
     client = app.test_client()
     with app.app_context():
@@ -458,6 +442,7 @@ def test_a_refund_stripe_refused_is_asked_again_under_a_new_key(
             refund_id = refund_once(conn, intent_id, 2500, "hold-late", reservation_id)
         # (A retry after an answer lost on the way would count one refusal still, and send "-1" again:
         # Stripe replays the refund it made. localstripe keeps no keys, so that part is Stripe's word.)
+        keys = [call.headers["Idempotency-Key"] for call in stripe_calls if call.url.endswith("/v1/refunds")]
         assert keys == ["storefront-refund-hold-late-0", "storefront-refund-hold-late-1"]
         assert refund_id.startswith("re_")
         refused = db.session.execute(select(PaymentEvent.outcome, PaymentEvent.detail)
