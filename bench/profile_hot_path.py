@@ -1,4 +1,5 @@
-"""Profile the hot paths in-process (cProfile): N holds, N stock checks, N /healthz.
+"""Profile the hot paths in-process (cProfile): N holds, N refusals of a sold-out product,
+N stock checks, N /healthz.
 
     .venv/bin/python -m bench.profile_hot_path [--requests 2000] [--top 25]
 
@@ -34,13 +35,16 @@ def main() -> int:
             flask_migrate.upgrade()
             product = Product(sku="P", name="P", description="", price=2500, currency="usd",
                               total_quantity=10_000_000)
-            db.session.add(product)
+            sold_out = Product(sku="S", name="S", description="", price=2500, currency="usd", total_quantity=0)
+            db.session.add_all([product, sold_out])
             db.session.commit()
-            product_id = product.id
+            product_id, sold_out_id = product.id, sold_out.id
         client = app.test_client()
         paths = {
             "hold": lambda n: client.post("/api/reservations", json={"productId": product_id,
                                                                      "userId": f"profile-visitor-{n}"}),
+            "refusal": lambda n: client.post("/api/reservations", json={"productId": sold_out_id,
+                                                                        "userId": f"profile-visitor-{n}"}),
             "stock check": lambda n: client.get(f"/api/inventory/check/{product_id}"),
             "healthz": lambda n: client.get("/healthz"),
         }
@@ -60,7 +64,7 @@ def main() -> int:
                 response = call(n)
             profiler.disable()
             elapsed = time.perf_counter() - started
-            assert response.status_code in (200, 201), response.get_data(as_text=True)
+            assert response.status_code in ((409,) if name == "refusal" else (200, 201)), response.get_data(as_text=True)
             print(f"\n=== {name}: {elapsed / args.requests * 1e6:.0f} us per request (profiled) ===")
             out = io.StringIO()
             stats = pstats.Stats(profiler, stream=out)
