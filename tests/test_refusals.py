@@ -13,7 +13,7 @@ from sqlalchemy import select, text
 from storefront.catalog.models import Product
 from storefront.extensions import db
 from storefront.inventory.models import Hold
-from tests.factories import intent_event, lapse, make_product, stripe_signature, visitor
+from tests.factories import TEST_WEBHOOK_SECRET, intent_event, lapse, make_product, stripe_signature, visitor
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -86,7 +86,7 @@ def test_a_refusal_waits_for_no_lock(app):
 def test_a_refusal_storm_on_a_sold_out_product_lets_every_paid_hold_complete(app, settings, live_server):
     """Shoppers keep pressing Buy on a sold-out product while the ones who hold it pay: every
     refusal is a 409 and every payment completes, under gunicorn's processes."""
-    settings = {**settings, "STRIPE_WEBHOOK_SECRET": "whsec_test_storefront_suite_secret"}
+    settings = {**settings, "STRIPE_WEBHOOK_SECRET": TEST_WEBHOOK_SECRET}
     server = live_server(settings, workers=2, threads=8)
     product = make_product(total=20)
     paid = [requests.post(f"{server.url}/api/reservations", json={"productId": product.id, "userId": visitor(n)},
