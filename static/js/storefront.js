@@ -177,7 +177,9 @@
           stop("Your delivery details could not be sent: check your connection and press Pay again.");
         });
       }).then(function (response) {
-        if (response.ok) return null;
+        // Read the answer to its end before moving on: a 3-D Secure redirect that followed at
+        // once would abort its body, and the browser would report the request as failed.
+        if (response.ok) return response.text().then(function () { return null; });
         return response.json().catch(function () { return {}; }).then(function (body) {
           stop(body.message || "Your delivery details could not be saved; try again.");
         });
