@@ -16,7 +16,7 @@ from storefront.params import integer_field, reservation_id, request_body
 from storefront.payments.gateway import checkout_metadata, gateway
 from storefront.payments.intents import attach_delivery, start_checkout_payment
 from storefront.payments.reconcile import settle_released_intent
-from storefront.payments.settlement import settle_returned
+from storefront.payments.settlement import settle_paid_form, settle_returned
 from storefront.payments.views import delivery_details, demo_gateway, pay_with_demo
 from storefront.ratelimit import holds_rate_limit
 
@@ -127,12 +127,11 @@ def checkout_fragment(conn, checkout, status: int = 200, *, confirming: bool = F
     now = utcnow()
     live = any(status_of(line, now) == HoldStatus.PENDING for line in lines)
     payment = start_checkout_payment(conn, checkout, [line.id for line in lines]) if live and not confirming else None
-    if payment is not None and payment.status in ("succeeded", "processing"):
-        if payment.status == "succeeded":  # paid already: settled now, not offered again
-            settle_returned(carts.find_checkout(conn, checkout.id), payment.intent_id)
-            conn.rollback()
-            checkout, lines = carts.find_checkout(conn, checkout.id), carts.checkout_holds(conn, checkout.id)
-            live = any(status_of(line, now) == HoldStatus.PENDING for line in lines)
+    if payment is not None and payment.already_paid:  # settled now, not offered again
+        settle_paid_form(carts.find_checkout(conn, checkout.id), payment)
+        conn.rollback()
+        checkout, lines = carts.find_checkout(conn, checkout.id), carts.checkout_holds(conn, checkout.id)
+        live = any(status_of(line, now) == HoldStatus.PENDING for line in lines)
         confirming, payment = True, None
     names = dict(conn.execute(select(products.c.id, products.c.name)
                               .where(products.c.id.in_([line.product_id for line in lines]))).all())

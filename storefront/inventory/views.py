@@ -15,7 +15,7 @@ from storefront.inventory.stock import current_stock, products, stock_of
 from storefront.payments.gateway import gateway
 from storefront.payments.intents import start_payment
 from storefront.payments.reconcile import close_intent, mark_intent_settled
-from storefront.payments.settlement import settle_returned
+from storefront.payments.settlement import settle_paid_form, settle_returned
 from storefront.owners import Owner, browser_id, client_address, owner_of, requesting_owner
 from storefront.params import integer_field, optional_visitor, request_body, reservation_id
 from storefront.ratelimit import holds_rate_limit
@@ -46,12 +46,11 @@ def hold_fragment(conn: Connection, hold, status: int = 200, *, confirming: bool
     now = utcnow()
     live = hold_book.status_of(hold, now) == HoldStatus.PENDING
     payment = start_payment(conn, hold) if live and not confirming else None
-    if payment is not None and payment.status in ("succeeded", "processing"):
-        if payment.status == "succeeded":
-            settle_returned(hold_book.hold_by_id(conn, hold.id), payment.intent_id)
-            conn.rollback()
-            hold = hold_book.hold_by_id(conn, hold.id)
-            live = hold_book.status_of(hold, now) == HoldStatus.PENDING
+    if payment is not None and payment.already_paid:
+        settle_paid_form(hold_book.hold_by_id(conn, hold.id), payment)
+        conn.rollback()
+        hold = hold_book.hold_by_id(conn, hold.id)
+        live = hold_book.status_of(hold, now) == HoldStatus.PENDING
         confirming, payment = True, None
     body = render_template(
         "inventory/_hold.html",

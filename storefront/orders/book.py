@@ -128,9 +128,13 @@ class OrderSummary:
         return self.lines[0].currency if self.lines else "usd"
 
     @property
+    def refunded_by_shop(self) -> int:
+        """What the shop refunded: the lines paid after their stock was gone."""
+        return sum(line.amount for line in self.lines if line.status == HoldStatus.REFUNDED)
+
+    @property
     def refunded_amount(self) -> int:
-        by_shop = sum(line.amount for line in self.lines if line.status == HoldStatus.REFUNDED)
-        return max(by_shop, self.stripe_refunded_amount)
+        return max(self.refunded_by_shop, self.stripe_refunded_amount)
 
     @property
     def stripe_refunded_amount(self) -> int:
@@ -138,10 +142,9 @@ class OrderSummary:
 
     @property
     def refund_reason(self) -> str | None:
-        by_shop = sum(line.amount for line in self.lines if line.status == HoldStatus.REFUNDED)
-        if self.stripe_refunded_amount > by_shop:
+        if self.stripe_refunded_amount > self.refunded_by_shop:
             return STRIPE_REFUND_REASON
-        return REFUND_REASON if by_shop else None
+        return REFUND_REASON if self.refunded_by_shop else None
 
     @property
     def delivery(self) -> Delivery | None:

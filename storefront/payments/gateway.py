@@ -39,6 +39,11 @@ class PaymentSession:
     client_secret: str
     status: str = "requires_payment_method"  # as Stripe said when asked
 
+    @property
+    def already_paid(self) -> bool:
+        """Paid (or being paid) already: the form is not to be offered again."""
+        return self.status in ("succeeded", "processing")
+
 
 def intent_metadata(hold) -> dict:
     return {"productId": str(hold.product_id), "userId": hold.user_id, "reservationId": str(hold.id)}

@@ -30,7 +30,7 @@ from storefront.payments.completion import (
     settle_checkout,
     settle_payment,
 )
-from storefront.payments.gateway import PaymentError, PaymentRefused, gateway
+from storefront.payments.gateway import PaymentError, PaymentRefused, PaymentSession, gateway
 from storefront.payments.ledger import payment_events, record_event, record_events
 
 log = logging.getLogger(__name__)
@@ -209,6 +209,13 @@ def settle_returned(subject, named_intent_id: str | None) -> str | None:
         # it calls for is made by the webhook's job, which Stripe's event starts and RQ retries.
         log.warning("could not settle payment intent %s on return: %s", subject.payment_intent_id, error)
         return None
+
+
+def settle_paid_form(subject, session: PaymentSession) -> None:
+    """A payment form found its intent already paid as it rendered (a reload after paying,
+    before the webhook): settled now if it succeeded; one still processing is the webhook's."""
+    if session.status == "succeeded":
+        settle_returned(subject, session.intent_id)
 
 
 def settle_if_succeeded(intent: dict, trigger: str) -> str | None:
