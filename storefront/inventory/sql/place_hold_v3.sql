@@ -20,27 +20,26 @@ DECLARE
     v_currency varchar;
     v_freed integer;
     v_available integer;
-    v_own_hold uuid;
 BEGIN
-    -- A "no" from one read, with no lock taken and nothing written.
-    SELECT free.available,
-           CASE WHEN free.available < p_quantity THEN
-               (SELECT id FROM holds
-                 WHERE user_id = p_visitor AND browser_id = p_browser AND product_id = p_product
-                   AND status = 'PENDING' AND expires_at > v_now) END
-      INTO v_available, v_own_hold
-      FROM (SELECT total_quantity - sold_units - held_units
-                   + (SELECT COALESCE(sum(quantity), 0) FROM holds
-                       WHERE product_id = p_product AND status = 'PENDING' AND expires_at <= v_now) AS available
-              FROM products WHERE id = p_product AND archived_at IS NULL) AS free;
+    -- A "no" from reads alone, with no lock taken and nothing written. The counters first (one
+    -- row by its key): only when they say no are the lapsed holds' units added, and the
+    -- owner's own hold looked for; a hold that fits pays for one key lookup more, no more.
+    SELECT total_quantity - sold_units - held_units INTO v_available
+      FROM products WHERE id = p_product AND archived_at IS NULL;
     IF FOUND AND v_available < p_quantity THEN
-        IF v_own_hold IS NULL THEN
-            RETURN QUERY SELECT 'out_of_stock'::text, GREATEST(v_available, 0), NULL::holds;
-        ELSE
-            SELECT * INTO v_hold FROM holds WHERE id = v_own_hold;
-            RETURN QUERY SELECT 'existing'::text, NULL::integer, v_hold;
+        v_available := v_available + (SELECT COALESCE(sum(quantity), 0) FROM holds
+                                       WHERE product_id = p_product AND status = 'PENDING' AND expires_at <= v_now);
+        IF v_available < p_quantity THEN
+            SELECT * INTO v_hold FROM holds
+             WHERE user_id = p_visitor AND browser_id = p_browser AND product_id = p_product
+               AND status = 'PENDING' AND expires_at > v_now;
+            IF FOUND THEN
+                RETURN QUERY SELECT 'existing'::text, NULL::integer, v_hold;
+            ELSE
+                RETURN QUERY SELECT 'out_of_stock'::text, GREATEST(v_available, 0), NULL::holds;
+            END IF;
+            RETURN;
         END IF;
-        RETURN;
     END IF;
 
     -- The visitor id's lock first (before any product's): its units are counted and added to under it.
