@@ -25,7 +25,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench.holds import HOLD_SCRIPT, SECRET_KEY, ensure_wrk, start_gunicorn, wrk
+from bench.holds import HOLD_SCRIPT, SECRET_KEY, add_product, ensure_wrk, recount, start_gunicorn, wrk
 from scripts.services import PostgresServer, _postgres_bindir
 from storefront.inventory.sql import sql
 from storefront.inventory.stock import _STOCK_OF_ON_POSTGRESQL
@@ -56,10 +56,7 @@ def prepare(server: PostgresServer) -> dict:
                    check=True, capture_output=True)
     with psycopg.connect(dsn(server), autocommit=True) as conn:
         def product(label: str, total: int) -> int:
-            return conn.execute(
-                "INSERT INTO products (sku, name, description, price, currency, total_quantity, created_at)"
-                " VALUES (%s, %s, '', 2500, 'usd', %s, now()) RETURNING id", (f"DROP-{label}", label, total),
-            ).fetchone()[0]
+            return add_product(conn, f"DROP-{label}", total)
 
         ids = {"one": product("one", 2_000_000_000)}
         spread = [product(f"spread-{n}", 2_000_000_000) for n in range(SPREAD)]
@@ -87,10 +84,9 @@ def reset(server: PostgresServer) -> None:
     The tables are locked first: holds of the last run still queued in gunicorn when wrk stopped
     finish before the reset (or wait for it), never in the middle of it."""
     with psycopg.connect(dsn(server)) as conn:
-        conn.execute("LOCK TABLE products, holds IN ACCESS EXCLUSIVE MODE")
+        conn.execute("LOCK TABLE products, stock_buckets, holds IN ACCESS EXCLUSIVE MODE")
         conn.execute("DELETE FROM holds WHERE user_id <> 'the-one-buyer'")
-        conn.execute("UPDATE products SET held_units = (SELECT coalesce(sum(quantity), 0) FROM holds"
-                     " WHERE product_id = products.id AND status = 'PENDING'), sold_units = 0")
+        recount(conn)
         conn.commit()
     with psycopg.connect(dsn(server), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE holds")
@@ -98,17 +94,21 @@ def reset(server: PostgresServer) -> None:
 
 
 def consistent(server: PostgresServer) -> str:
-    """The counters against the holds table, for every product."""
+    """Every bucket's counters against the holds table, and the holds made against the
+    transactions pgbench counted (a ``needs_lock`` answer makes no hold: the Python path would)."""
     with psycopg.connect(dsn(server), autocommit=True) as conn:
         wrong = conn.execute(
-            "SELECT p.id, p.held_units, p.sold_units, p.total_quantity,"
+            "SELECT b.product_id, b.bucket, b.held_units, b.sold_units, b.total_units,"
             " coalesce(sum(h.quantity) FILTER (WHERE h.status = 'PENDING'), 0),"
             " coalesce(sum(h.quantity) FILTER (WHERE h.status = 'COMPLETED'), 0)"
-            " FROM products p LEFT JOIN holds h ON h.product_id = p.id GROUP BY p.id"
-            " HAVING p.held_units <> coalesce(sum(h.quantity) FILTER (WHERE h.status = 'PENDING'), 0)"
-            " OR p.sold_units <> coalesce(sum(h.quantity) FILTER (WHERE h.status = 'COMPLETED'), 0)"
-            " OR p.held_units + p.sold_units > p.total_quantity").fetchall()
-    return "counters = holds" if not wrong else f"COUNTERS WRONG: {wrong[:3]}"
+            " FROM stock_buckets b LEFT JOIN holds h ON h.product_id = b.product_id AND h.bucket = b.bucket"
+            " GROUP BY b.product_id, b.bucket"
+            " HAVING b.held_units <> coalesce(sum(h.quantity) FILTER (WHERE h.status = 'PENDING'), 0)"
+            " OR b.sold_units <> coalesce(sum(h.quantity) FILTER (WHERE h.status = 'COMPLETED'), 0)"
+            " OR b.held_units + b.sold_units > b.total_units").fetchall()
+        made = conn.execute("SELECT count(*) FROM holds WHERE user_id <> 'the-one-buyer'").fetchone()[0]
+    return (f"{made} holds, " if made else "") + (
+        "counters = holds" if not wrong else f"COUNTERS WRONG: {wrong[:3]}")
 
 
 def pgbench(server: PostgresServer, script: str, clients: int, seconds: int) -> dict:
@@ -123,7 +123,9 @@ def pgbench(server: PostgresServer, script: str, clients: int, seconds: int) -> 
         latencies = sorted(int(line.split()[2]) for log in Path(folder).glob("log*")
                            for line in log.read_text().splitlines())
     tps = float(next(line for line in output.splitlines() if line.startswith("tps")).split()[2])
-    return {"rps": tps, "p99": latencies[int(len(latencies) * 0.99)] / 1000 if latencies else 0.0}
+    done = int(next(line for line in output.splitlines() if line.startswith("number of transactions actually"))
+               .split(":")[1].split("/")[0])
+    return {"rps": tps, "transactions": done, "p99": latencies[int(len(latencies) * 0.99)] / 1000 if latencies else 0.0}
 
 
 def main() -> int:
@@ -151,8 +153,8 @@ def main() -> int:
             def measure():
                 reset(server)
                 result = pgbench(server, script, clients, args.seconds)
-                print(f"  {label:<52} {result['rps']:>9.0f}/s  p99 {result['p99']:>7.2f} ms  {consistent(server)}",
-                      flush=True)
+                print(f"  {label:<52} {result['rps']:>9.0f}/s  p99 {result['p99']:>7.2f} ms  "
+                      f"{result['transactions']} calls, {consistent(server)}", flush=True)
                 return result
             return measure
 

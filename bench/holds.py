@@ -90,11 +90,7 @@ def prepare_database(server: PostgresServer) -> dict[str, int]:
     products = {}
     with psycopg.connect(dsn, autocommit=True) as conn:
         for label in ("empty", "live", "finished"):
-            products[label] = conn.execute(
-                "INSERT INTO products (sku, name, description, price, currency, total_quantity, created_at)"
-                " VALUES (%s, %s, '', 2500, 'usd', 2000000000, now()) RETURNING id",
-                (f"BENCH-{label}", f"Bench {label}"),
-            ).fetchone()[0]
+            products[label] = add_product(conn, f"BENCH-{label}", 2_000_000_000)
 
         started = time.monotonic()
         print("seeding 100,000 live PENDING holds...", flush=True)
@@ -105,7 +101,6 @@ def prepare_database(server: PostgresServer) -> dict[str, int]:
             " now() + interval '2 hours', now(), now() FROM generate_series(1, 100000) AS n",
             (products["live"],),
         )
-        conn.execute("UPDATE products SET held_units = 100000 WHERE id = %s", (products["live"],))
 
         print("seeding 1,000,000 finished holds (completed, expired, cancelled)...", flush=True)
         conn.execute(
@@ -116,11 +111,7 @@ def prepare_database(server: PostgresServer) -> dict[str, int]:
             " now() - interval '1 day', now() - interval '1 day', now() FROM generate_series(1, 1000000) AS n",
             (products["finished"],),
         )
-        conn.execute(
-            "UPDATE products SET sold_units = (SELECT count(*) FROM holds WHERE product_id = %s"
-            " AND status = 'COMPLETED') WHERE id = %s",
-            (products["finished"], products["finished"]),
-        )
+        recount(conn)
         conn.execute("VACUUM ANALYZE")
         # Write the seeding's dirty pages out now, not as a checkpoint in the middle of a run.
         conn.execute("CHECKPOINT")
@@ -244,14 +235,53 @@ def reset(server: PostgresServer, product_id: int) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("DELETE FROM holds WHERE product_id = %s AND user_id NOT LIKE 'live-%%'"
                      " AND user_id NOT LIKE 'done-%%'", (product_id,))
-        conn.execute("UPDATE products SET"
-                     " held_units = (SELECT coalesce(sum(quantity), 0) FROM holds"
-                     "               WHERE product_id = %(id)s AND status = 'PENDING'),"
-                     " sold_units = (SELECT coalesce(sum(quantity), 0) FROM holds"
-                     "               WHERE product_id = %(id)s AND status = 'COMPLETED')"
-                     " WHERE id = %(id)s", {"id": product_id})
+        recount(conn, product_id)
         conn.execute("VACUUM ANALYZE holds")
         conn.execute("CHECKPOINT")
+
+
+# The reference app's stock (bench/reference_apps.py): a product's counters in one row, as the
+# shop kept them before its stock was split into buckets.
+REFERENCE_STOCK = """
+CREATE TABLE IF NOT EXISTS reference_stock (
+    product_id integer PRIMARY KEY REFERENCES products (id),
+    total_units integer NOT NULL, held_units integer NOT NULL DEFAULT 0, sold_units integer NOT NULL DEFAULT 0,
+    CHECK (held_units + sold_units <= total_units))
+"""
+
+
+def add_product(conn, sku: str, total: int, price: int = 2500) -> int:
+    """A product of ``total`` units, in as many stock buckets as the shop makes for that total,
+    and in the reference app's one row."""
+    from storefront.inventory.stock import bucket_count
+
+    product_id = conn.execute(
+        "INSERT INTO products (sku, name, description, price, currency, created_at)"
+        " VALUES (%s, %s, '', %s, 'usd', now()) RETURNING id", (sku, sku, price)).fetchone()[0]
+    count = bucket_count(total, "postgresql")
+    conn.execute("INSERT INTO stock_buckets (product_id, bucket, total_units)"
+                 " SELECT %(id)s, b, %(total)s / %(count)s + CASE WHEN b < %(total)s %% %(count)s THEN 1 ELSE 0 END"
+                 " FROM generate_series(0, %(count)s - 1) AS b", {"id": product_id, "total": total, "count": count})
+    conn.execute(REFERENCE_STOCK)
+    conn.execute("INSERT INTO reference_stock (product_id, total_units) VALUES (%s, %s)", (product_id, total))
+    return product_id
+
+
+def recount(conn, product_id: int | None = None) -> None:
+    """Every bucket's (and the reference's) counters as the holds table says."""
+    only = {"id": product_id}
+    conn.execute("UPDATE stock_buckets b SET"
+                 " held_units = (SELECT coalesce(sum(quantity), 0) FROM holds h WHERE h.product_id = b.product_id"
+                 "               AND h.bucket = b.bucket AND status = 'PENDING'),"
+                 " sold_units = (SELECT coalesce(sum(quantity), 0) FROM holds h WHERE h.product_id = b.product_id"
+                 "               AND h.bucket = b.bucket AND status = 'COMPLETED')"
+                 " WHERE %(id)s::integer IS NULL OR b.product_id = %(id)s", only)
+    conn.execute("UPDATE reference_stock r SET"
+                 " held_units = (SELECT coalesce(sum(quantity), 0) FROM holds h WHERE h.product_id = r.product_id"
+                 "               AND status = 'PENDING'),"
+                 " sold_units = (SELECT coalesce(sum(quantity), 0) FROM holds h WHERE h.product_id = r.product_id"
+                 "               AND status = 'COMPLETED')"
+                 " WHERE %(id)s::integer IS NULL OR r.product_id = %(id)s", only)
 
 
 def main() -> int:

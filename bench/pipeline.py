@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg
 import requests
 
+from bench.holds import add_product, recount
 from scripts.services import REPO, KafkaServer, PostgresServer, RedisServer, free_port, wait_for_port
 
 WEBHOOK_SECRET = "whsec_bench_pipeline"
@@ -194,15 +195,13 @@ def main() -> int:
         steady_events = 50_000  # enough holds for any steady rate this machine reaches
         with psycopg.connect(dsn, autocommit=True) as conn:
             total = args.events + steady_events
-            product_id = conn.execute(
-                "INSERT INTO products (sku, name, description, price, currency, total_quantity, held_units,"
-                " created_at) VALUES ('BENCH', 'Bench', '', 2500, 'usd', %s, %s, now()) RETURNING id",
-                (total, total)).fetchone()[0]
+            product_id = add_product(conn, "BENCH", total)
             holds = conn.execute(
                 "INSERT INTO holds (id, product_id, user_id, quantity, amount, currency, status, expires_at,"
                 " created_at, updated_at) SELECT gen_random_uuid(), %s, 'bench-' || n, 1, 2500, 'usd', 'PENDING',"
                 " now() + interval '1 hour', now(), now() FROM generate_series(1, %s) AS n RETURNING id, user_id",
                 (product_id, total)).fetchall()
+            recount(conn, product_id)
         burst, steady_pool = holds[:args.events], holds[args.events:]
 
         port = free_port()

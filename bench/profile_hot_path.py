@@ -28,15 +28,18 @@ def main() -> int:
     from storefront import create_app
     from storefront.catalog.models import Product
     from storefront.extensions import db
+    from storefront.inventory.stock import spread_total
 
     with PostgresServer() as server:
         app = create_app({"DATABASE_URL": server.url(), "SECRET_KEY": "profile", "HOLD_RATE_LIMIT": "1000000/minute"})
         with app.app_context():
             flask_migrate.upgrade()
-            product = Product(sku="P", name="P", description="", price=2500, currency="usd",
-                              total_quantity=10_000_000)
-            sold_out = Product(sku="S", name="S", description="", price=2500, currency="usd", total_quantity=0)
+            product = Product(sku="P", name="P", description="", price=2500, currency="usd")
+            sold_out = Product(sku="S", name="S", description="", price=2500, currency="usd")
             db.session.add_all([product, sold_out])
+            db.session.flush()
+            spread_total(db.session.connection(), product.id, 10_000_000)
+            spread_total(db.session.connection(), sold_out.id, 0)
             db.session.commit()
             product_id, sold_out_id = product.id, sold_out.id
         client = app.test_client()

@@ -27,29 +27,29 @@ def bare_route():
 minimal = Flask("minimal")
 _local = threading.local()
 
-# Reserve and insert in one statement: the guarded UPDATE takes the product's row lock
-# and the unit, the INSERT makes the hold from what it returned.
+# Reserve and insert in one statement: the guarded UPDATE takes the product's one stock row's
+# lock and the unit (bench/holds.py: reference_stock), the INSERT makes the hold from what it returned.
 HOLD = """
 WITH reserved AS (
-    UPDATE products SET held_units = held_units + %(quantity)s
-    WHERE id = %(product)s AND total_quantity - sold_units - held_units >= %(quantity)s
-    RETURNING price, currency
+    UPDATE reference_stock SET held_units = held_units + %(quantity)s
+    WHERE product_id = %(product)s AND total_units - sold_units - held_units >= %(quantity)s
+    RETURNING product_id
 )
 INSERT INTO holds (id, product_id, user_id, quantity, amount, currency, status, expires_at, created_at, updated_at)
-SELECT %(id)s, %(product)s, %(user)s, %(quantity)s, price * %(quantity)s, currency, 'PENDING',
+SELECT %(id)s, %(product)s, %(user)s, %(quantity)s, p.price * %(quantity)s, p.currency, 'PENDING',
        now() + interval '600 seconds', now(), now()
-FROM reserved
+FROM reserved JOIN products p ON p.id = reserved.product_id
 ON CONFLICT DO NOTHING
 RETURNING id, product_id, user_id, quantity, amount, currency, status, expires_at
 """
 
 # The contract's formula: the counters, plus lapsed-but-unswept units added back.
 STOCK = """
-SELECT p.id, p.total_quantity,
-       p.total_quantity - p.sold_units - p.held_units + COALESCE((
+SELECT r.product_id, r.total_units,
+       r.total_units - r.sold_units - r.held_units + COALESCE((
            SELECT sum(h.quantity) FROM holds h
-           WHERE h.product_id = p.id AND h.status = 'PENDING' AND h.expires_at <= now()), 0)
-FROM products p WHERE p.id = %(product)s
+           WHERE h.product_id = r.product_id AND h.status = 'PENDING' AND h.expires_at <= now()), 0)
+FROM reference_stock r WHERE r.product_id = %(product)s
 """
 
 

@@ -118,13 +118,14 @@ def _close_connections(app):
 def _empty_tables():
     db.session.remove()
     if db.engine.dialect.name == "postgresql":
-        db.session.execute(text("TRUNCATE payment_events, orders, holds, checkouts, cart_lines, products RESTART IDENTITY CASCADE"))
+        db.session.execute(text("TRUNCATE payment_events, orders, holds, checkouts, cart_lines, stock_buckets, products RESTART IDENTITY CASCADE"))
     else:
         db.session.execute(text("DELETE FROM payment_events"))
         db.session.execute(text("DELETE FROM orders"))
         db.session.execute(text("DELETE FROM holds"))
         db.session.execute(text("DELETE FROM checkouts"))
         db.session.execute(text("DELETE FROM cart_lines"))
+        db.session.execute(text("DELETE FROM stock_buckets"))
         db.session.execute(text("DELETE FROM products"))
     db.session.commit()
 

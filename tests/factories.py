@@ -9,11 +9,14 @@ from storefront.catalog.models import Product
 from storefront.clock import utcnow
 from storefront.extensions import db
 from storefront.inventory.models import Hold
+from storefront.inventory.stock import spread_total
 
 _sequence = itertools.count(1)
 
 
-def make_product(total: int = 5, price: int = 2500, currency: str = "usd", **fields) -> Product:
+def make_product(total: int = 5, price: int = 2500, currency: str = "usd", buckets: int | None = None,
+                 **fields) -> Product:
+    """A product of ``total`` units, split into ``buckets`` stock buckets (by default as the shop splits it)."""
     number = next(_sequence)
     product = Product(
         sku=fields.pop("sku", f"TEST-{number}"),
@@ -21,11 +24,12 @@ def make_product(total: int = 5, price: int = 2500, currency: str = "usd", **fie
         description=fields.pop("description", "A product made by a test."),
         price=price,
         currency=currency,
-        total_quantity=total,
         image=fields.pop("image", None),
         **fields,
     )
     db.session.add(product)
+    db.session.flush()
+    spread_total(db.session.connection(), product.id, total, buckets)
     db.session.commit()
     return product
 
@@ -96,3 +100,21 @@ def intent_event(hold: dict, event_type: str = "payment_intent.succeeded", *, ev
 # Delivery details as the demo payment form sends them (camelCase, as the API names fields).
 DELIVERY = {"email": "ada@example.com", "name": "Ada Lovelace", "line1": "12 Marylebone Road",
             "line2": "Flat 3", "city": "London", "state": "", "postalCode": "NW1 5LR", "country": "GB"}
+
+
+def counters_against_holds(product_id: int) -> list:
+    """The product's buckets whose counters differ from its holds (held = units of the bucket's
+    PENDING holds, sold = units of its COMPLETED ones), or that give more than they have: [] when
+    exact. Fails when the product has no buckets at all."""
+    from sqlalchemy import text
+
+    db.session.expire_all()
+    rows = db.session.execute(text(
+        "SELECT b.bucket, b.total_units, b.held_units, b.sold_units,"
+        " (SELECT coalesce(sum(quantity), 0) FROM holds h WHERE h.product_id = b.product_id"
+        "  AND h.bucket = b.bucket AND h.status = 'PENDING'),"
+        " (SELECT coalesce(sum(quantity), 0) FROM holds h WHERE h.product_id = b.product_id"
+        "  AND h.bucket = b.bucket AND h.status = 'COMPLETED')"
+        " FROM stock_buckets b WHERE b.product_id = :product"), {"product": product_id}).all()
+    assert rows, f"product {product_id} has no stock buckets"
+    return [tuple(row) for row in rows if row[2] != row[4] or row[3] != row[5] or row[2] + row[3] > row[1]]

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from storefront.catalog.models import Product
 from storefront.extensions import db
+from storefront.inventory.stock import bucket_levels
 from storefront.orders.book import reference_of
 from tests.factories import DELIVERY, TEST_WEBHOOK_SECRET, intent_event, lapse, make_product, stripe_signature, visitor
 from tests.test_admin import PASSWORD, basic
@@ -215,3 +216,16 @@ def test_orders_export_as_csv_that_a_spreadsheet_cannot_mistake_for_formulas(own
         "paid", "1 x Kettle", "42.00", "USD", "NW1 5LR")
     assert row["name"] == "'=HYPERLINK(\"x\")"
     assert client.get("/admin/orders.csv").status_code == 401
+
+
+def test_a_products_page_shows_its_stock_bucket_by_bucket(owner_app):
+    client, shopper = owner_app.test_client(), owner_app.test_client()
+    product = make_product(total=5, buckets=2)  # 3 and 2
+    assert shopper.post("/api/reservations", json={"productId": product.id, "userId": visitor(1),
+                                                   "quantity": 2}).status_code == 201
+    page = client.get(f"/admin/products/{product.id}", headers=basic()).get_data(as_text=True)
+    assert "3 available of 5" in page
+    rows = re.findall(r"<tr><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td></tr>", page)
+    levels = bucket_levels(db.session.connection(), product.id)
+    assert rows == [tuple(str(n) for n in (lv.bucket, lv.total, lv.held, lv.sold, lv.free)) for lv in levels]
+    assert len(rows) == 2 and sum(int(row[2]) for row in rows) == 2 and sum(int(row[1]) for row in rows) == 5

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from storefront.catalog.models import Product
 from storefront.extensions import db
 from storefront.inventory.models import Hold
-from tests.factories import make_product, visitor
+from tests.factories import counters_against_holds, make_product, visitor
 
 
 def race(url: str, bodies: list[dict]) -> list[requests.Response]:
@@ -36,8 +36,8 @@ def holds_of(product_id: int) -> list:
     return db.session.execute(select(Hold).where(Hold.product_id == product_id)).scalars().all()
 
 
-def test_200_visitors_racing_for_5_units_get_exactly_5_holds(app, settings, live_server):
-    product = make_product(total=5)
+def test_200_visitors_racing_for_5_units_over_4_buckets_get_exactly_5_holds(app, settings, live_server):
+    product = make_product(total=5, buckets=4)
     server = live_server(settings, workers=2, threads=8)
 
     responses = race(server.url, [{"productId": product.id, "userId": visitor(n)} for n in range(200)])
@@ -49,6 +49,7 @@ def test_200_visitors_racing_for_5_units_get_exactly_5_holds(app, settings, live
     assert len(held) == 5
     assert len({h.user_id for h in held}) == 5
     assert db.session.get(Product, product.id).held_units == 5
+    assert counters_against_holds(product.id) == []
 
 
 def test_one_visitor_pressing_buy_20_times_at_once_gets_one_hold(app, settings, live_server):
@@ -65,7 +66,7 @@ def test_one_visitor_pressing_buy_20_times_at_once_gets_one_hold(app, settings, 
 
 
 def test_mixed_quantities_never_oversell(app, settings, live_server):
-    product = make_product(total=7)
+    product = make_product(total=7, buckets=4)  # 2, 2, 2, 1: a hold of 3 needs units gathered
     server = live_server(settings, workers=3, threads=4)
 
     bodies = [{"productId": product.id, "userId": visitor(n), "quantity": 1 + n % 3} for n in range(60)]
@@ -78,6 +79,7 @@ def test_mixed_quantities_never_oversell(app, settings, live_server):
         select(func.sum(Hold.quantity)).where(Hold.product_id == product.id)
     ).scalar_one()
     assert total_held == granted == db.session.get(Product, product.id).held_units
+    assert counters_against_holds(product.id) == []
     # Whatever was refused was refused for want of stock, never for a crash.
     assert {r.status_code for r in responses} <= {201, 409}
     assert 7 - granted < 3  # it stops only when the smallest leftover request cannot fit

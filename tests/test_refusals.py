@@ -1,5 +1,5 @@
 """A "no" costs no lock and writes nothing, and stays exact (issue 20's first part): the same
-rules on PostgreSQL (storefront/inventory/sql/place_hold_v3.sql) and on SQLite
+rules on PostgreSQL (storefront/inventory/sql/place_hold_v4.sql) and on SQLite
 (inventory/holds.py), so the tests run on both."""
 
 import threading
@@ -13,7 +13,7 @@ from sqlalchemy import select, text
 from storefront.catalog.models import Product
 from storefront.extensions import db
 from storefront.inventory.models import Hold
-from tests.factories import TEST_WEBHOOK_SECRET, intent_event, lapse, make_product, stripe_signature, visitor
+from tests.factories import TEST_WEBHOOK_SECRET, counters_against_holds, intent_event, lapse, make_product, stripe_signature, visitor
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -118,3 +118,4 @@ def test_a_refusal_storm_on_a_sold_out_product_lets_every_paid_hold_complete(app
     statuses = db.session.execute(select(Hold.status).where(Hold.product_id == product.id)).scalars().all()
     assert sorted(statuses) == ["COMPLETED"] * 20
     assert (db.session.get(Product, product.id).held_units, db.session.get(Product, product.id).sold_units) == (0, 20)
+    assert counters_against_holds(product.id) == []  # sold from each hold's own bucket, 16 of them

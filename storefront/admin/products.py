@@ -18,7 +18,7 @@ from storefront.catalog.management import FIELDS, InvalidField, add_product, arc
 from storefront.catalog.models import Product
 from storefront.errors import ApiError
 from storefront.extensions import db
-from storefront.inventory.stock import stock_levels
+from storefront.inventory.stock import bucket_levels, stock_levels
 from storefront.money import price_text
 
 log = logging.getLogger(__name__)
@@ -79,8 +79,10 @@ def _edit_page(product: Product, error: InvalidField | None = None, status: int 
     values = _form_values() if error else {
         "sku": product.sku, "name": product.name, "description": product.description,
         "price": price_text(product.price, product.currency), "currency": product.currency, "total": str(product.total_quantity)}
-    stock = stock_levels(db.session.connection(), [product.id])[product.id]
-    return render_template("admin/product.html", product=product, values=values, error=error, stock=stock), status
+    conn = db.session.connection()
+    stock = stock_levels(conn, [product.id])[product.id]
+    return render_template("admin/product.html", product=product, values=values, error=error, stock=stock,
+                           buckets=bucket_levels(conn, product.id)), status
 
 
 @bp.get("/products/<product_id:product_id>")

@@ -20,8 +20,9 @@ from storefront.inventory.stock import (
     give_back_units,
     holds,
     lock_product,
+    on_sale,
     release_lapsed_holds,
-    reserve_units,
+    take_units,
 )
 from storefront.owners import Owner
 
@@ -115,10 +116,10 @@ def place_checkout(conn: Connection, owner: Owner, address: str, ttl_seconds: in
         .where(_owned_by(holds, owner), holds.c.product_id.in_(product_ids), is_pending,
                holds.c.expires_at > now)
         .values(status=literal_column("'CANCELLED'"), updated_at=now)
-        .returning(holds.c.id, holds.c.product_id, holds.c.quantity, holds.c.payment_intent_id)
+        .returning(holds.c.id, holds.c.product_id, holds.c.bucket, holds.c.quantity, holds.c.payment_intent_id)
     ).all()
-    for hold in superseded:
-        give_back_units(conn, hold.product_id, hold.quantity)
+    for hold in sorted(superseded, key=lambda hold: (hold.product_id, hold.bucket)):
+        give_back_units(conn, hold.product_id, hold.bucket, hold.quantity)
 
     short = []
     for line in lines:
@@ -133,9 +134,10 @@ def place_checkout(conn: Connection, owner: Owner, address: str, ttl_seconds: in
     expires_at = now + timedelta(seconds=ttl_seconds)
     rows = []
     for line in lines:
-        price, currency = reserve_units(conn, line.product_id, line.quantity)
+        price, currency = on_sale(conn, line.product_id)
+        bucket = take_units(conn, line.product_id, line.quantity)
         rows.append({
-            "id": uuid.uuid4(), "product_id": line.product_id, "user_id": owner.visitor_id,
+            "id": uuid.uuid4(), "product_id": line.product_id, "bucket": bucket, "user_id": owner.visitor_id,
             "browser_id": owner.browser_id, "client_address": address, "quantity": line.quantity,
             "amount": price * line.quantity, "currency": currency, "status": HoldStatus.PENDING.value,
             "expires_at": expires_at, "created_at": now, "updated_at": now, "checkout_id": checkout_id,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, insert, select, update
 
 from storefront.clock import utcnow
-from storefront.inventory.stock import lock_product, products, release_lapsed_holds
+from storefront.inventory.stock import BelowCommitted, lock_product, products, release_lapsed_holds, spread_total
 from storefront.money import InvalidAmount, currency, minor_units
 
 FIELDS = ("sku", "name", "description", "price", "currency", "total")
@@ -81,23 +81,30 @@ def parse_product(values: dict, *, partial: bool = False, current_currency: str 
     if (total := given("total")) is not None:
         if not re.fullmatch(r"\d{1,9}", total):
             raise InvalidField("total", "must be a whole number from 0 to 999,999,999")
-        columns["total_quantity"] = int(total)
+        columns["total"] = int(total)
     return columns
 
 
 def _write(conn: Connection, columns: dict, existing) -> int:
     """Insert or update one product under its lock; raises InvalidField for a total too low."""
+    columns = dict(columns)
+    total = columns.pop("total", None)
     if existing is None:
-        return conn.execute(insert(products).values(**columns, created_at=utcnow()).returning(products.c.id)
-                            ).scalar_one()
+        product_id = conn.execute(insert(products).values(**columns, created_at=utcnow()).returning(products.c.id)
+                                  ).scalar_one()
+        spread_total(conn, product_id, total or 0)
+        return product_id
     lock_product(conn, existing.id)
-    if "total_quantity" in columns:
+    if total is not None:
         release_lapsed_holds(conn, existing.id, utcnow())
-        sold, held = conn.execute(select(products.c.sold_units, products.c.held_units)
-                                  .where(products.c.id == existing.id)).one()
-        if columns["total_quantity"] < sold + held:
-            raise InvalidField("total", f"cannot go below {sold + held} ({sold} sold and {held} held)")
-    conn.execute(update(products).where(products.c.id == existing.id).values(**columns))
+        try:
+            spread_total(conn, existing.id, total)
+        except BelowCommitted as below:
+            committed = below.sold + below.held
+            raise InvalidField("total", f"cannot go below {committed} ({below.sold} sold and {below.held} held)"
+                               ) from None
+    if columns:
+        conn.execute(update(products).where(products.c.id == existing.id).values(**columns))
     return existing.id
 
 

@@ -1,28 +1,26 @@
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import CheckConstraint, Integer, String, Text, func, select
+from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from storefront.clock import UTCDateTime, utcnow
 from storefront.extensions import db
+from storefront.inventory.models import StockBucket
+
+
+def _bucket_sum(column, product_id):
+    return (select(func.coalesce(func.sum(column), 0)).where(StockBucket.product_id == product_id)
+            .correlate_except(StockBucket).scalar_subquery())
 
 
 class Product(db.Model):
-    """A thing for sale, with its stock counters.
-
-    ``held_units`` and ``sold_units`` are maintained by ``storefront.inventory``
-    under this row's lock, so a hold never has to sum the holds table.
-    ``held_units`` may still include holds that lapsed and were not swept yet;
-    ``inventory.stock`` is the one place that accounts for them.
+    """A thing for sale. Its stock lives in its rows of ``stock_buckets`` (inventory/models.py):
+    the totals below are their sums, read on demand, for pages and tests; the hot paths read
+    the buckets through ``storefront.inventory.stock``, the one place that writes them.
     """
 
     __tablename__ = "products"
     __table_args__ = (
-        CheckConstraint("total_quantity >= 0", name="total_not_negative"),
-        CheckConstraint("held_units >= 0", name="held_not_negative"),
-        CheckConstraint("sold_units >= 0", name="sold_not_negative"),
-        # The last line of defence against overselling, whatever the code does.
-        CheckConstraint("held_units + sold_units <= total_quantity", name="never_oversold"),
         CheckConstraint("price >= 0", name="price_not_negative"),
     )
 
@@ -33,12 +31,14 @@ class Product(db.Model):
     price: Mapped[int] = mapped_column(Integer)  # minor units of `currency`
     currency: Mapped[str] = mapped_column(String(3), default="usd")
     image: Mapped[str | None] = mapped_column(String(200))  # path under static/
-    total_quantity: Mapped[int] = mapped_column(Integer, default=0)
-    held_units: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    sold_units: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Set when the product is retired: gone from the catalogue and from new holds, kept in orders.
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    total_quantity: Mapped[int] = column_property(_bucket_sum(StockBucket.total_units, id), deferred=True)
+    # ``held_units`` may still count holds that lapsed and were not swept yet.
+    held_units: Mapped[int] = column_property(_bucket_sum(StockBucket.held_units, id), deferred=True)
+    sold_units: Mapped[int] = column_property(_bucket_sum(StockBucket.sold_units, id), deferred=True)
 
     @property
     def archived(self) -> bool:

@@ -4,6 +4,7 @@ from sqlalchemy import select
 
 from storefront.catalog.models import Product
 from storefront.extensions import db
+from storefront.inventory.stock import spread_total
 
 DEMO_PRODUCTS = [
     {
@@ -12,7 +13,7 @@ DEMO_PRODUCTS = [
         "description": "A5, 96 dot-grid pages of 100 g paper, stitched and flat-opening.",
         "price": 1800,
         "currency": "usd",
-        "total_quantity": 40,
+        "total": 40,
         "image": "img/products/notebook.svg",
     },
     {
@@ -21,7 +22,7 @@ DEMO_PRODUCTS = [
         "description": "350 ml enamel over steel, for the desk or the campsite.",
         "price": 2500,
         "currency": "usd",
-        "total_quantity": 10,
+        "total": 10,
         "image": "img/products/mug.svg",
     },
     {
@@ -30,7 +31,7 @@ DEMO_PRODUCTS = [
         "description": "Fine-knit merino wool, one size, in deep teal.",
         "price": 3200,
         "currency": "usd",
-        "total_quantity": 25,
+        "total": 25,
         "image": "img/products/beanie.svg",
     },
     {
@@ -39,7 +40,7 @@ DEMO_PRODUCTS = [
         "description": "A risograph print, signed and numbered. There is exactly one.",
         "price": 12000,
         "currency": "usd",
-        "total_quantity": 1,
+        "total": 1,
         "image": "img/products/print.svg",
     },
 ]
@@ -51,7 +52,16 @@ def seed_demo_catalogue() -> list[str]:
     Returns the SKUs added.
     """
     existing = set(db.session.execute(select(Product.sku)).scalars())
-    added = [item["sku"] for item in DEMO_PRODUCTS if item["sku"] not in existing]
-    db.session.add_all(Product(**item) for item in DEMO_PRODUCTS if item["sku"] in added)
+    added = []
+    for item in DEMO_PRODUCTS:
+        if item["sku"] in existing:
+            continue
+        fields = dict(item)
+        total = fields.pop("total")
+        product = Product(**fields)
+        db.session.add(product)
+        db.session.flush()
+        spread_total(db.session.connection(), product.id, total)
+        added.append(item["sku"])
     db.session.commit()
     return added

@@ -9,8 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, bindparam, case, func, literal_column, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, and_, bindparam, case, func, insert, literal_column, select, update
 from sqlalchemy.engine import Row
 
 from storefront.clock import UTCDateTime, isoformat_z, utcnow
@@ -22,8 +21,8 @@ from storefront.inventory.stock import (
     lock_product,
     on_sale,
     release_lapsed_holds,
-    reserve_units,
     stock_of,
+    take_units,
 )
 from storefront.owners import Owner
 
@@ -84,15 +83,6 @@ def hold_json(hold: Row, now: datetime | None = None) -> dict:
     }
 
 
-def _insert_unless_held(dialect):
-    return dialect.insert(holds).on_conflict_do_nothing(
-        index_elements=[holds.c.product_id, holds.c.user_id, holds.c.browser_id], index_where=is_pending
-    ).returning(*holds.c)
-
-
-# One live hold per owner and product: the partial unique index is the arbiter.
-_INSERT_UNLESS_HELD = {"postgresql": _insert_unless_held(postgresql), "sqlite": _insert_unless_held(sqlite)}
-
 _now = bindparam("now", type_=UTCDateTime)
 _owned = and_(holds.c.user_id == bindparam("visitor"), holds.c.browser_id == bindparam("browser"))
 
@@ -136,28 +126,33 @@ def place_hold(product_id: int, owner: Owner, address: str, quantity: int, ttl_s
                max_visitor_units: int) -> PlacedHold:
     """Hold ``quantity`` units for the owner, or give back the live hold they already have.
 
-    Race-free across processes: the visitor id's lock is taken first, then units
-    are reserved by one guarded UPDATE under the product's row lock, and a partial
-    unique index allows one PENDING hold per owner and product, so twenty presses
-    of Buy at once make one hold. While nothing is left, the "no" comes from reads
-    alone (no lock taken, nothing written), exact because lapsed holds count as free in
-    them; lapsed holds are released only when a hold needs their units. A new hold must keep the owner, and the owners
-    sharing its visitor id and address, within ``max_visitor_units``.
+    Race-free across processes: the visitor id's lock is taken first; the units come from one
+    of the product's stock buckets, changed by one guarded UPDATE under that bucket's row
+    lock; and a partial unique index allows one PENDING hold per owner and product, so
+    twenty presses of Buy at once make one hold. While nothing is left, the "no" comes from
+    reads alone (no lock taken, nothing written), exact because lapsed holds count as free
+    in them; lapsed holds are released only when a hold needs their units. A new hold must
+    keep the owner, and the owners sharing its visitor id and address, within
+    ``max_visitor_units``.
 
-    On PostgreSQL all of it is one statement: a function installed by a migration
-    (``storefront_place_hold``), one round trip in its own transaction. Raises
-    ProductNotFound, OutOfStock or HoldLimit.
+    On PostgreSQL the usual hold is one statement: a function installed by a migration
+    (``storefront_place_hold``, inventory/sql/), one round trip in its own transaction. When no
+    bucket it can take without waiting has the units, or the owner's lapsed hold must give way,
+    it answers ``needs_lock`` having changed nothing, and the hold is placed step by step
+    under the product's lock, as on SQLite. Raises ProductNotFound, OutOfStock or HoldLimit.
     """
     if on_postgresql():
-        return _place_hold_in_one_statement(product_id, owner, address, quantity, ttl_seconds, max_visitor_units)
+        placed = _place_hold_in_one_statement(product_id, owner, address, quantity, ttl_seconds, max_visitor_units)
+        if placed is not None:
+            return placed
     with db.engine.connect() as conn:
-        return _place_hold_step_by_step(conn, product_id, owner, address, quantity, ttl_seconds,
-                                        max_visitor_units)
+        return _place_hold_under_product_lock(conn, product_id, owner, address, quantity, ttl_seconds,
+                                              max_visitor_units)
 
 
-def _place_hold_step_by_step(conn, product_id, owner, address, quantity, ttl_seconds, max_visitor_units):
-    """SQLite: the same rules, statement by statement, under its one writer lock (the order of
-    inventory/sql/place_hold_v3.sql: a "no" first, from reads alone)."""
+def _place_hold_under_product_lock(conn, product_id, owner, address, quantity, ttl_seconds, max_visitor_units):
+    """The same rules, statement by statement, under the product's lock (inventory/sql/place_hold_v4.sql's
+    order: a "no" first, from reads alone). SQLite's only way; PostgreSQL's when its function needs the lock."""
     now = utcnow()
     stock = stock_of(conn, product_id, now)  # lapsed, unreleased holds count as free here
     if stock is not None and stock.available < quantity and on_sale(conn, product_id):
@@ -175,26 +170,22 @@ def _place_hold_step_by_step(conn, product_id, owner, address, quantity, ttl_sec
     if held + quantity > max_visitor_units:
         conn.rollback()
         raise HoldLimit(held, max_visitor_units)
-    terms = reserve_units(conn, product_id, quantity)
+    terms = on_sale(conn, product_id) if lock_product(conn, product_id) else None
     if terms is None:
-        # The counters still count holds that lapsed unswept, so they can only
-        # understate what is free: release those before deciding again.
-        if not lock_product(conn, product_id) or not on_sale(conn, product_id):
-            conn.rollback()
-            raise ProductNotFound(product_id)
-        release_lapsed_holds(conn, product_id, now)
-        terms = reserve_units(conn, product_id, quantity)
-        if terms is None:
-            conn.commit()  # keep the lapsed holds we released
-            raise OutOfStock(stock_of(conn, product_id, now).available)
-    # A lapsed hold of this owner may still say PENDING and hold the unique slot: it gives way.
+        conn.rollback()
+        raise ProductNotFound(product_id)
+    # Lapsed holds still count in their buckets (the owner's own may hold the unique slot): they give way.
     release_lapsed_holds(conn, product_id, now)
+    bucket = take_units(conn, product_id, quantity)
+    if bucket is None:
+        conn.commit()  # keep the lapsed holds we released
+        raise OutOfStock(stock_of(conn, product_id, now).available)
     price, currency = terms
-    placed = conn.execute(_INSERT_UNLESS_HELD[conn.dialect.name], {
-        "id": uuid.uuid4(), "product_id": product_id, "user_id": owner.visitor_id, "browser_id": owner.browser_id,
-        "client_address": address, "quantity": quantity, "amount": price * quantity, "currency": currency,
-        "status": HoldStatus.PENDING.value, "expires_at": now + timedelta(seconds=ttl_seconds),
-        "created_at": now, "updated_at": now, "intent_checks": 0,
+    placed = conn.execute(insert(holds).returning(*holds.c), {
+        "id": uuid.uuid4(), "product_id": product_id, "bucket": bucket, "user_id": owner.visitor_id,
+        "browser_id": owner.browser_id, "client_address": address, "quantity": quantity,
+        "amount": price * quantity, "currency": currency, "status": HoldStatus.PENDING.value,
+        "expires_at": now + timedelta(seconds=ttl_seconds), "created_at": now, "updated_at": now, "intent_checks": 0,
     }).first()
     conn.commit()
     return PlacedHold(placed, created=True)
@@ -214,7 +205,8 @@ _PLACE_HOLD = (
 
 
 def _place_hold_in_one_statement(product_id, owner, address, quantity, ttl_seconds, max_visitor_units):
-    """PostgreSQL: the function a migration installed, prepared once per connection, one round trip."""
+    """PostgreSQL: the function a migration installed, prepared once per connection, one round trip.
+    None when it needs the product's lock (it changed nothing)."""
     with one_statement() as cursor:
         row = cursor.execute(_PLACE_HOLD, {
             "id": uuid.uuid4(), "product": product_id, "visitor": owner.visitor_id,
@@ -223,6 +215,8 @@ def _place_hold_in_one_statement(product_id, owner, address, quantity, ttl_secon
         }, prepare=True).fetchone()
     if row.outcome in ("created", "existing"):
         return PlacedHold(row, created=row.outcome == "created")
+    if row.outcome == "needs_lock":
+        return None
     if row.outcome == "out_of_stock":
         raise OutOfStock(row.detail)
     if row.outcome == "hold_limit":
@@ -265,7 +259,7 @@ def cancel_hold(conn: Connection, hold_id: uuid.UUID, owner: Owner) -> Row:
         hold = find_hold(conn, hold_id, owner)
         conn.rollback()
         raise HoldNotPending(hold)
-    give_back_units(conn, cancelled.product_id, cancelled.quantity)
+    give_back_units(conn, cancelled.product_id, cancelled.bucket, cancelled.quantity)
     conn.commit()
     return cancelled
 

@@ -2,7 +2,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Uuid, literal_column, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, SmallInteger, String, Uuid, literal_column, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storefront.clock import UTCDateTime, utcnow
@@ -70,6 +70,8 @@ class Hold(db.Model):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="RESTRICT"))
+    # The product's stock bucket the units were taken from, and go back to (stock_buckets.bucket).
+    bucket: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
     user_id: Mapped[str] = mapped_column(String(128))  # the visitor id (a fingerprint, or a stored random id)
     # The browser's secret (its signed cookie); '' for a client that sends none. With user_id, the owner.
     browser_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
@@ -99,3 +101,26 @@ class Hold(db.Model):
 # parameter, PostgreSQL cannot use the partial indexes (nor pick the ON CONFLICT
 # arbiter) once it switches a prepared statement to a generic plan.
 is_pending = Hold.__table__.c.status == literal_column("'PENDING'")
+
+
+class StockBucket(db.Model):
+    """A share of one product's stock: its units are held and sold in its own row, so holds on
+    one product lock different rows (inventory/stock.py says how units are taken, returned and
+    moved between a product's buckets). The product's total is the sum of its buckets."""
+
+    __tablename__ = "stock_buckets"
+    __table_args__ = (
+        CheckConstraint("total_units >= 0", name="total_not_negative"),
+        CheckConstraint("held_units >= 0", name="held_not_negative"),
+        CheckConstraint("sold_units >= 0", name="sold_not_negative"),
+        # The last line of defence against overselling, whatever the code does: no bucket gives
+        # more than it has, so no product does.
+        CheckConstraint("held_units + sold_units <= total_units", name="never_oversold"),
+    )
+
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), primary_key=True)
+    bucket: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    total_units: Mapped[int] = mapped_column(Integer, default=0)
+    # Units of PENDING holds taken from this bucket, lapsed ones included until they are released.
+    held_units: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    sold_units: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

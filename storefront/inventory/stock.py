@@ -2,23 +2,29 @@
 
     available = total − (units of PENDING holds not yet past expires_at) − (units of COMPLETED holds)
 
-The product row carries running totals, ``held_units`` and ``sold_units``, changed
-only here and only under that row's lock, so neither a hold nor a stock check ever
-sums the holds table: their cost does not grow with live or finished holds.
+A product's stock lives in its rows of ``stock_buckets``, each with its own ``total_units``,
+``held_units`` and ``sold_units`` and a CHECK that it never gives more than it has; the
+product's total is their sum. Holds on one product take units from different buckets, so
+a crowd on one product locks different rows instead of queueing on one (docs/holds.md has
+the figures). How many buckets: :func:`bucket_count`.
 
 ``held_units`` still counts a hold that lapsed and was not swept yet. Availability
 must not wait for the sweep, so:
 
-- writers reserve with one guarded UPDATE (:func:`reserve_units`) that trusts the
-  counters, which can only understate what is free; before they refuse, they
-  release the product's lapsed holds (:func:`release_lapsed_holds`) and look again;
 - readers add back the units of lapsed-but-unswept holds (:func:`available_units`),
-  a small read on a partial index that holds only PENDING rows.
+  a small read on a partial index that holds only PENDING rows;
+- a hold takes units from a bucket that has them (:func:`take_units`); when none has,
+  it releases the product's lapsed holds (:func:`release_lapsed_holds`), gathers units
+  stranded in several buckets into one (:func:`gather_units`), and looks again.
 
-Locking has one rule: every change to a product's holds or counters happens
-under that product's row lock, taken first (:func:`lock_product`, or the guarded
-UPDATE itself). One lock per product, always taken before any hold row, so no
-two writers can deadlock; several products are locked in id order.
+Locking has two rules:
+
+- a hold's units are taken from one bucket with ``FOR UPDATE SKIP LOCKED``: a busy bucket
+  is passed over, never waited for, so that step cannot be part of a deadlock;
+- everything else (releasing, gathering, selling, setting a total, a cart's checkout) runs
+  under the product's row lock, taken first (:func:`lock_product`), then hold rows, then
+  buckets; several products are locked in id order. The lock is ``FOR NO KEY UPDATE``: a
+  new hold's foreign key takes ``FOR KEY SHARE`` on the product, and must not wait for it.
 
 These are the hot path: the statements are built once, at import, and run on a
 plain SQLAlchemy Connection that the caller owns (and commits).
@@ -27,16 +33,28 @@ plain SQLAlchemy Connection that the caller owns (and commits).
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, case, func, literal_column, select, update
+from sqlalchemy import Connection, bindparam, case, func, insert, literal_column, select, update
 from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 
 from storefront.catalog.models import Product
 from storefront.clock import UTCDateTime, utcnow
 from storefront.extensions import on_postgresql, one_statement, reading
-from storefront.inventory.models import Hold, is_pending
+from storefront.inventory.models import Hold, StockBucket, is_pending
 
 products = Product.__table__
 holds = Hold.__table__
+buckets = StockBucket.__table__
+
+# At most this many buckets per product on PostgreSQL; SQLite has one writer at a time, so one.
+MAX_BUCKETS = 16
+
+
+def bucket_count(total: int, dialect_name: str) -> int:
+    """How many buckets a product of ``total`` units is split into: one per unit up to
+    MAX_BUCKETS, so that every bucket starts with a unit to give (on SQLite, one)."""
+    if dialect_name == "sqlite":
+        return 1
+    return max(1, min(MAX_BUCKETS, total))
 
 
 @dataclass(frozen=True)
@@ -58,28 +76,38 @@ class Stock:
         }
 
 
-# What the counters say is free: exact once the product's lapsed holds are released.
-_free_units = products.c.total_quantity - products.c.sold_units - products.c.held_units
-
 _now = bindparam("now", type_=UTCDateTime)
 _product_id = bindparam("product")
 _quantity = bindparam("units")
+_bucket = bindparam("in_bucket")
+
+# What a bucket's counters say is free: exact once the product's lapsed holds are released.
+_free_in_bucket = buckets.c.total_units - buckets.c.held_units - buckets.c.sold_units
+
+# A product's buckets, summed: one row per product.
+_product_stock = (
+    select(buckets.c.product_id, func.sum(buckets.c.total_units).label("total"),
+           func.sum(_free_in_bucket).label("free"))
+    .group_by(buckets.c.product_id)
+    .subquery("product_stock")
+)
 
 
 def available_units(now=_now):
-    """A column expression for ``products``: units that can be held at ``now`` (by default
-    the ``now`` parameter); none of an archived product: it takes no new holds."""
+    """A column expression over ``products`` joined to ``_product_stock``: units that can be held
+    at ``now`` (by default the ``now`` parameter); none of an archived product: it takes no new holds."""
     no_units = literal_column("0")
     lapsed_units = (
         select(func.coalesce(func.sum(holds.c.quantity), no_units))
         .where(holds.c.product_id == products.c.id, is_pending, holds.c.expires_at <= now)
         .scalar_subquery()
     )
-    return case((products.c.archived_at.is_(None), _free_units + lapsed_units), else_=no_units)
+    return case((products.c.archived_at.is_(None), _product_stock.c.free + lapsed_units), else_=no_units)
 
 
 def _stock(now=_now):
-    return select(products.c.id, products.c.total_quantity, available_units(now))
+    return select(products.c.id, _product_stock.c.total, available_units(now)).select_from(
+        products.join(_product_stock, _product_stock.c.product_id == products.c.id))
 
 
 _STOCK = _stock()
@@ -89,53 +117,63 @@ _RELEASE_LAPSED = (
     update(holds)
     .where(holds.c.product_id == _product_id, is_pending, holds.c.expires_at <= _now)
     .values(status=literal_column("'EXPIRED'"), updated_at=_now)
-    .returning(holds.c.quantity)
+    .returning(holds.c.bucket, holds.c.quantity)
 )
 
-_RESERVE = (
-    update(products)
-    .where(
-        products.c.id == _product_id,
-        products.c.archived_at.is_(None),
-        _free_units >= _quantity,
-    )
-    .values(held_units=products.c.held_units + _quantity)
-    .returning(products.c.price, products.c.currency)
+_in_bucket = (buckets.c.product_id == _product_id, buckets.c.bucket == _bucket)
+
+# A bucket with the units, chosen at random among those no other transaction has locked.
+_UNLOCKED_BUCKET_WITH_UNITS = (
+    select(buckets.c.bucket)
+    .where(buckets.c.product_id == _product_id, _free_in_bucket >= _quantity)
+    .order_by(func.random())
+    .limit(1)
+    .with_for_update(skip_locked=True)
+    .scalar_subquery()
 )
+
+_TAKE = (
+    update(buckets)
+    .where(buckets.c.product_id == _product_id, buckets.c.bucket == _UNLOCKED_BUCKET_WITH_UNITS,
+           _free_in_bucket >= _quantity)
+    .values(held_units=buckets.c.held_units + _quantity)
+    .returning(buckets.c.bucket)
+)
+
+_HOLD_IN = update(buckets).where(*_in_bucket).values(held_units=buckets.c.held_units + _quantity)
 
 _SELL_HELD = (
-    update(products)
-    .where(products.c.id == _product_id)
-    .values(held_units=products.c.held_units - _quantity, sold_units=products.c.sold_units + _quantity)
+    update(buckets)
+    .where(*_in_bucket)
+    .values(held_units=buckets.c.held_units - _quantity, sold_units=buckets.c.sold_units + _quantity)
 )
 
-_SELL_FREE = (
-    update(products)
-    .where(
-        products.c.id == _product_id,
-        _free_units >= _quantity,
-    )
-    .values(sold_units=products.c.sold_units + _quantity)
-    .returning(products.c.id)
-)
+_GIVE_BACK = update(buckets).where(*_in_bucket).values(held_units=buckets.c.held_units - _quantity)
 
-_LOCK_FOR_UPDATE = select(products.c.id).where(products.c.id == _product_id).with_for_update()
+_LOCK_FOR_UPDATE = (select(products.c.id).where(products.c.id == _product_id)
+                    .with_for_update(key_share=True))
 # SQLite has no row locks: a write, even a no-op one, takes its database-wide write lock.
 _LOCK_BY_WRITING = update(products).where(products.c.id == _product_id).values(id=products.c.id)
 
-_GIVE_BACK = (
-    update(products)
+_LOCKED_BUCKETS = (
+    select(buckets.c.bucket, buckets.c.total_units, buckets.c.held_units, buckets.c.sold_units)
+    .where(buckets.c.product_id == _product_id)
+    .order_by(buckets.c.bucket)
+    .with_for_update()
+)
+
+_SET_BUCKET_TOTAL = update(buckets).where(*_in_bucket).values(total_units=bindparam("new_total"))
+
+_FREE_UNITS = (
+    select(case((products.c.archived_at.is_(None), func.sum(_free_in_bucket)), else_=0))
+    .select_from(products.join(buckets, buckets.c.product_id == products.c.id))
     .where(products.c.id == _product_id)
-    .values(held_units=products.c.held_units - _quantity)
+    .group_by(products.c.id)
 )
 
 
-_FREE_UNITS = select(case((products.c.archived_at.is_(None), _free_units), else_=0)).where(
-    products.c.id == _product_id)
-
-
 def free_units(conn: Connection, product_id: int) -> int | None:
-    """What the counters say is free for a new hold (none of an archived product); exact under
+    """What the buckets say is free for a new hold (none of an archived product); exact under
     the product's lock after releasing lapsed holds."""
     return conn.execute(_FREE_UNITS, {"product": product_id}).scalar()
 
@@ -170,12 +208,33 @@ def stock_of(conn: Connection, product_id: int, now: datetime | None = None) -> 
     return None if row is None else Stock(*row)
 
 
-_ON_SALE = select(products.c.id).where(products.c.id == _product_id, products.c.archived_at.is_(None))
+@dataclass(frozen=True)
+class BucketLevel:
+    bucket: int
+    total: int
+    held: int
+    sold: int
+
+    @property
+    def free(self) -> int:
+        return self.total - self.held - self.sold
 
 
-def on_sale(conn: Connection, product_id: int) -> bool:
-    """The product exists and is not archived: it may take new holds."""
-    return conn.execute(_ON_SALE, {"product": product_id}).first() is not None
+def bucket_levels(conn: Connection, product_id: int) -> list[BucketLevel]:
+    """A product's buckets as their counters say (lapsed holds still count as held), for the admin."""
+    rows = conn.execute(select(buckets.c.bucket, buckets.c.total_units, buckets.c.held_units, buckets.c.sold_units)
+                        .where(buckets.c.product_id == product_id).order_by(buckets.c.bucket))
+    return [BucketLevel(*row) for row in rows]
+
+
+_ON_SALE = select(products.c.price, products.c.currency).where(products.c.id == _product_id,
+                                                               products.c.archived_at.is_(None))
+
+
+def on_sale(conn: Connection, product_id: int):
+    """The product's ``(price, currency)`` if it exists and is not archived (it may take new
+    holds); None otherwise."""
+    return conn.execute(_ON_SALE, {"product": product_id}).first()
 
 
 def lock_product(conn: Connection, product_id: int) -> bool:
@@ -186,44 +245,79 @@ def lock_product(conn: Connection, product_id: int) -> bool:
 
 
 def release_lapsed_holds(conn: Connection, product_id: int, now: datetime) -> int:
-    """Mark the product's PENDING holds that are past ``expires_at`` EXPIRED and free their units.
+    """Mark the product's PENDING holds that are past ``expires_at`` EXPIRED and give their
+    units back to their buckets.
 
     Call under the product's lock (:func:`lock_product`). Returns the units freed.
     """
-    freed = conn.execute(_RELEASE_LAPSED, {"product": product_id, "now": now}).scalars().all()
-    units = sum(freed)
-    if units:
-        give_back_units(conn, product_id, units)
-    return units
+    per_bucket: dict[int, int] = {}
+    for bucket, quantity in conn.execute(_RELEASE_LAPSED, {"product": product_id, "now": now}):
+        per_bucket[bucket] = per_bucket.get(bucket, 0) + quantity
+    for bucket in sorted(per_bucket):
+        give_back_units(conn, product_id, bucket, per_bucket[bucket])
+    return sum(per_bucket.values())
 
 
-def reserve_units(conn: Connection, product_id: int, quantity: int):
-    """Count ``quantity`` more units as held if that many are available, atomically.
+def take_units(conn: Connection, product_id: int, quantity: int) -> int | None:
+    """Count ``quantity`` more units as held in one of the product's buckets; returns the bucket,
+    or None when the product has fewer free units than that.
 
-    One guarded UPDATE: it takes the product's row lock, checks and reserves in
-    the same statement. Call :func:`release_lapsed_holds` first in the same
-    transaction. Returns the product's ``(price, currency)``, or None when the
-    product is unknown, archived or short of stock.
+    Under the product's lock (:func:`lock_product`), after :func:`release_lapsed_holds`:
+    a bucket that has the units and nobody has locked, else units gathered into one.
     """
-    return conn.execute(_RESERVE, {"product": product_id, "units": quantity}).first()
+    bucket = conn.execute(_TAKE, {"product": product_id, "units": quantity}).scalar()
+    if bucket is None:
+        bucket = gather_units(conn, product_id, quantity)
+        if bucket is not None:
+            conn.execute(_HOLD_IN, {"product": product_id, "in_bucket": bucket, "units": quantity})
+    return bucket
 
 
-def sell_held_units(conn: Connection, product_id: int, quantity: int) -> None:
-    """A live PENDING hold was paid: its units move from held to sold."""
-    conn.execute(_SELL_HELD, {"product": product_id, "units": quantity})
+def gather_units(conn: Connection, product_id: int, quantity: int) -> int | None:
+    """Make one bucket have ``quantity`` free units by moving free units into it from the
+    product's other buckets (the product's total does not change). Returns that bucket, or None
+    when the product has fewer free units in all. Under the product's lock: it locks every
+    bucket, in order, and waits for the holds taking units from them to commit."""
+    levels = [BucketLevel(*row) for row in conn.execute(_LOCKED_BUCKETS, {"product": product_id})]
+    if sum(level.free for level in levels) < quantity or not levels:
+        return None
+    target = max(levels, key=lambda level: level.free)
+    missing = quantity - target.free
+    moved = 0
+    for donor in levels:
+        if moved >= missing:
+            break
+        if donor is target or donor.free <= 0:
+            continue
+        units = min(donor.free, missing - moved)
+        conn.execute(_SET_BUCKET_TOTAL, {"product": product_id, "in_bucket": donor.bucket, "new_total": donor.total - units})
+        moved += units
+    if moved:
+        conn.execute(_SET_BUCKET_TOTAL, {"product": product_id, "in_bucket": target.bucket, "new_total": target.total + moved})
+    return target.bucket
 
 
-def sell_free_units(conn: Connection, product_id: int, quantity: int) -> bool:
+def sell_held_units(conn: Connection, product_id: int, bucket: int, quantity: int) -> None:
+    """A live PENDING hold was paid: its units move from held to sold, in its bucket."""
+    conn.execute(_SELL_HELD, {"product": product_id, "in_bucket": bucket, "units": quantity})
+
+
+def sell_free_units(conn: Connection, product_id: int, quantity: int) -> int | None:
     """Sell ``quantity`` units that no hold covers (a late payment), if that many are free.
+    Returns the bucket they were sold from, or None.
 
-    Same guard as a new hold; call :func:`release_lapsed_holds` first, under the lock.
+    Same rule as a new hold; call :func:`release_lapsed_holds` first, under the lock.
     """
-    return conn.execute(_SELL_FREE, {"product": product_id, "units": quantity}).first() is not None
+    bucket = take_units(conn, product_id, quantity)
+    if bucket is not None:
+        sell_held_units(conn, product_id, bucket, quantity)
+    return bucket
 
 
-def give_back_units(conn: Connection, product_id: int, quantity: int) -> None:
-    """A PENDING hold of ``quantity`` units ended without a sale: the units are free again."""
-    conn.execute(_GIVE_BACK, {"product": product_id, "units": quantity})
+def give_back_units(conn: Connection, product_id: int, bucket: int, quantity: int) -> None:
+    """A PENDING hold of ``quantity`` units ended without a sale: the units are free again, in
+    the bucket they were taken from."""
+    conn.execute(_GIVE_BACK, {"product": product_id, "in_bucket": bucket, "units": quantity})
 
 
 class BelowCommitted(Exception):
@@ -235,8 +329,34 @@ class BelowCommitted(Exception):
         self.held = held
 
 
+def spread_total(conn: Connection, product_id: int, total: int, buckets_wanted: int | None = None) -> None:
+    """Make ``total`` the product's total, its free units spread evenly over its buckets (each
+    keeps what it has sold and held), adding buckets up to :func:`bucket_count` (or
+    ``buckets_wanted``). A new product gets its buckets here.
+
+    Under the product's lock, after :func:`release_lapsed_holds`. Raises BelowCommitted, changing nothing.
+    """
+    levels = [BucketLevel(*row) for row in conn.execute(_LOCKED_BUCKETS, {"product": product_id})]
+    sold = sum(level.sold for level in levels)
+    held = sum(level.held for level in levels)
+    if total < sold + held:
+        raise BelowCommitted(sold, held)
+    existing = len(levels)
+    count = max(existing, buckets_wanted or bucket_count(total, conn.dialect.name))
+    levels += [BucketLevel(bucket, 0, 0, 0) for bucket in range(existing, count)]
+    share, extra = divmod(total - sold - held, count)
+    totals = [level.held + level.sold + share + (1 if index < extra else 0) for index, level in enumerate(levels)]
+    changed = [{"product": product_id, "in_bucket": level.bucket, "new_total": new_total}
+               for level, new_total in zip(levels[:existing], totals) if new_total != level.total]
+    if changed:
+        conn.execute(_SET_BUCKET_TOTAL, changed)
+    if count > existing:
+        conn.execute(insert(buckets), [{"product_id": product_id, "bucket": level.bucket, "total_units": new_total}
+                                       for level, new_total in zip(levels[existing:], totals[existing:])])
+
+
 def set_total(conn: Connection, product_id: int, total: int, now: datetime | None = None) -> Stock | None:
-    """Set a product's total quantity, never below what is sold and held.
+    """Set a product's total quantity, never below what is sold and held, and commit.
 
     Returns the new stock, None for an unknown product; raises BelowCommitted.
     """
@@ -245,19 +365,10 @@ def set_total(conn: Connection, product_id: int, total: int, now: datetime | Non
         conn.rollback()
         return None
     release_lapsed_holds(conn, product_id, now)
-    changed = conn.execute(
-        update(products)
-        .where(products.c.id == product_id, products.c.sold_units + products.c.held_units <= total)
-        .values(total_quantity=total)
-        .returning(products.c.id)
-    ).first()
-    if changed is None:
-        committed = conn.execute(
-            select(products.c.sold_units, products.c.held_units).where(products.c.id == product_id)
-        ).first()
+    try:
+        spread_total(conn, product_id, total)
+    except BelowCommitted:
         conn.rollback()
-        if committed is None:
-            return None
-        raise BelowCommitted(*committed)
+        raise
     conn.commit()
     return stock_of(conn, product_id, now)

@@ -57,7 +57,7 @@ def _hold_id(message: dict) -> uuid.UUID | None:
 _LOCK_PRODUCT_OF_HOLD = (
     select(products.c.id)
     .where(products.c.id == select(holds.c.product_id).where(holds.c.id == bindparam("hold")).scalar_subquery())
-    .with_for_update()
+    .with_for_update(key_share=True)
 )
 
 
@@ -113,14 +113,14 @@ def settle_payment(conn: Connection, message: dict) -> Settlement:
     now = utcnow()
     if hold.status == HoldStatus.PENDING and hold.expires_at > now:
         _set_status(conn, hold_id, HoldStatus.COMPLETED, now, payment_intent_id=intent_id)
-        sell_held_units(conn, hold.product_id, hold.quantity)
+        sell_held_units(conn, hold.product_id, hold.bucket, hold.quantity)
         return Settlement("completed", hold_id, paid_order=("hold", hold))
 
     # A late payment: the hold lapsed, expired or was cancelled. Free what has lapsed
     # (this hold too, if it still says PENDING), then sell only what is free now.
     release_lapsed_holds(conn, hold.product_id, now)
-    if sell_free_units(conn, hold.product_id, hold.quantity):
-        _set_status(conn, hold_id, HoldStatus.COMPLETED, now, payment_intent_id=intent_id)
+    if (bucket := sell_free_units(conn, hold.product_id, hold.quantity)) is not None:
+        _set_status(conn, hold_id, HoldStatus.COMPLETED, now, payment_intent_id=intent_id, bucket=bucket)
         return Settlement("completed_late", hold_id, paid_order=("hold", hold))
     _set_status(conn, hold_id, HoldStatus.REFUNDED, now, payment_intent_id=intent_id)
     return Settlement("refund_due", hold_id, refund_amount=hold.amount, paid_order=("hold", hold))
@@ -145,7 +145,7 @@ def release_cancelled_payment(conn: Connection, message: dict) -> Settlement:
         return Settlement(f"kept_{hold.status.lower()}", hold_id)
     now = utcnow()
     _set_status(conn, hold_id, HoldStatus.CANCELLED, now, payment_released_at=now)
-    give_back_units(conn, hold.product_id, hold.quantity)
+    give_back_units(conn, hold.product_id, hold.bucket, hold.quantity)
     conn.commit()
     return Settlement("cancelled", hold_id)
 
@@ -196,11 +196,11 @@ def settle_checkout(conn: Connection, message: dict) -> Settlement:
         changed = True
         if line.status == HoldStatus.PENDING and line.expires_at > now:
             _set_status(conn, line.id, HoldStatus.COMPLETED, now, payment_intent_id=intent_id)
-            sell_held_units(conn, line.product_id, line.quantity)
+            sell_held_units(conn, line.product_id, line.bucket, line.quantity)
             continue
         release_lapsed_holds(conn, line.product_id, now)
-        if sell_free_units(conn, line.product_id, line.quantity):
-            _set_status(conn, line.id, HoldStatus.COMPLETED, now, payment_intent_id=intent_id)
+        if (bucket := sell_free_units(conn, line.product_id, line.quantity)) is not None:
+            _set_status(conn, line.id, HoldStatus.COMPLETED, now, payment_intent_id=intent_id, bucket=bucket)
         else:
             _set_status(conn, line.id, HoldStatus.REFUNDED, now, payment_intent_id=intent_id)
     conn.execute(delete(cart_lines).where(cart_lines.c.user_id == checkout.user_id,
@@ -236,7 +236,7 @@ def release_cancelled_checkout(conn: Connection, message: dict) -> Settlement:
     for line in lines:
         if line.status == HoldStatus.PENDING:
             _set_status(conn, line.id, HoldStatus.CANCELLED, now, payment_released_at=now)
-            give_back_units(conn, line.product_id, line.quantity)
+            give_back_units(conn, line.product_id, line.bucket, line.quantity)
             released += 1
     conn.commit()
     return Settlement("cancelled" if released else "kept", checkout_id)

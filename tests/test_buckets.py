@@ -1,0 +1,207 @@
+"""A product's stock in several bucket rows (issue 20): holds on one product take units from
+different rows, give them back where they came from, and never oversell; a unit left in any
+bucket is still sold; every reader sees the product's exact total.
+
+The rules run on PostgreSQL in storefront/inventory/sql/place_hold_v4.sql (the usual hold) and
+in inventory/holds.py + inventory/stock.py (under the product's lock, and SQLite's only way):
+tests that do not need several buckets run on both databases."""
+
+import threading
+import time
+import uuid
+from collections import Counter
+
+import pytest
+from sqlalchemy import select, text
+
+from storefront.catalog.models import Product
+from storefront.extensions import db
+from storefront.inventory.models import Hold, StockBucket
+from storefront.inventory.stock import BelowCommitted, bucket_levels, set_total
+from tests.factories import counters_against_holds, lapse, make_product, visitor
+from tests.test_holds_race import race
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def shop(request, app, embedded_app):
+    """The app on the suite's PostgreSQL, then the embedded one on SQLite."""
+    chosen = app if request.param == "postgresql" else embedded_app
+    with chosen.app_context():
+        yield chosen
+
+
+def hold(client, product_id, user, quantity=1):
+    return client.post("/api/reservations", json={"productId": product_id, "userId": visitor(user),
+                                                  "quantity": quantity})
+
+
+def buckets_of(product_id: int) -> list:
+    db.session.expire_all()
+    return bucket_levels(db.session.connection(), product_id)
+
+
+def hold_row(reservation_id: str) -> Hold:
+    db.session.expire_all()
+    return db.session.get(Hold, uuid.UUID(reservation_id))
+
+
+def available(client, product_id) -> int:
+    return client.get(f"/api/inventory/check/{product_id}").get_json()["available"]
+
+
+_LOCK_BUCKET = text("SELECT 1 FROM stock_buckets WHERE product_id = :p AND bucket = :b FOR UPDATE")
+
+
+def test_a_product_is_split_into_buckets_by_its_size_and_readers_see_the_sum(app, client):
+    small, large = make_product(total=3), make_product(total=1000)
+    assert [(b.total, b.held, b.sold) for b in buckets_of(small.id)] == [(1, 0, 0)] * 3
+    spread = buckets_of(large.id)
+    assert len(spread) == 16 and {b.total for b in spread} == {62, 63} and sum(b.total for b in spread) == 1000
+    assert client.get(f"/api/inventory/check/{large.id}").get_json() == {
+        "productId": large.id, "available": 1000, "total": 1000, "inStock": True}
+    assert db.session.get(Product, large.id).total_quantity == 1000
+
+
+def test_sqlite_keeps_one_bucket(embedded_app):
+    with embedded_app.app_context():
+        product = make_product(total=1000)
+        assert [(b.bucket, b.total) for b in buckets_of(product.id)] == [(0, 1000)]
+
+
+def test_units_go_back_to_the_bucket_they_came_from(app, client):
+    product = make_product(total=6, buckets=4)
+    placed = [hold(client, product.id, n).get_json() for n in range(4)]
+    taken = Counter(hold_row(p["reservationId"]).bucket for p in placed)
+    assert sum(taken.values()) == 4 and counters_against_holds(product.id) == []
+
+    cancelled = placed[0]
+    assert client.delete(f"/api/reservations/{cancelled['reservationId']}",
+                         headers={"X-Visitor-Id": visitor(0)}).status_code == 200
+    lapse(placed[1]["reservationId"])
+    assert hold(client, product.id, 9, quantity=4).status_code == 201  # needs the lapsed unit back
+    assert hold_row(placed[1]["reservationId"]).status == "EXPIRED"
+    assert counters_against_holds(product.id) == []
+    assert sum(b.total for b in buckets_of(product.id)) == 6
+    assert available(client, product.id) == 0
+
+
+def test_units_stranded_in_several_buckets_are_gathered_for_one_hold(shop):
+    client = shop.test_client()
+    product = make_product(total=4, buckets=4 if db.engine.dialect.name == "postgresql" else None)
+    response = hold(client, product.id, 1, quantity=3)  # no bucket has 3: they are moved into one
+    assert response.status_code == 201, response.get_json()
+    assert counters_against_holds(product.id) == []
+    assert sum(b.total for b in buckets_of(product.id)) == 4
+    # The last unit, wherever it was left, goes to the next shopper.
+    assert hold(client, product.id, 2).status_code == 201
+    refused = hold(client, product.id, 3)
+    assert refused.status_code == 409 and refused.get_json()["available"] == 0
+    assert counters_against_holds(product.id) == []
+
+
+def test_the_last_unit_in_any_bucket_is_found_whichever_buckets_are_empty(app, settings, live_server):
+    product = make_product(total=4, buckets=4)
+    with db.engine.begin() as conn:  # three buckets emptied by sales made earlier
+        conn.execute(text("UPDATE stock_buckets SET sold_units = total_units WHERE product_id = :p AND bucket < 3"),
+                     {"p": product.id})
+    server = live_server(settings, workers=2, threads=4)
+    responses = race(server.url, [{"productId": product.id, "userId": visitor(n)} for n in range(30)])
+    assert Counter(r.status_code for r in responses) == {201: 1, 409: 29}
+    created = next(r.json() for r in responses if r.status_code == 201)
+    assert hold_row(created["reservationId"]).bucket == 3
+
+
+def test_a_hold_takes_another_bucket_rather_than_wait_for_a_locked_one(app, client):
+    product = make_product(total=2, buckets=2)
+    with db.engine.connect() as other:  # a transaction in the middle of taking bucket 0
+        other.execute(_LOCK_BUCKET, {"p": product.id, "b": 0})
+        response = hold(client, product.id, 1)
+        assert response.status_code == 201
+        assert hold_row(response.get_json()["reservationId"]).bucket == 1
+        other.rollback()
+    assert counters_against_holds(product.id) == []
+
+
+def test_a_hold_waits_for_the_only_bucket_with_units_and_takes_it_once_free(app, client):
+    product = make_product(total=2, buckets=2)
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE stock_buckets SET sold_units = 1 WHERE product_id = :p AND bucket = 1"),
+                     {"p": product.id})
+    answers = []
+    with db.engine.connect() as other:
+        other.execute(_LOCK_BUCKET, {"p": product.id, "b": 0})
+        waiting = threading.Thread(target=lambda: answers.append(hold(app.test_client(), product.id, 1)))
+        waiting.start()
+        with db.engine.connect() as watcher:
+            for _ in range(300):  # until the hold is seen waiting for that row's lock
+                if watcher.execute(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                        " AND query LIKE '%storefront_place_hold%'")).scalar():
+                    break
+                watcher.rollback()
+                time.sleep(0.05)
+            else:
+                pytest.fail("the hold never waited for the locked bucket")
+        assert answers == []
+        other.rollback()
+        waiting.join(timeout=30)
+    assert answers[0].status_code == 201
+    assert hold_row(answers[0].get_json()["reservationId"]).bucket == 0
+    assert [(b.held, b.sold) for b in buckets_of(product.id)] == [(1, 0), (0, 1)]
+
+
+def test_lapsed_holds_units_are_taken_by_the_next_hold_without_a_sweep(shop):
+    client = shop.test_client()
+    product = make_product(total=3, buckets=3 if db.engine.dialect.name == "postgresql" else None)
+    placed = [hold(client, product.id, n).get_json() for n in range(3)]
+    for one in placed:
+        lapse(one["reservationId"])
+    assert available(client, product.id) == 3
+    response = hold(client, product.id, 7, quantity=3)
+    assert response.status_code == 201, response.get_json()
+    assert {hold_row(one["reservationId"]).status for one in placed} == {"EXPIRED"}
+    assert counters_against_holds(product.id) == []
+
+
+def test_the_owners_lapsed_hold_gives_way_to_their_new_one(shop):
+    client = shop.test_client()
+    product = make_product(total=2)
+    first = hold(client, product.id, 1).get_json()
+    lapse(first["reservationId"])
+    again = hold(client, product.id, 1)
+    assert again.status_code == 201
+    assert again.get_json()["reservationId"] != first["reservationId"]
+    assert hold_row(first["reservationId"]).status == "EXPIRED"
+    assert counters_against_holds(product.id) == []
+
+
+def test_stock_set_spreads_the_total_and_never_goes_below_sold_and_held(shop):
+    client = shop.test_client()
+    product = make_product(total=4, buckets=4 if db.engine.dialect.name == "postgresql" else None)
+    placed = [hold(client, product.id, n).get_json() for n in range(3)]
+    with db.engine.connect() as conn:
+        with pytest.raises(BelowCommitted) as refused:
+            set_total(conn, product.id, 2)
+        assert (refused.value.sold, refused.value.held) == (0, 3)
+    assert sum(b.total for b in buckets_of(product.id)) == 4  # nothing changed
+
+    with db.engine.connect() as conn:
+        stock = set_total(conn, product.id, 40)
+    assert (stock.total, stock.available) == (40, 37)
+    levels = buckets_of(product.id)
+    expected = 16 if db.engine.dialect.name == "postgresql" else 1
+    assert len(levels) == expected and sum(b.total for b in levels) == 40
+    free = [b.free for b in levels]
+    assert max(free) - min(free) <= 1  # the free units spread evenly
+    assert all(b.total >= b.held + b.sold for b in levels)
+    assert counters_against_holds(product.id) == []
+    assert {hold_row(p["reservationId"]).status for p in placed} == {"PENDING"}
+
+
+def test_no_bucket_can_be_oversold_whatever_the_code_does(app):
+    product = make_product(total=2, buckets=2)
+    with pytest.raises(Exception, match="never_oversold"):
+        with db.engine.begin() as conn:
+            conn.execute(text("UPDATE stock_buckets SET held_units = 2 WHERE product_id = :p AND bucket = 0"),
+                         {"p": product.id})
+    assert db.session.execute(select(StockBucket.held_units).where(StockBucket.product_id == product.id)
+                              ).scalars().all() == [0, 0]
