@@ -27,7 +27,6 @@ import psycopg
 
 from bench.holds import HOLD_SCRIPT, SECRET_KEY, add_product, ensure_wrk, recount, start_gunicorn, wrk
 from scripts.services import PostgresServer, _postgres_bindir
-from storefront.inventory.sql import sql
 from storefront.inventory.stock import _STOCK_OF_ON_POSTGRESQL
 
 REPO = Path(__file__).resolve().parent.parent
@@ -66,10 +65,6 @@ def prepare(server: PostgresServer) -> dict:
         # Sold out: its one unit held by a shopper who has not paid yet.
         conn.execute("SELECT storefront_place_hold(gen_random_uuid(), %s, 'the-one-buyer', '', '127.0.0.1', 1,"
                      " 3600, 10)", (ids["sold_out"],))
-        # The hold function as it was before refusals took no lock (version 2), beside it under
-        # its own name: the before of the refusal figures, measured in the same run.
-        conn.execute(sql("place_hold_v2.sql").replace("FUNCTION storefront_place_hold(",
-                                                      "FUNCTION storefront_place_hold_v2(", 1))
         conn.execute("VACUUM ANALYZE")
     return ids
 
@@ -141,7 +136,6 @@ def main() -> int:
         one = PGBENCH_HOLD.format(choose_product=f"\\set product {ids['one']}")
         spread = PGBENCH_HOLD.format(choose_product=f"\\set product random({ids['first']}, {ids['last']})")
         refuse = PGBENCH_HOLD.format(choose_product=f"\\set product {ids['sold_out']}")
-        refuse_v2 = refuse.replace("storefront_place_hold(", "storefront_place_hold_v2(")
         stock = PGBENCH_STOCK.format(product=ids["sold_out"])
         shop, url = start_gunicorn(server, 2, 32)
         hold_one = HOLD_SCRIPT.replace("PRODUCT_ID", str(ids["one"]))
@@ -177,9 +171,6 @@ def main() -> int:
              database("one product, 64 connections", one, 64), database("spread, 64 connections", spread, 64)),
             ("database: refusals of a sold-out product / its stock SELECT", 0.9,
              database("refusals, 16 connections", refuse, 16), database("stock SELECT, 16 connections", stock, 16)),
-            ("database: refusals now / with the function before (v2, under the lock)", 1.0,
-             database("refusals, 16 connections", refuse, 16), database("refusals with v2, 16 connections",
-                                                                        refuse_v2, 16)),
             ("HTTP, 64 connections: holds on one product / spread", 0.95,
              http("holds on one product", hold_one), http("holds spread over 64", hold_spread)),
             ("HTTP, 64 connections: refusals / stock check", 0.9,

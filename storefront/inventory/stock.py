@@ -45,12 +45,13 @@ products = Product.__table__
 holds = Hold.__table__
 buckets = StockBucket.__table__
 
-# At most this many buckets per product on PostgreSQL; SQLite has one writer at a time, so one.
-MAX_BUCKETS = 16
+# At most this many buckets per product on PostgreSQL, as many as the holds that reach it at once
+# from a few web hosts (docs/holds.md has the figures); SQLite has one writer at a time, so one.
+MAX_BUCKETS = 64
 
 
 def bucket_count(total: int, dialect_name: str) -> int:
-    """How many buckets a product of ``total`` units is split into: one per unit up to
+    """How many buckets a product of ``total`` units is split into: one per unit, up to
     MAX_BUCKETS, so that every bucket starts with a unit to give (on SQLite, one)."""
     if dialect_name == "sqlite":
         return 1

@@ -1,12 +1,13 @@
 -- storefront_place_hold, version 4 (migration 0011): a product's stock in bucket rows.
 -- Holds on one product take their units from different rows of stock_buckets, so a crowd on
 -- one product no longer queues on one row lock: a hold takes a bucket that has the units
--- and that no other transaction has locked (FOR UPDATE SKIP LOCKED, picked at random), and
--- else waits for one such bucket. The rest runs under the product's row lock, in Python
+-- and that no other transaction has locked (FOR UPDATE SKIP LOCKED, looking from a random
+-- bucket on), and else waits for one such bucket. The rest runs under the product's row lock, in Python
 -- (inventory/holds.py, _place_hold_under_product_lock): when no bucket has the units (they
 -- are scattered over several, or lapsed holds still count), or the owner's lapsed hold must
 -- give way, this function answers 'needs_lock' having changed nothing.
--- The "no" is still one read, no lock, no write (version 3), now summed over the buckets.
+-- The "no" still takes no lock and writes nothing (version 3): one bucket with the units is
+-- enough to go on, and the buckets are summed only when none has them.
 CREATE OR REPLACE FUNCTION storefront_place_hold(
     p_id uuid, p_product integer, p_visitor varchar, p_browser varchar, p_address varchar,
     p_quantity integer, p_ttl_seconds integer, p_max_units integer)
@@ -23,13 +24,27 @@ DECLARE
     v_currency varchar;
     v_available integer;
     v_bucket smallint;
+    -- Where this hold starts looking: a random one of the first 64 buckets (inventory/stock.py:
+    -- MAX_BUCKETS), so that holds arriving together try different rows first.
+    v_start smallint := floor(random() * 64);
 BEGIN
-    -- A "no" from reads alone, with no lock taken and nothing written. The buckets first (one
-    -- index range): only when they say no are the lapsed holds' units added, and the owner's
-    -- own hold looked for. NULL (no such product, or archived) goes on, to 'not_found' below.
-    SELECT sum(b.total_units - b.held_units - b.sold_units) INTO v_available
-      FROM stock_buckets b JOIN products p ON p.id = b.product_id
-     WHERE b.product_id = p_product AND p.archived_at IS NULL;
+    -- A "no" from reads alone, with no lock taken and nothing written. One bucket with the
+    -- units is enough to go on (the first one read, as a rule); only when none has them are
+    -- the buckets summed and the lapsed holds' units added, and the owner's own hold looked
+    -- for. NULL (no such product, or archived) goes on, to 'not_found' below.
+    PERFORM 1 FROM stock_buckets
+     WHERE product_id = p_product AND bucket >= v_start AND total_units - held_units - sold_units >= p_quantity
+     LIMIT 1;
+    IF NOT FOUND THEN
+        PERFORM 1 FROM stock_buckets
+         WHERE product_id = p_product AND bucket < v_start AND total_units - held_units - sold_units >= p_quantity
+         LIMIT 1;
+    END IF;
+    IF NOT FOUND THEN
+        SELECT sum(b.total_units - b.held_units - b.sold_units) INTO v_available
+          FROM stock_buckets b JOIN products p ON p.id = b.product_id
+         WHERE b.product_id = p_product AND p.archived_at IS NULL;
+    END IF;
     IF v_available < p_quantity THEN
         v_available := v_available + (SELECT COALESCE(sum(quantity), 0) FROM holds
                                        WHERE product_id = p_product AND status = 'PENDING' AND expires_at <= v_now);
@@ -80,13 +95,18 @@ BEGIN
         RETURN;
     END IF;
 
-    -- A bucket with the units that nobody has locked; else wait for one that had them (it is
+    -- A bucket with the units that nobody has locked, the first from a random one on (an index
+    -- range that stops at the first it can take); else wait for one that had them (it is
     -- checked again once its lock is ours); else the product's lock is needed.
     UPDATE stock_buckets SET held_units = held_units + p_quantity
      WHERE product_id = p_product AND total_units - held_units - sold_units >= p_quantity
-       AND bucket = (SELECT bucket FROM stock_buckets
-                      WHERE product_id = p_product AND total_units - held_units - sold_units >= p_quantity
-                      ORDER BY random() LIMIT 1 FOR UPDATE SKIP LOCKED)
+       AND bucket = COALESCE(
+           (SELECT bucket FROM stock_buckets
+             WHERE product_id = p_product AND bucket >= v_start AND total_units - held_units - sold_units >= p_quantity
+             ORDER BY bucket LIMIT 1 FOR UPDATE SKIP LOCKED),
+           (SELECT bucket FROM stock_buckets
+             WHERE product_id = p_product AND bucket < v_start AND total_units - held_units - sold_units >= p_quantity
+             ORDER BY bucket LIMIT 1 FOR UPDATE SKIP LOCKED))
     RETURNING bucket INTO v_bucket;
     IF NOT FOUND THEN
         UPDATE stock_buckets SET held_units = held_units + p_quantity
