@@ -26,6 +26,7 @@ def _product_options(required: bool):
             ("--price", "price of one unit in major units: 25.00 (usd), 1500 (jpy), 25.500 (kwd)"),
             ("--currency", "three-letter code (default usd)"),
             ("--total", "units in stock in all (never below what is sold and held)"),
+            ("--starts-at", 'when it goes on sale: 2026-01-01T10:00:00Z ("" clears it)'),
         ]):
             needed = required and name in ("--sku", "--name", "--price", "--total")
             command = click.option(name, required=needed, help=help_text)(command)

@@ -95,7 +95,7 @@
     }
   }, true);
 
-  // Countdowns: every <time data-seconds-left> counts down the seconds the server gave it,
+  // Countdowns (a hold's time, a product's start): every <time data-seconds-left> counts down the seconds the server gave it,
   // on this page's monotonic clock: a device whose clock is minutes wrong still shows the
   // shop's time. At 0:00 the hold asks the server whether it lapsed ("lapsed=1"): a 204
   // means not yet by the server's clock, and nothing is swapped (the payment form under
@@ -111,6 +111,9 @@
       }
       var left = Math.max(0, Math.ceil((el.storefrontDeadline - now) / 1000));
       var text = Math.floor(left / 60) + ":" + ("0" + (left % 60)).slice(-2);
+      if (left >= 3600) {  // a start time hours away: h:mm:ss
+        text = Math.floor(left / 3600) + ":" + ("0" + Math.floor((left % 3600) / 60)).slice(-2) + ":" + ("0" + (left % 60)).slice(-2);
+      }
       if (el.textContent !== text) el.textContent = text;
       if (left === 0 && now >= el.storefrontNextCheck) {
         var wait = LAPSE_RECHECK_MS[Math.min(el.storefrontChecks, LAPSE_RECHECK_MS.length - 1)];
@@ -124,6 +127,18 @@
   }
   setInterval(tick, 1000);
   document.addEventListener("htmx:afterSettle", tick);
+
+  // Add to cart follows Buy: off until the polled stock says the product is on sale.
+  document.addEventListener("htmx:afterSettle", function () {
+    document.querySelectorAll(".stock[data-on-sale]").forEach(function (stock) {
+      var form = document.querySelector('form.add-to-cart[data-product-id="' + stock.id.slice("stock-".length) + '"]');
+      if (!form) return;
+      var waiting = stock.dataset.onSale === "false";
+      form.querySelector("button").disabled = waiting;
+      if (waiting) form.querySelector("button").setAttribute("aria-disabled", "true");
+      else form.querySelector("button").removeAttribute("aria-disabled");
+    });
+  });
   document.addEventListener("htmx:configRequest", function (event) {
     var trigger = event.detail.triggeringEvent;
     if (trigger && trigger.type === "hold-lapsed") event.detail.parameters.lapsed = "1";

@@ -18,6 +18,7 @@ from storefront.catalog.management import FIELDS, InvalidField, add_product, arc
 from storefront.catalog.models import Product
 from storefront.errors import ApiError
 from storefront.extensions import db
+from storefront.clock import isoformat_z
 from storefront.inventory.stock import bucket_levels, stock_levels
 from storefront.money import price_text
 
@@ -78,7 +79,8 @@ def _product(product_id: int) -> Product:
 def _edit_page(product: Product, error: InvalidField | None = None, status: int = 200):
     values = _form_values() if error else {
         "sku": product.sku, "name": product.name, "description": product.description,
-        "price": price_text(product.price, product.currency), "currency": product.currency, "total": str(product.total_quantity)}
+        "price": price_text(product.price, product.currency), "currency": product.currency, "total": str(product.total_quantity),
+        "starts_at": isoformat_z(product.starts_at) if product.starts_at else ""}
     conn = db.session.connection()
     stock = stock_levels(conn, [product.id])[product.id]
     return render_template("admin/product.html", product=product, values=values, error=error, stock=stock,

@@ -12,7 +12,7 @@ from datetime import timedelta
 from sqlalchemy import Connection, and_, delete, insert, literal_column, select, update
 
 from storefront.cart.models import CartLine, Checkout
-from storefront.clock import utcnow
+from storefront.clock import isoformat_z, utcnow
 from storefront.inventory.holds import HoldLimit, held_by, lock_visitor
 from storefront.inventory.models import HoldStatus, is_pending
 from storefront.inventory.stock import (
@@ -49,6 +49,14 @@ class MixedCurrencies(Exception):
 class CheckoutShort(Exception):
     def __init__(self, items: list[dict]):
         super().__init__(f"{len(items)} line(s) short")
+        self.items = items
+
+
+class CheckoutNotOnSale(Exception):
+    """Lines whose product's start time has not come yet."""
+
+    def __init__(self, items: list[dict]):
+        super().__init__(f"{len(items)} line(s) not on sale yet")
         self.items = items
 
 
@@ -97,7 +105,7 @@ def place_checkout(conn: Connection, owner: Owner, address: str, ttl_seconds: in
                    max_visitor_units: int) -> PlacedCheckout:
     """Hold every line of the owner's cart in one transaction, or none.
 
-    Raises EmptyCart, CheckoutShort (naming the short lines), MixedCurrencies or HoldLimit.
+    Raises EmptyCart, CheckoutNotOnSale or CheckoutShort (naming their lines), MixedCurrencies or HoldLimit.
     """
     lines = cart_of(conn, owner)
     if not lines:
@@ -121,6 +129,15 @@ def place_checkout(conn: Connection, owner: Owner, address: str, ttl_seconds: in
     for hold in sorted(superseded, key=lambda hold: (hold.product_id, hold.bucket)):
         give_back_units(conn, hold.product_id, hold.bucket, hold.quantity)
 
+    waiting = []
+    for line in lines:
+        terms = on_sale(conn, line.product_id)
+        if terms is not None and terms.starts_at is not None and terms.starts_at > now:
+            waiting.append({"productId": line.product_id, "startsAt": isoformat_z(terms.starts_at)})
+    if waiting:
+        conn.rollback()
+        raise CheckoutNotOnSale(waiting)
+
     short = []
     for line in lines:
         free = free_units(conn, line.product_id)
@@ -134,7 +151,7 @@ def place_checkout(conn: Connection, owner: Owner, address: str, ttl_seconds: in
     expires_at = now + timedelta(seconds=ttl_seconds)
     rows = []
     for line in lines:
-        price, currency = on_sale(conn, line.product_id)
+        price, currency, _ = on_sale(conn, line.product_id)
         bucket = take_units(conn, line.product_id, line.quantity)
         rows.append({
             "id": uuid.uuid4(), "product_id": line.product_id, "bucket": bucket, "user_id": owner.visitor_id,

@@ -106,6 +106,9 @@ def create_checkout():
                                           settings.max_held_units_per_visitor)
         except carts.EmptyCart:
             raise ApiError(400, "empty_cart", "The cart is empty.") from None
+        except carts.CheckoutNotOnSale as waiting:
+            raise ApiError(409, "not_on_sale", "Some lines are not on sale yet; nothing was held.",
+                           items=waiting.items) from None
         except carts.CheckoutShort as short:
             raise ApiError(409, "out_of_stock", "Some lines are short; nothing was held.", items=short.items) from None
         except carts.MixedCurrencies:

@@ -9,6 +9,7 @@ the amount it was placed at.
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import Connection, insert, select, update
 
@@ -16,7 +17,7 @@ from storefront.clock import utcnow
 from storefront.inventory.stock import BelowCommitted, lock_product, products, release_lapsed_holds, spread_total
 from storefront.money import InvalidAmount, currency, minor_units
 
-FIELDS = ("sku", "name", "description", "price", "currency", "total")
+FIELDS = ("sku", "name", "description", "price", "currency", "total", "starts_at")
 _SKU = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -37,6 +38,17 @@ class CatalogRefused(Exception):
     def __init__(self, problems: list[InvalidField]):
         super().__init__("; ".join(str(problem) for problem in problems))
         self.problems = problems
+
+
+def _moment(text: str) -> datetime:
+    """A start time as ISO 8601 with its zone (``2026-01-01T10:00:00Z``), kept in UTC."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidField("starts_at", "must be a moment such as 2026-01-01T10:00:00Z") from None
+    if moment.tzinfo is None:
+        raise InvalidField("starts_at", "must say its time zone, as in 2026-01-01T10:00:00Z")
+    return moment.astimezone(UTC)
 
 
 def parse_product(values: dict, *, partial: bool = False, current_currency: str | None = None) -> dict:
@@ -78,6 +90,8 @@ def parse_product(values: dict, *, partial: bool = False, current_currency: str 
             raise InvalidField("price", str(invalid)) from None
     elif "currency" in columns and partial:
         raise InvalidField("price", "give the price in the new currency too")
+    if values.get("starts_at") is not None:  # "" clears it
+        columns["starts_at"] = _moment(str(values["starts_at"]).strip()) if str(values["starts_at"]).strip() else None
     if (total := given("total")) is not None:
         if not re.fullmatch(r"\d{1,9}", total):
             raise InvalidField("total", "must be a whole number from 0 to 999,999,999")

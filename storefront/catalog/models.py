@@ -31,6 +31,8 @@ class Product(db.Model):
     price: Mapped[int] = mapped_column(Integer)  # minor units of `currency`
     currency: Mapped[str] = mapped_column(String(3), default="usd")
     image: Mapped[str | None] = mapped_column(String(200))  # path under static/
+    # When it goes on sale (all its options); None: on sale from the moment it is added.
+    starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set when the product is retired: gone from the catalogue and from new holds, kept in orders.
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -41,6 +41,14 @@ class OutOfStock(Exception):
         self.available = available
 
 
+class NotOnSale(Exception):
+    """The product's start time has not come yet (by the database's clock)."""
+
+    def __init__(self, starts_at: datetime):
+        super().__init__(f"on sale from {isoformat_z(starts_at)}")
+        self.starts_at = starts_at
+
+
 class HoldLimit(Exception):
     """The owner (or the owners sharing its visitor id and address) already hold as many units as allowed."""
 
@@ -139,7 +147,7 @@ def place_hold(product_id: int, owner: Owner, address: str, quantity: int, ttl_s
     (``storefront_place_hold``, inventory/sql/), one round trip in its own transaction. When no
     bucket it can take without waiting has the units, or the owner's lapsed hold must give way,
     it answers ``needs_lock`` having changed nothing, and the hold is placed step by step
-    under the product's lock, as on SQLite. Raises ProductNotFound, OutOfStock or HoldLimit.
+    under the product's lock, as on SQLite. Raises ProductNotFound, NotOnSale, OutOfStock or HoldLimit.
     """
     if on_postgresql():
         placed = _place_hold_in_one_statement(product_id, owner, address, quantity, ttl_seconds, max_visitor_units)
@@ -155,6 +163,9 @@ def _place_hold_under_product_lock(conn, product_id, owner, address, quantity, t
     order: a "no" first, from reads alone). SQLite's only way; PostgreSQL's when its function needs the lock."""
     now = utcnow()
     stock = stock_of(conn, product_id, now)  # lapsed, unreleased holds count as free here
+    if stock is not None and not stock.on_sale:
+        conn.rollback()
+        raise NotOnSale(stock.starts_at)
     if stock is not None and stock.available < quantity and on_sale(conn, product_id):
         existing = live_hold(conn, product_id, owner, now)
         conn.rollback()
@@ -174,13 +185,16 @@ def _place_hold_under_product_lock(conn, product_id, owner, address, quantity, t
     if terms is None:
         conn.rollback()
         raise ProductNotFound(product_id)
+    if terms.starts_at is not None and terms.starts_at > now:
+        conn.rollback()
+        raise NotOnSale(terms.starts_at)
     # Lapsed holds still count in their buckets (the owner's own may hold the unique slot): they give way.
     release_lapsed_holds(conn, product_id, now)
     bucket = take_units(conn, product_id, quantity)
     if bucket is None:
         conn.commit()  # keep the lapsed holds we released
         raise OutOfStock(stock_of(conn, product_id, now).available)
-    price, currency = terms
+    price, currency = terms.price, terms.currency
     placed = conn.execute(insert(holds).returning(*holds.c), {
         "id": uuid.uuid4(), "product_id": product_id, "bucket": bucket, "user_id": owner.visitor_id,
         "browser_id": owner.browser_id, "client_address": address, "quantity": quantity,
@@ -198,7 +212,7 @@ PLACED_COLUMNS = ("id", "product_id", "user_id", "browser_id", "quantity", "amou
 _PLACE_HOLD = (
     "SELECT placed.outcome, placed.detail, "
     + ", ".join(f"(placed.hold).{column}" for column in PLACED_COLUMNS)
-    + " FROM storefront_place_hold("
+    + ", placed.starts_at FROM storefront_place_hold("
     "%(id)s::uuid, %(product)s::integer, %(visitor)s::varchar, %(browser)s::varchar, %(address)s::varchar,"
     " %(quantity)s::integer, %(ttl)s::integer, %(limit)s::integer) AS placed"
 )
@@ -217,6 +231,8 @@ def _place_hold_in_one_statement(product_id, owner, address, quantity, ttl_secon
         return PlacedHold(row, created=row.outcome == "created")
     if row.outcome == "needs_lock":
         return None
+    if row.outcome == "not_on_sale":
+        raise NotOnSale(row.starts_at)
     if row.outcome == "out_of_stock":
         raise OutOfStock(row.detail)
     if row.outcome == "hold_limit":

@@ -30,14 +30,15 @@ These are the hot path: the statements are built once, at import, and run on a
 plain SQLAlchemy Connection that the caller owns (and commits).
 """
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, case, func, insert, literal_column, select, update
+from sqlalchemy import Connection, bindparam, case, func, insert, literal_column, or_, select, update
 from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 
 from storefront.catalog.models import Product
-from storefront.clock import UTCDateTime, utcnow
+from storefront.clock import UTCDateTime, isoformat_z, utcnow
 from storefront.extensions import on_postgresql, one_statement, reading
 from storefront.inventory.models import Hold, StockBucket, is_pending
 
@@ -63,18 +64,31 @@ class Stock:
     product_id: int
     total: int
     available: int
+    # Whether it is on sale by the database's clock (its start time passed, or it has none).
+    on_sale: bool = True
+    starts_at: datetime | None = None
 
     @property
     def in_stock(self) -> bool:
         return self.available > 0
 
+    def seconds_to_start(self, now: datetime | None = None) -> int:
+        """What a waiting page counts down, by the shop's clock: 0 once on sale."""
+        if self.on_sale or self.starts_at is None:
+            return 0
+        return max(1, math.ceil((self.starts_at - (now or utcnow())).total_seconds()))
+
     def as_json(self) -> dict:
-        return {
+        answer = {
             "productId": self.product_id,
             "available": self.available,
             "total": self.total,
             "inStock": self.in_stock,
         }
+        if self.starts_at is not None:  # a product with a start time says whether it came
+            answer["onSale"] = self.on_sale
+            answer["startsAt"] = isoformat_z(self.starts_at)
+        return answer
 
 
 _now = bindparam("now", type_=UTCDateTime)
@@ -107,8 +121,11 @@ def available_units(now=_now):
 
 
 def _stock(now=_now):
-    return select(products.c.id, _product_stock.c.total, available_units(now)).select_from(
-        products.join(_product_stock, _product_stock.c.product_id == products.c.id))
+    starts_at = products.c.starts_at
+    return select(
+        products.c.id, _product_stock.c.total, available_units(now),
+        or_(starts_at.is_(None), starts_at <= now), starts_at,
+    ).select_from(products.join(_product_stock, _product_stock.c.product_id == products.c.id))
 
 
 _STOCK = _stock()
@@ -183,7 +200,7 @@ def stock_levels(conn: Connection, product_ids, now: datetime | None = None) -> 
     """The stock of the given products, keyed by product id."""
     query = _STOCK.where(products.c.id.in_(list(product_ids)))
     rows = conn.execute(query, {"now": now or utcnow()})
-    return {pid: Stock(pid, total, available) for pid, total, available in rows}
+    return {row[0]: Stock(*row) for row in rows}
 
 
 # The stock check's statement on PostgreSQL: :func:`stock_of`'s, on the database's clock (the
@@ -228,13 +245,13 @@ def bucket_levels(conn: Connection, product_id: int) -> list[BucketLevel]:
     return [BucketLevel(*row) for row in rows]
 
 
-_ON_SALE = select(products.c.price, products.c.currency).where(products.c.id == _product_id,
-                                                               products.c.archived_at.is_(None))
+_ON_SALE = select(products.c.price, products.c.currency, products.c.starts_at).where(
+    products.c.id == _product_id, products.c.archived_at.is_(None))
 
 
 def on_sale(conn: Connection, product_id: int):
-    """The product's ``(price, currency)`` if it exists and is not archived (it may take new
-    holds); None otherwise."""
+    """The product's ``(price, currency, starts_at)`` if it exists and is not archived (it may
+    take new holds from ``starts_at`` on); None otherwise."""
     return conn.execute(_ON_SALE, {"product": product_id}).first()
 
 

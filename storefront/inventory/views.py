@@ -4,7 +4,7 @@ import logging
 from flask import Blueprint, current_app, jsonify, render_template, request
 from sqlalchemy import Connection, select
 
-from storefront.clock import utcnow
+from storefront.clock import isoformat_z, utcnow
 from storefront.errors import ApiError
 from storefront.extensions import db
 from storefront.htmx import wants_fragment
@@ -73,7 +73,7 @@ def check_stock(product_id: int):
         raise ApiError(404, "not_found", "No such product.")
     fragment = wants_fragment()
     # Exact every time (read fresh), and cheap to repeat: an unchanged answer is a 304.
-    etag = f'"{product_id}-{stock.total}-{stock.available}-{"f" if fragment else "j"}"'
+    etag = f'"{product_id}-{stock.total}-{stock.available}-{"" if stock.on_sale else "w"}{"f" if fragment else "j"}"'
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if etag in request.headers.get("If-None-Match", ""):
         return "", 304, headers
@@ -88,14 +88,17 @@ STOCK_ANSWERS_KEPT = 10_000
 def stock_answer(stock, *, fragment: bool) -> str:
     """The stock as JSON, or as its Buy button. Either depends on the stock alone, and every
     open product page asks every few seconds: made once per (product, total, available)."""
+    if fragment and not stock.on_sale:
+        # Waiting for its start: the seconds left and the reader's own time zone are in it.
+        return render_template("inventory/_stock.html", stock=stock)
     made = current_app.extensions.setdefault("storefront.stock_answers", {})
-    key = (stock.product_id, stock.total, stock.available, fragment)
+    key = (stock.product_id, stock.total, stock.available, stock.on_sale, stock.starts_at, fragment)
     body = made.get(key)
     if body is None:
         if len(made) >= STOCK_ANSWERS_KEPT:
             made.clear()
-        body = made[key] = (render_template("inventory/_stock.html", stock=stock) if fragment
-                            else json.dumps(stock.as_json(), separators=(",", ":")))
+        body = made[key] = (render_template("inventory/_stock.html", stock=stock)
+                            if fragment else json.dumps(stock.as_json(), separators=(",", ":")))
     return body
 
 
@@ -114,6 +117,10 @@ def create_reservation():
     except hold_book.ProductNotFound:
         HOLDS.labels("unknown_product").inc()
         raise ApiError(404, "not_found", "No such product.") from None
+    except hold_book.NotOnSale as waiting:
+        HOLDS.labels("not_on_sale").inc()
+        raise ApiError(409, "not_on_sale", f"On sale from {isoformat_z(waiting.starts_at)}.",
+                       startsAt=isoformat_z(waiting.starts_at)) from None
     except hold_book.OutOfStock as short:
         HOLDS.labels("out_of_stock").inc()
         if wants_fragment():
