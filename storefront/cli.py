@@ -26,9 +26,12 @@ def _product_options(required: bool):
             ("--price", "price of one unit in major units: 25.00 (usd), 1500 (jpy), 25.500 (kwd)"),
             ("--currency", "three-letter code (default usd)"),
             ("--total", "units in stock in all (never below what is sold and held)"),
-            ("--starts-at", 'when it goes on sale: 2026-01-01T10:00:00Z ("" clears it)'),
+            ("--starts-at", 'when it goes on sale: 2026-01-01T10:00:00Z ("" clears it); an option has its product\'s'),
+            ("--option-of", "SKU of the product this is an option of (a size, a colour): its own stock, "
+                            "its product's name, price and start time"),
+            ("--option", "the option's label: EU 42, Blue"),
         ]):
-            needed = required and name in ("--sku", "--name", "--price", "--total")
+            needed = required and name in ("--sku", "--total")  # name and price: an option has its product's
             command = click.option(name, required=needed, help=help_text)(command)
         return command
     return decorate

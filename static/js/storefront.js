@@ -128,6 +128,22 @@
   setInterval(tick, 1000);
   document.addEventListener("htmx:afterSettle", tick);
 
+  // A product's options: the chosen one's Buy and Add to cart show, the others' stock stays in view.
+  function pickOptions() {
+    document.querySelectorAll("[data-options]").forEach(function (picker) {
+      picker.classList.add("picking");
+      picker.querySelectorAll("input[name=option]").forEach(function (radio) {
+        radio.addEventListener("change", function () {
+          picker.querySelectorAll(".option").forEach(function (option) {
+            option.classList.toggle("chosen", option.id === "option-" + radio.value);
+          });
+        });
+      });
+    });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", pickOptions);
+  else pickOptions();
+
   // Add to cart follows Buy: off until the polled stock says the product is on sale.
   document.addEventListener("htmx:afterSettle", function () {
     document.querySelectorAll(".stock[data-on-sale]").forEach(function (stock) {

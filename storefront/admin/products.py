@@ -83,8 +83,12 @@ def _edit_page(product: Product, error: InvalidField | None = None, status: int 
         "starts_at": isoformat_z(product.starts_at) if product.starts_at else ""}
     conn = db.session.connection()
     stock = stock_levels(conn, [product.id])[product.id]
+    options = db.session.execute(select(Product).where(Product.option_of == product.id).order_by(Product.id)
+                                 ).scalars().all()
     return render_template("admin/product.html", product=product, values=values, error=error, stock=stock,
-                           buckets=bucket_levels(conn, product.id)), status
+                           buckets=bucket_levels(conn, product.id), options=options,
+                           option_levels=stock_levels(conn, [option.id for option in options]),
+                           parent=db.session.get(Product, product.option_of) if product.option_of else None), status
 
 
 @bp.get("/products/<product_id:product_id>")
@@ -104,6 +108,22 @@ def save_product(product_id: int):
         return _edit_page(_product(product_id), invalid, 400)
     log.info("admin updated product %s", product_id)
     flash(f"Saved {request.form.get('name') or product.name}.")
+    return redirect(url_for("admin.edit_product", product_id=product_id), 303)
+
+
+@bp.post("/products/<product_id:product_id>/options")
+def add_option(product_id: int):
+    """An option of this product (a size, a colour): its own SKU and stock; name, price and start its product's."""
+    product = _product(product_id)
+    values = {"option_of": product.sku, "option": request.form.get("option"), "sku": request.form.get("sku"),
+              "total": request.form.get("total"), "price": request.form.get("price") or None}
+    try:
+        with db.engine.connect() as conn:
+            option_id = add_product(conn, values)
+    except InvalidField as invalid:
+        return _edit_page(product, invalid, 400)
+    log.info("admin added option %s of product %s", option_id, product_id)
+    flash(f"Added the option {values['option']}.")
     return redirect(url_for("admin.edit_product", product_id=product_id), 303)
 
 

@@ -11,13 +11,13 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, insert, literal, select, update
 
 from storefront.clock import utcnow
 from storefront.inventory.stock import BelowCommitted, lock_product, products, release_lapsed_holds, spread_total
 from storefront.money import InvalidAmount, currency, minor_units
 
-FIELDS = ("sku", "name", "description", "price", "currency", "total", "starts_at")
+FIELDS = ("sku", "name", "description", "price", "currency", "total", "starts_at", "option_of", "option")
 _SKU = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -60,9 +60,21 @@ def parse_product(values: dict, *, partial: bool = False, current_currency: str 
         value = values.get(field)
         return None if value is None or (isinstance(value, str) and value.strip() == "") else str(value).strip()
 
-    for field in ("sku", "name", "price", "total"):
+    is_option = given("option_of") is not None
+    # An option takes its name, price and start from its product, unless it names its own price.
+    for field in ("sku", "total") if is_option else ("sku", "name", "price", "total"):
         if not partial and given(field) is None:
             raise InvalidField(field, "is required")
+    if is_option != (given("option") is not None) and not partial:
+        raise InvalidField("option" if is_option else "option_of", "an option names its product and its label")
+    if is_option:
+        if not _SKU.match(given("option_of")):
+            raise InvalidField("option_of", "must be the SKU of the product this is an option of")
+        columns["option_of_sku"] = given("option_of")
+    if (label := given("option")) is not None:
+        if len(label) > 60 or any(ord(character) < 32 for character in label):
+            raise InvalidField("option", "must be at most 60 characters, such as EU 42 or Blue")
+        columns["option_label"] = label
     if (sku := given("sku")) is not None:
         if not _SKU.match(sku):
             raise InvalidField("sku", "must be 1 to 64 characters of A-Z a-z 0-9 . _ -")
@@ -82,7 +94,7 @@ def parse_product(values: dict, *, partial: bool = False, current_currency: str 
         except InvalidAmount as invalid:
             raise InvalidField("currency", str(invalid)) from None
     elif not partial:
-        columns["currency"] = "usd"
+        columns["currency"] = current_currency or "usd"
     if (price := given("price")) is not None:
         try:
             columns["price"] = minor_units(price, columns.get("currency") or current_currency or "usd")
@@ -103,6 +115,7 @@ def _write(conn: Connection, columns: dict, existing) -> int:
     """Insert or update one product under its lock; raises InvalidField for a total too low."""
     columns = dict(columns)
     total = columns.pop("total", None)
+    _as_option(conn, columns, existing)
     if existing is None:
         product_id = conn.execute(insert(products).values(**columns, created_at=utcnow()).returning(products.c.id)
                                   ).scalar_one()
@@ -119,12 +132,66 @@ def _write(conn: Connection, columns: dict, existing) -> int:
                                ) from None
     if columns:
         conn.execute(update(products).where(products.c.id == existing.id).values(**columns))
+        _pass_on_to_options(conn, existing.id)
     return existing.id
 
 
+_PARENT = select(products.c.id, products.c.sku, products.c.name, products.c.price, products.c.currency,
+                 products.c.starts_at, products.c.option_of)
+
+
+def _as_option(conn: Connection, columns: dict, existing) -> None:
+    """An option's columns from its product: its id, the name both make, the price and currency
+    unless given, the start time always. Raises InvalidField."""
+    sku = columns.pop("option_of_sku", None)
+    label = columns.get("option_label")
+    if sku is None:
+        if existing is None:
+            return
+        option_of = conn.execute(select(products.c.option_of).where(products.c.id == existing.id)).scalar()
+        if option_of is None:
+            if label is not None:
+                raise InvalidField("option", "only an option has a label: give option_of too")
+            return
+        parent = conn.execute(_PARENT.where(products.c.id == option_of)).one()
+        if columns.pop("starts_at", None) is not None:
+            raise InvalidField("starts_at", f"is the product's: set it on {parent.sku}")
+        if label is not None or "name" in columns:
+            label = label or conn.execute(select(products.c.option_label).where(products.c.id == existing.id)).scalar()
+            columns["name"] = f"{parent.name} — {label}"
+        return
+    parent = conn.execute(_PARENT.where(products.c.sku == sku)).first()
+    if parent is None:
+        raise InvalidField("option_of", f"no product has the SKU {sku}")
+    if parent.option_of is not None or (existing is not None and parent.id == existing.id):
+        raise InvalidField("option_of", f"{sku} is an option itself: options hang from a product")
+    if columns.pop("starts_at", None) is not None:
+        raise InvalidField("starts_at", f"is the product's: set it on {sku}")
+    if label is None:
+        label = conn.execute(select(products.c.option_label).where(products.c.id == existing.id)).scalar()
+    columns.update(option_of=parent.id, name=f"{parent.name} — {label}", starts_at=parent.starts_at)
+    columns.setdefault("price", parent.price)
+    columns.setdefault("currency", parent.currency)
+
+
+def _pass_on_to_options(conn: Connection, product_id: int) -> None:
+    """A product's name and start time are its options' too."""
+    product = conn.execute(select(products.c.name, products.c.starts_at).where(products.c.id == product_id)).one()
+    conn.execute(update(products).where(products.c.option_of == product_id).values(
+        name=literal(f"{product.name} — ") + products.c.option_label, starts_at=product.starts_at))
+
+
+def option_currency(conn: Connection, values: dict) -> str | None:
+    """The currency of the product an option names (its prices are in it), if it exists."""
+    sku = values.get("option_of")
+    if not sku:
+        return None
+    return conn.execute(select(products.c.currency).where(products.c.sku == str(sku).strip())).scalar()
+
+
 def add_product(conn: Connection, values: dict, image: str | None = None) -> int:
-    """Add a product; ``image`` is a stored photo (catalog/images.py). Raises InvalidField."""
-    columns = parse_product(values)
+    """Add a product, or an option of one; ``image`` is a stored photo (catalog/images.py). Raises InvalidField."""
+    columns = parse_product(values, current_currency=option_currency(conn, values))
     if image:
         columns["image"] = image
     if conn.execute(select(products.c.id).where(products.c.sku == columns["sku"])).first() is not None:
@@ -174,14 +241,15 @@ def import_rows(conn: Connection, rows: list[dict]) -> tuple[int, int]:
 
     Rows are numbered as in the file, the header being row 1. Raises CatalogRefused.
     """
-    problems, parsed, seen = [], [], {}
+    problems, parsed, seen, currencies = [], [], {}, {}
     for number, row in enumerate(rows, start=2):
         unknown = sorted(set(row) - set(FIELDS) - {None})
         if unknown:
             problems.append(InvalidField(unknown[0], "is not a column this import knows", number))
             continue
+        option_of = str(row.get("option_of") or "").strip()
         try:
-            columns = parse_product(row)
+            columns = parse_product(row, current_currency=currencies.get(option_of) or option_currency(conn, row))
         except InvalidField as invalid:
             problems.append(InvalidField(invalid.field, invalid.message, number))
             continue
@@ -190,6 +258,7 @@ def import_rows(conn: Connection, rows: list[dict]) -> tuple[int, int]:
             continue
         seen[columns["sku"]] = number
         parsed.append((number, columns))
+        currencies[columns["sku"]] = columns.get("currency")
     if not rows:
         problems.append(InvalidField("file", "has no rows under its header", 1))
     if problems:

@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Integer, String, Text, func, select
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, func, select
 from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from storefront.clock import UTCDateTime, utcnow
@@ -22,6 +22,8 @@ class Product(db.Model):
     __tablename__ = "products"
     __table_args__ = (
         CheckConstraint("price >= 0", name="price_not_negative"),
+        CheckConstraint("(option_of IS NULL) = (option_label IS NULL)", name="option_named"),
+        Index("ix_products_option_of", "option_of"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -31,6 +33,10 @@ class Product(db.Model):
     price: Mapped[int] = mapped_column(Integer)  # minor units of `currency`
     currency: Mapped[str] = mapped_column(String(3), default="usd")
     image: Mapped[str | None] = mapped_column(String(200))  # path under static/
+    # An option (a size, a colour) is a product of its own, sold, held and counted on its own, that
+    # names the product it is an option of; its name is that product's and its label's.
+    option_of: Mapped[int | None] = mapped_column(ForeignKey("products.id", ondelete="RESTRICT"))
+    option_label: Mapped[str | None] = mapped_column(String(60))
     # When it goes on sale (all its options); None: on sale from the moment it is added.
     starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set when the product is retired: gone from the catalogue and from new holds, kept in orders.

@@ -1,24 +1,51 @@
+from collections import defaultdict
+
 from flask import Blueprint, abort, render_template
 from sqlalchemy import select
 
 from storefront.catalog.models import Product
 from storefront.extensions import db
-from storefront.inventory.stock import stock_levels, stock_of
+from storefront.inventory.stock import stock_levels
 
 bp = Blueprint("catalog", __name__)
 
 
+def _options_of(product_ids) -> dict[int, list[Product]]:
+    """The options on sale of each of these products, in the order they were added."""
+    options = db.session.execute(select(Product).where(
+        Product.option_of.in_(list(product_ids)), Product.archived_at.is_(None)).order_by(Product.id)).scalars()
+    found = defaultdict(list)
+    for option in options:
+        found[option.option_of].append(option)
+    return found
+
+
 @bp.get("/")
 def index():
-    products = db.session.execute(
-        select(Product).where(Product.archived_at.is_(None)).order_by(Product.id)).scalars().all()
-    levels = stock_levels(db.session.connection(), (product.id for product in products))
-    return render_template("catalog/index.html", products=products, levels=levels)
+    """One card per product; a product with options says which are left, and its page sells them."""
+    products = db.session.execute(select(Product).where(
+        Product.archived_at.is_(None), Product.option_of.is_(None)).order_by(Product.id)).scalars().all()
+    options = _options_of(product.id for product in products)
+    ids = [product.id for product in products] + [o.id for each in options.values() for o in each]
+    levels = stock_levels(db.session.connection(), ids)
+    in_stock = {product_id for product_id, stock in levels.items() if stock.available > 0}
+    return render_template("catalog/index.html", products=products, levels=levels, options=options, in_stock=in_stock)
 
 
 @bp.get("/products/<product_id:product_id>")
 def product_page(product_id: int):
+    """A product's page; an option's id shows its product with that option chosen."""
     product = db.session.get(Product, product_id)
     if product is None or product.archived:
         abort(404, "No such product.")
-    return render_template("catalog/product.html", product=product, stock=stock_of(db.session.connection(), product_id))
+    chosen = None
+    if product.option_of is not None:
+        chosen, product = product, db.session.get(Product, product.option_of)
+        if product is None or product.archived:
+            abort(404, "No such product.")
+    options = _options_of([product.id])[product.id]
+    levels = stock_levels(db.session.connection(), [product.id] + [o.id for o in options])
+    if options and chosen is None:  # the first one left, else the first
+        chosen = next((o for o in options if levels[o.id].available > 0), options[0])
+    return render_template("catalog/product.html", product=product, stock=levels[product.id], options=options,
+                           chosen=chosen, levels=levels)
