@@ -35,7 +35,7 @@ def init_app(app) -> None:
     # the webhook is signed, so they stay open to API clients as the contract says.
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
     csrf.init_app(app)
-    from storefront.admin import orders, products  # noqa: F401  (their routes join this blueprint)
+    from storefront.admin import drops, orders, products  # noqa: F401  (their routes join this blueprint)
 
     app.register_blueprint(bp)
 

@@ -55,6 +55,8 @@ class Hold(db.Model):
             sqlite_where=_PENDING,
         ),
         Index("ix_holds_visitor_created", "user_id", "created_at"),
+        # A product's holds by when they were placed: a drop's live view reads its window alone.
+        Index("ix_holds_product_created", "product_id", "created_at"),
         # Looked up by value only; most holds have neither and take no entry.
         Index("ix_holds_payment_intent_id", "payment_intent_id", postgresql_where=_HAS_INTENT,
               sqlite_where=_HAS_INTENT),

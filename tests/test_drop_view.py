@@ -1,0 +1,116 @@
+"""The owner's live view of a drop (issue 21): its figures are the holds table's, counted
+straight from it after a scripted drop, and its reads use the drop's window of the index."""
+
+import re
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import text, update
+
+from storefront.admin.drops import drop_of
+from storefront.catalog.management import add_product
+from storefront.catalog.models import Product
+from storefront.clock import utcnow
+from storefront.extensions import db
+from storefront.inventory.models import Hold
+from storefront.payments.completion import settle_payment
+from tests.factories import lapse, visitor
+from tests.test_admin import PASSWORD, basic
+
+
+def add(**values) -> int:
+    with db.engine.connect() as conn:
+        return add_product(conn, values)
+
+
+def pay(reservation_id: str) -> None:
+    hold = db.session.get(Hold, uuid.UUID(reservation_id))
+    with db.engine.connect() as conn:
+        settled = settle_payment(conn, {"reservationId": reservation_id, "paymentIntentId": f"pi_{uuid.uuid4().hex}",
+                                        "amount": hold.amount, "currency": hold.currency})
+        assert settled.outcome == "completed"
+        conn.commit()
+
+
+def figures(page: str) -> dict[int, list[str]]:
+    rows = re.findall(r'<tr data-item="(\d+)"><th scope="row">[^<]*</th>(.*?)</tr>', page, re.S)
+    return {int(item): re.findall(r"<td>([^<]*)</td>", cells) for item, cells in rows}
+
+
+def test_the_live_view_counts_what_the_holds_table_says(make_app, settings):
+    app = make_app({**settings, "ADMIN_PASSWORD": PASSWORD})
+    with app.app_context():
+        client, owner = app.test_client(), app.test_client()
+        parent = add(sku="DROP", name="Drop", price="50.00", total="0")
+        small = add(sku="DROP-S", option_of="DROP", option="S", total="3")
+        large = add(sku="DROP-L", option_of="DROP", option="L", total="2")
+        before = client.post("/api/reservations", json={"productId": small, "userId": visitor(99)}).get_json()
+        start = utcnow() - timedelta(minutes=1)  # the drop began a minute ago
+        db.session.execute(update(Hold).where(Hold.id == uuid.UUID(before["reservationId"]))
+                           .values(created_at=start - timedelta(minutes=5)))  # before the drop: not counted
+        db.session.execute(update(Product).where(Product.id.in_([parent, small, large])).values(starts_at=start))
+        db.session.commit()
+
+        placed = {n: client.post("/api/reservations", json={"productId": small if n < 2 else large,
+                                                              "userId": visitor(n)}).get_json() for n in range(4)}
+        pay(placed[0]["reservationId"])                    # S: paid
+        lapse(placed[1]["reservationId"])                  # S: lapsed (unswept)
+        pay(placed[2]["reservationId"])                    # L: paid
+        assert client.delete(f"/api/reservations/{placed[3]['reservationId']}",
+                             headers={"X-Visitor-Id": visitor(3)}).status_code == 200  # L: released
+        again = client.post("/api/reservations", json={"productId": large, "userId": visitor(4)})
+        assert again.status_code == 201                    # L: the last unit taken: sold out
+
+        page = owner.get(f"/admin/drops/{parent}", headers=basic())
+        assert page.status_code == 200
+        shown = figures(page.get_data(as_text=True))
+
+        counted = {}
+        for item in (small, large):
+            row = db.session.execute(text(
+                "SELECT count(*),"
+                " sum(CASE WHEN status = 'COMPLETED' THEN 1 ELSE 0 END),"
+                " sum(CASE WHEN status = 'EXPIRED' OR (status = 'PENDING' AND expires_at <= :now) THEN 1 ELSE 0 END),"
+                " sum(CASE WHEN status = 'CANCELLED' THEN 1 ELSE 0 END),"
+                " coalesce(sum(CASE WHEN status = 'COMPLETED' THEN quantity END), 0)"
+                " FROM holds WHERE product_id = :item AND created_at >= :start"),
+                {"item": item, "start": start, "now": utcnow()}).one()
+            counted[item] = [str(value) for value in row]
+        # total, held now, sold, left, placed, paid, lapsed, released, paid / placed, sold out after
+        assert shown[small][:8] == ["3", "1", "1", "1", *counted[small][:4]]  # held: the hold from before
+        assert counted[small][:4] == ["2", "1", "1", "0"]
+        assert shown[large][:8] == ["2", "1", "1", "0", *counted[large][:4]]
+        assert counted[large][:4] == ["3", "1", "0", "1"]
+        assert shown[small][8] == "50%" and shown[large][8] == "33%"
+        assert shown[small][9] == "–" and shown[large][9] != "–"  # L sold out, S not yet
+
+        drop = drop_of(db.session.connection(), db.session.get(Product, parent))
+        assert sum(drop.minutes["placed"]) == 5 and sum(drop.minutes["paid"]) == 2
+        assert sum(drop.minutes["lapsed"]) == 1
+
+        live = owner.get(f"/admin/drops/{parent}/live", headers=basic()).get_data(as_text=True)
+        assert live.startswith('{# ') is False and 'id="drop-live"' in live and "<html" not in live
+        assert 'hx-trigger="every 5s"' in live
+
+
+def test_the_live_views_reads_take_the_drops_window_of_the_index(app):
+    parent = add(sku="WIN", name="Window", price="5.00", total="10")
+    db.session.execute(text("SET LOCAL enable_seqscan = off"))  # a tiny table: ask which index serves it
+    plan = "\n".join(row[0] for row in db.session.execute(text(
+        "EXPLAIN SELECT count(*) FROM holds WHERE product_id IN (:p) AND created_at >= now()"), {"p": parent}))
+    assert "ix_holds_product_created" in plan
+
+
+def test_the_live_view_counts_per_minute_on_sqlite_too(embedded_app):
+    client = embedded_app.test_client()
+    parent = add(sku="EMB", name="Embedded", price="5.00", total="0")
+    option = add(sku="EMB-1", option_of="EMB", option="One", total="2")
+    start = utcnow() - timedelta(minutes=3)
+    db.session.execute(update(Product).where(Product.id.in_([parent, option])).values(starts_at=start))
+    db.session.commit()
+    placed = client.post("/api/reservations", json={"productId": option, "userId": visitor(1)}).get_json()
+    lapse(placed["reservationId"], seconds_ago=30)
+    drop = drop_of(db.session.connection(), db.session.get(Product, parent))
+    assert len(drop.minutes["placed"]) == 4 and drop.minutes["placed"][3] == 1
+    assert sum(drop.minutes["lapsed"]) == 1 and drop.minutes["lapsed"][2] + drop.minutes["lapsed"][3] == 1
+    assert [(item.placed, item.lapsed, item.left) for item in drop.items] == [(1, 1, 2)]
