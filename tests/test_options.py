@@ -6,7 +6,8 @@ from collections import Counter
 
 import pytest
 
-from storefront.catalog.management import CatalogRefused, InvalidField, add_product, import_rows, update_product
+from storefront.catalog.management import (CatalogRefused, InvalidField, add_product, archive_product, import_rows,
+                                          update_product)
 from storefront.catalog.models import Product
 from storefront.extensions import db
 from tests.factories import counters_against_holds, visitor
@@ -56,6 +57,10 @@ def test_options_take_the_products_name_price_and_start_and_have_their_own_stock
     with db.engine.connect() as conn, pytest.raises(InvalidField) as own_start:
         update_product(conn, forty_two, {"starts_at": "2031-01-01T10:00:00Z"})
     assert own_start.value.field == "starts_at"
+
+    with db.engine.connect() as conn:  # archiving the product takes its options off sale too
+        assert archive_product(conn, parent)
+    assert hold(client, forty_one, 4).status_code == 404
 
 
 def test_an_option_must_name_a_product_that_is_not_an_option(app):

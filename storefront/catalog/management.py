@@ -225,13 +225,16 @@ def update_product(conn: Connection, product_id: int, values: dict, image: str |
 
 
 def archive_product(conn: Connection, product_id: int, archived: bool = True) -> bool:
-    """Retire a product (or bring it back): it leaves the catalogue and takes no new holds.
+    """Retire a product and its options (or bring them back): they leave the catalogue and take no new holds.
 
     Its live holds still complete or lapse as usual; orders and history keep it.
     False for an unknown id.
     """
     changed = conn.execute(update(products).where(products.c.id == product_id)
                            .values(archived_at=utcnow() if archived else None).returning(products.c.id)).first()
+    if changed is not None:  # its options go and come back with it
+        conn.execute(update(products).where(products.c.option_of == product_id)
+                     .values(archived_at=utcnow() if archived else None))
     conn.commit()
     return changed is not None
 
