@@ -22,6 +22,7 @@ from storefront.ratelimit import holds_rate_limit
 
 bp = Blueprint("inventory", __name__)
 HOLDS_CREATED, HOLDS_EXISTING = HOLDS.labels("created"), HOLDS.labels("existing")
+HOLDS_OUT_OF_STOCK = HOLDS.labels("out_of_stock")
 log = logging.getLogger(__name__)
 
 
@@ -122,7 +123,7 @@ def create_reservation():
         raise ApiError(409, "not_on_sale", f"On sale from {isoformat_z(waiting.starts_at)}.",
                        startsAt=isoformat_z(waiting.starts_at)) from None
     except hold_book.OutOfStock as short:
-        HOLDS.labels("out_of_stock").inc()
+        HOLDS_OUT_OF_STOCK.inc()
         if wants_fragment():
             with db.engine.connect() as conn:
                 body = render_template(
@@ -132,7 +133,11 @@ def create_reservation():
                     asked=quantity,
                 )
             return body, 409
-        raise ApiError(409, "out_of_stock", f"Only {short.available} available.", available=short.available) from None
+        # The answer a crowd gets once it is gone: serialised directly, as a new hold's is, the
+        # same body the error handler would make (error_response), without its exception round.
+        return current_app.response_class(json.dumps({
+            "error": "out_of_stock", "message": f"Only {short.available} available.", "available": short.available,
+        }, separators=(",", ":")), 409, mimetype="application/json")
     except hold_book.HoldLimit as limit:
         HOLDS.labels("hold_limit").inc()
         raise ApiError(
