@@ -139,7 +139,10 @@ def document() -> dict:
                             "content": _json({
                         "type": "object", "required": ["productId", "available", "total", "inStock"],
                         "properties": {"productId": {"type": "integer"}, "available": {"type": "integer"},
-                                       "total": {"type": "integer"}, "inStock": {"type": "boolean"}}})},
+                                       "total": {"type": "integer"}, "inStock": {"type": "boolean"},
+                                       # a product with a start time: whether it came, and when
+                                       "onSale": {"type": "boolean"},
+                                       "startsAt": {"type": "string", "format": "date-time"}}})},
                     "404": ERRORS["404"],
                 },
             }},
@@ -155,8 +158,9 @@ def document() -> dict:
                             "links": hold_links},
                     "400": ERRORS["400"],
                     "404": ERRORS["404"],
-                    "409": {"description": "out_of_stock (with available) or hold_limit",
-                            "content": _json(_error("available", "limit", "held"))},
+                    "409": {"description": "out_of_stock (with available), hold_limit, or not_on_sale (with "
+                                           "startsAt) before the product's start time",
+                            "content": _json(_error("available", "limit", "held", "startsAt"))},
                     "413": {"description": "body too large", "content": _json(_error())},
                     "429": {"description": "too many holds from this address (Retry-After)",
                             "content": _json(_error())},
@@ -227,8 +231,9 @@ def document() -> dict:
                                 "path.checkoutId": "$response.body#/checkoutId",
                                 "header.X-Visitor-Id": "$request.header.X-Visitor-Id"})}},
                     "400": {"description": "empty_cart or a malformed visitor id", "content": _json(_error("field"))},
-                    "409": {"description": "out_of_stock (items: productId, available), mixed_currencies or "
-                                           "hold_limit", "content": _json(_error("items", "limit", "held"))},
+                    "409": {"description": "out_of_stock (items: productId, available), not_on_sale (items: "
+                                           "productId, startsAt), mixed_currencies or hold_limit",
+                            "content": _json(_error("items", "limit", "held"))},
                     "429": {"description": "too many holds from this address", "content": _json(_error())},
                 },
             }},
