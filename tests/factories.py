@@ -50,6 +50,20 @@ def lapse(reservation_id: str, seconds_ago: int = 1) -> None:
     db.session.commit()
 
 
+def settle(reservation_id: str) -> None:
+    """Settle a hold as its payment's success would, by the shop's own rule (it completes)."""
+    import uuid
+
+    from storefront.payments.completion import settle_payment
+
+    hold = db.session.get(Hold, uuid.UUID(reservation_id))
+    with db.engine.connect() as conn:
+        settled = settle_payment(conn, {"reservationId": reservation_id, "paymentIntentId": f"pi_{uuid.uuid4().hex}",
+                                        "amount": hold.amount, "currency": hold.currency})
+        assert settled.outcome == "completed"
+        conn.commit()
+
+
 TEST_WEBHOOK_SECRET = "whsec_test_storefront_suite_secret"
 # Test-mode keys for a shop pointed at a local Stripe stand-in (STRIPE_API_BASE); never Stripe's.
 STRIPE_KEYS = {

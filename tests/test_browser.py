@@ -13,8 +13,9 @@ import pytest
 from playwright.sync_api import expect
 
 from storefront.catalog.seed import seed_demo_catalogue
+from storefront.extensions import db
 from tests.browsing import DESKTOP, PHONE
-from tests.factories import lapse, make_product
+from tests.factories import lapse, make_product, settle, visitor
 
 
 def stock_of(page, product_id):
@@ -317,3 +318,86 @@ def test_the_cart_empties_on_screen_once_its_payment_settles(store, shopper):
     expect(page.locator(".checkout")).to_contain_text("Your order SF-")
     expect(page.locator("#cart-lines")).to_contain_text("Your cart is empty.")
     expect(page.locator("text=Check out")).to_have_count(0)
+
+
+def test_an_owner_runs_a_drop_in_sizes_from_the_admin_and_watches_it_sell_out(
+        app, settings, live_server, shopper):
+    import uuid
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from storefront.catalog.models import Product
+    from storefront.clock import isoformat_z, utcnow
+    from storefront.inventory.models import Hold
+
+    url = live_server({**settings, "ADMIN_PASSWORD": OWNER_PASSWORD, "STOCK_POLL_SECONDS": "1"},
+                      workers=2, threads=4).url
+    owner = shopper(url, http_credentials={"username": "admin", "password": OWNER_PASSWORD})
+    buyer = shopper(url, locale="en-GB", timezone_id="Europe/London")
+
+    # The owner adds a sneaker that goes on sale in an hour, in three sizes.
+    admin = owner.visit("/admin/products")
+    admin.fill("#new-name", "Trail runner")
+    admin.fill("#new-sku", "TRAIL")
+    admin.fill("#new-description", "Grippy, light, made for wet rock.")
+    admin.fill("#new-price", "140.00")
+    admin.fill("#new-total", "0")
+    admin.fill("#new-starts-at", isoformat_z(utcnow() + timedelta(hours=1)))
+    admin.click("text=Add product")
+    expect(admin.locator(".notice-ok")).to_contain_text("Added Trail runner")
+    product_id = db.session.query(Product).filter_by(sku="TRAIL").one().id
+    admin = owner.visit(f"/admin/products/{product_id}")
+    for label, sku, total in (("EU 41", "TRAIL-41", "1"), ("EU 42", "TRAIL-42", "2"), ("EU 43", "TRAIL-43", "1")):
+        admin.fill("#option-label", label)
+        admin.fill("#option-sku", sku)
+        admin.fill("#option-total", total)
+        admin.click("text=Add the option")
+        expect(admin.locator(".notice-ok")).to_contain_text(f"Added the option {label}")
+    sizes = {o.option_label: o.id for o in db.session.query(Product).filter(Product.option_of == product_id)}
+
+    # A shopper waits on its page: every Buy off, the time in their own zone, a countdown.
+    page = buyer.visit(f"/products/{product_id}")
+    expect(page.locator(".options .option")).to_have_count(3)
+    expect(page.locator(".buy-button:enabled")).to_have_count(0)
+    expect(page.locator(".starts-at").first).not_to_contain_text("UTC")
+    buyer.shot("drop-waiting")
+
+    # The moment comes (moved to twelve minutes ago, not waited for): the open page opens, no reload.
+    start = utcnow() - timedelta(minutes=12)
+    db.session.execute(update(Product).where(Product.id.in_([product_id, *sizes.values()])).values(starts_at=start))
+    db.session.commit()
+    expect(page.locator(f"#stock-{sizes['EU 42']} .buy-button")).to_be_enabled(timeout=10_000)
+
+    # Others were quicker, in the drop's first minutes (scripted through the API, then dated back):
+    # EU 41 held and paid; EU 43 held and let lapse, then held and paid; one EU 42 held and paid.
+    api = app.test_client()
+
+    def crowd(size: str, n: int, minute: int, paid: bool) -> None:
+        held = api.post("/api/reservations", json={"productId": sizes[size], "userId": visitor(n)}).get_json()
+        (settle if paid else lapse)(held["reservationId"])
+        at = start + timedelta(minutes=minute, seconds=20)
+        db.session.execute(update(Hold).where(Hold.id == uuid.UUID(held["reservationId"])).values(
+            created_at=at, updated_at=at + timedelta(seconds=50), expires_at=at + timedelta(minutes=10)))
+        db.session.commit()
+
+    crowd("EU 41", 1, 0, paid=True)
+    crowd("EU 43", 2, 0, paid=False)
+    crowd("EU 42", 3, 2, paid=True)
+    crowd("EU 43", 4, 10, paid=True)
+    expect(stock_of(page, sizes["EU 41"])).to_contain_text("Sold out", timeout=10_000)
+
+    # The shopper picks the last EU 42 and pays: the drop is sold out.
+    page.check(f"#option-{sizes['EU 42']} input[type=radio]")
+    buyer.shot("drop-options")
+    buyer.buy(sizes["EU 42"])
+    buyer.pay()
+    expect(page.locator(".hold-completed")).to_contain_text("Paid: it is yours")
+
+    # The owner watches it on one page: every size sold, the lapse and the payments counted.
+    live = owner.visit(f"/admin/drops/{product_id}")
+    expect(live.locator(".drop-summary")).to_contain_text("Sold out 12 min")
+    cells = live.locator(f'tr[data-item="{sizes["EU 43"]}"] td')
+    expect(cells).to_have_text(["1", "0", "1", "0", "2", "1", "1", "0", "50%", "10 min 20 s"])
+    expect(live.locator(".drop-chart svg")).to_be_visible()
+    owner.shot("drop-live")

@@ -24,6 +24,7 @@ from storefront.inventory.stock import stock_levels
 
 holds = Hold.__table__
 CHART_MINUTES = 120  # the chart's width: the last two hours of the drop at most
+CHART_AXIS_MINUTES = 10  # and its axis ten minutes at least, so a young drop draws from the left, not as one point
 
 
 @dataclass
@@ -129,16 +130,17 @@ def drop_of(conn: Connection, product: Product, now: datetime | None = None) -> 
 def chart(drop: Drop, width: int = 720, height: int = 220) -> dict:
     """The per-minute series as SVG coordinates: a polyline and markers per series."""
     length = len(drop.minutes["placed"])
+    axis = max(length, CHART_AXIS_MINUTES)  # minutes still to come stay blank, not drawn as zeros
     top = max([1] + [value for series in drop.minutes.values() for value in series])
     left_pad, bottom_pad = 40, 24
-    step = (width - left_pad - 10) / max(length - 1, 1)
+    step = (width - left_pad - 10) / (axis - 1)
 
     def point(index, value):
         return (round(left_pad + index * step, 1), round(height - bottom_pad - value * (height - bottom_pad - 10) / top, 1))
 
     series = {name: [point(index, value) for index, value in enumerate(values)] for name, values in drop.minutes.items()}
     return {"width": width, "height": height, "top": top, "series": series, "left": left_pad,
-            "bottom": height - bottom_pad, "first": drop.first_minute, "length": length}
+            "bottom": height - bottom_pad, "first": drop.first_minute, "length": length, "axis": axis}
 
 
 def _drop_page(product_id: int, template: str):
