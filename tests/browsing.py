@@ -17,8 +17,10 @@ from tests.factories import DELIVERY as ADDRESS
 SCREENSHOTS = Path(os.environ.get("SCREENSHOTS_DIR") or tempfile.mkdtemp(prefix="storefront-screenshots-"))
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
-# A stock poll still in flight when its element is swapped out is cancelled by the browser: not an error.
-ABORTED_POLL = r"^failed: .*/api/inventory/check/\d+ net::ERR_ABORTED$"
+# A stock poll still in flight when its element is swapped out is cancelled by the browser, and a page
+# left while a poll or a static file is still loading aborts them: nothing anyone sees, so not an error.
+ABORTED_ON_LEAVING = (r"^failed: .*(/api/inventory/check/\d+|/admin/drops/\d+/live|/static/\S+)"
+                      r" net::ERR_ABORTED$")
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
@@ -40,7 +42,7 @@ class Shopper:
                                            **context)
         self.page = self.context.new_page()
         self.problems: list[str] = []
-        self.expected = [re.compile(pattern) for pattern in (*expected, ABORTED_POLL)]
+        self.expected = [re.compile(pattern) for pattern in (*expected, ABORTED_ON_LEAVING)]
         self.page.on("console", lambda m: m.type == "error" and self._problem(f"console: {m.text}"))
         self.page.on("pageerror", lambda error: self._problem(f"page error: {error}"))
         self.page.on("requestfailed", lambda r: self._problem(f"failed: {r.url} {r.failure}"))
