@@ -26,10 +26,11 @@ PASSWORD = "bench-drop-view"
 
 
 def seed_holds(conn, product_ids, count: int, *, since: str, label: str) -> None:
+    """``count`` holds over the options and their 64 buckets each, a third each completed, expired, cancelled."""
     conn.execute(
-        "INSERT INTO holds (id, product_id, user_id, quantity, amount, currency, status, expires_at,"
+        "INSERT INTO holds (id, product_id, bucket, user_id, quantity, amount, currency, status, expires_at,"
         " created_at, updated_at)"
-        " SELECT gen_random_uuid(), (%(ids)s::integer[])[1 + n %% 3], %(label)s || n, 1, 2500, 'usd',"
+        " SELECT gen_random_uuid(), (%(ids)s::integer[])[1 + n %% 3], n %% 64, %(label)s || n, 1, 2500, 'usd',"
         " (ARRAY['COMPLETED', 'EXPIRED', 'CANCELLED'])[1 + (n / 3) %% 3],"
         " now() - %(since)s::interval + (n %% 600) * interval '1 second',"
         " now() - %(since)s::interval + (n %% 600) * interval '1 second',"
