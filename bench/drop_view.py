@@ -6,7 +6,12 @@ start; renders ``/admin/drops/<id>`` in-process through Flask's test client, and
 time per page beside the same page before the million holds were added (the reference,
 measured in the same run).
 
-    .venv/bin/python -m bench.drop_view            # --renders 20
+Then what the view's index (``ix_holds_product_created``, one more B-tree entry per hold)
+costs the shop's hot path: the hold function driven by pgbench (16 connections, over the three
+options) with it, with none, and with a BRIN index on the holds' time instead (no entry per
+hold, a summary per range of pages), in an order turned round every round.
+
+    .venv/bin/python -m bench.drop_view            # --renders 20 --rounds 3 --seconds 6
 """
 
 import argparse
@@ -54,6 +59,8 @@ def time_renders(client, path: str, renders: int) -> list[float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--renders", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the index's cost (default 3)")
+    parser.add_argument("--seconds", type=int, default=6, help="length of each pgbench run (default 6)")
     args = parser.parse_args()
     from storefront import create_app
 
@@ -86,10 +93,46 @@ def main() -> int:
             conn.execute("VACUUM ANALYZE")
             conn.execute("CHECKPOINT")
         loaded = time_renders(client, path, args.renders)
-    for label, timings in (("without the million", reference), ("with 1,000,000 finished holds", loaded)):
-        print(f"  {label:<32} median {statistics.median(timings):7.1f} ms   max {max(timings):7.1f} ms")
-    print(f"ratio, with / without: {statistics.median(loaded) / statistics.median(reference):.2f}x")
+        for label, timings in (("without the million", reference), ("with 1,000,000 finished holds", loaded)):
+            print(f"  {label:<32} median {statistics.median(timings):7.1f} ms   max {max(timings):7.1f} ms")
+        print(f"ratio, with / without: {statistics.median(loaded) / statistics.median(reference):.2f}x", flush=True)
+        index_cost(server, options, args.rounds, args.seconds)
     return 0
+
+
+INDEXES = {  # the view's index as the shop makes it, and the BRIN it could have been
+    "btree": "CREATE INDEX ix_holds_product_created ON holds (product_id, created_at)",
+    "brin": "CREATE INDEX ix_holds_created ON holds USING brin (created_at) WITH (autosummarize = on)",
+}
+
+
+def index_cost(server, options: list[int], rounds: int, seconds: int) -> None:
+    """Holds per second with each index against with none, in an order turned round every round."""
+    from bench.drop import PGBENCH_HOLD, pgbench
+
+    script = PGBENCH_HOLD.format(choose_product=f"\\set product random({min(options)}, {max(options)})")
+    dsn = f"host=127.0.0.1 port={server.port} user=postgres dbname=storefront"
+    print(f"the hold function, 16 connections, with the view's index (a B-tree on product_id, created_at),"
+          f" with a BRIN on created_at instead, and with neither ({rounds} rounds):", flush=True)
+    ratios = {"btree": [], "brin": []}
+    for round_number in range(rounds):
+        figures = {}
+        arms = ("none", "btree", "brin")
+        for arm in (arms if round_number % 2 == 0 else arms[::-1]):
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute("DROP INDEX IF EXISTS ix_holds_created")
+                conn.execute("DROP INDEX IF EXISTS ix_holds_product_created")
+                if arm != "none":
+                    conn.execute(INDEXES[arm])
+                conn.execute("CHECKPOINT")
+            result = pgbench(server, script, 16, seconds)
+            figures[arm] = result["rps"]
+            print(f"  {arm:<6} {result['rps']:8.0f} holds/s  p99 {result['p99']:6.2f} ms", flush=True)
+        for arm in ratios:
+            ratios[arm].append(figures[arm] / figures["none"])
+    for arm, values in ratios.items():
+        print(f"ratio, holds with the {arm} index / with neither: {statistics.median(values):.2f}x  rounds: "
+              + ", ".join(f"{ratio:.2f}" for ratio in values))
 
 
 if __name__ == "__main__":
