@@ -85,6 +85,19 @@
     }
   });
 
+  // An element refreshing itself (a Buy button's stock poll) keeps its place while a request
+  // sent from inside it (Buy) is still out: swapped out, the sender would be detached, and
+  // htmx looks for its answer's out-of-band parts (the stock after the hold) in the sender's
+  // own tree, finds nothing, and the button stays behind. The poll's answer is the older
+  // news anyway; the next poll brings the stock again.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    var config = event.detail.requestConfig;
+    if (target && config && config.elt === target && target.querySelector(".htmx-request")) {
+      event.detail.shouldSwap = false;
+    }
+  });
+
   // A form swapped in a moment ago may not have been wired by htmx yet (it does so as
   // the swap settles); a quick shopper's submit would then leave as a plain GET. Wire it
   // now, in the capture phase, so htmx's own listener takes this very submit.
