@@ -77,12 +77,20 @@ def reset(server: PostgresServer) -> None:
     """Every hold run starts from the same table state: the bench's holds gone, counters as the holds say.
 
     The tables are locked first: holds of the last run still queued in gunicorn when wrk stopped
-    finish before the reset (or wait for it), never in the middle of it."""
-    with psycopg.connect(dsn(server)) as conn:
-        conn.execute("LOCK TABLE products, stock_buckets, holds IN ACCESS EXCLUSIVE MODE")
-        conn.execute("DELETE FROM holds WHERE user_id <> 'the-one-buyer'")
-        recount(conn)
-        conn.commit()
+    finish before the reset (or wait for it), never in the middle of it. Such a hold may hold
+    one of the tables and want another the reset has locked already; PostgreSQL then ends one
+    of the two, and when it is the reset, the reset goes again."""
+    for attempt in range(1, 6):
+        try:
+            with psycopg.connect(dsn(server)) as conn:
+                conn.execute("LOCK TABLE products, stock_buckets, holds IN ACCESS EXCLUSIVE MODE")
+                conn.execute("DELETE FROM holds WHERE user_id <> 'the-one-buyer'")
+                recount(conn)
+                conn.commit()
+            break
+        except psycopg.errors.DeadlockDetected:
+            if attempt == 5:
+                raise
     with psycopg.connect(dsn(server), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE holds")
         conn.execute("CHECKPOINT")
