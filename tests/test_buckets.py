@@ -6,11 +6,13 @@ The rules run on PostgreSQL in storefront/inventory/sql/place_hold_v4.sql (the u
 in inventory/holds.py + inventory/stock.py (under the product's lock, and SQLite's only way):
 tests that do not need several buckets run on both databases."""
 
+import re
 import threading
 import time
 import uuid
 from collections import Counter
 
+import psycopg
 import pytest
 from sqlalchemy import select, text
 
@@ -207,3 +209,51 @@ def test_no_bucket_can_be_oversold_whatever_the_code_does(app):
                          {"p": product.id})
     assert db.session.execute(select(StockBucket.held_units).where(StockBucket.product_id == product.id)
                               ).scalars().all() == [0, 0]
+
+
+def add_holds(conn, product_id: int, prefix: str, status: str, count: int) -> None:
+    """``count`` holds made straight in the table (the counters are not the point here)."""
+    conn.execute(
+        "INSERT INTO holds (id, product_id, bucket, user_id, browser_id, client_address, quantity, amount,"
+        " currency, status, expires_at, created_at, updated_at, intent_checks)"
+        " SELECT gen_random_uuid(), %s, 0, %s || n, '', '127.0.0.1', 1, 2500, 'usd', %s,"
+        " now() + interval '10 minutes', now(), now(), 0 FROM generate_series(1, %s) AS n",
+        (product_id, f"{prefix}-", status, count))
+
+
+def test_a_connection_that_planned_its_holds_on_a_quiet_shop_still_reads_only_the_visitors_holds(app):
+    """A pooled connection keeps the plans it made for the hold function's statements. Planned
+    while few holds were PENDING (before a drop, or just after a vacuum), the look at a visitor's
+    own PENDING holds could take the product-expiry index and read all of it: every PENDING
+    hold read on every hold, as the drop filled the table (150-250 holds a second instead of
+    thousands). It must read the visitor's entries alone, however many holds came since."""
+    product, elsewhere = make_product(total=100), make_product(total=100_000)
+    url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    plans = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.add_notice_handler(lambda notice: plans.append(notice.message_primary or ""))
+        add_holds(conn, elsewhere.id, "earlier", "COMPLETED", 5_000)
+        conn.execute("VACUUM ANALYZE holds")  # a quiet shop's statistics: holds, none of them PENDING
+        # Plans as a long-lived connection ends up with them (generic), shown as auto_explain logs them.
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        conn.execute("SET client_min_messages = log")
+        conn.execute("LOAD 'auto_explain'")
+        for setting in ("auto_explain.log_nested_statements = on", "auto_explain.log_analyze = on",
+                        "auto_explain.log_buffers = on", "auto_explain.log_timing = off"):
+            conn.execute(f"SET {setting}")
+        place = ("SELECT outcome FROM storefront_place_hold(gen_random_uuid(), %s, %s, '', '127.0.0.1', 1, 600, 10)")
+        assert conn.execute(place, (product.id, visitor("planned"))).fetchone()[0] == "created"  # plans made, kept
+
+        # The drop: 20,000 PENDING holds on another product, the statistics untouched.
+        add_holds(conn, elsewhere.id, "crowd", "PENDING", 20_000)
+        conn.execute("SET auto_explain.log_min_duration = 0")
+        assert conn.execute(place, (product.id, visitor("after-the-crowd"))).fetchone()[0] == "created"
+        conn.execute("SET auto_explain.log_min_duration = -1")
+        # The lapse lookups, which name the expiry, still take the index made for them.
+        lapsed = conn.execute("EXPLAIN SELECT sum(quantity) FROM holds WHERE product_id = %s AND status = 'PENDING'"
+                              " AND expires_at <= now()", (elsewhere.id,)).fetchall()
+        assert "ix_holds_pending_product_expiry" in " ".join(line for line, in lapsed), lapsed
+    looks = [plan for plan in plans if "FROM holds WHERE user_id = p_visitor AND status = 'PENDING'" in plan]
+    assert looks, plans
+    buffers = [int(found) for found in re.findall(r"shared hit=(\d+)", looks[0])]
+    assert "ix_holds_pending_product_expiry" not in looks[0] and max(buffers) < 100, looks[0]
