@@ -12,14 +12,18 @@ import time
 import uuid
 from collections import Counter
 
+import flask_migrate
 import psycopg
 import pytest
 from sqlalchemy import select, text
 
+from scripts.services import PostgresServer
+from storefront import create_app
 from storefront.catalog.models import Product
 from storefront.extensions import db
 from storefront.inventory.models import Hold, StockBucket
-from storefront.inventory.stock import BelowCommitted, bucket_levels, set_total
+from storefront.inventory.stock import _STOCK_OF_ON_POSTGRESQL, BelowCommitted, bucket_levels, set_total
+from tests.conftest import TEST_SECRET_KEY
 from tests.factories import counters_against_holds, lapse, make_product, visitor
 from tests.test_holds_race import race
 
@@ -221,6 +225,17 @@ def add_holds(conn, product_id: int, prefix: str, status: str, count: int) -> No
         (product_id, f"{prefix}-", status, count))
 
 
+def explained(conn, plans: list) -> None:
+    """From now on the connection's statements, and those its functions run, log their plans
+    (generic ones, as a long-lived connection ends up with) with the buffers they read."""
+    conn.add_notice_handler(lambda notice: plans.append(notice.message_primary or ""))
+    conn.execute("LOAD 'auto_explain'")
+    for setting in ("plan_cache_mode = force_generic_plan", "client_min_messages = log",
+                    "auto_explain.log_nested_statements = on", "auto_explain.log_analyze = on",
+                    "auto_explain.log_buffers = on", "auto_explain.log_timing = off"):
+        conn.execute(f"SET {setting}")
+
+
 def test_a_connection_that_planned_its_holds_on_a_quiet_shop_still_reads_only_the_visitors_holds(app):
     """A pooled connection keeps the plans it made for the hold function's statements. Planned
     while few holds were PENDING (before a drop, or just after a vacuum), the look at a visitor's
@@ -231,16 +246,9 @@ def test_a_connection_that_planned_its_holds_on_a_quiet_shop_still_reads_only_th
     url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     plans = []
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.add_notice_handler(lambda notice: plans.append(notice.message_primary or ""))
         add_holds(conn, elsewhere.id, "earlier", "COMPLETED", 5_000)
         conn.execute("VACUUM ANALYZE holds")  # a quiet shop's statistics: holds, none of them PENDING
-        # Plans as a long-lived connection ends up with them (generic), shown as auto_explain logs them.
-        conn.execute("SET plan_cache_mode = force_generic_plan")
-        conn.execute("SET client_min_messages = log")
-        conn.execute("LOAD 'auto_explain'")
-        for setting in ("auto_explain.log_nested_statements = on", "auto_explain.log_analyze = on",
-                        "auto_explain.log_buffers = on", "auto_explain.log_timing = off"):
-            conn.execute(f"SET {setting}")
+        explained(conn, plans)
         place = ("SELECT outcome FROM storefront_place_hold(gen_random_uuid(), %s, %s, '', '127.0.0.1', 1, 600, 10)")
         assert conn.execute(place, (product.id, visitor("planned"))).fetchone()[0] == "created"  # plans made, kept
 
@@ -257,3 +265,54 @@ def test_a_connection_that_planned_its_holds_on_a_quiet_shop_still_reads_only_th
     assert looks, plans
     buffers = [int(found) for found in re.findall(r"shared hit=(\d+)", looks[0])]
     assert "ix_holds_pending_product_expiry" not in looks[0] and max(buffers) < 100, looks[0]
+
+
+def test_the_holds_statistics_follow_a_drop_and_connections_that_planned_on_a_quiet_shop_plan_again():
+    """Plans made while the shop was quiet are kept until the holds table's statistics change, and
+    with them a drop's hot statements could read every PENDING hold on every call (on a sold-out
+    product, its whole crowd of live holds). A shop with 100,000 finished holds would get new
+    statistics after 10,050 changes by PostgreSQL's defaults; migration 0016 asks for 500. Its
+    own server here, analysing every second rather than every minute (autovacuum_naptime)."""
+    with PostgresServer() as server:
+        server.sql("ALTER SYSTEM SET autovacuum_naptime = '1s'")
+        server.sql("SELECT pg_reload_conf()")
+        app = create_app({"DATABASE_URL": server.url(), "SECRET_KEY": TEST_SECRET_KEY})
+        with app.app_context():
+            flask_migrate.upgrade()
+            product, sold_out, past = (make_product(total=total).id for total in (100, 1, 10))
+            url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            db.session.remove()
+            db.engine.dispose()
+        place = "SELECT outcome FROM storefront_place_hold(gen_random_uuid(), %s, %s, '', '127.0.0.1', 1, 600, 10)"
+        plans = []
+        with psycopg.connect(url, autocommit=True) as conn:
+            add_holds(conn, past, "history", "COMPLETED", 100_000)
+            assert conn.execute(place, (sold_out, visitor("the-one-buyer"))).fetchone()[0] == "created"
+            conn.execute("VACUUM ANALYZE holds")
+
+            def hold_refusal_and_stock_check(n):
+                assert conn.execute(place, (product, visitor(f"shopper-{n}"))).fetchone()[0] == "created"
+                assert conn.execute(place, (sold_out, visitor(f"late-{n}"))).fetchone()[0] == "out_of_stock"
+                assert conn.execute(_STOCK_OF_ON_POSTGRESQL, {"product": sold_out}, prepare=True).fetchone()
+
+            explained(conn, plans)
+            for n in range(6):  # the plans a quiet shop gives, generic and kept
+                hold_refusal_and_stock_check(n)
+
+            # The drop: 5,000 live holds on the sold-out product (the counters are not the point).
+            add_holds(conn, sold_out, "crowd", "PENDING", 5_000)
+            crowd_at = conn.execute("SELECT now()").fetchone()[0]
+            deadline = time.monotonic() + 60
+            while not conn.execute("SELECT last_autoanalyze > %s FROM pg_stat_user_tables WHERE relname = 'holds'",
+                                   (crowd_at,)).fetchone()[0]:
+                assert time.monotonic() < deadline, "autovacuum never analysed the holds table after the crowd"
+                time.sleep(0.5)
+
+            plans.clear()
+            conn.execute("SET auto_explain.log_min_duration = 0")
+            hold_refusal_and_stock_check("after")
+            conn.execute("SET auto_explain.log_min_duration = -1")
+    reads = {re.sub(r"\s+", " ", plan.split("Query Text:")[1])[:70]: max(map(int, re.findall(r"shared hit=(\d+)", plan)))
+             for plan in plans if "FROM holds" in plan and "shared hit=" in plan}
+    assert len(reads) >= 4, plans  # the visitor's holds, the lapsed ones, the refusal's own, the stock check
+    assert max(reads.values()) < 20, reads
