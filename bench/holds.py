@@ -103,14 +103,7 @@ def prepare_database(server: PostgresServer) -> dict[str, int]:
         )
 
         print("seeding 1,000,000 finished holds (completed, expired, cancelled)...", flush=True)
-        conn.execute(
-            "INSERT INTO holds (id, product_id, user_id, quantity, amount, currency, status, expires_at,"
-            " created_at, updated_at)"
-            " SELECT gen_random_uuid(), %s, 'done-' || n, 1, 2500, 'usd',"
-            " (ARRAY['COMPLETED', 'EXPIRED', 'CANCELLED'])[1 + n %% 3],"
-            " now() - interval '1 day', now() - interval '1 day', now() FROM generate_series(1, 1000000) AS n",
-            (products["finished"],),
-        )
+        add_finished_holds(conn, products["finished"], "done", 1_000_000)
         recount(conn)
         conn.execute("VACUUM ANALYZE")
         # Write the seeding's dirty pages out now, not as a checkpoint in the middle of a run.
@@ -265,6 +258,19 @@ def add_product(conn, sku: str, total: int, price: int = 2500) -> int:
     conn.execute(REFERENCE_STOCK)
     conn.execute("INSERT INTO reference_stock (product_id, total_units) VALUES (%s, %s)", (product_id, total))
     return product_id
+
+
+def add_finished_holds(conn, product_id: int, prefix: str, count: int) -> None:
+    """``count`` holds of a day ago, a third each completed, expired and cancelled, by visitors
+    ``<prefix>-1`` to ``<prefix>-<count>`` (the counters are left to :func:`recount`)."""
+    conn.execute(
+        "INSERT INTO holds (id, product_id, user_id, quantity, amount, currency, status, expires_at,"
+        " created_at, updated_at)"
+        " SELECT gen_random_uuid(), %s, %s || '-' || n, 1, 2500, 'usd',"
+        " (ARRAY['COMPLETED', 'EXPIRED', 'CANCELLED'])[1 + n %% 3],"
+        " now() - interval '1 day', now() - interval '1 day', now() FROM generate_series(1, %s) AS n",
+        (product_id, prefix, count),
+    )
 
 
 def recount(conn, product_id: int | None = None) -> None:
