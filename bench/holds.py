@@ -274,20 +274,24 @@ def add_finished_holds(conn, product_id: int, prefix: str, count: int) -> None:
 
 
 def recount(conn, product_id: int | None = None) -> None:
-    """Every bucket's (and the reference's) counters as the holds table says."""
+    """Every bucket's (and the reference's) counters as the holds table says: one pass over the
+    holds (a subquery per bucket read a seeded product's holds once per bucket)."""
     only = {"id": product_id}
-    conn.execute("UPDATE stock_buckets b SET"
-                 " held_units = (SELECT coalesce(sum(quantity), 0) FROM holds h WHERE h.product_id = b.product_id"
-                 "               AND h.bucket = b.bucket AND status = 'PENDING'),"
-                 " sold_units = (SELECT coalesce(sum(quantity), 0) FROM holds h WHERE h.product_id = b.product_id"
-                 "               AND h.bucket = b.bucket AND status = 'COMPLETED')"
-                 " WHERE %(id)s::integer IS NULL OR b.product_id = %(id)s", only)
-    conn.execute("UPDATE reference_stock r SET"
-                 " held_units = (SELECT coalesce(sum(quantity), 0) FROM holds h WHERE h.product_id = r.product_id"
-                 "               AND status = 'PENDING'),"
-                 " sold_units = (SELECT coalesce(sum(quantity), 0) FROM holds h WHERE h.product_id = r.product_id"
-                 "               AND status = 'COMPLETED')"
-                 " WHERE %(id)s::integer IS NULL OR r.product_id = %(id)s", only)
+    conn.execute("UPDATE stock_buckets b SET held_units = coalesce(h.held, 0), sold_units = coalesce(h.sold, 0)"
+                 " FROM stock_buckets s LEFT JOIN ("
+                 "   SELECT product_id, bucket, sum(quantity) FILTER (WHERE status = 'PENDING') AS held,"
+                 "          sum(quantity) FILTER (WHERE status = 'COMPLETED') AS sold"
+                 "   FROM holds WHERE %(id)s::integer IS NULL OR product_id = %(id)s GROUP BY product_id, bucket"
+                 " ) h ON h.product_id = s.product_id AND h.bucket = s.bucket"
+                 " WHERE b.product_id = s.product_id AND b.bucket = s.bucket"
+                 " AND (%(id)s::integer IS NULL OR s.product_id = %(id)s)", only)
+    conn.execute("UPDATE reference_stock r SET held_units = coalesce(h.held, 0), sold_units = coalesce(h.sold, 0)"
+                 " FROM reference_stock s LEFT JOIN ("
+                 "   SELECT product_id, sum(quantity) FILTER (WHERE status = 'PENDING') AS held,"
+                 "          sum(quantity) FILTER (WHERE status = 'COMPLETED') AS sold"
+                 "   FROM holds WHERE %(id)s::integer IS NULL OR product_id = %(id)s GROUP BY product_id"
+                 " ) h ON h.product_id = s.product_id"
+                 " WHERE r.product_id = s.product_id AND (%(id)s::integer IS NULL OR s.product_id = %(id)s)", only)
 
 
 def main() -> int:
