@@ -274,8 +274,8 @@ def add_finished_holds(conn, product_id: int, prefix: str, count: int) -> None:
 
 
 def recount(conn, product_id: int | None = None) -> None:
-    """Every bucket's (and the reference's) counters as the holds table says: one pass over the
-    holds (a subquery per bucket read a seeded product's holds once per bucket)."""
+    """Every bucket's counters as the holds table says, in one pass over the holds (a subquery per
+    bucket read a seeded product's holds once per bucket); the reference's, as its buckets say."""
     only = {"id": product_id}
     conn.execute("UPDATE stock_buckets b SET held_units = coalesce(h.held, 0), sold_units = coalesce(h.sold, 0)"
                  " FROM stock_buckets s LEFT JOIN ("
@@ -285,13 +285,11 @@ def recount(conn, product_id: int | None = None) -> None:
                  " ) h ON h.product_id = s.product_id AND h.bucket = s.bucket"
                  " WHERE b.product_id = s.product_id AND b.bucket = s.bucket"
                  " AND (%(id)s::integer IS NULL OR s.product_id = %(id)s)", only)
-    conn.execute("UPDATE reference_stock r SET held_units = coalesce(h.held, 0), sold_units = coalesce(h.sold, 0)"
-                 " FROM reference_stock s LEFT JOIN ("
-                 "   SELECT product_id, sum(quantity) FILTER (WHERE status = 'PENDING') AS held,"
-                 "          sum(quantity) FILTER (WHERE status = 'COMPLETED') AS sold"
-                 "   FROM holds WHERE %(id)s::integer IS NULL OR product_id = %(id)s GROUP BY product_id"
-                 " ) h ON h.product_id = s.product_id"
-                 " WHERE r.product_id = s.product_id AND (%(id)s::integer IS NULL OR s.product_id = %(id)s)", only)
+    # The reference's one row per product: the sum of the product's buckets, just counted.
+    conn.execute("UPDATE reference_stock r SET held_units = b.held, sold_units = b.sold"
+                 " FROM (SELECT product_id, sum(held_units) AS held, sum(sold_units) AS sold FROM stock_buckets"
+                 "       GROUP BY product_id) b"
+                 " WHERE r.product_id = b.product_id AND (%(id)s::integer IS NULL OR r.product_id = %(id)s)", only)
 
 
 def main() -> int:
