@@ -83,7 +83,8 @@ def wait_for_port(port: int, timeout: float, what: str, process: subprocess.Pope
 
 def _listens(pid: int, port: int) -> bool:
     """Whether process ``pid`` holds a socket listening on ``port`` (any address, IPv4 or IPv6;
-    read from Linux's /proc). True where /proc cannot tell."""
+    read from Linux's /proc). True where /proc cannot tell (no /proc, or not ours to read); false
+    for a process that is gone, which listens on nothing (a server that lost its port exits)."""
     try:
         table = [row for name in ("tcp", "tcp6") for row in Path(f"/proc/net/{name}").read_text().splitlines()[1:]]
     except OSError:
@@ -91,9 +92,15 @@ def _listens(pid: int, port: int) -> bool:
     inodes = {fields[9] for fields in (row.split() for row in table)
               if fields[1].endswith(f":{port:04X}") and fields[3] == "0A"}
     try:
-        held = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
-    except OSError:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except PermissionError:
         return True
+    except OSError:
+        return False
+    held = set()
+    for fd in fds:
+        with contextlib.suppress(OSError):  # closed meanwhile, or the process gone
+            held.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
     return any(f"socket:[{inode}]" in held for inode in inodes)
 
 
