@@ -78,6 +78,25 @@ def test_lines_are_set_listed_and_removed(shop):
     assert counters(mug.id) == (0, 0)  # a cart holds nothing
 
 
+@pytest.mark.parametrize(("data", "field"), [
+    ('{"userId": "VISITOR"}', None),  # the body may name the visitor
+    ("[1, 2]", "body"),  # a JSON body that is not an object was a 500 (a list has no .get)
+    ("[" * 60_000, "body"),  # nor is one nested past the parser
+    ("", "userId"),  # nobody named at all
+])
+def test_a_line_is_removed_for_the_visitor_its_body_names_and_a_bad_body_is_400(shop, data, field):
+    client = shop.test_client()
+    lamp = make_product(total=3)
+    add(client, lamp.id)
+    response = client.delete(f"/api/cart/items/{lamp.id}", data=data.replace("VISITOR", visitor(1)),
+                             content_type="application/json" if data else None)
+    if field is None:
+        assert response.status_code == 200 and response.get_json()["items"] == []
+    else:
+        assert response.status_code == 400 and response.get_json()["field"] == field
+        assert cart(client).get_json()["items"] != []
+
+
 @pytest.mark.parametrize(("body", "status", "field"), [
     ({"productId": "x", "userId": visitor(1)}, 400, "productId"),
     ({"productId": 1, "quantity": 0, "userId": visitor(1)}, 400, "quantity"),

@@ -132,7 +132,10 @@ def test_malformed_fields_are_400_naming_the_field_and_change_nothing(client, bo
 
 @pytest.mark.parametrize(
     ("data", "content_type"),
-    [("{not json", "application/json"), ("[1, 2]", "application/json"), ('"text"', "application/json")],
+    [("{not json", "application/json"), ("[1, 2]", "application/json"), ('"text"', "application/json"),
+     # Nested deeper than the parser goes (within the size limit): a RecursionError was a 500.
+     ("[" * 60_000, "application/json"), ('{"a":' * 12_000, "application/json"),
+     (b"\xff\xfe\x00{", "application/json")],
 )
 def test_a_body_that_is_not_a_json_object_is_400(client, data, content_type):
     response = client.post("/api/reservations", data=data, content_type=content_type)

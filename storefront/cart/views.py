@@ -78,7 +78,7 @@ def set_cart_line():
 @bp.delete("/api/cart/items/<product_id:product_id>")
 def remove_cart_line(product_id: int):
     owner = owner_of(request.headers.get("X-Visitor-Id") or request.args.get("userId")
-                     or (request.get_json(silent=True) or {}).get("userId"))
+                     or request_body().get("userId"))
     with db.engine.connect() as conn:
         carts.remove_line(conn, owner, product_id)
         return _cart_answer(conn, owner)
