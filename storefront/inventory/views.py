@@ -1,3 +1,4 @@
+import functools
 import json
 import logging
 
@@ -103,6 +104,13 @@ def stock_answer(stock, *, fragment: bool) -> str:
     return body
 
 
+@functools.lru_cache(maxsize=64)
+def out_of_stock_body(available: int) -> str:
+    """A refusal's JSON: it depends on the count alone (fewer than the quantity asked, so a few)."""
+    return json.dumps({"error": "out_of_stock", "message": f"Only {available} available.", "available": available},
+                      separators=(",", ":"))
+
+
 @bp.post("/api/reservations")
 @holds_rate_limit
 def create_reservation():
@@ -133,11 +141,9 @@ def create_reservation():
                     asked=quantity,
                 )
             return body, 409
-        # The answer a crowd gets once it is gone: serialised directly, as a new hold's is, the
-        # same body the error handler would make (error_response), without its exception round.
-        return current_app.response_class(json.dumps({
-            "error": "out_of_stock", "message": f"Only {short.available} available.", "available": short.available,
-        }, separators=(",", ":")), 409, mimetype="application/json")
+        # The answer a crowd gets once it is gone: the body the error handler would make
+        # (error_response), without its exception round, and made once per count.
+        return current_app.response_class(out_of_stock_body(short.available), 409, mimetype="application/json")
     except hold_book.HoldLimit as limit:
         HOLDS.labels("hold_limit").inc()
         raise ApiError(
