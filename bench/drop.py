@@ -5,7 +5,10 @@
 - through HTTP: holds on one product against holds spread over 64, 64 connections, gunicorn
   with 2 workers x 32 threads (as a few web hosts would send them);
 - refusals: holds on a sold-out product against the stock check of that product, in the
-  database alone (the function against the stock SELECT) and through HTTP.
+  database alone (the function against the stock SELECT) and through HTTP; and, for context
+  (no target), the shop's HTTP refusal against a minimal Flask app's refusal of the same
+  request (bench/reference_apps.py: one guarded UPDATE that matches no row), so that what a
+  refusal costs any app (a POST with a JSON body) is told apart from what the shop adds.
 
 Every figure is printed with its p99; ratios are medians over rounds run back to back (every
 other round in the opposite order); after each hold run the product counters are checked
@@ -153,13 +156,16 @@ def main() -> int:
     wrk_path = ensure_wrk()
     print(f"cores: {os.cpu_count()}  {args.seconds}s per run, {args.rounds} rounds, PostgreSQL fsync on", flush=True)
     ratios = []
-    with PostgresServer(durable=True) as server:
+    with PostgresServer(durable=True) as server, tempfile.NamedTemporaryFile("w", suffix=".py") as no_config:
         ids = prepare(server)
         one = PGBENCH_HOLD.format(choose_product=f"\\set product {ids['one']}")
         spread = PGBENCH_HOLD.format(choose_product=f"\\set product random({ids['first']}, {ids['last']})")
         refuse = PGBENCH_HOLD.format(choose_product=f"\\set product {ids['sold_out']}")
         stock = PGBENCH_STOCK.format(product=ids["sold_out"])
         shop, url = start_gunicorn(server, 2, 32)
+        minimal, minimal_url = start_gunicorn(server, 2, 32, "bench.reference_apps:minimal", no_config.name)
+        # Its threads connect on their first request (the shop's did in start_gunicorn): not in a measured round.
+        wrk(wrk_path, minimal_url, 64, 2, HOLD_SCRIPT.replace("PRODUCT_ID", str(ids["sold_out"])))
         hold_one = HOLD_SCRIPT.replace("PRODUCT_ID", str(ids["one"]))
         hold_spread = (HOLD_SCRIPT.split("request = function()")[0]
                        + SPREAD_LUA.replace("FIRST", str(ids["first"])).replace("SPREAD", str(SPREAD)))
@@ -198,6 +204,9 @@ def main() -> int:
             ("HTTP, 64 connections: refusals / stock check", 0.9,
              http("refusals of a sold-out product", refuse_http),
              http("stock check of it", None, f"{url}/api/inventory/check/{ids['sold_out']}")),
+            ("HTTP, 64 connections: refusals / a minimal app's refusals", None,
+             http("refusals of a sold-out product", refuse_http),
+             http("a minimal app's refusals of it", refuse_http, minimal_url)),
         ]
         try:
             for title, target, measured, reference in comparisons:
@@ -211,18 +220,21 @@ def main() -> int:
                         pairs.append((measured(), base))
                 ratios.append((title, target, pairs))
         finally:
-            shop.terminate()  # gunicorn.conf.py gives its workers 30 s to finish
-            try:
-                shop.wait(timeout=45)
-            except subprocess.TimeoutExpired:
-                shop.kill()
-                shop.wait()
+            for process in (shop, minimal):
+                process.terminate()  # gunicorn.conf.py gives the shop's workers 30 s to finish
+            for process in (shop, minimal):
+                try:
+                    process.wait(timeout=45)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
 
     print(f"\nratios, median of {args.rounds} rounds:")
     for title, target, pairs in ratios:
         rate = statistics.median(mine["rps"] / base["rps"] for mine, base in pairs)
         p99 = statistics.median(mine["p99"] / base["p99"] for mine, base in pairs if base["p99"])
-        print(f"{title:<64} {rate:5.2f}x (target >= {target:.2f})   p99 {p99:5.2f}x   rounds: "
+        goal = f"(target >= {target:.2f})" if target else "(context)       "
+        print(f"{title:<64} {rate:5.2f}x {goal}   p99 {p99:5.2f}x   rounds: "
               + ", ".join(f"{mine['rps'] / base['rps']:.2f}" for mine, base in pairs))
     return 0
 

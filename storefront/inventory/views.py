@@ -25,6 +25,8 @@ bp = Blueprint("inventory", __name__)
 HOLDS_CREATED, HOLDS_EXISTING = HOLDS.labels("created"), HOLDS.labels("existing")
 HOLDS_OUT_OF_STOCK = HOLDS.labels("out_of_stock")
 log = logging.getLogger(__name__)
+# The hot answers' JSON, compact: one encoder, where json.dumps(separators=...) builds one per call.
+compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _settings():
@@ -100,15 +102,14 @@ def stock_answer(stock, *, fragment: bool) -> str:
         if len(made) >= STOCK_ANSWERS_KEPT:
             made.clear()
         body = made[key] = (render_template("inventory/_stock.html", stock=stock)
-                            if fragment else json.dumps(stock.as_json(), separators=(",", ":")))
+                            if fragment else compact_json(stock.as_json()))
     return body
 
 
 @functools.lru_cache(maxsize=64)
 def out_of_stock_body(available: int) -> str:
     """A refusal's JSON: it depends on the count alone (fewer than the quantity asked, so a few)."""
-    return json.dumps({"error": "out_of_stock", "message": f"Only {available} available.", "available": available},
-                      separators=(",", ":"))
+    return compact_json({"error": "out_of_stock", "message": f"Only {available} available.", "available": available})
 
 
 @bp.post("/api/reservations")
@@ -158,7 +159,7 @@ def create_reservation():
         with db.engine.connect() as conn:
             return hold_fragment(conn, placed.hold, status)
     # The hot path's answer, serialised directly: the same JSON as jsonify, without its sorting.
-    return current_app.response_class(json.dumps(hold_book.hold_json(placed.hold), separators=(",", ":")),
+    return current_app.response_class(compact_json(hold_book.hold_json(placed.hold)),
                                       status, mimetype="application/json")
 
 
