@@ -164,12 +164,13 @@ def main() -> int:
         stock = PGBENCH_STOCK.format(product=ids["sold_out"])
         shop, url = start_gunicorn(server, 2, 32)
         minimal, minimal_url = start_gunicorn(server, 2, 32, "bench.reference_apps:minimal", no_config.name)
-        # Its threads connect on their first request (the shop's did in start_gunicorn): not in a measured round.
-        wrk(wrk_path, minimal_url, 64, 2, HOLD_SCRIPT.replace("PRODUCT_ID", str(ids["sold_out"])))
         hold_one = HOLD_SCRIPT.replace("PRODUCT_ID", str(ids["one"]))
         hold_spread = (HOLD_SCRIPT.split("request = function()")[0]
                        + SPREAD_LUA.replace("FIRST", str(ids["first"])).replace("SPREAD", str(SPREAD)))
         refuse_http = HOLD_SCRIPT.replace("PRODUCT_ID", str(ids["sold_out"]))
+        # The minimal app's threads connect on their first request (the shop's did in
+        # start_gunicorn): not in a measured round.
+        wrk(wrk_path, minimal_url, 64, 2, refuse_http)
 
         def database(label, script, clients):
             def measure():
