@@ -30,7 +30,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench.holds import (HOLD_SCRIPT, SECRET_KEY, add_finished_holds, add_product, ensure_wrk, recount,
+from bench.holds import (HOLD_SCRIPT, SHOP_ENV, add_finished_holds, add_product, ensure_wrk, recount,
                          start_gunicorn, wrk)
 from scripts.services import PostgresServer, _postgres_bindir
 from storefront.inventory.stock import _STOCK_OF_ON_POSTGRESQL
@@ -42,7 +42,8 @@ PGBENCH_HOLD = textwrap.dedent("""\
     \\set n random(1, 2000000000)
     {choose_product}
     SELECT outcome FROM storefront_place_hold(gen_random_uuid(), :product,
-        ('pgbench-' || :client_id || '-' || :n)::varchar, ''::varchar, '127.0.0.1'::varchar, 1, 600, 1000000);
+        ('pgbench-' || :client_id || '-' || :n)::varchar, ''::varchar, ('10.0.0.' || :client_id)::varchar,
+        1, 600, 1000000, 1000000);
 """)
 PGBENCH_STOCK = "\\set product {product}\n" + _STOCK_OF_ON_POSTGRESQL.replace("%(product)s", ":product") + ";\n"
 SPREAD_LUA = textwrap.dedent("""
@@ -51,13 +52,14 @@ SPREAD_LUA = textwrap.dedent("""
       counter = counter + 1
       local product = FIRST + math.random(0, SPREAD - 1)
       local body = string.format('{"productId":%d,"userId":"%s-%d"}', product, prefix, counter)
-      return wrk.format("POST", "/api/reservations", {["Content-Type"] = "application/json"}, body)
+      return wrk.format("POST", "/api/reservations",
+                        {["Content-Type"] = "application/json", ["X-Forwarded-For"] = address()}, body)
     end
 """)
 
 
 def prepare(server: PostgresServer) -> dict:
-    env = {**os.environ, "DATABASE_URL": server.url(), "SECRET_KEY": SECRET_KEY}
+    env = {**os.environ, "DATABASE_URL": server.url(), **SHOP_ENV}
     subprocess.run([sys.executable, "-m", "flask", "--app", "storefront", "db", "upgrade"], cwd=REPO, env=env,
                    check=True, capture_output=True)
     with psycopg.connect(dsn(server), autocommit=True) as conn:
@@ -71,7 +73,7 @@ def prepare(server: PostgresServer) -> dict:
         ids["sold_out"] = product("sold-out", 1)
         # Sold out: its one unit held by a shopper who has not paid yet.
         conn.execute("SELECT storefront_place_hold(gen_random_uuid(), %s, 'the-one-buyer', '', '127.0.0.1', 1,"
-                     " 3600, 10)", (ids["sold_out"],))
+                     " 3600, 10, 20)", (ids["sold_out"],))
         # A shop with a past, as a drop meets it: every run's connections plan on the statistics
         # of a table of finished holds, not on those of the empty table a reset would leave, whose
         # plans read the whole table on every hold (docs/holds.md, "Plans made on a quiet shop").

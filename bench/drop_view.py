@@ -24,10 +24,10 @@ from base64 import b64encode
 
 import psycopg
 
-from bench.holds import SECRET_KEY, add_product, recount
+from bench.holds import SHOP_ENV, add_product, recount
 from scripts.services import PostgresServer
 
-PASSWORD = "bench-drop-view"
+PASSWORD = "bench-drop-view-password"
 
 
 def seed_holds(conn, product_ids, count: int, *, since: str, label: str) -> None:
@@ -65,7 +65,7 @@ def main() -> int:
     from storefront import create_app
 
     with PostgresServer(durable=True) as server:
-        env = {**os.environ, "DATABASE_URL": server.url(), "SECRET_KEY": SECRET_KEY}
+        env = {**os.environ, "DATABASE_URL": server.url(), **SHOP_ENV}
         subprocess.run([sys.executable, "-m", "flask", "--app", "storefront", "db", "upgrade"], env=env, check=True,
                        capture_output=True)
         dsn = f"host=127.0.0.1 port={server.port} user=postgres dbname=storefront"
@@ -81,7 +81,7 @@ def main() -> int:
             seed_holds(conn, options, 3_000, since="25 minutes", label="drop-")
             recount(conn)
             conn.execute("VACUUM ANALYZE")
-        app = create_app({"DATABASE_URL": server.url(), "SECRET_KEY": SECRET_KEY, "ADMIN_PASSWORD": PASSWORD})
+        app = create_app({"DATABASE_URL": server.url(), **SHOP_ENV, "ADMIN_PASSWORD": PASSWORD})
         client = app.test_client()
         path = f"/admin/drops/{parent}"
         print(f"the drop: 3 options, 3,000 holds since its start; rendering {path} {args.renders} times", flush=True)

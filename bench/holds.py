@@ -39,7 +39,12 @@ import requests
 from scripts.services import PostgresServer, free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parent.parent
-SECRET_KEY = "bench-secret-key"
+SECRET_KEY = "bench-secret-key-for-throwaway-databases-only"
+# What every shop process of a bench reads besides its database: no Stripe account, so the demo
+# gateway on purpose; one proxy in front, whose X-Forwarded-For gives each request its own client
+# address, as a crowd has (from one address, MAX_HELD_UNITS_PER_ADDRESS would stop the bench
+# and its lock would queue every hold behind the last).
+SHOP_ENV = {"SECRET_KEY": SECRET_KEY, "DEMO_PAYMENTS": "1", "TRUSTED_PROXY_COUNT": "1"}
 
 HOLD_SCRIPT = textwrap.dedent("""
     -- Every request is a new visitor holding one unit of the same hot product. Each wrk
@@ -55,10 +60,15 @@ HOLD_SCRIPT = textwrap.dedent("""
     init = function(args)
       prefix = string.format("bench%d-%d", os.time(), thread_number)
     end
+    -- A client address per request, behind the one proxy the shop trusts (TRUSTED_PROXY_COUNT=1).
+    address = function()
+      return string.format("10.%d.%d.%d", thread_number % 256, math.floor(counter / 256) % 256, counter % 256)
+    end
     request = function()
       counter = counter + 1
       local body = string.format('{"productId":%d,"userId":"%s-%d"}', PRODUCT_ID, prefix, counter)
-      return wrk.format("POST", "/api/reservations", {["Content-Type"] = "application/json"}, body)
+      return wrk.format("POST", "/api/reservations",
+                        {["Content-Type"] = "application/json", ["X-Forwarded-For"] = address()}, body)
     end
 """)
 
@@ -82,7 +92,7 @@ def run(*args, **kwargs):
 
 
 def prepare_database(server: PostgresServer) -> dict[str, int]:
-    env = {**os.environ, "DATABASE_URL": server.url(), "SECRET_KEY": SECRET_KEY}
+    env = {**os.environ, "DATABASE_URL": server.url(), **SHOP_ENV}
     python = sys.executable
     run(python, "-m", "flask", "--app", "storefront", "db", "upgrade", env=env, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL)
@@ -117,9 +127,9 @@ def start_gunicorn(server: PostgresServer, workers: int, threads: int, app: str 
     """gunicorn serving ``app``: the shop with the production gunicorn.conf.py (access log
     included, its lines dropped), a reference with ``config`` (an empty file: no hooks)."""
     port = free_port()
-    # One address sends every hold here: lift the per-address limit, and the per-visitor
-    # one stays as it is (each request is a new visitor).
-    env = {**os.environ, "DATABASE_URL": server.url(), "SECRET_KEY": SECRET_KEY, "HOLD_RATE_LIMIT": "100000000/minute"}
+    # One address sends every hold here: lift the per-address rate limit; the per-visitor and
+    # per-address hold limits stay as they are (each request is a new visitor from a new address).
+    env = {**os.environ, "DATABASE_URL": server.url(), **SHOP_ENV, "HOLD_RATE_LIMIT": "100000000/minute"}
     command = [sys.executable, "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
                "--threads", str(threads), "--worker-class", "gthread", "--log-level", "warning"]
     if config:

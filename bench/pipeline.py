@@ -183,7 +183,7 @@ def main() -> int:
     with PostgresServer(durable=True) as postgres, RedisServer() as redis, KafkaServer() as kafka:
         kafka.create_topic(TOPIC)
         env = {**os.environ, "DATABASE_URL": postgres.url(), "REDIS_URL": redis.url,
-               "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "SECRET_KEY": "bench-pipeline",
+               "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "SECRET_KEY": "bench-pipeline-secret-key-throwaway-only", "DEMO_PAYMENTS": "1",
                "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET}
         subprocess.run([sys.executable, "-m", "flask", "--app", "storefront", "db", "upgrade"], env=env, cwd=REPO,
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -14,6 +14,7 @@ import io
 import pstats
 import time
 
+from bench.holds import SHOP_ENV
 from scripts.services import PostgresServer
 
 
@@ -31,7 +32,7 @@ def main() -> int:
     from storefront.inventory.stock import spread_total
 
     with PostgresServer() as server:
-        app = create_app({"DATABASE_URL": server.url(), "SECRET_KEY": "profile", "HOLD_RATE_LIMIT": "1000000/minute"})
+        app = create_app({"DATABASE_URL": server.url(), **SHOP_ENV, "HOLD_RATE_LIMIT": "1000000/minute"})
         with app.app_context():
             flask_migrate.upgrade()
             product = Product(sku="P", name="P", description="", price=2500, currency="usd")

@@ -8,11 +8,13 @@ and reads back on every request. A client that sends no such cookie (a script, t
 JSON API's examples) has browser id ``""``: one owner per visitor id, apart from every
 browser. A cookie that does not verify counts as none.
 
-The hold limit also needs the client's address: the owners that share a visitor id
-and an address are one person's private windows (see inventory/holds.py).
+The hold limits also need the client's address: the owners that share a visitor id and
+an address are one person's private windows, and every owner behind one address (an IPv4
+address or an IPv6 /64) shares MAX_HELD_UNITS_PER_ADDRESS (see inventory/holds.py).
 """
 
 import hashlib
+import ipaddress
 import secrets
 from dataclasses import dataclass
 
@@ -60,8 +62,26 @@ def owner_of(visitor) -> Owner:
     return Owner(visitor_id(visitor), browser_id())
 
 
+def address_key(remote_addr: str | None) -> str:
+    """The client address as the limits count it: an IPv4 address, or the /64 an IPv6 address is
+    in (one household's or one phone's network hands its devices addresses from one /64)."""
+    if not remote_addr:
+        return ""
+    try:
+        address = ipaddress.ip_address(remote_addr)
+    except ValueError:
+        return remote_addr[:45]
+    if address.version == 6:
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
 def client_address() -> str:
-    return request.remote_addr or ""
+    """This request's client address key (behind TRUSTED_PROXY_COUNT proxies, read from
+    X-Forwarded-For by ProxyFix in create_app)."""
+    return address_key(request.remote_addr)
 
 
 def init_app(app: Flask) -> None:

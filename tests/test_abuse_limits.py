@@ -117,3 +117,129 @@ def test_with_its_redis_down_the_rate_limit_lets_holds_through(make_app, setting
         answers = [hold(client, product.id, visitor(n)).status_code for n in range(3)]
         assert answers == [201, 201, 201]  # fails open: a Redis outage does not stop sales
         assert let_through() - before == 3
+
+
+def address_settings(settings, **more) -> dict:
+    """The suite's settings with the address's hold limit as the contract sets it (20), not lifted."""
+    lifted = {key: value for key, value in settings.items() if key != "MAX_HELD_UNITS_PER_ADDRESS"}
+    return {**lifted, **more}
+
+
+def held_from(address: str) -> int:
+    from sqlalchemy import func, select
+
+    from storefront.inventory.models import Hold
+
+    db.session.expire_all()
+    return db.session.execute(select(func.coalesce(func.sum(Hold.quantity), 0))
+                              .where(Hold.client_address == address, Hold.status == "PENDING")).scalar_one()
+
+
+def test_thirty_visitor_ids_from_one_address_stop_at_the_address_limit(make_app, settings):
+    """The attack: a new visitor id per request, no cookie, form-encoded, from one address."""
+    app = make_app(address_settings(settings))
+    client = app.test_client()
+    with app.app_context():
+        first, second = make_product(total=40), make_product(total=40)
+        answers = [client.post("/api/reservations", data={"productId": (first if n % 2 else second).id,
+                                                          "userId": visitor(f"bot-{n}")})
+                   for n in range(30)]
+        assert [a.status_code for a in answers] == [201] * 20 + [409] * 10
+        refusal = answers[-1].get_json()
+        assert (refusal["error"], refusal["per"], refusal["limit"], refusal["held"]) == ("hold_limit", "address", 20, 20)
+        assert held_from("127.0.0.1") == 20
+        assert sum(client.get(f"/api/inventory/check/{p.id}").get_json()["available"] for p in (first, second)) == 60
+        # Units, not holds: a bigger hold does not fit in what is left either.
+        assert hold(client, first.id, visitor("bot-big"), 2).get_json()["per"] == "address"
+        # The visitor's own limit still answers as the visitor's.
+        other = {"REMOTE_ADDR": "192.0.2.44"}
+        assert hold(client, first.id, visitor("one"), 5, environ_base=other).status_code == 201
+        assert hold(client, second.id, visitor("one"), 5, environ_base=other).status_code == 201
+        own = hold(client, make_product(total=5).id, visitor("one"), 1, environ_base=other).get_json()
+        assert (own["error"], own["per"]) == ("hold_limit", "visitor")
+        # A checkout counts against the same limit: the cart's line would take the address past it.
+        client.post("/api/cart/items", json={"productId": first.id, "quantity": 1, "userId": visitor("bot-cart")})
+        refused = client.post("/api/checkouts", json={"userId": visitor("bot-cart")})
+        assert refused.status_code == 409 and refused.get_json()["per"] == "address"
+        assert held_from("127.0.0.1") == 20
+
+
+def test_a_cancelled_or_lapsed_hold_gives_its_units_back_to_the_address(make_app, settings):
+    from tests.factories import lapse
+
+    app = make_app(address_settings(settings, MAX_HELD_UNITS_PER_ADDRESS="3"))
+    client = app.test_client()
+    with app.app_context():
+        product = make_product(total=10)
+        held = [hold(client, product.id, visitor(n)).get_json() for n in range(3)]
+        assert hold(client, product.id, visitor(9)).status_code == 409
+        client.delete(f"/api/reservations/{held[0]['reservationId']}?userId={visitor(0)}")
+        lapse(held[1]["reservationId"])
+        assert [hold(client, product.id, visitor(n)).status_code for n in (9, 10, 11)] == [201, 201, 409]
+
+
+def test_addresses_behind_one_trusted_proxy_count_apart_and_ipv6_counts_by_its_64(make_app, settings):
+    app = make_app(address_settings(settings, MAX_HELD_UNITS_PER_ADDRESS="2", TRUSTED_PROXY_COUNT="1"))
+    client = app.test_client()
+    with app.app_context():
+        product = make_product(total=20)
+
+        def from_(forwarded, n):
+            return hold(client, product.id, visitor(n), headers={"X-Forwarded-For": forwarded},
+                        environ_base={"REMOTE_ADDR": "10.0.0.2"}).status_code  # the proxy's own address
+
+        assert [from_("203.0.113.5", n) for n in range(3)] == [201, 201, 409]
+        assert [from_("203.0.113.6", n) for n in range(3, 6)] == [201, 201, 409]
+        # The client's own claim before the proxy's entry is not believed: the proxy's entry counts.
+        assert from_("198.51.100.1, 203.0.113.5", 6) == 409
+        # One IPv6 /64 is one household's network; the next /64 is another.
+        assert [from_(f"2001:db8:aa:1::{n}", n) for n in range(10, 13)] == [201, 201, 409]
+        assert from_("2001:db8:aa:2::1", 13) == 201
+        assert held_from("2001:db8:aa:1::/64") == 2
+
+    # Without a trusted proxy, X-Forwarded-For is the client's own say: ignored.
+    direct = make_app(address_settings(settings, MAX_HELD_UNITS_PER_ADDRESS="2")).test_client()
+    with app.app_context():
+        other = make_product(total=20)
+        answers = [direct.post("/api/reservations", json={"productId": other.id, "userId": visitor(f"x{n}")},
+                               headers={"X-Forwarded-For": f"198.51.100.{n}"}).status_code for n in range(3)]
+        assert answers == [201, 201, 409]
+
+
+def test_the_address_limit_holds_when_one_address_races_from_several_processes(app, settings, live_server):
+    """Thirty visitor ids from one address at once, over three gunicorn processes and many products'
+    buckets: the address's lock counts them one at a time, so exactly 20 are held."""
+    product_ids = [make_product(total=40).id for _ in range(3)]
+    server = live_server(address_settings(settings), workers=3, threads=10)
+    start = threading.Barrier(30)
+
+    def post(n):
+        with requests.Session() as session:
+            session.get(f"{server.url}/healthz", timeout=30)  # connected before the start
+            start.wait()
+            answer = session.post(f"{server.url}/api/reservations", timeout=30,
+                                  data={"productId": product_ids[n % 3], "userId": visitor(f"racer-{n}")})
+            return answer.status_code, answer.json().get("per")
+
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        answers = list(pool.map(post, range(30)))
+    assert Counter(status for status, _ in answers) == {201: 20, 409: 10}
+    assert {per for status, per in answers if status == 409} == {"address"}
+    assert held_from("127.0.0.1") == 20
+    db.session.expire_all()
+    assert sum(db.session.get(Product, pid).held_units for pid in product_ids) == 20
+
+
+def test_the_address_limit_holds_in_embedded_mode(tmp_path):
+    import flask_migrate
+
+    from storefront import create_app
+
+    app = create_app({"MAX_HELD_UNITS_PER_ADDRESS": "4"}, instance_path=str(tmp_path / "instance"))
+    client = app.test_client()
+    with app.app_context():
+        flask_migrate.upgrade()
+        product = make_product(total=10)
+        assert [hold(client, product.id, visitor(n)).status_code for n in range(6)] == [201] * 4 + [409] * 2
+        db.session.remove()
+        db.engine.dispose()

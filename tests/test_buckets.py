@@ -216,11 +216,13 @@ def test_no_bucket_can_be_oversold_whatever_the_code_does(app):
 
 
 def add_holds(conn, product_id: int, prefix: str, status: str, count: int) -> None:
-    """``count`` holds made straight in the table (the counters are not the point here)."""
+    """``count`` holds made straight in the table (the counters are not the point here), each
+    from an address of its own, as a crowd's are (one address holds few: MAX_HELD_UNITS_PER_ADDRESS)."""
     conn.execute(
         "INSERT INTO holds (id, product_id, bucket, user_id, browser_id, client_address, quantity, amount,"
         " currency, status, expires_at, created_at, updated_at, intent_checks)"
-        " SELECT gen_random_uuid(), %s, 0, %s || n, '', '127.0.0.1', 1, 2500, 'usd', %s,"
+        " SELECT gen_random_uuid(), %s, 0, %s || n, '', '10.' || (n / 65536) || '.' || (n / 256 %% 256) || '.'"
+        " || (n %% 256), 1, 2500, 'usd', %s,"
         " now() + interval '10 minutes', now(), now(), 0 FROM generate_series(1, %s) AS n",
         (product_id, f"{prefix}-", status, count))
 
@@ -249,7 +251,7 @@ def test_a_connection_that_planned_its_holds_on_a_quiet_shop_still_reads_only_th
         add_holds(conn, elsewhere.id, "earlier", "COMPLETED", 5_000)
         conn.execute("VACUUM ANALYZE holds")  # a quiet shop's statistics: holds, none of them PENDING
         explained(conn, plans)
-        place = ("SELECT outcome FROM storefront_place_hold(gen_random_uuid(), %s, %s, '', '127.0.0.1', 1, 600, 10)")
+        place = ("SELECT outcome FROM storefront_place_hold(gen_random_uuid(), %s, %s, '', '127.0.0.1', 1, 600, 10, 1000000)")
         assert conn.execute(place, (product.id, visitor("planned"))).fetchone()[0] == "created"  # plans made, kept
 
         # The drop: 20,000 PENDING holds on another product, the statistics untouched.
@@ -276,14 +278,14 @@ def test_the_holds_statistics_follow_a_drop_and_connections_that_planned_on_a_qu
     with PostgresServer() as server:
         server.sql("ALTER SYSTEM SET autovacuum_naptime = '1s'")
         server.sql("SELECT pg_reload_conf()")
-        app = create_app({"DATABASE_URL": server.url(), "SECRET_KEY": TEST_SECRET_KEY})
+        app = create_app({"DATABASE_URL": server.url(), "SECRET_KEY": TEST_SECRET_KEY, "DEMO_PAYMENTS": "1"})
         with app.app_context():
             flask_migrate.upgrade()
             product, sold_out, past = (make_product(total=total).id for total in (100, 1, 10))
             url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
             db.session.remove()
             db.engine.dispose()
-        place = "SELECT outcome FROM storefront_place_hold(gen_random_uuid(), %s, %s, '', '127.0.0.1', 1, 600, 10)"
+        place = "SELECT outcome FROM storefront_place_hold(gen_random_uuid(), %s, %s, '', '127.0.0.1', 1, 600, 10, 1000000)"
         plans = []
         with psycopg.connect(url, autocommit=True) as conn:
             add_holds(conn, past, "history", "COMPLETED", 100_000)

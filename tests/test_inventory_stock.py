@@ -10,7 +10,7 @@ from sqlalchemy import select, text
 from storefront.catalog.models import Product
 from storefront.clock import utcnow
 from storefront.extensions import db
-from storefront.inventory.holds import place_hold, sweep_lapsed_holds
+from storefront.inventory.holds import HoldLimits, place_hold, sweep_lapsed_holds
 from storefront.inventory.models import Hold
 from storefront.inventory.stock import lock_product, sell_free_units
 from storefront.owners import Owner
@@ -204,6 +204,6 @@ def test_a_statement_that_fails_on_the_hot_connection_leaves_it_usable(app, clie
     product = make_product(total=5)
     with app.test_request_context():
         with pytest.raises(psycopg.errors.CheckViolation):
-            place_hold(product.id, Owner(visitor(1), ""), "127.0.0.1", 0, 600, 10)
+            place_hold(product.id, Owner(visitor(1), ""), "127.0.0.1", 0, 600, HoldLimits(10, 20))
     assert hold(client, product.id, visitor(2)).status_code == 201
     assert available(client, product.id) == 4

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, and_, delete, insert, literal_column, select,
 
 from storefront.cart.models import CartLine, Checkout
 from storefront.clock import isoformat_z, utcnow
-from storefront.inventory.holds import HoldLimit, held_by, lock_visitor
+from storefront.inventory.holds import HoldLimit, HoldLimits, enforce_limits, lock_address, lock_visitor
 from storefront.inventory.models import HoldStatus, is_pending
 from storefront.inventory.stock import (
     free_units,
@@ -102,7 +102,7 @@ def remove_line(conn: Connection, owner: Owner, product_id: int) -> None:
 
 
 def place_checkout(conn: Connection, owner: Owner, address: str, ttl_seconds: int,
-                   max_visitor_units: int) -> PlacedCheckout:
+                   limits: HoldLimits) -> PlacedCheckout:
     """Hold every line of the owner's cart in one transaction, or none.
 
     Raises EmptyCart, CheckoutNotOnSale or CheckoutShort (naming their lines), MixedCurrencies or HoldLimit.
@@ -112,7 +112,9 @@ def place_checkout(conn: Connection, owner: Owner, address: str, ttl_seconds: in
         conn.rollback()
         raise EmptyCart()
     now = utcnow()
-    lock_visitor(conn, owner.visitor_id)  # as a single hold does: the visitor first, then products
+    # As a single hold does: the visitor id first, then the address, then the products.
+    lock_visitor(conn, owner.visitor_id)
+    lock_address(conn, address)
     product_ids = [line.product_id for line in lines]  # in id order: the lock order
     for product_id in product_ids:
         lock_product(conn, product_id)
@@ -128,6 +130,13 @@ def place_checkout(conn: Connection, owner: Owner, address: str, ttl_seconds: in
     ).all()
     for hold in sorted(superseded, key=lambda hold: (hold.product_id, hold.bucket)):
         give_back_units(conn, hold.product_id, hold.bucket, hold.quantity)
+
+    # The limits, as a single hold checks them: the owner's own holds on these products are given back above.
+    try:
+        enforce_limits(conn, owner, address, sum(line.quantity for line in lines), now, limits)
+    except HoldLimit:
+        conn.rollback()
+        raise
 
     waiting = []
     for line in lines:
@@ -167,10 +176,6 @@ def place_checkout(conn: Connection, owner: Owner, address: str, ttl_seconds: in
         id=checkout_id, user_id=owner.visitor_id, browser_id=owner.browser_id,
         amount=sum(row["amount"] for row in rows), currency=currencies.pop(), expires_at=expires_at, created_at=now))
     conn.execute(insert(holds), rows)
-    held = held_by(conn, owner, address, now)
-    if held > max_visitor_units:
-        conn.rollback()
-        raise HoldLimit(held - sum(line.quantity for line in lines), max_visitor_units)
     conn.commit()
     return PlacedCheckout(
         find_checkout(conn, checkout_id, owner),

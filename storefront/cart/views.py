@@ -8,7 +8,7 @@ from storefront.clock import isoformat_z, utcnow
 from storefront.errors import ApiError
 from storefront.extensions import db, reading
 from storefront.htmx import trigger, wants_fragment
-from storefront.inventory.holds import HoldLimit, hold_json, status_of
+from storefront.inventory.holds import HoldLimit, HoldLimits, hold_json, status_of
 from storefront.inventory.models import HoldStatus
 from storefront.inventory.stock import on_sale, products, stock_levels
 from storefront.owners import Owner, client_address, owner_of, requesting_owner
@@ -103,7 +103,7 @@ def create_checkout():
     with db.engine.connect() as conn:
         try:
             placed = carts.place_checkout(conn, owner, client_address(), settings.hold_ttl_seconds,
-                                          settings.max_held_units_per_visitor)
+                                          HoldLimits.of(settings))
         except carts.EmptyCart:
             raise ApiError(400, "empty_cart", "The cart is empty.") from None
         except carts.CheckoutNotOnSale as waiting:
@@ -114,8 +114,7 @@ def create_checkout():
         except carts.MixedCurrencies:
             raise ApiError(409, "mixed_currencies", "A checkout pays in one currency.") from None
         except HoldLimit as limit:
-            raise ApiError(409, "hold_limit", f"One shopper may hold {limit.limit} units at once.",
-                           limit=limit.limit, held=limit.held) from None
+            raise ApiError(409, "hold_limit", **limit.answer()) from None
     for _, intent_id in placed.superseded_intents:
         settle_released_intent(intent_id)  # released by the shop: settle it with Stripe now
     if wants_fragment():

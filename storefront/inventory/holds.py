@@ -50,12 +50,33 @@ class NotOnSale(Exception):
 
 
 class HoldLimit(Exception):
-    """The owner (or the owners sharing its visitor id and address) already hold as many units as allowed."""
+    """Already held as many units as allowed: ``per`` "visitor" (the owner, or the owners sharing its
+    visitor id and address), or "address" (every owner behind the client address)."""
 
-    def __init__(self, held: int, limit: int):
-        super().__init__(f"{held} units held, limit {limit}")
+    def __init__(self, held: int, limit: int, per: str = "visitor"):
+        super().__init__(f"{held} units held, limit {limit} per {per}")
         self.held = held
         self.limit = limit
+        self.per = per
+
+    def answer(self) -> dict:
+        """The 409's message and fields, the same for a hold and a checkout."""
+        message = (f"This address already holds {self.held} units; one address may hold {self.limit} at once."
+                   if self.per == "address" else
+                   f"You already hold {self.held} units; one shopper may hold {self.limit} at once.")
+        return {"message": message, "limit": self.limit, "held": self.held, "per": self.per}
+
+
+@dataclass(frozen=True)
+class HoldLimits:
+    """MAX_HELD_UNITS_PER_VISITOR and MAX_HELD_UNITS_PER_ADDRESS: live units, across products."""
+
+    per_visitor: int
+    per_address: int
+
+    @classmethod
+    def of(cls, settings) -> "HoldLimits":
+        return cls(settings.max_held_units_per_visitor, settings.max_held_units_per_address)
 
 
 class HoldNotPending(Exception):
@@ -112,7 +133,12 @@ _VISITOR_UNITS = select(
     func.coalesce(func.sum(case((holds.c.client_address == bindparam("address"), holds.c.quantity), else_=0)), 0),
 ).where(holds.c.user_id == bindparam("visitor"), is_pending, holds.c.expires_at > _now)
 
+_ADDRESS_UNITS = select(func.coalesce(func.sum(holds.c.quantity), 0)).where(
+    holds.c.client_address == bindparam("address"), is_pending, holds.c.expires_at > _now)
+
+# Two key spaces by seed: a visitor id and an address that hash alike still lock apart, as a rule.
 _LOCK_VISITOR = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("visitor"), 0)))
+_LOCK_ADDRESS = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("address"), 1)))
 
 
 def lock_visitor(conn: Connection, visitor_id: str) -> None:
@@ -120,6 +146,27 @@ def lock_visitor(conn: Connection, visitor_id: str) -> None:
     one visitor id holds are counted and added to under it. SQLite has one writer anyway."""
     if conn.dialect.name == "postgresql":
         conn.execute(_LOCK_VISITOR, {"visitor": visitor_id})
+
+
+def lock_address(conn: Connection, address: str) -> None:
+    """Take the client address's transaction lock (PostgreSQL): after the visitor id's, before any
+    product's, the order every path keeps (inventory/sql/place_hold_v6.sql's too). The units held
+    from one address are counted and added to under it, so a crowd from one address cannot race
+    past its limit."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_LOCK_ADDRESS, {"address": address})
+
+
+def enforce_limits(conn: Connection, owner: Owner, address: str, adding: int, now: datetime,
+                   limits: HoldLimits) -> None:
+    """Raise HoldLimit if ``adding`` more units would take the owner or the address past its limit.
+    The caller holds the visitor id's lock and the address's."""
+    held = held_by(conn, owner, address, now)
+    if held + adding > limits.per_visitor:
+        raise HoldLimit(held, limits.per_visitor, "visitor")
+    from_address = conn.execute(_ADDRESS_UNITS, {"address": address, "now": now}).scalar_one()
+    if from_address + adding > limits.per_address:
+        raise HoldLimit(from_address, limits.per_address, "address")
 
 
 def held_by(conn: Connection, owner: Owner, address: str, now: datetime) -> int:
@@ -131,7 +178,7 @@ def held_by(conn: Connection, owner: Owner, address: str, now: datetime) -> int:
 
 
 def place_hold(product_id: int, owner: Owner, address: str, quantity: int, ttl_seconds: int,
-               max_visitor_units: int) -> PlacedHold:
+               limits: HoldLimits) -> PlacedHold:
     """Hold ``quantity`` units for the owner, or give back the live hold they already have.
 
     Race-free across processes: the visitor id's lock is taken first; the units come from one
@@ -141,7 +188,7 @@ def place_hold(product_id: int, owner: Owner, address: str, quantity: int, ttl_s
     reads alone (no lock taken, nothing written), exact because lapsed holds count as free
     in them; lapsed holds are released only when a hold needs their units. A new hold must
     keep the owner, and the owners sharing its visitor id and address, within
-    ``max_visitor_units``.
+    ``limits.per_visitor``, and every owner behind the address within ``limits.per_address``.
 
     On PostgreSQL the usual hold is one statement: a function installed by a migration
     (``storefront_place_hold``, inventory/sql/), one round trip in its own transaction. When no
@@ -150,16 +197,15 @@ def place_hold(product_id: int, owner: Owner, address: str, quantity: int, ttl_s
     under the product's lock, as on SQLite. Raises ProductNotFound, NotOnSale, OutOfStock or HoldLimit.
     """
     if on_postgresql():
-        placed = _place_hold_in_one_statement(product_id, owner, address, quantity, ttl_seconds, max_visitor_units)
+        placed = _place_hold_in_one_statement(product_id, owner, address, quantity, ttl_seconds, limits)
         if placed is not None:
             return placed
     with db.engine.connect() as conn:
-        return _place_hold_under_product_lock(conn, product_id, owner, address, quantity, ttl_seconds,
-                                              max_visitor_units)
+        return _place_hold_under_product_lock(conn, product_id, owner, address, quantity, ttl_seconds, limits)
 
 
-def _place_hold_under_product_lock(conn, product_id, owner, address, quantity, ttl_seconds, max_visitor_units):
-    """The same rules, statement by statement, under the product's lock (inventory/sql/place_hold_v4.sql's
+def _place_hold_under_product_lock(conn, product_id, owner, address, quantity, ttl_seconds, limits):
+    """The same rules, statement by statement, under the product's lock (inventory/sql/place_hold_v6.sql's
     order: a "no" first, from reads alone). SQLite's only way; PostgreSQL's when its function needs the lock."""
     now = utcnow()
     stock = stock_of(conn, product_id, now)  # lapsed, unreleased holds count as free here
@@ -177,10 +223,12 @@ def _place_hold_under_product_lock(conn, product_id, owner, address, quantity, t
     if existing is not None:
         conn.rollback()
         return PlacedHold(existing, created=False)
-    held = held_by(conn, owner, address, now)
-    if held + quantity > max_visitor_units:
+    lock_address(conn, address)
+    try:
+        enforce_limits(conn, owner, address, quantity, now, limits)
+    except HoldLimit:
         conn.rollback()
-        raise HoldLimit(held, max_visitor_units)
+        raise
     terms = on_sale(conn, product_id) if lock_product(conn, product_id) else None
     if terms is None:
         conn.rollback()
@@ -214,18 +262,18 @@ _PLACE_HOLD = (
     + ", ".join(f"(placed.hold).{column}" for column in PLACED_COLUMNS)
     + ", placed.starts_at FROM storefront_place_hold("
     "%(id)s::uuid, %(product)s::integer, %(visitor)s::varchar, %(browser)s::varchar, %(address)s::varchar,"
-    " %(quantity)s::integer, %(ttl)s::integer, %(limit)s::integer) AS placed"
+    " %(quantity)s::integer, %(ttl)s::integer, %(limit)s::integer, %(address_limit)s::integer) AS placed"
 )
 
 
-def _place_hold_in_one_statement(product_id, owner, address, quantity, ttl_seconds, max_visitor_units):
+def _place_hold_in_one_statement(product_id, owner, address, quantity, ttl_seconds, limits):
     """PostgreSQL: the function a migration installed, prepared once per connection, one round trip.
     None when it needs the product's lock (it changed nothing)."""
     with one_statement() as cursor:
         row = cursor.execute(_PLACE_HOLD, {
             "id": uuid.uuid4(), "product": product_id, "visitor": owner.visitor_id,
             "browser": owner.browser_id, "address": address, "quantity": quantity, "ttl": ttl_seconds,
-            "limit": max_visitor_units,
+            "limit": limits.per_visitor, "address_limit": limits.per_address,
         }, prepare=True).fetchone()
     if row.outcome in ("created", "existing"):
         return PlacedHold(row, created=row.outcome == "created")
@@ -236,7 +284,9 @@ def _place_hold_in_one_statement(product_id, owner, address, quantity, ttl_secon
     if row.outcome == "out_of_stock":
         raise OutOfStock(row.detail)
     if row.outcome == "hold_limit":
-        raise HoldLimit(row.detail, max_visitor_units)
+        raise HoldLimit(row.detail, limits.per_visitor, "visitor")
+    if row.outcome == "address_limit":
+        raise HoldLimit(row.detail, limits.per_address, "address")
     raise ProductNotFound(product_id)
 
 

@@ -20,6 +20,7 @@ class HoldStatus(enum.StrEnum):
 _PENDING = text("status = 'PENDING'")
 # Every hold has an expiry: this only keeps the index to queries that name it (migration 0015).
 _PENDING_BY_EXPIRY = text("status = 'PENDING' AND expires_at IS NOT NULL")
+_PENDING_FROM_ADDRESS = text("status = 'PENDING' AND client_address IS NOT NULL")
 _HAS_INTENT = text("payment_intent_id IS NOT NULL")
 _IN_CHECKOUT = text("checkout_id IS NOT NULL")
 _UNSETTLED_INTENT = text(
@@ -56,6 +57,15 @@ class Hold(db.Model):
             "expires_at",
             postgresql_where=_PENDING_BY_EXPIRY,
             sqlite_where=_PENDING_BY_EXPIRY,
+        ),
+        # An address's live units, for MAX_HELD_UNITS_PER_ADDRESS. Only a query that compares the
+        # address implies its predicate, so no other look can take it (migration 0017).
+        Index(
+            "ix_holds_pending_address",
+            "client_address",
+            "expires_at",
+            postgresql_where=_PENDING_FROM_ADDRESS,
+            sqlite_where=_PENDING_FROM_ADDRESS,
         ),
         Index("ix_holds_visitor_created", "user_id", "created_at"),
         # A product's holds by when they were placed: a drop's live view reads its window alone.

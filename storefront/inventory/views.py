@@ -123,7 +123,7 @@ def create_reservation():
 
     try:
         placed = hold_book.place_hold(product_id, owner, client_address(), quantity,
-                                      settings.hold_ttl_seconds, settings.max_held_units_per_visitor)
+                                      settings.hold_ttl_seconds, hold_book.HoldLimits.of(settings))
     except hold_book.ProductNotFound:
         HOLDS.labels("unknown_product").inc()
         raise ApiError(404, "not_found", "No such product.") from None
@@ -146,12 +146,8 @@ def create_reservation():
         # (error_response), without its exception round, and made once per count.
         return current_app.response_class(out_of_stock_body(short.available), 409, mimetype="application/json")
     except hold_book.HoldLimit as limit:
-        HOLDS.labels("hold_limit").inc()
-        raise ApiError(
-            409, "hold_limit",
-            f"You already hold {limit.held} units; one shopper may hold {limit.limit} at once.",
-            limit=limit.limit, held=limit.held,
-        ) from None
+        HOLDS.labels("hold_limit" if limit.per == "visitor" else "address_limit").inc()
+        raise ApiError(409, "hold_limit", **limit.answer()) from None
 
     status = 201 if placed.created else 200
     (HOLDS_CREATED if placed.created else HOLDS_EXISTING).inc()
