@@ -31,6 +31,8 @@ def main() -> int:
             "REDIS_URL": redis.url,
             "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
             "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(32),
+            # Throwaway data: without Stripe's keys, the demo gateway on purpose (no money taken).
+            "DEMO_PAYMENTS": os.environ.get("DEMO_PAYMENTS") or ("0" if os.environ.get("STRIPE_SECRET_KEY") else "1"),
         }
         flask = [sys.executable, "-m", "flask", "--app", "storefront"]
         print("==> migrating and loading the demo catalogue", flush=True)

@@ -24,6 +24,19 @@ class ConfigError(ValueError):
 
 _RATE_LIMIT = re.compile(r"^\s*\d+\s*(/|per)\s*(second|minute|hour|day)s?\s*$")
 _HOST_PORT = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
+_HOST_NAME = re.compile(r"^(\.?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$|^\[[0-9A-Fa-f:.]+\]$")
+
+MIN_SECRET_KEY_LENGTH = 32
+MIN_ADMIN_PASSWORD_LENGTH = 12
+# Values that stood as examples in the project's own files (compose.yaml, the README, docs):
+# public, so never a secret. tests/test_security_settings.py finds every example in the
+# repository and checks it is refused, so a new one cannot be added without landing here.
+EXAMPLE_SECRET_KEYS = frozenset({
+    "local-compose-only-not-a-secret",
+    "change-me",
+    "changeme",
+    "replace-me-with-a-long-random-value-of-your-own",
+})
 
 
 @dataclass(frozen=True)
@@ -41,12 +54,17 @@ class Config:
     sweep_interval_seconds: int = 60
     max_hold_quantity: int = 5
     max_held_units_per_visitor: int = 10
+    max_held_units_per_address: int = 20
     hold_rate_limit: str = "30/minute"
     admin_password: str | None = field(default=None, repr=False)
     mail_url: str | None = field(default=None, repr=False)
     mail_from: str = "Storefront <shop@localhost>"
     stock_poll_seconds: int = 5
     trusted_proxy_count: int = 0
+    # True: the demo gateway takes "payments" (no money moves). Never together with Stripe.
+    demo_payments: bool = False
+    trusted_hosts: tuple[str, ...] = ()
+    metrics_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ=None, instance_path: str | os.PathLike = "instance") -> "Config":
@@ -64,6 +82,8 @@ class Config:
             if not embedded:
                 raise ConfigError("SECRET_KEY is required when DATABASE_URL is not SQLite")
             secret_key = _embedded_secret_key(Path(instance_path))
+        elif not embedded:
+            _check_secret_key(secret_key)
 
         stripe_secret_key = get("STRIPE_SECRET_KEY")
         if stripe_secret_key and not stripe_secret_key.startswith(("sk_test_", "sk_live_", "rk_test_", "rk_live_")):
@@ -76,6 +96,19 @@ class Config:
             raise ConfigError("STRIPE_WEBHOOK_SECRET is required when STRIPE_SECRET_KEY is set")
         if stripe_webhook_secret and not stripe_webhook_secret.startswith("whsec_"):
             raise ConfigError("STRIPE_WEBHOOK_SECRET must start with whsec_")
+
+        # Unset: on in embedded mode (SQLite), unless Stripe's key is there to take real payments.
+        demo_payments = _flag(get("DEMO_PAYMENTS"), "DEMO_PAYMENTS", default=embedded and not stripe_secret_key)
+        if demo_payments and stripe_secret_key:
+            raise ConfigError("DEMO_PAYMENTS=1 and STRIPE_SECRET_KEY are both set: the demo gateway never runs beside "
+                              "Stripe; unset DEMO_PAYMENTS")
+        if not demo_payments and not stripe_secret_key:
+            raise ConfigError("STRIPE_SECRET_KEY is not set and DEMO_PAYMENTS is not 1: set Stripe's keys to take "
+                              "payments, or DEMO_PAYMENTS=1 to run the demo gateway (no money taken) on purpose")
+
+        admin_password = get("ADMIN_PASSWORD")
+        if admin_password is not None and len(admin_password) < MIN_ADMIN_PASSWORD_LENGTH:
+            raise ConfigError(f"ADMIN_PASSWORD must be at least {MIN_ADMIN_PASSWORD_LENGTH} characters")
 
         hold_rate_limit = get("HOLD_RATE_LIMIT") or cls.hold_rate_limit
         if not _RATE_LIMIT.match(hold_rate_limit):
@@ -106,14 +139,20 @@ class Config:
             max_held_units_per_visitor=_positive_int(
                 get("MAX_HELD_UNITS_PER_VISITOR"), "MAX_HELD_UNITS_PER_VISITOR", cls.max_held_units_per_visitor
             ),
+            max_held_units_per_address=_positive_int(
+                get("MAX_HELD_UNITS_PER_ADDRESS"), "MAX_HELD_UNITS_PER_ADDRESS", cls.max_held_units_per_address
+            ),
             hold_rate_limit=hold_rate_limit,
-            admin_password=get("ADMIN_PASSWORD"),
+            admin_password=admin_password,
             mail_url=mail_url,
             mail_from=mail_from,
             stock_poll_seconds=_positive_int(get("STOCK_POLL_SECONDS"), "STOCK_POLL_SECONDS", cls.stock_poll_seconds),
             trusted_proxy_count=_positive_int(
                 get("TRUSTED_PROXY_COUNT"), "TRUSTED_PROXY_COUNT", cls.trusted_proxy_count, low=0
             ),
+            demo_payments=demo_payments,
+            trusted_hosts=_trusted_hosts(get("TRUSTED_HOSTS")),
+            metrics_token=get("METRICS_TOKEN"),
         )
 
     def flask_settings(self) -> dict:
@@ -124,6 +163,11 @@ class Config:
             "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(self.database_url),
             # A hold body is a few hundred bytes; anything near this is abuse.
             "MAX_CONTENT_LENGTH": 64 * 1024,
+            # Flask answers 400 to a Host it does not serve (None: any), before a URL is built from it.
+            "TRUSTED_HOSTS": list(self.trusted_hosts) or None,
+            # The admin's session (its CSRF token): never sent along with another site's request.
+            "SESSION_COOKIE_SAMESITE": "Lax",
+            "SESSION_COOKIE_HTTPONLY": True,
             "STOREFRONT": self,
         }
 
@@ -167,6 +211,31 @@ def _embedded_secret_key(instance_path: Path) -> str:
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_urlsafe(48))
     return key_file.read_text().strip()
+
+
+def _check_secret_key(secret_key: str) -> None:
+    if len(secret_key) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(f"SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters "
+                          "(python -c \"import secrets; print(secrets.token_urlsafe(48))\")")
+    if secret_key.lower() in EXAMPLE_SECRET_KEYS:
+        raise ConfigError("SECRET_KEY is an example value from the project's own files: set a random one of your own")
+
+
+def _flag(value: str | None, name: str, default: bool) -> bool:
+    if value is None:
+        return default
+    if value not in ("0", "1"):
+        raise ConfigError(f"{name} must be 0 or 1")
+    return value == "1"
+
+
+def _trusted_hosts(value: str | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    hosts = tuple(part.strip().lower() for part in value.split(",") if part.strip())
+    if not hosts or not all(_HOST_NAME.match(host) for host in hosts):
+        raise ConfigError("TRUSTED_HOSTS must be host names separated by commas: shop.example.com,www.example.com")
+    return hosts
 
 
 def _positive_int(value: str | None, name: str, default: int, low: int = 1) -> int:

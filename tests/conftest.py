@@ -71,7 +71,7 @@ def kafka():
 def database_url(postgres):
     """The suite's database, migrated once to head."""
     url = postgres.url()
-    app = create_app({"DATABASE_URL": url, "SECRET_KEY": TEST_SECRET_KEY})
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": TEST_SECRET_KEY, "DEMO_PAYMENTS": "1"})
     with app.app_context():
         flask_migrate.upgrade()
         db.engine.dispose()
@@ -81,8 +81,10 @@ def database_url(postgres):
 @pytest.fixture
 def settings(database_url) -> dict:
     """Environment-style settings for an app on the suite's PostgreSQL; tests may change them."""
-    # Tests place many holds from one address: the rate limit has its own tests.
-    return {"DATABASE_URL": database_url, "SECRET_KEY": TEST_SECRET_KEY, "HOLD_RATE_LIMIT": "100000/minute"}
+    # Tests place many holds from one address: the rate limit and the address's hold limit have their
+    # own tests. No Stripe keys: the demo gateway, on purpose (tests with Stripe turn it off).
+    return {"DATABASE_URL": database_url, "SECRET_KEY": TEST_SECRET_KEY, "HOLD_RATE_LIMIT": "100000/minute",
+            "MAX_HELD_UNITS_PER_ADDRESS": "100000", "DEMO_PAYMENTS": "1"}
 
 
 @pytest.fixture

@@ -70,6 +70,7 @@ STRIPE_KEYS = {
     "STRIPE_SECRET_KEY": "sk_test_StorefrontSuite123",
     "STRIPE_PUBLISHABLE_KEY": "pk_test_StorefrontSuite123",
     "STRIPE_WEBHOOK_SECRET": TEST_WEBHOOK_SECRET,
+    "DEMO_PAYMENTS": "0",
 }
 
 

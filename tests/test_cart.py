@@ -17,7 +17,7 @@ from storefront.inventory.models import Hold
 from tests.factories import TEST_WEBHOOK_SECRET, lapse, make_product, stripe_signature, visitor
 
 STRIPE = {"STRIPE_SECRET_KEY": "sk_test_StorefrontSuite123", "STRIPE_PUBLISHABLE_KEY": "pk_test_StorefrontSuite123",
-          "STRIPE_WEBHOOK_SECRET": TEST_WEBHOOK_SECRET}
+          "STRIPE_WEBHOOK_SECRET": TEST_WEBHOOK_SECRET, "DEMO_PAYMENTS": "0"}
 
 
 def add(client, product_id, quantity=1, user=1):

@@ -12,7 +12,7 @@ from tests.conftest import TEST_SECRET_KEY
 def test_upgrade_an_empty_database_to_head_check_and_downgrade(postgres):
     url = postgres.create_database("migration_check")
     try:
-        app = create_app({"DATABASE_URL": url, "SECRET_KEY": TEST_SECRET_KEY})
+        app = create_app({"DATABASE_URL": url, "SECRET_KEY": TEST_SECRET_KEY, "DEMO_PAYMENTS": "1"})
         with app.app_context():
             flask_migrate.upgrade()
             assert {"products", "holds", "alembic_version"} <= set(inspect(db.engine).get_table_names())

@@ -88,6 +88,7 @@ def order_row(order_id) -> Order | None:
 
 def test_paying_with_an_address_makes_a_paid_order_its_shopper_can_read(shop):
     client = shop.test_client()
+    client.get("/")  # a browser: its first page gives it the browser secret the details are shown to
     product = make_product(total=2, name="Copper kettle", price=4200)
     hold = hold_for(client, product)
     paid = pay_in_demo(client, hold)
@@ -319,3 +320,56 @@ def test_the_order_fragments_are_fragments_and_their_pages_are_shells(app, rende
         page = client.get(path)  # the page knows no visitor: it asks for the fragment with one
         assert rendered[-1] == template.replace("_", "", 1) and "<html" in page.get_data(as_text=True)
         assert "12 Marylebone Road" not in page.get_data(as_text=True)
+
+
+def test_a_client_known_by_its_visitor_id_alone_sees_its_orders_without_personal_details(shop):
+    """Identical phones share a visitor id: an email and an address go only to the browser that
+    holds the secret, never to whoever names the visitor id."""
+    script = shop.test_client()  # no cookie: an owner by its visitor id alone
+    hold = hold_for(script, make_product(total=2, name="Copper kettle", price=4200))
+    assert pay_in_demo(script, hold).status_code == 200
+    assert order_row(hold["reservationId"]).email == "ada@example.com"  # kept for the operator
+
+    by_id = {**HTMX, "X-Visitor-Id": visitor(1)}
+    for url in (f"/orders/{hold['reservationId']}", "/orders"):
+        page = script.get(url, headers=by_id)
+        html = page.get_data(as_text=True)
+        assert page.status_code == 200 and reference_of(uuid.UUID(hold["reservationId"])) in html
+        assert "ada@example.com" not in html and "Marylebone" not in html and "Lovelace" not in html
+    listed = script.get("/api/orders", headers={"X-Visitor-Id": visitor(1)}).get_data(as_text=True)
+    assert "Copper kettle" in listed and "ada@example.com" not in listed and "Marylebone" not in listed
+
+
+def test_a_demo_order_says_no_money_was_taken_wherever_it_is_shown(make_app, settings, inbox):
+    password = "the owner's own password"
+    app = make_app({**settings, "MAIL_URL": inbox.url, "ADMIN_PASSWORD": password})
+    admin = {"Authorization": "Basic " + __import__("base64").b64encode(f"admin:{password}".encode()).decode()}
+    with app.app_context():
+        client = app.test_client()
+        client.get("/")
+        hold = hold_for(client, make_product(total=1, name="Copper kettle", price=4200))
+        assert pay_in_demo(client, hold).status_code == 200
+        order_id = hold["reservationId"]
+
+        page = client.get(f"/orders/{order_id}", headers={**HTMX, "X-Visitor-Id": visitor(1)}).get_data(as_text=True)
+        assert "demo: no money taken" in page
+        assert "demo: no money taken" in client.get("/orders", headers={**HTMX, "X-Visitor-Id": visitor(1)}).get_data(
+            as_text=True)
+        [message] = inbox.messages
+        assert "demo: no money taken" in message["Subject"] and "demo: no money taken" in message.get_content()
+        assert "demo: no money taken" in client.get("/admin/orders", headers=admin).get_data(as_text=True)
+        csv_lines = client.get("/admin/orders.csv", headers=admin).get_data(as_text=True).splitlines()
+        assert csv_lines[0].endswith(",payment")
+        assert csv_lines[1].endswith(",demo: no money taken")
+
+
+def test_an_order_paid_through_stripe_carries_no_demo_label(shop):
+    client = shop.test_client()
+    client.get("/")
+    hold = hold_for(client, make_product(total=1, name="Lamp"))
+    payload = intent_event(hold, intent_id="pi_3RealStripeLike0001")
+    assert client.post("/api/webhooks/stripe", data=payload,
+                       headers={"Stripe-Signature": stripe_signature(payload)}).status_code == 200
+    page = client.get(f"/orders/{hold['reservationId']}", headers={**HTMX, "X-Visitor-Id": visitor(1)})
+    assert 'data-status="paid"' in page.get_data(as_text=True)
+    assert "demo" not in page.get_data(as_text=True)

@@ -30,6 +30,10 @@ from storefront.orders.models import Order
 from storefront.owners import Owner
 
 orders = Order.__table__
+# The demo gateway's PaymentIntent ids start so (payments/gateway.py makes them): an order paid
+# through it took no money, and says so wherever it is shown.
+DEMO_INTENT_PREFIX = "pi_demo_"
+DEMO_LABEL = "demo: no money taken"
 REFUND_REASON = "paid after its hold had lapsed and the stock was gone: the payment was refunded"
 STRIPE_REFUND_REASON = "refunded in Stripe (its Dashboard or API), not by the shop"
 
@@ -114,6 +118,10 @@ class OrderSummary:
     created_at: datetime
     lines: list[OrderLine] = field(default_factory=list)
     row: object = None  # the orders row, once there is one
+    demo: bool = False  # paid (or to be paid) through the demo gateway: no money moves
+    # False for a reader known by its visitor id alone (no browser secret): identical phones
+    # share a visitor id, so an email and an address are shown only to the browser that gave them.
+    shows_personal_details: bool = True
 
     @property
     def reference(self) -> str:
@@ -148,7 +156,9 @@ class OrderSummary:
 
     @property
     def delivery(self) -> Delivery | None:
-        return delivery_from_order(self.row) if self.row is not None else None
+        if self.row is None or not self.shows_personal_details:
+            return None
+        return delivery_from_order(self.row)
 
     @property
     def paid_at(self) -> datetime | None:
@@ -194,6 +204,7 @@ def _summaries(conn: Connection, rows: Iterable, now: datetime) -> list[OrderSum
         summary = grouped.setdefault(order_id, OrderSummary(order_id, kind, row.created_at))
         summary.lines.append(OrderLine(row.product_id, row.product_name, row.quantity, row.amount, row.currency,
                                        str(status_of(row, now))))
+        summary.demo = summary.demo or (row.payment_intent_id or "").startswith(DEMO_INTENT_PREFIX)
     if grouped:
         for order in conn.execute(select(orders).where(orders.c.id.in_(list(grouped)))):
             grouped[order.id].row = order
@@ -208,9 +219,17 @@ def holds_of(conn: Connection, owner: Owner, limit: int = 100) -> list:
                         .order_by(holds.c.created_at.desc(), holds.c.product_id).limit(limit)).all()
 
 
+def _as_seen_by(summaries: list[OrderSummary], owner: Owner | None) -> list[OrderSummary]:
+    """Without the browser secret, an owner's orders come without their personal details."""
+    if owner is not None and not owner.browser_id:
+        for summary in summaries:
+            summary.shows_personal_details = False
+    return summaries
+
+
 def orders_of(conn: Connection, owner: Owner, limit: int = 100) -> list[OrderSummary]:
     """The owner's orders, newest first (their last ``limit`` holds, grouped)."""
-    return _summaries(conn, holds_of(conn, owner, limit), utcnow())
+    return _as_seen_by(_summaries(conn, holds_of(conn, owner, limit), utcnow()), owner)
 
 
 def _lines_of(order_ids: list[uuid.UUID]):
@@ -222,7 +241,7 @@ def order_of(conn: Connection, order_id: uuid.UUID, owner: Owner | None = None) 
     query = _LINES.where(_lines_of([order_id]))
     if owner is not None:
         query = query.where(holds.c.user_id == owner.visitor_id, holds.c.browser_id == owner.browser_id)
-    found = _summaries(conn, conn.execute(query.order_by(holds.c.product_id)).all(), utcnow())
+    found = _as_seen_by(_summaries(conn, conn.execute(query.order_by(holds.c.product_id)).all(), utcnow()), owner)
     return found[0] if found else None
 
 
@@ -285,7 +304,8 @@ def _cell(value) -> str:
 
 
 CSV_COLUMNS = ("reference", "status", "paid_at", "email", "name", "line1", "line2", "city", "state",
-               "postal_code", "country", "items", "amount", "refunded", "currency", "shipped_at", "tracking")
+               "postal_code", "country", "items", "amount", "refunded", "currency", "shipped_at", "tracking",
+               "payment")
 
 
 def orders_csv(summaries: Iterable[OrderSummary]) -> str:
@@ -302,7 +322,7 @@ def orders_csv(summaries: Iterable[OrderSummary]) -> str:
             "; ".join(f"{line.quantity} x {line.name}" for line in order.lines if line.status != "REFUNDED"),
             major_units(order.amount, order.currency), major_units(order.refunded_amount, order.currency),
             order.currency.upper(), order.shipped_at.isoformat() if order.shipped_at else "",
-            order.tracking_reference or "")])
+            order.tracking_reference or "", DEMO_LABEL if order.demo else "stripe")])
     return out.getvalue()
 
 

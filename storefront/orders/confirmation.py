@@ -12,7 +12,7 @@ from email.utils import parseaddr
 
 from storefront import jobs
 from storefront.formatting import money
-from storefront.orders.book import OrderSummary
+from storefront.orders.book import DEMO_LABEL, OrderSummary
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,8 @@ def confirmation_message(order: OrderSummary, sender: str) -> EmailMessage:
     refunded_only = order.status == "refunded"
     message["Subject"] = (f"Order {order.reference}: your payment was refunded" if refunded_only
                           else f"Order {order.reference}: thank you, it is paid")
+    if order.demo:
+        message.replace_header("Subject", f"{message['Subject']} ({DEMO_LABEL})")
     lines = [
         f"Hello {delivery.name}," if delivery.name else "Hello,",
         "",
@@ -35,6 +37,9 @@ def confirmation_message(order: OrderSummary, sender: str) -> EmailMessage:
          if refunded_only else f"Thank you: order {order.reference} is paid."),
         "",
     ]
+    if order.demo:
+        lines[-1:-1] = [f"This is a demo order ({DEMO_LABEL}): the shop's demo payment gateway took it, "
+                        "and no card was charged."]
     for line in order.lines:
         note = " (refunded: sold out before your payment arrived)" if line.status == "REFUNDED" else ""
         lines.append(f"  {line.quantity} x {line.name}  {money(line.amount, line.currency)}{note}")

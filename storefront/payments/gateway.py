@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import stripe
 from flask import Flask, current_app
 
+from storefront.orders.book import DEMO_INTENT_PREFIX
+
 log = logging.getLogger(__name__)
 
 STRIPE_TIMEOUT_SECONDS = 10
@@ -197,7 +199,7 @@ class DemoGateway:
 
     def open_intent(self, *, key: str, amount: int, currency: str, metadata: dict,
                     intent_id: str | None = None) -> PaymentSession:
-        intent_id = intent_id or f"pi_demo_{hashlib.sha256(key.encode()).hexdigest()[:32]}"
+        intent_id = intent_id or f"{DEMO_INTENT_PREFIX}{hashlib.sha256(key.encode()).hexdigest()[:32]}"
         return PaymentSession(intent_id, f"{intent_id}_secret_demo")
 
     def retrieve(self, intent_id: str) -> dict:
@@ -253,8 +255,10 @@ def init_app(app: Flask) -> None:
             settings.stripe_webhook_secret,
             settings.stripe_api_base,
         )
-    else:
+    elif settings.demo_payments:
         # The contract: the webhook always verifies against STRIPE_WEBHOOK_SECRET when it is set.
         chosen = DemoGateway(settings.stripe_webhook_secret or demo_webhook_secret(settings.secret_key))
+    else:  # Config.from_env refuses this; a Config built by hand must say which gateway too
+        raise SystemExit("storefront: configuration error: STRIPE_SECRET_KEY is not set and DEMO_PAYMENTS is not 1")
     app.extensions["storefront.gateway"] = chosen
     app.add_template_global(gateway, "payment_gateway")
