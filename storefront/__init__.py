@@ -53,6 +53,7 @@ def create_app(config: Config | dict | None = None, instance_path: str | None = 
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
     owners.init_app(app)
     errors.init_app(app)
+    security.init_app(app)
     formatting.init_app(app)
     assets.init_app(app)
     metrics.init_app(app)

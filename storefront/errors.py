@@ -10,7 +10,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, SecurityError
 
 from storefront.htmx import wants_fragment
 
@@ -51,6 +51,13 @@ def error_response(error: ApiError):
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(ApiError, error_response)
+
+    @app.errorhandler(SecurityError)
+    def untrusted_host(exc: SecurityError):
+        # A Host outside TRUSTED_HOSTS: no URL can be built for it, so no page either; and the
+        # answer names nothing of the request.
+        return app.response_class('{"error":"invalid_request","message":"This host is not served here."}',
+                                  400, mimetype="application/json")
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
