@@ -22,6 +22,9 @@ from storefront.logs import VALID_REQUEST_ID, request_id_var
 
 
 ROUTE_KEY = "storefront.route"
+# Over HTTPS only (RFC 6797 7.2: a browser ignores it over plain HTTP). A year; the shop's own host only,
+# since other hosts under its domain are not the shop's to promise.
+HSTS = ("Strict-Transport-Security", "max-age=31536000")
 
 
 class RequestIds:
@@ -80,6 +83,9 @@ class RequestEnvelope:
             if not status.startswith("304"):
                 headers.extend(self.security_headers if self.security_names.isdisjoint(present)
                                else [h for h in self.security_headers if h[0].lower() not in present])
+                # Read now, not on the way in: the proxy's X-Forwarded-Proto has been applied by then.
+                if environ.get("wsgi.url_scheme") == "https":
+                    headers.append(HSTS)
             answered.append(status)
             return start_response(status, headers, exc_info)
 

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 
 import psycopg
 from psycopg.rows import namedtuple_row
-from flask import current_app
+from flask import current_app, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -150,6 +150,10 @@ class SessionInterface(SecureCookieSessionInterface):
         if f"{self.get_cookie_name(app)}=" not in request.environ.get("HTTP_COOKIE", ""):
             return self.session_class()
         return super().open_session(app, request)
+
+    def get_cookie_secure(self, app):
+        # Secure whenever the page came over HTTPS (behind a proxy: its X-Forwarded-Proto).
+        return request.is_secure
 
     def get_signing_serializer(self, app):
         serializer = app.extensions.get("storefront.session_serializer")

@@ -6,10 +6,11 @@ host may share the folder, and its job metrics then show up too. Without it,
 one process's own registry is served.
 """
 
+import hmac
 import os
 import time
 
-from flask import Blueprint, Flask, Response
+from flask import Blueprint, Flask, Response, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 REQUESTS = Counter("storefront_http_requests_total", "HTTP requests", ["method", "route", "status"])
@@ -28,6 +29,8 @@ RATE_LIMITER_DOWN = Counter("storefront_rate_limiter_unavailable_total",
                             "Requests let through unlimited because the rate limiter's Redis was down")
 SETTLEMENTS = Counter("storefront_settlements_total", "Succeeded payments settled, by how the shop learned of "
                       "them (webhook, return, reconcile) and what came of it", ["trigger", "outcome"])
+UNSEALED_MESSAGES = Counter("storefront_payment_messages_refused_total",
+                            "Payment messages taken from the queue without the webhook's seal: refused")
 INTENT_CHECKS = Counter("storefront_intent_checks_total", "PaymentIntents reconciliation asked Stripe about, "
                         "by the status found (or unreachable)", ["status"])
 
@@ -36,6 +39,12 @@ bp = Blueprint("metrics", __name__)
 
 @bp.get("/metrics")
 def metrics():
+    token = current_app.config["STOREFRONT"].metrics_token
+    if token is not None:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return Response("A bearer token is required (METRICS_TOKEN).\n", 401, mimetype="text/plain",
+                            headers={"WWW-Authenticate": 'Bearer realm="storefront metrics"'})
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 

@@ -18,7 +18,7 @@ import time
 from flask import Flask, current_app, request
 from limits import parse
 from limits.storage import storage_from_string
-from limits.strategies import SlidingWindowCounterRateLimiter
+from limits.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
 from redis.exceptions import RedisError
 
 from storefront.errors import ApiError
@@ -93,6 +93,45 @@ def init_app(app: Flask) -> None:
     limit = parse(settings.hold_rate_limit)
     app.extensions["storefront.ratelimit"] = (
         SharedLimiter(settings.redis_url, limit) if settings.redis_url else ProcessLimiter(limit))
+    app.extensions["storefront.failed_logins"] = FailedLogins(settings.redis_url)
+
+
+class FailedLogins:
+    """The admin's guard against guessing: ADMIN_FAILURES wrong passwords from one address within
+    the window, and that address is refused (429, Retry-After) until the oldest failure ages out,
+    whatever it sends next. A moving window from ``limits``, in Redis when REDIS_URL is set (every
+    process and host counts together), else in this process's memory; logins are rare, so its
+    per-hit cost does not matter here. While Redis is down it fails open, as the hold limit does."""
+
+    LIMIT = parse("10 per 15 minutes")
+    SCOPE = "admin-login-failures"
+
+    def __init__(self, redis_url: str | None):
+        storage = (storage_from_string(redis_url, socket_timeout=REDIS_TIMEOUT_SECONDS,
+                                       socket_connect_timeout=REDIS_TIMEOUT_SECONDS)
+                   if redis_url else storage_from_string("memory://"))
+        self.limiter = MovingWindowRateLimiter(storage)
+
+    def wait_seconds(self, address: str) -> int:
+        """0 while the address may try; else how long until it may try again."""
+        try:
+            if self.limiter.test(self.LIMIT, self.SCOPE, address):
+                return 0
+            reset_at = self.limiter.get_window_stats(self.LIMIT, self.SCOPE, address).reset_time
+        except RedisError as error:
+            RATE_LIMITER_DOWN.inc()
+            log.warning("login throttle unavailable (%s): attempt let through", type(error).__name__)
+            return 0
+        return max(1, math.ceil(reset_at - time.time()))
+
+    def failed(self, address: str) -> None:
+        try:
+            self.limiter.hit(self.LIMIT, self.SCOPE, address)
+        except RedisError as error:
+            log.warning("login throttle unavailable (%s): failure not counted", type(error).__name__)
+
+    def reset(self) -> None:
+        self.limiter.storage.reset()
 
 
 def holds_rate_limit(view):
@@ -121,3 +160,4 @@ def holds_rate_limit(view):
 def reset(app: Flask) -> None:
     """Forget every address's count (tests)."""
     app.extensions["storefront.ratelimit"].reset()
+    app.extensions["storefront.failed_logins"].reset()

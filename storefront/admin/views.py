@@ -18,6 +18,7 @@ from storefront.errors import ApiError
 from storefront.extensions import db
 from storefront.inventory.models import Hold, HoldStatus
 from storefront.inventory.stock import BelowCommitted, set_total, stock_levels
+from storefront.owners import client_address
 from storefront.payments.models import PaymentEvent
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -45,10 +46,20 @@ def operators_only():
     password = current_app.config["STOREFRONT"].admin_password
     if not password:
         abort(404)
+    address = client_address()
+    failed_logins = current_app.extensions["storefront.failed_logins"]
+    wait = failed_logins.wait_seconds(address)
+    if wait:
+        # Refused before the password is even looked at: a right guess now tells the guesser nothing.
+        return current_app.response_class("Too many failed logins from this address; try again later.", 429,
+                                          headers={"Retry-After": str(wait)}, mimetype="text/plain")
     auth = request.authorization
     given = (auth.password or "") if auth and auth.type == "basic" else ""
     user_ok = hmac.compare_digest((auth.username or "") if auth else "", "admin")
     if not (user_ok and hmac.compare_digest(given.encode(), password.encode())):
+        if auth is not None:  # a browser's first visit sends nothing: only a wrong guess counts
+            failed_logins.failed(address)
+            log.warning("admin: failed login from %s", address)
         response = current_app.response_class("Authentication required.", 401)
         response.headers["WWW-Authenticate"] = 'Basic realm="Storefront admin", charset="UTF-8"'
         return response
@@ -76,12 +87,9 @@ def _failed_jobs():
     runner = job_runner()
     if not isinstance(runner, RedisJobs):
         return None
-    from rq.job import Job
-    from rq.registry import FailedJobRegistry
-
-    registry = FailedJobRegistry(queue=runner.queue)
+    registry = runner.failed_registry()
     jobs = []
-    for job in Job.fetch_many(registry.get_job_ids(), connection=runner.connection):
+    for job in runner.fetch_many(registry.get_job_ids()):
         if job is None:
             continue
         result = job.latest_result()
@@ -166,14 +174,12 @@ def payments_page():
 
 @bp.post("/jobs/<job_id>/<any(retry, discard):action>")
 def job_action(job_id: str, action: str):
-    from rq.registry import FailedJobRegistry
-
     from storefront.jobs import RedisJobs, job_runner
 
     runner = job_runner()
     if not isinstance(runner, RedisJobs):
         abort(404)
-    registry = FailedJobRegistry(queue=runner.queue)
+    registry = runner.failed_registry()
     if job_id not in registry:
         raise ApiError(404, "not_found", "No such failed job.")
     if action == "retry":
