@@ -3,8 +3,8 @@
 - consumer: reads payment events from Kafka and hands each to RQ (needs
   KAFKA_BOOTSTRAP_SERVERS);
 - jobs: an RQ worker that runs the completion jobs and the sweep (needs REDIS_URL);
-- cron: RQ's cron scheduler, which enqueues the sweep every
-  SWEEP_INTERVAL_SECONDS (needs REDIS_URL).
+- cron: enqueues the sweep every SWEEP_INTERVAL_SECONDS, once per interval however
+  many run (needs REDIS_URL).
 
 ``all`` (the default) runs every role the settings allow in this one process:
 the RQ worker in the main thread, where it owns SIGTERM and SIGINT (a warm
@@ -22,6 +22,9 @@ import logging
 import signal
 import sys
 import threading
+import time
+
+from redis.exceptions import RedisError
 
 from storefront import create_app
 from storefront.extensions import db
@@ -53,25 +56,24 @@ def run_consumer(app, stopping: threading.Event | None = None):
     return consumer
 
 
-def cron_scheduler(app):
-    from rq.cron import CronScheduler
+def run_sweep_schedule(app, stopping: threading.Event) -> None:
+    """Enqueue the sweep at the start of every SWEEP_INTERVAL_SECONDS, through the shop's own queue
+    (JSON, like every job). The job's id names its interval, so any number of cron roles enqueue
+    it once per interval, and a restart in the middle of one does not sweep twice.
 
-    from storefront.payments.jobs import sweep_expired_holds
-    from storefront.jobs import QUEUE_NAME, job_runner
+    Written here rather than taken from RQ's CronScheduler, which enqueues through a queue of
+    its own with RQ's default serializer (pickle), which the worker refuses."""
+    from storefront import jobs
 
-    class ThreadedCronScheduler(CronScheduler):
-        # Beside an RQ worker the main thread owns the signals; here we only schedule.
-        def _install_signal_handlers(self):
-            if threading.current_thread() is threading.main_thread():
-                super()._install_signal_handlers()
-
-    settings = app.config["STOREFRONT"]
-    scheduler = ThreadedCronScheduler(connection=job_runner().worker_connection(), name=f"storefront-sweep-{id(app)}")
-    scheduler.register(
-        sweep_expired_holds, QUEUE_NAME, interval=settings.sweep_interval_seconds,
-        job_timeout=max(30, settings.sweep_interval_seconds * 5), result_ttl=600,
-    )
-    return scheduler
+    interval = app.config["STOREFRONT"].sweep_interval_seconds
+    while not stopping.is_set():
+        slot = int(time.time() // interval)
+        with app.app_context():
+            try:
+                jobs.enqueue("storefront.payments.jobs.sweep_expired_holds", job_id=f"sweep-{slot}")
+            except RedisError as error:
+                log.warning("sweep not enqueued (%s); trying again next interval", type(error).__name__)
+        stopping.wait((slot + 1) * interval - time.time())
 
 
 def run_jobs_worker(app) -> None:
@@ -81,8 +83,10 @@ def run_jobs_worker(app) -> None:
 
     runner = job_runner()
     connection = runner.worker_connection()
-    # SimpleWorker runs each job in this process, inside the app context pushed in main().
-    worker = SimpleWorker([Queue(runner.queue.name, connection=connection)], connection=connection,
+    # SimpleWorker runs each job in this process, inside the app context pushed in main(). Jobs are
+    # read as JSON only: a pickled one fails to load and is never run (storefront/jobs.py says why).
+    worker = SimpleWorker([Queue(runner.queue.name, connection=connection, serializer=runner.serializer)],
+                          connection=connection, serializer=runner.serializer,
                           maintenance_interval=MAINTENANCE_INTERVAL_SECONDS, worker_ttl=WORKER_TTL_SECONDS)
     worker.work(with_scheduler=True, logging_level="INFO")
 
@@ -123,7 +127,10 @@ def main(argv: list[str]) -> int:
     elif role == "jobs":
         run_jobs_worker(app)
     elif role == "cron":
-        cron_scheduler(app).start()
+        stopping = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stopping.set())
+        run_sweep_schedule(app, stopping)
     elif not redis:
         if kafka:
             # Kafka without Redis: the consumer runs each job itself, then commits.
@@ -139,8 +146,7 @@ def main(argv: list[str]) -> int:
         if kafka:
             consumer = run_consumer(app, stopping)
             threads.append(threading.Thread(target=consumer.run, name="consumer"))
-        scheduler = cron_scheduler(app)
-        threads.append(threading.Thread(target=scheduler.start, name="cron", daemon=True))
+        threads.append(threading.Thread(target=run_sweep_schedule, args=(app, stopping), name="cron", daemon=True))
         for thread in threads:
             thread.start()
         try:
@@ -150,7 +156,6 @@ def main(argv: list[str]) -> int:
             for thread in threads:
                 if not thread.daemon:
                     thread.join(timeout=30)
-            scheduler.register_death()
     db.engine.dispose()
     log.info("worker stopped")
     return 0

@@ -142,27 +142,23 @@ def sweep_command():
 
 
 def _failed_registry():
-    from rq.registry import FailedJobRegistry
-
     from storefront.jobs import RedisJobs, job_runner
 
     runner = job_runner()
     if not isinstance(runner, RedisJobs):
         raise click.ClickException("REDIS_URL is not set: in embedded mode jobs run at once and never wait as failed.")
-    return FailedJobRegistry(queue=runner.queue), runner
+    return runner.failed_registry(), runner
 
 
 @jobs_cli.command("failed")
 def jobs_failed_command():
     """List the jobs that ran out of retries, with their error."""
-    from rq.job import Job
-
     registry, runner = _failed_registry()
     job_ids = registry.get_job_ids()
     if not job_ids:
         click.echo("No failed jobs.")
         return
-    for job in Job.fetch_many(job_ids, connection=runner.connection):
+    for job in runner.fetch_many(job_ids):
         if job is None:
             continue
         error = (job.latest_result().exc_string if job.latest_result() else "") or ""

@@ -6,6 +6,11 @@ the same id is a no-op), retried with backoff, and kept in RQ's failed registry
 with their error when retries run out. Without it (embedded mode) a job runs at
 once, in the calling process, inside its app context, and its exceptions reach
 the caller.
+
+Jobs travel as JSON (RQ's JSONSerializer), never pickled: a pickled job runs whatever
+code its bytes name when it is read, so write access to Redis would be code execution
+in the worker. A job that is not JSON is refused by the worker (its data does not load)
+and never runs.
 """
 
 import logging
@@ -34,12 +39,24 @@ class RedisJobs:
     def __init__(self, redis_url: str):
         from redis import Redis
         from rq import Queue
+        from rq.serializers import JSONSerializer
 
         self.redis_url = redis_url
+        self.serializer = JSONSerializer
         self.connection = Redis.from_url(
             redis_url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
         )
-        self.queue = Queue(QUEUE_NAME, connection=self.connection)
+        self.queue = Queue(QUEUE_NAME, connection=self.connection, serializer=self.serializer)
+
+    def failed_registry(self):
+        from rq.registry import FailedJobRegistry
+
+        return FailedJobRegistry(queue=self.queue)
+
+    def fetch_many(self, job_ids: list[str]) -> list:
+        from rq.job import Job
+
+        return Job.fetch_many(job_ids, connection=self.connection, serializer=self.serializer)
 
     def worker_connection(self):
         """For an RQ worker: no read timeout, since it blocks on the queue for minutes by design."""

@@ -6,6 +6,7 @@ import re
 import pytest
 from redis import Redis
 
+from storefront.payments.messages import sealed
 from tests.factories import DELIVERY, make_product, visitor
 
 PASSWORD = "correct horse battery staple"
@@ -96,8 +97,9 @@ def test_failed_jobs_show_their_error_and_can_be_retried_or_discarded(make_app, 
 
         queue: Queue = job_runner().queue
         for job_id in ("broken-1", "broken-2"):
-            queue.enqueue("storefront.payments.jobs.complete_payment", {"not": "a message"}, job_id=job_id)
-        SimpleWorker([queue], connection=queue.connection).work(burst=True)
+            # Sealed as the webhook seals, so the job gets as far as reading it, and fails there.
+            queue.enqueue("storefront.payments.jobs.complete_payment", sealed({"not": "a message"}), job_id=job_id)
+        SimpleWorker([queue], connection=queue.connection, serializer=queue.serializer).work(burst=True)
 
         page = client.get("/admin/", headers=basic()).get_data(as_text=True)
         assert "broken-1" in page and "KeyError" in page
@@ -150,3 +152,27 @@ def test_payments_settled_without_their_webhook_and_refunds_are_listed_with_thei
     assert sorted(rows) == [("amount_mismatch", "webhook"), ("completed", "return")]
     assert "paid 99 usd, hold is 2500 usd" in html and "re_demo_" in html
     assert client.get("/admin/payments").status_code == 401
+
+
+def test_the_eleventh_wrong_password_from_one_address_is_429_while_another_address_logs_in(admin_app):
+    client = admin_app.test_client()
+    guesser = {"REMOTE_ADDR": "203.0.113.66"}
+    assert client.get("/admin/", environ_base=guesser).status_code == 401  # no credentials: not a guess
+    answers = [client.get("/admin/", headers=basic(password=f"guess-{n}"), environ_base=guesser).status_code
+               for n in range(11)]
+    assert answers == [401] * 10 + [429]
+    throttled = client.get("/admin/", headers=basic(), environ_base=guesser)  # even the right one, now
+    assert throttled.status_code == 429 and int(throttled.headers["Retry-After"]) > 800
+    assert client.get("/admin/", headers=basic(), environ_base={"REMOTE_ADDR": "198.51.100.3"}).status_code == 200
+
+
+def test_failed_logins_are_counted_across_processes_in_redis(make_app, settings, redis_server):
+    Redis.from_url(redis_server.url).flushdb()
+    shared = {**settings, "ADMIN_PASSWORD": PASSWORD, "REDIS_URL": redis_server.url}
+    first, second = make_app(shared).test_client(), make_app(shared).test_client()
+    guesser = {"REMOTE_ADDR": "203.0.113.67"}
+    for n in range(10):
+        client = first if n % 2 else second
+        assert client.get("/admin/", headers=basic(password=f"guess-{n}"), environ_base=guesser).status_code == 401
+    assert first.get("/admin/", headers=basic(password="guess-x"), environ_base=guesser).status_code == 429
+    assert second.get("/admin/", headers=basic(password="guess-y"), environ_base=guesser).status_code == 429

@@ -254,6 +254,7 @@ def test_a_secret_never_reaches_a_page(client, app):
 
 def test_a_batch_settles_each_event_once_in_one_transaction_and_refunds_after_it(app, client):
     from storefront.payments.jobs import complete_payments
+    from storefront.payments.messages import sealed
     from storefront.payments.webhook import payment_message
 
     first, second = make_product(total=3), make_product(total=1, price=4200)
@@ -264,11 +265,11 @@ def test_a_batch_settles_each_event_once_in_one_transaction_and_refunds_after_it
     wrong = place(client, first, 4)
 
     def message(hold, event_id, **changes):
-        return payment_message(json.loads(intent_event(hold, event_id=event_id, **changes)))
+        return sealed(payment_message(json.loads(intent_event(hold, event_id=event_id, **changes))))
 
-    batch = [message(paid, "evt_batch_1"), message(late, "evt_batch_2"), message(paid, "evt_batch_1"),
-             message(wrong, "evt_batch_3", amount=1)]
     with app.app_context():
+        batch = [message(paid, "evt_batch_1"), message(late, "evt_batch_2"), message(paid, "evt_batch_1"),
+                 message(wrong, "evt_batch_3", amount=1)]
         first_run = complete_payments(batch)
         second_run = complete_payments(batch)  # the same batch again (a redelivery)
     assert first_run == {"completed": 1, "duplicate": 1, "refunded": 1, "amount_mismatch": 1}
@@ -286,11 +287,13 @@ def test_a_batch_settles_each_event_once_in_one_transaction_and_refunds_after_it
 
 def test_a_batch_that_cannot_settle_as_one_settles_each_alone(app, client, monkeypatch):
     from storefront.payments import jobs as payment_jobs
+    from storefront.payments.messages import sealed
     from storefront.payments.webhook import payment_message
 
     product = make_product(total=2)
     holds = [place(client, product, n) for n in (1, 2)]
-    batch = [payment_message(json.loads(intent_event(h, event_id=f"evt_alone_{n}"))) for n, h in enumerate(holds)]
+    batch = [sealed(payment_message(json.loads(intent_event(h, event_id=f"evt_alone_{n}"))))
+             for n, h in enumerate(holds)]
 
     def deadlocked(messages, trigger):
         raise RuntimeError("deadlock detected")

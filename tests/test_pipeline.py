@@ -22,6 +22,7 @@ from storefront.catalog.models import Product
 from storefront.extensions import db
 from storefront.inventory.models import Hold
 from storefront.orders.models import Order
+from storefront.payments.messages import sealed
 from storefront.payments.models import PaymentEvent
 from tests.factories import TEST_WEBHOOK_SECRET, intent_event, make_product, stripe_signature, visitor
 
@@ -172,13 +173,14 @@ def pipeline_drained(settings: dict, published: int) -> bool:
     """Every message on the test's topic consumed and committed, and RQ's queue and workers idle."""
     from rq import Queue
     from rq.registry import StartedJobRegistry
+    from rq.serializers import JSONSerializer
 
     from storefront.events.kafka import consumer_lag
     from storefront.jobs import QUEUE_NAME
 
     lag = consumer_lag((settings["KAFKA_BOOTSTRAP_SERVERS"],), settings["KAFKA_PAYMENTS_TOPIC"])
     consumed = sum(partition["committed"] for partition in lag.values())
-    queue = Queue(QUEUE_NAME, connection=Redis.from_url(settings["REDIS_URL"]))
+    queue = Queue(QUEUE_NAME, connection=Redis.from_url(settings["REDIS_URL"]), serializer=JSONSerializer)
     return consumed == published and queue.count == 0 and StartedJobRegistry(queue=queue).count == 0
 
 
@@ -260,7 +262,7 @@ def explain_pending(product_id, app) -> str:
         ids = cls(queue=runner.queue).get_job_ids()
         lines.append(f"{registry}: {ids[:5]} ({len(ids)})")
         for job_id in ids[:3]:
-            job = Job.fetch(job_id.split(":")[0], connection=runner.connection)
+            job = Job.fetch(job_id.split(":")[0], connection=runner.connection, serializer=runner.serializer)
             lines.append(f"  {job_id}: status {job.get_status()} retries_left {job.retries_left}")
     lines.append(f"queued: {len(runner.queue)}")
     return "\n".join(lines)
@@ -275,6 +277,7 @@ def test_the_sweep_expires_lapsed_holds_cancels_their_intents_and_frees_the_stoc
         "STRIPE_SECRET_KEY": "sk_test_StorefrontSuite123",
         "STRIPE_PUBLISHABLE_KEY": "pk_test_StorefrontSuite123",
         "STRIPE_API_BASE": localstripe.url,
+        "DEMO_PAYMENTS": "0",
     }
     app = make_app(settings)
     client = app.test_client()
@@ -309,7 +312,8 @@ def test_failed_jobs_are_listed_with_their_reason_and_retried(make_app, pipeline
 
     from storefront.jobs import job_runner
 
-    keys = {"STRIPE_SECRET_KEY": "sk_test_StorefrontSuite123", "STRIPE_WEBHOOK_SECRET": TEST_WEBHOOK_SECRET}
+    keys = {"STRIPE_SECRET_KEY": "sk_test_StorefrontSuite123", "STRIPE_WEBHOOK_SECRET": TEST_WEBHOOK_SECRET,
+            "DEMO_PAYMENTS": "0"}
     broken = make_app({**pipeline_settings, **keys, "STRIPE_API_BASE": "http://127.0.0.1:9"})
     mended = make_app({**pipeline_settings, **keys, "STRIPE_API_BASE": localstripe.url})
 
@@ -328,8 +332,9 @@ def test_failed_jobs_are_listed_with_their_reason_and_retried(make_app, pipeline
                    "paymentIntentId": intent_id, "reservationId": str(hold.id), "productId": product.id,
                    "userId": visitor(1), "amount": 2500, "currency": "usd"}
         runner = job_runner()
-        runner.queue.enqueue("storefront.payments.jobs.complete_payment", message, job_id="payment-evt_refund_fails")
-        SimpleWorker([runner.queue], connection=runner.connection).work(burst=True)
+        runner.queue.enqueue("storefront.payments.jobs.complete_payment", sealed(message),
+                             job_id="payment-evt_refund_fails")
+        SimpleWorker([runner.queue], connection=runner.connection, serializer=runner.serializer).work(burst=True)
 
         listed = broken.test_cli_runner().invoke(args=["jobs", "failed"])
         assert listed.exit_code == 0
@@ -339,7 +344,8 @@ def test_failed_jobs_are_listed_with_their_reason_and_retried(make_app, pipeline
     with mended.app_context():
         retried = mended.test_cli_runner().invoke(args=["jobs", "retry", "payment-evt_refund_fails"])
         assert retried.exit_code == 0, retried.output
-        SimpleWorker([job_runner().queue], connection=job_runner().connection).work(burst=True)
+        SimpleWorker([job_runner().queue], connection=job_runner().connection,
+                     serializer=job_runner().serializer).work(burst=True)
         db.session.expire_all()
         refunded = db.session.get(Hold, hold.id)
         assert refunded.status == "REFUNDED" and refunded.refund_id
@@ -353,3 +359,58 @@ def test_readiness_names_what_is_down(make_app, settings, pipeline_settings):
                      "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"}).test_client().get("/readyz")
     assert down.status_code == 503
     assert down.get_json()["down"] == ["redis", "kafka"]
+
+
+def test_the_worker_runs_json_jobs_and_refuses_a_pickled_one(make_app, settings, redis_server, worker, tmp_path):
+    """Write access to Redis must not be code execution in the worker: jobs are JSON, and a
+    pickled job (RQ's default) never runs, whatever function it names."""
+    from rq import Queue
+    from rq.job import Job, JobStatus
+
+    from storefront.jobs import QUEUE_NAME, job_runner
+
+    Redis.from_url(redis_server.url).flushdb()
+    jobs_settings = {**settings, "REDIS_URL": redis_server.url}
+    app = make_app(jobs_settings)
+    pickled_mark, json_mark = tmp_path / "pickled-ran", tmp_path / "json-ran"
+    with app.app_context():
+        runner = job_runner()
+        pickling = Queue(QUEUE_NAME, connection=runner.connection)  # RQ's default serializer: pickle
+        pickled = pickling.enqueue("tests.jobs_probe.leave_a_mark", str(pickled_mark), job_id="pickled-job")
+        runner.enqueue("tests.jobs_probe.leave_a_mark", str(json_mark), job_id="json-job")
+        running = worker(jobs_settings, role="jobs")
+        wait_until(json_mark.exists, 30, "the JSON job ran")
+        time.sleep(1)  # the pickled job was taken first (FIFO); give its failure a moment to be recorded
+        assert not pickled_mark.exists()
+        assert runner.fetch_many(["json-job"])[0].get_status() == JobStatus.FINISHED
+        assert Job.fetch(pickled.id, connection=runner.connection).get_status() != JobStatus.FINISHED
+        assert running.process.poll() is None  # the worker lives on
+        assert running.stop() == 0
+
+
+def test_a_payment_message_not_sealed_by_the_webhook_settles_nothing(shop, pipeline_settings, worker):
+    """Someone who can write to the topic sends a well-formed "payment": the worker refuses it,
+    and settles the one the webhook made."""
+    from kafka import KafkaProducer
+
+    client = shop.test_client()
+    product = make_product(total=2)
+    forged_for, real = place_holds(client, product, [1, 2])
+    running = worker(pipeline_settings)
+    forged = {"schemaVersion": 1, "eventId": "evt_forged", "type": "payment_intent.succeeded",
+              "paymentIntentId": "pi_forged", "reservationId": forged_for["reservationId"], "checkoutId": None,
+              "reservationIds": [], "productId": product.id, "userId": visitor(1), "amount": forged_for["amount"],
+              "currency": "usd", "seal": "0" * 64}
+    producer = KafkaProducer(bootstrap_servers=pipeline_settings["KAFKA_BOOTSTRAP_SERVERS"], acks="all")
+    producer.send(pipeline_settings["KAFKA_PAYMENTS_TOPIC"], key=forged["reservationId"].encode(),
+                  value=json.dumps(forged).encode()).get(timeout=30)
+    producer.close()
+    payload = intent_event(real, event_id="evt_real_after_forged")
+    assert client.post("/api/webhooks/stripe", data=payload,
+                       headers={"Stripe-Signature": stripe_signature(payload)}).status_code == 200
+    wait_until(lambda: statuses(product.id) == {"COMPLETED": 1, "PENDING": 1}, 30, "the real payment settled")
+    wait_until(lambda: "evt_forged" in running.log_path.read_text(), 30, "the forged message was read")
+    assert "not sealed" in running.log_path.read_text()
+    db.session.expire_all()
+    assert db.session.get(Hold, uuid.UUID(forged_for["reservationId"])).status == "PENDING"
+    assert db.session.get(Hold, uuid.UUID(real["reservationId"])).status == "COMPLETED"

@@ -9,17 +9,31 @@ from flask import current_app
 from storefront import jobs
 from storefront.inventory.jobs import expire_lapsed_holds
 from storefront.logs import request_id_var
-from storefront.metrics import SWEEPS, measured_job
+from storefront.metrics import SWEEPS, UNSEALED_MESSAGES, measured_job
 from storefront.orders.jobs import resend_unconfirmed
+from storefront.payments.messages import is_sealed
 from storefront.payments.reconcile import reconcile_payments
 from storefront.payments.settlement import settle_batch, settle_succeeded
 
 log = logging.getLogger(__name__)
 
 
+def _refused(message) -> bool:
+    """A message the webhook did not seal is not settled (payments/messages.py says why). Not
+    retried either: no retry can make it true; a real payment is found by reconciliation."""
+    if is_sealed(message):
+        return False
+    UNSEALED_MESSAGES.inc()
+    event_id = message.get("eventId") if isinstance(message, dict) else None
+    log.error("payment message %r is not sealed by this shop's webhook: refused, nothing settled", event_id)
+    return True
+
+
 @measured_job("complete_payment")
 def complete_payment(message: dict) -> str:
     """A ``payment_intent.succeeded`` from the webhook: complete the hold or checkout, or refund it."""
+    if _refused(message):
+        return "refused"
     token = request_id_var.set(message.get("requestId"))  # the request that started it all, in our logs
     try:
         return settle_succeeded(message, "webhook")
@@ -42,8 +56,9 @@ def complete_payments(messages: list[dict]) -> dict:
     fails (Stripe unreachable for a refund, say) becomes a job of its own, retried
     with backoff, and does not hold back the others.
     """
+    messages = [message for message in messages if not _refused(message)]
     try:
-        settled = settle_batch(messages, "webhook")
+        settled = settle_batch(messages, "webhook") if messages else []
     except Exception:
         log.exception("a batch of %d payment events failed as one; settling each alone", len(messages))
         settled = [(message, _settle_alone(message)) for message in messages]

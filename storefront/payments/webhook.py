@@ -18,6 +18,7 @@ from storefront.orders.book import record_stripe_refund
 from storefront.payments.completion import release_cancelled_checkout, release_cancelled_payment
 from storefront.payments.gateway import gateway
 from storefront.payments.ledger import record_event
+from storefront.payments.messages import sealed
 from storefront.payments.settlement import UnusableIntent, message_from_intent
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ def receive(payload: bytes, signature: str | None) -> Receipt:
 
 def _succeeded(message: dict) -> Receipt:
     try:
-        publish_payment_event(message)
+        publish_payment_event(sealed(message))
     except EventNotDurable as error:
         log.warning("payment event %s not handed over: %s", message["eventId"], error)
         return Receipt(503, {"error": "unavailable", "message": "Event not stored; deliver it again."})
