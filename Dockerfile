@@ -5,11 +5,14 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 
-# Dependencies first, so that a code change does not reinstall them.
+# Dependencies first, so that a code change does not reinstall them: the exact versions of the
+# lock, each checked against its hash.
+COPY requirements/app.lock ./requirements/app.lock
+RUN pip install --require-hashes -r requirements/app.lock
 COPY pyproject.toml README.md ./
 COPY storefront ./storefront
 # Editable: create_app() finds templates/, static/ and migrations/ beside the package.
-RUN pip install -e .
+RUN pip install --no-deps -e .
 
 COPY templates ./templates
 COPY static ./static
