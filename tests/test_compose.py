@@ -99,3 +99,26 @@ def test_the_stripe_cli_can_print_the_webhook_secret_before_the_app_that_needs_i
     for document in ((REPO / "compose.yaml").read_text(), (REPO / "README.md").read_text()):
         found = [document.find(step) for step in steps]
         assert -1 not in found and found == sorted(found), "the Stripe steps are missing or out of order"
+
+
+def test_the_image_and_the_test_tools_install_the_locked_versions_with_their_hashes():
+    import tomllib
+
+    runs = " && ".join(arguments for instruction, arguments in dockerfile_instructions() if instruction == "RUN")
+    assert "pip install --require-hashes -r requirements/app.lock" in runs
+    assert "pip install --no-deps -e ." in runs
+    assert "--require-hashes -r requirements/dev.lock" in (REPO / "scripts" / "bootstrap").read_text()
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+
+    def names(requirements) -> set[str]:
+        return {re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+                for requirement in requirements}
+
+    def locked(lock: str) -> dict[str, str]:
+        text = (REPO / "requirements" / lock).read_text()
+        assert all("--hash=sha256:" in block for block in re.split(r"\n(?=\S)", text.strip()) if "==" in block)
+        return dict(re.findall(r"^([a-z0-9][a-z0-9._-]*)==(\S+)", text, re.M))
+
+    # A dependency added to pyproject.toml without the locks made again would install nothing.
+    assert names(project["dependencies"]) <= locked("app.lock").keys()
+    assert names(project["dependencies"] + project["optional-dependencies"]["dev"]) <= locked("dev.lock").keys()
