@@ -7,21 +7,32 @@ import multiprocessing
 import os
 import tempfile
 
+
+def _whole_number(name: str, default: int, low: int = 1) -> int:
+    """A setting from the environment; a malformed one stops gunicorn with one line naming it."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < low:
+        raise SystemExit(f"gunicorn.conf.py: {name} must be a whole number, at least {low}")
+    return int(value)
+
+
 # Workers: processes × threads. Holds are short database transactions, so a few
 # threads per process keep the CPU busy while others wait on PostgreSQL.
 bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
+workers = _whole_number("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1)
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+threads = _whole_number("GUNICORN_THREADS", 4)
 
 # A webhook waits at most 5 s for Kafka and a payment form at most ~30 s for Stripe.
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
-graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+timeout = _whole_number("GUNICORN_TIMEOUT", 60)
+graceful_timeout = _whole_number("GUNICORN_GRACEFUL_TIMEOUT", 30)
 keepalive = 5
 # Recycle workers now and then (the jitter keeps them from doing it together). Rarely: at
 # 10,000 a worker serving a flash sale restarted every few seconds, and each restart costs
 # a second of CPU to boot the app (measured: a bare route lost a third of its rate).
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "1000000"))
+max_requests = _whole_number("GUNICORN_MAX_REQUESTS", 1000000, low=0)
 max_requests_jitter = max_requests // 10
 
 # Behind a reverse proxy: trust its X-Forwarded-* headers (the scheme, for URLs built

@@ -89,7 +89,8 @@ def product_archive_command(product_id: int, restore: bool):
 @click.argument("csv_file", type=click.File("r", encoding="utf-8-sig"))
 def catalog_import_command(csv_file):
     """Add or update products from CSV_FILE, by sku: columns sku, name, description, price,
-    currency, total. Every row is checked first; one wrong row and nothing is imported."""
+    currency, total, starts_at, option_of, option (catalog export writes them all). Every row
+    is checked first; one wrong row and nothing is imported."""
     from storefront.catalog.management import CatalogRefused, import_rows
 
     rows = list(csv.DictReader(csv_file))
@@ -101,6 +102,18 @@ def catalog_import_command(csv_file):
             click.echo(f"Refused: {problem}", err=True)
         raise click.ClickException("nothing was imported") from None
     click.echo(f"Imported {len(rows)} rows: {added} added, {updated} updated.")
+
+
+@catalog_cli.command("export")
+@click.argument("csv_file", type=click.File("w", encoding="utf-8"), default="-")
+def catalog_export_command(csv_file):
+    """Write the catalogue to CSV_FILE (standard output by default) in the columns catalog
+    import reads: edit it in a spreadsheet, import it back, and exactly the edits change."""
+    from storefront.catalog.management import export_csv
+    from storefront.extensions import reading
+
+    with reading() as conn:
+        csv_file.write(export_csv(conn))
 
 
 @click.command("seed")

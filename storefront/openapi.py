@@ -123,7 +123,7 @@ def document() -> dict:
         "GiveDelivery": link("holdDelivery", **{"path.reservationId": "$response.body#/reservationId",
                                                  "header.X-Visitor-Id": "$response.body#/userId"}),
     }
-    return {
+    return _with_common_refusals({
         "openapi": "3.1.0",
         "info": {"title": "Storefront API", "version": "1", "description": "Limited stock, never oversold."},
         "paths": {
@@ -158,9 +158,10 @@ def document() -> dict:
                             "links": hold_links},
                     "400": ERRORS["400"],
                     "404": ERRORS["404"],
-                    "409": {"description": "out_of_stock (with available), hold_limit, or not_on_sale (with "
-                                           "startsAt) before the product's start time",
-                            "content": _json(_error("available", "limit", "held", "startsAt"))},
+                    "409": {"description": "out_of_stock (with available), hold_limit (per visitor or per "
+                                           "address, with limit and held), or not_on_sale (with startsAt) "
+                                           "before the product's start time",
+                            "content": _json(_error("available", "limit", "held", "per", "startsAt"))},
                     "413": {"description": "body too large", "content": _json(_error())},
                     "429": {"description": "too many holds from this address (Retry-After)",
                             "content": _json(_error())},
@@ -252,7 +253,25 @@ def document() -> dict:
                                 "responses": {"200": {"description": "ready"},
                                               "503": {"description": "names what is down"}}}},
         },
-    }
+    })
+
+
+CROSS_SITE = {"description": "cross_site: a browser said another site's page sent it (Sec-Fetch-Site or "
+                             "Origin); nothing changed", "content": _json(_error())}
+MEDIA_TYPE = {"description": "unsupported_media_type: a body that is neither JSON nor a form (names "
+                             "Content-Type)", "content": _json(_error("header"))}
+
+
+def _with_common_refusals(spec: dict) -> dict:
+    """What every state-changing operation may answer besides its own (storefront/security.py and
+    params.request_body): 403 to another site's page, 415 to a body of another type."""
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            if method in ("post", "put", "patch", "delete") and path != "/api/webhooks/stripe":
+                operation["responses"].setdefault("403", CROSS_SITE)
+            if "requestBody" in operation and path != "/api/webhooks/stripe":
+                operation["responses"].setdefault("415", MEDIA_TYPE)
+    return spec
 
 
 @bp.get("/api/openapi.json")

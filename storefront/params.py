@@ -21,18 +21,26 @@ def invalid(field: str, message: str) -> ApiError:
     return ApiError(400, "invalid_request", message, field=field)
 
 
+FORMS = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+
+
 def request_body() -> Mapping:
-    """The body as a mapping: a JSON object, or the submitted form."""
+    """The body as a mapping: a JSON object, or the submitted form. A body of any other type
+    (or of none said: curl's --data-binary, a script's bare POST) is a 415 naming Content-Type,
+    not a form read as empty and answered "productId is required"."""
     if request.is_json:
         # json.loads on the (cached) body, as get_json(silent=True) does, without its second
         # content-type check and provider round: every hold reads its body here.
         try:
             data = json.loads(request.get_data())
         except (ValueError, RecursionError):  # malformed, not UTF-8/16/32, or nested past the parser
-            data = None
+            raise invalid("body", "The body is not valid JSON.") from None
         if not isinstance(data, dict):
             raise invalid("body", "The body must be a JSON object.")
         return data
+    if request.mimetype not in FORMS and request.content_length:
+        raise ApiError(415, "unsupported_media_type",
+                       "Send the body as JSON (Content-Type: application/json) or as a form.", header="Content-Type")
     return request.form
 
 

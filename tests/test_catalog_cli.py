@@ -146,3 +146,72 @@ def test_a_checkout_with_an_archived_line_holds_nothing(app, runner):
     refused = client.post("/api/checkouts", json={"userId": visitor(1)})
     assert refused.status_code == 409
     assert refused.get_json()["items"] == [{"productId": retired.id, "available": 0}]
+
+
+CATALOGUE = """sku,name,description,price,currency,total,starts_at,option_of,option
+TEE,Drop tee,"Cotton, heavy.",30.00,usd,0,2031-05-01T10:00:00Z,,
+TEE-S,,,30.00,usd,4,2031-05-01T10:00:00Z,TEE,S
+TEE-M,,,32.50,usd,6,,TEE,M
+CUP,Tea cup,Porcelain.,1500,jpy,9,,,
+LAMP,"Desk lamp, brass",A lamp.,25.500,kwd,2,,,
+"""
+
+
+def product_rows():
+    db.session.expire_all()
+    columns = ("sku", "name", "description", "price", "currency", "starts_at", "option_of", "option_label", "image",
+               "archived_at")
+    return {p.sku: (tuple(getattr(p, c) for c in columns), p.total_quantity)
+            for p in db.session.execute(select(Product)).scalars()}
+
+
+def test_an_export_imported_back_changes_nothing_and_an_edit_changes_only_itself(app, runner, tmp_path):
+    source = tmp_path / "catalogue.csv"
+    source.write_text(CATALOGUE)
+    assert runner.invoke(args=["catalog", "import", str(source)]).exit_code == 0
+    before = product_rows()
+    assert before["TEE-S"][0][1] == "Drop tee — S" and before["CUP"][0][3] == 1500 and before["LAMP"][0][3] == 25500
+
+    exported = runner.invoke(args=["catalog", "export"])
+    assert exported.exit_code == 0, exported.output
+    lines = exported.output.splitlines()
+    assert lines[0] == "sku,name,description,price,currency,total,starts_at,option_of,option"
+    assert [line.split(",")[0] for line in lines[1:]] == ["TEE", "TEE-S", "TEE-M", "CUP", "LAMP"]
+    assert "1500,jpy,9" in exported.output and "25.500,kwd,2" in exported.output
+    # An option's row repeats its product's start: the same moment, accepted on the way back.
+    assert "TEE-M,Drop tee — M,,32.50,usd,6,2031-05-01T10:00:00Z,TEE,M" in lines
+
+    (tmp_path / "export.csv").write_text(exported.output)
+    again = runner.invoke(args=["catalog", "import", str(tmp_path / "export.csv")])
+    assert again.exit_code == 0 and "0 added, 5 updated" in again.output, again.output
+    assert product_rows() == before
+
+    (tmp_path / "edited.csv").write_text(exported.output.replace("1500,jpy,9", "1800,jpy,9"))
+    assert runner.invoke(args=["catalog", "import", str(tmp_path / "edited.csv")]).exit_code == 0
+    after = product_rows()
+    assert after["CUP"][0][3] == 1800
+    assert {sku: row for sku, row in after.items() if sku != "CUP"} == {
+        sku: row for sku, row in before.items() if sku != "CUP"}
+
+    # A different start on an option's row is still refused, naming row and field.
+    (tmp_path / "wrong.csv").write_text(exported.output.replace(
+        "32.50,usd,6,2031-05-01T10:00:00Z", "32.50,usd,6,2031-06-01T10:00:00Z"))
+    refused = runner.invoke(args=["catalog", "import", str(tmp_path / "wrong.csv")])
+    assert refused.exit_code == 1 and "row 4, starts_at" in refused.output, refused.output
+
+
+def test_the_admin_exports_the_same_csv(make_app, settings):
+    import base64
+
+    password = "the owner's own password"
+    app = make_app({**settings, "ADMIN_PASSWORD": password})
+    client = app.test_client()
+    auth = {"Authorization": "Basic " + base64.b64encode(f"admin:{password}".encode()).decode()}
+    with app.app_context():
+        make_product(sku="MUG", name="Mug", price=1250, total=3)
+        page = client.get("/admin/products", headers=auth).get_data(as_text=True)
+        assert "/admin/products.csv" in page
+        exported = client.get("/admin/products.csv", headers=auth)
+        assert exported.status_code == 200 and exported.mimetype == "text/csv"
+        assert exported.get_data(as_text=True) == app.test_cli_runner().invoke(args=["catalog", "export"]).output
+        assert client.get("/admin/products.csv").status_code == 401

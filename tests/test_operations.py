@@ -6,6 +6,7 @@ import re
 import signal
 import time
 
+import pytest
 import requests
 
 from storefront.logs import RequestContextFilter, redact, request_id_var
@@ -163,3 +164,17 @@ def test_settlements_are_counted_by_trigger_and_outcome(client):
     after = client.get("/metrics").get_data(as_text=True)
     assert metric(after, "storefront_settlements_total", trigger="return", outcome="completed") - metric(
         before, "storefront_settlements_total", trigger="return", outcome="completed") == 1
+
+
+@pytest.mark.parametrize("name", ["GUNICORN_THREADS", "GUNICORN_TIMEOUT", "GUNICORN_MAX_REQUESTS"])
+def test_a_malformed_gunicorn_setting_stops_it_with_one_line_naming_it(name):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    started = subprocess.run([sys.executable, "-m", "gunicorn", "--check-config", "wsgi:app"],
+                             cwd=Path(__file__).resolve().parent.parent, env={**os.environ, name: "abc"},
+                             capture_output=True, text=True, timeout=60)
+    assert started.returncode == 1
+    assert started.stderr.strip().splitlines() == [f"gunicorn.conf.py: {name} must be a whole number, at least "
+                                                   f"{0 if name == 'GUNICORN_MAX_REQUESTS' else 1}"]

@@ -143,10 +143,28 @@ def test_a_body_that_is_not_a_json_object_is_400(client, data, content_type):
     assert response.get_json()["error"] == "invalid_request"
 
 
-def test_an_empty_plain_text_body_is_400_not_500(client):
-    response = client.post("/api/reservations", data="productId=1", content_type="text/plain")
-    assert response.status_code == 400
-    assert response.get_json()["field"] == "productId"
+def test_malformed_json_says_it_did_not_parse_and_json_that_is_no_object_says_so(client):
+    broken = client.post("/api/reservations", data="{not json", content_type="application/json").get_json()
+    assert (broken["field"], broken["message"]) == ("body", "The body is not valid JSON.")
+    listed = client.post("/api/reservations", data="[1, 2]", content_type="application/json").get_json()
+    assert (listed["field"], listed["message"]) == ("body", "The body must be a JSON object.")
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/xml"])
+def test_a_body_that_is_neither_json_nor_a_form_is_415_naming_the_header(client, content_type):
+    """A script's JSON sent without its Content-Type was read as an empty form: "productId is required"."""
+    product = make_product(total=2)
+    body = f'{{"productId": {product.id}, "userId": "{visitor(1)}"}}'
+    headers = {"Content-Type": content_type} if content_type else {}
+    environ = {} if content_type else {"CONTENT_TYPE": ""}
+    response = client.post("/api/reservations", data=body, headers=headers, environ_overrides=environ)
+    assert response.status_code == 415
+    assert response.get_json()["error"] == "unsupported_media_type"
+    assert response.get_json()["header"] == "Content-Type"
+    assert counters(product.id) == (0, 0)
+    # A form and JSON, said as such, still hold; so does a checkout's empty POST.
+    assert client.post("/api/reservations", data={"productId": product.id, "userId": visitor(1)}).status_code == 201
+    assert hold(client, product.id, visitor(2)).status_code == 201
 
 
 def test_a_one_megabyte_body_is_413(client):

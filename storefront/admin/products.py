@@ -8,17 +8,24 @@ never below what is sold and held, a price change never touching a hold already 
 
 import logging
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import Response, current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from storefront.admin.views import bp
 from storefront.assets import upload_root
 from storefront.catalog.images import InvalidImage, store_image
-from storefront.catalog.management import FIELDS, InvalidField, add_product, archive_product, update_product
+from storefront.catalog.management import (
+    FIELDS,
+    InvalidField,
+    add_product,
+    archive_product,
+    export_csv,
+    update_product,
+)
 from storefront.catalog.models import Product
 from storefront.errors import ApiError
-from storefront.extensions import db
-from storefront.clock import isoformat_z
+from storefront.extensions import db, reading
+from storefront.clock import isoformat_z, utcnow
 from storefront.inventory.stock import bucket_levels, stock_levels
 from storefront.money import price_text
 
@@ -54,6 +61,16 @@ def _list_page(error: InvalidField | None = None, status: int = 200):
 @bp.get("/products")
 def products_page():
     return _list_page()
+
+
+@bp.get("/products.csv")
+def products_export():
+    """The catalogue in the import's own columns (catalog/management.py: export_csv)."""
+    with reading() as conn:
+        body = export_csv(conn)
+    filename = f"catalogue-{utcnow():%Y%m%d-%H%M}.csv"
+    return Response(body, mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
 
 
 @bp.post("/products")

@@ -7,15 +7,24 @@ total never goes below what is sold and held (checked under the product's lock, 
 the amount it was placed at.
 """
 
+import csv
+import io
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, insert, literal, select, update
 
-from storefront.clock import utcnow
-from storefront.inventory.stock import BelowCommitted, lock_product, products, release_lapsed_holds, spread_total
-from storefront.money import InvalidAmount, currency, minor_units
+from storefront.clock import isoformat_z, utcnow
+from storefront.inventory.stock import (
+    BelowCommitted,
+    lock_product,
+    products,
+    release_lapsed_holds,
+    spread_total,
+    stock_levels,
+)
+from storefront.money import InvalidAmount, currency, minor_units, price_text
 
 FIELDS = ("sku", "name", "description", "price", "currency", "total", "starts_at", "option_of", "option")
 _SKU = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -154,8 +163,7 @@ def _as_option(conn: Connection, columns: dict, existing) -> None:
                 raise InvalidField("option", "only an option has a label: give option_of too")
             return
         parent = conn.execute(_PARENT.where(products.c.id == option_of)).one()
-        if columns.pop("starts_at", None) is not None:
-            raise InvalidField("starts_at", f"is the product's: set it on {parent.sku}")
+        _same_start_or_none(columns, parent)
         if label is not None or "name" in columns:
             label = label or conn.execute(select(products.c.option_label).where(products.c.id == existing.id)).scalar()
             columns["name"] = f"{parent.name} — {label}"
@@ -165,13 +173,22 @@ def _as_option(conn: Connection, columns: dict, existing) -> None:
         raise InvalidField("option_of", f"no product has the SKU {sku}")
     if parent.option_of is not None or (existing is not None and parent.id == existing.id):
         raise InvalidField("option_of", f"{sku} is an option itself: options hang from a product")
-    if columns.pop("starts_at", None) is not None:
-        raise InvalidField("starts_at", f"is the product's: set it on {sku}")
+    _same_start_or_none(columns, parent)
     if label is None:
         label = conn.execute(select(products.c.option_label).where(products.c.id == existing.id)).scalar()
     columns.update(option_of=parent.id, name=f"{parent.name} — {label}", starts_at=parent.starts_at)
     columns.setdefault("price", parent.price)
     columns.setdefault("currency", parent.currency)
+
+
+def _same_start_or_none(columns: dict, parent) -> None:
+    """An option's start time is its product's: a row may repeat it (an export does), never differ."""
+    if "starts_at" not in columns:
+        return
+    starts_at = columns.pop("starts_at")
+    if starts_at is not None and starts_at != parent.starts_at:
+        raise InvalidField("starts_at", f"is the product's ({isoformat_z(parent.starts_at) if parent.starts_at else 'none'})"
+                           f": set it on {parent.sku}")
 
 
 def _pass_on_to_options(conn: Connection, product_id: int) -> None:
@@ -281,3 +298,33 @@ def import_rows(conn: Connection, rows: list[dict]) -> tuple[int, int]:
         raise CatalogRefused(problems)
     conn.commit()
     return added, updated
+
+
+def export_csv(conn: Connection) -> str:
+    """The catalogue as the import reads it (FIELDS), each product followed by its options:
+    imported back unchanged, it changes nothing; edited, it changes what was edited. Prices
+    are in major units as an owner types them, times in UTC. Archived products stay out."""
+    rows = conn.execute(
+        select(products.c.id, products.c.sku, products.c.name, products.c.description, products.c.price,
+               products.c.currency, products.c.starts_at, products.c.option_of, products.c.option_label)
+        .where(products.c.archived_at.is_(None)).order_by(products.c.id)).all()
+    totals = {product_id: stock.total for product_id, stock in stock_levels(conn, [row.id for row in rows]).items()}
+    skus = {row.id: row.sku for row in rows}
+    options = {}
+    for row in rows:
+        if row.option_of is not None:
+            options.setdefault(row.option_of, []).append(row)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(FIELDS)
+    for row in rows:
+        if row.option_of is not None:
+            continue
+        for product in [row, *options.get(row.id, [])]:
+            writer.writerow([
+                product.sku, product.name, product.description, price_text(product.price, product.currency),
+                product.currency, totals.get(product.id, 0),
+                isoformat_z(product.starts_at) if product.starts_at else "",
+                skus.get(product.option_of, ""), product.option_label or "",
+            ])
+    return out.getvalue()
