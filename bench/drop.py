@@ -42,8 +42,8 @@ PGBENCH_HOLD = textwrap.dedent("""\
     \\set n random(1, 2000000000)
     {choose_product}
     SELECT outcome FROM storefront_place_hold(gen_random_uuid(), :product,
-        ('pgbench-' || :client_id || '-' || :n)::varchar, ''::varchar, ('10.0.0.' || :client_id)::varchar,
-        1, 600, 1000000, 1000000);
+        ('pgbench-' || :client_id || '-' || :n)::varchar, ''::varchar,
+        ('198.18.' || (:n % 256) || '.' || (:n / 256 % 256))::varchar, 1, 600, 1000000, 1000000);
 """)
 PGBENCH_STOCK = "\\set product {product}\n" + _STOCK_OF_ON_POSTGRESQL.replace("%(product)s", ":product") + ";\n"
 SPREAD_LUA = textwrap.dedent("""

@@ -7,17 +7,29 @@ from storefront.extensions import db
 from tests.factories import make_product, visitor
 
 
-def test_seed_loads_the_demo_catalogue_once(runner):
+def test_seed_loads_the_demo_catalogue_once_with_a_drop_a_few_minutes_off(runner, client):
+    from datetime import timedelta
+
+    from storefront.clock import utcnow
+
     first = runner.invoke(args=["seed"])
     assert first.exit_code == 0
-    assert "Added 4 demo products" in first.output
+    assert "Added 8 demo products" in first.output
     again = runner.invoke(args=["seed"])
     assert again.exit_code == 0
     assert "already loaded" in again.output
     products = db.session.execute(select(Product)).scalars().all()
-    assert len(products) == 4
+    assert len(products) == 8
     assert any(p.total_quantity == 1 for p in products)
-    assert all(p.image for p in products)
+    assert all(p.image for p in products if p.option_of is None)
+    # The drop: a product in three sizes, each its own stock, on sale in about five minutes.
+    drop = next(p for p in products if p.sku == "RUNNER-SPRING")
+    sizes = sorted((p.option_label, p.total_quantity) for p in products if p.option_of == drop.id)
+    assert sizes == [("EU 41", 3), ("EU 42", 5), ("EU 43", 2)]
+    assert timedelta(minutes=4) < drop.starts_at - utcnow() <= timedelta(minutes=5)
+    size = next(p for p in products if p.option_of == drop.id)
+    refused = client.post("/api/reservations", json={"productId": size.id, "userId": visitor(1)})
+    assert refused.status_code == 409 and refused.get_json()["error"] == "not_on_sale"
 
 
 def test_stock_set_changes_the_total(runner):

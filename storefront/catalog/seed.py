@@ -1,10 +1,27 @@
-"""The demo catalogue: a few things to buy, one of them a single unit so sold-out is easy to see."""
+"""The demo catalogue: a few things to buy, one of them a single unit so sold-out is easy to see,
+and a drop: a product in three sizes that goes on sale a few minutes after it is first loaded,
+so a newcomer's first page shows the countdown and the live view has a drop to show."""
+
+from datetime import timedelta
 
 from sqlalchemy import select
 
+from storefront.catalog.management import add_product
 from storefront.catalog.models import Product
+from storefront.clock import isoformat_z, utcnow
 from storefront.extensions import db
 from storefront.inventory.stock import spread_total
+
+DROP_STARTS_AFTER = timedelta(minutes=5)
+DEMO_DROP = {
+    "sku": "RUNNER-SPRING",
+    "name": "Trail runner, spring drop",
+    "description": "One run of the spring colourway, in three sizes. On sale at the time shown, not before.",
+    "price": "140.00",
+    "currency": "usd",
+    "total": "0",
+}
+DEMO_DROP_SIZES = [("EU 41", 3), ("EU 42", 5), ("EU 43", 2)]
 
 DEMO_PRODUCTS = [
     {
@@ -64,4 +81,19 @@ def seed_demo_catalogue() -> list[str]:
         spread_total(db.session.connection(), product.id, total)
         added.append(item["sku"])
     db.session.commit()
+    if DEMO_DROP["sku"] not in existing:
+        added += _add_demo_drop()
     return added
+
+
+def _add_demo_drop() -> list[str]:
+    """The drop and its sizes, through the same rules as the CLI and the admin (catalog/management.py)."""
+    starts_at = isoformat_z(utcnow().replace(microsecond=0) + DROP_STARTS_AFTER)
+    skus = [DEMO_DROP["sku"]]
+    with db.engine.connect() as conn:
+        add_product(conn, {**DEMO_DROP, "starts_at": starts_at}, image="img/products/runner.svg")
+        for label, total in DEMO_DROP_SIZES:
+            sku = f"{DEMO_DROP['sku']}-{label.split()[-1]}"
+            add_product(conn, {"sku": sku, "option_of": DEMO_DROP["sku"], "option": label, "total": str(total)})
+            skus.append(sku)
+    return skus

@@ -17,9 +17,9 @@ class HoldStatus(enum.StrEnum):
     REFUNDED = "REFUNDED"
 
 
-_PENDING = text("status = 'PENDING'")
 # Every hold has an expiry: this only keeps the index to queries that name it (migration 0015).
 _PENDING_BY_EXPIRY = text("status = 'PENDING' AND expires_at IS NOT NULL")
+_PENDING_OF_A_VISITOR = text("status = 'PENDING' AND user_id IS NOT NULL")
 _PENDING_FROM_ADDRESS = text("status = 'PENDING' AND client_address IS NOT NULL")
 _HAS_INTENT = text("payment_intent_id IS NOT NULL")
 _IN_CHECKOUT = text("checkout_id IS NOT NULL")
@@ -40,14 +40,16 @@ class Hold(db.Model):
         ),
         # One live hold per owner (visitor id and browser) and product, guaranteed by the database.
         # Led by the visitor id: the hold limit counts a visitor id's live holds through it too.
+        # Its predicate names the visitor id (true of every hold): only a look that compares it
+        # can take this index, never an address's or a product's (migration 0017).
         Index(
             "uq_holds_pending_owner",
             "user_id",
             "browser_id",
             "product_id",
             unique=True,
-            postgresql_where=_PENDING,
-            sqlite_where=_PENDING,
+            postgresql_where=_PENDING_OF_A_VISITOR,
+            sqlite_where=_PENDING_OF_A_VISITOR,
         ),
         # Finds a product's lapsed holds without reading its live or finished ones; a query
         # that does not name the expiry (a visitor's PENDING holds) cannot take it.
