@@ -107,7 +107,8 @@ def test_the_image_and_the_test_tools_install_the_locked_versions_with_their_has
     runs = " && ".join(arguments for instruction, arguments in dockerfile_instructions() if instruction == "RUN")
     assert "pip install --require-hashes -r requirements/app.lock" in runs
     assert "pip install --no-deps -e ." in runs
-    assert "--require-hashes -r requirements/dev.lock" in (REPO / "scripts" / "bootstrap").read_text()
+    bootstrap = (REPO / "scripts" / "bootstrap").read_text()
+    assert "lock=requirements/dev.lock" in bootstrap and 'pip install --progress-bar off --require-hashes -r "$lock"' in bootstrap
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
 
     def names(requirements) -> set[str]:
