@@ -33,12 +33,17 @@ def pip_audit(locks: list[str]) -> dict:
     return json.loads(finished.stdout)
 
 
+def normalised(name: str) -> str:
+    """A package name as the index compares names (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def pinned(locks: list[str]) -> dict[str, str]:
     """Every ``name==version`` of the lock files, by normalised name (pip-audit's skips name no version)."""
     pins = {}
     for lock in locks:
         for name, version in re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", Path(lock).read_text(), re.M):
-            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+            pins[normalised(name)] = version
     return pins
 
 
@@ -52,7 +57,7 @@ def main(locks: list[str]) -> int:
     findings, unaudited, by_pip_audit, by_project_page = [], [], 0, 0
     for dependency in report["dependencies"]:
         name = dependency["name"]
-        version = dependency.get("version") or pins.get(re.sub(r"[-_.]+", "-", name).lower())
+        version = dependency.get("version") or pins.get(normalised(name))
         if "skip_reason" not in dependency:
             by_pip_audit += 1
             findings += [(name, version, vuln["id"], vuln.get("fix_versions", [])) for vuln in dependency["vulns"]]

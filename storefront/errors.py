@@ -56,8 +56,7 @@ def init_app(app: Flask) -> None:
     def untrusted_host(exc: SecurityError):
         # A Host outside TRUSTED_HOSTS: no URL can be built for it, so no page either; and the
         # answer names nothing of the request.
-        return app.response_class('{"error":"invalid_request","message":"This host is not served here."}',
-                                  400, mimetype="application/json")
+        return jsonify({"error": "invalid_request", "message": "This host is not served here."}), 400
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

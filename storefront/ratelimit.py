@@ -97,8 +97,8 @@ def init_app(app: Flask) -> None:
 
 
 class FailedLogins:
-    """The admin's guard against guessing: ADMIN_FAILURES wrong passwords from one address within
-    the window, and that address is refused (429, Retry-After) until the oldest failure ages out,
+    """The admin's guard against guessing: LIMIT's wrong passwords from one address within its
+    window, and that address is refused (429, Retry-After) until the oldest failure ages out,
     whatever it sends next. A moving window from ``limits``, in Redis when REDIS_URL is set (every
     process and host counts together), else in this process's memory; logins are rare, so its
     per-hit cost does not matter here. While Redis is down it fails open, as the hold limit does."""

@@ -4,10 +4,9 @@ import logging
 import re
 import uuid
 
-from flask import Response, abort, render_template, request
+from flask import abort, render_template, request
 
-from storefront.admin.views import bp
-from storefront.clock import utcnow
+from storefront.admin.views import bp, csv_download
 from storefront.errors import ApiError
 from storefront.extensions import db, reading
 from storefront.orders.book import NotShippable, mark_shipped, orders_csv, paid_orders
@@ -28,10 +27,7 @@ def orders_page():
 @bp.get("/orders.csv")
 def orders_export():
     with reading() as conn:
-        body = orders_csv(paid_orders(conn, limit=100_000))
-    filename = f"orders-{utcnow():%Y%m%d-%H%M}.csv"
-    return Response(body, mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
+        return csv_download(orders_csv(paid_orders(conn, limit=100_000)), "orders")
 
 
 @bp.post("/orders/<order>/ship")

@@ -8,10 +8,10 @@ never below what is sold and held, a price change never touching a hold already 
 
 import logging
 
-from flask import Response, current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from storefront.admin.views import bp
+from storefront.admin.views import bp, csv_download
 from storefront.assets import upload_root
 from storefront.catalog.images import InvalidImage, store_image
 from storefront.catalog.management import (
@@ -25,7 +25,7 @@ from storefront.catalog.management import (
 from storefront.catalog.models import Product
 from storefront.errors import ApiError
 from storefront.extensions import db, reading
-from storefront.clock import isoformat_z, utcnow
+from storefront.clock import isoformat_z
 from storefront.inventory.stock import bucket_levels, stock_levels
 from storefront.money import price_text
 
@@ -67,10 +67,7 @@ def products_page():
 def products_export():
     """The catalogue in the import's own columns (catalog/management.py: export_csv)."""
     with reading() as conn:
-        body = export_csv(conn)
-    filename = f"catalogue-{utcnow():%Y%m%d-%H%M}.csv"
-    return Response(body, mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
+        return csv_download(export_csv(conn), "catalogue")
 
 
 @bp.post("/products")

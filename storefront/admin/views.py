@@ -8,12 +8,13 @@ token (Flask-WTF): a forged cross-site form would otherwise act as the operator.
 import hmac
 import logging
 
-from flask import Blueprint, abort, current_app, render_template, request
+from flask import Blueprint, Response, abort, current_app, render_template, request
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import or_, select
 
 from storefront.catalog.images import MAX_UPLOAD_BYTES
 from storefront.catalog.models import Product
+from storefront.clock import utcnow
 from storefront.errors import ApiError
 from storefront.extensions import db
 from storefront.inventory.models import Hold, HoldStatus
@@ -67,6 +68,13 @@ def operators_only():
         request.max_content_length = UPLOAD_REQUEST_BYTES  # a photo; everything else stays small
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         csrf.protect()
+
+
+def csv_download(body: str, name: str) -> Response:
+    """A CSV export as a dated attachment (``<name>-YYYYmmdd-HHMM.csv``), never cached."""
+    filename = f"{name}-{utcnow():%Y%m%d-%H%M}.csv"
+    return Response(body, mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
 
 
 def _product_rows():
