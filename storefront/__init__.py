@@ -42,9 +42,9 @@ def create_app(config: Config | dict | None = None, instance_path: str | None = 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     from storefront import assets, cli, errors, formatting, jobs, mail, metrics, owners, ratelimit, security
-    from storefront.logs import console_logging_unless_configured
     from storefront.events import bus
     from storefront.extensions import db, migrate
+    from storefront.logs import console_logging_unless_configured
     from storefront.payments import gateway
 
     console_logging_unless_configured()
@@ -63,28 +63,17 @@ def create_app(config: Config | dict | None = None, instance_path: str | None = 
     mail.init_app(app)
     bus.init_app(app)
 
-    from storefront.catalog.views import bp as catalog_bp
-    from storefront.health import bp as health_bp
-    from storefront.inventory.views import bp as inventory_bp
-    from storefront.payments.views import bp as payments_bp
-
-    app.register_blueprint(catalog_bp)
-    app.register_blueprint(inventory_bp)
-    app.register_blueprint(payments_bp)
-    app.register_blueprint(health_bp)
-
-    from storefront.openapi import bp as openapi_bp
-
-    app.register_blueprint(openapi_bp)
-
+    from storefront.admin import drops, orders, products  # noqa: F401  (routes join admin.bp)
     from storefront.admin import views as admin
-    from storefront.cart.views import bp as cart_bp
-
+    from storefront.health import bp as health_bp
+    from storefront.openapi import bp as openapi_bp
     from storefront.orders.views import bp as orders_bp
+    from storefront.payments.views import bp as payments_bp
+    from storefront.shop import bp as shop_bp
+    from storefront.shop import carts, catalogue, holds, payments  # noqa: F401  (their routes join shop_bp)
 
-    app.register_blueprint(cart_bp)
-    app.register_blueprint(orders_bp)
-
+    for blueprint in (shop_bp, payments_bp, orders_bp, health_bp, openapi_bp):
+        app.register_blueprint(blueprint)
     admin.init_app(app)
 
     from storefront.envelope import RequestEnvelope, RoutedRequest

@@ -7,7 +7,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from storefront.catalog.seed import seed_demo_catalogue
+from storefront.listings.seed import seed_demo_catalogue
 from storefront.extensions import db
 from storefront.inventory.stock import BelowCommitted, set_total
 
@@ -41,7 +41,7 @@ def _product_options(required: bool):
 @_product_options(required=True)
 def product_add_command(**values):
     """Add a product."""
-    from storefront.catalog.management import InvalidField, add_product
+    from storefront.listings.management import InvalidField, add_product
 
     try:
         with db.engine.connect() as conn:
@@ -56,7 +56,7 @@ def product_add_command(**values):
 @_product_options(required=False)
 def product_update_command(product_id: int, **values):
     """Change the given fields of PRODUCT_ID (holds already placed keep their price)."""
-    from storefront.catalog.management import InvalidField, update_product
+    from storefront.listings.management import InvalidField, update_product
 
     values = {field: value for field, value in values.items() if value is not None}
     if not values:
@@ -77,7 +77,7 @@ def product_update_command(product_id: int, **values):
 def product_archive_command(product_id: int, restore: bool):
     """Retire PRODUCT_ID: gone from the catalogue and from new holds, kept in orders.
     Its live holds still complete or lapse as usual."""
-    from storefront.catalog.management import archive_product
+    from storefront.listings.management import archive_product
 
     with db.engine.connect() as conn:
         if not archive_product(conn, product_id, archived=not restore):
@@ -91,7 +91,7 @@ def catalog_import_command(csv_file):
     """Add or update products from CSV_FILE, by sku: columns sku, name, description, price,
     currency, total, starts_at, option_of, option (catalog export writes them all). Every row
     is checked first; one wrong row and nothing is imported."""
-    from storefront.catalog.management import CatalogRefused, import_rows
+    from storefront.listings.management import CatalogRefused, import_rows
 
     rows = list(csv.DictReader(csv_file))
     try:
@@ -109,7 +109,7 @@ def catalog_import_command(csv_file):
 def catalog_export_command(csv_file):
     """Write the catalogue to CSV_FILE (standard output by default) in the columns catalog
     import reads: edit it in a spreadsheet, import it back, and exactly the edits change."""
-    from storefront.catalog.management import export_csv
+    from storefront.listings.management import export_csv
     from storefront.extensions import reading
 
     with reading() as conn:

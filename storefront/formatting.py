@@ -10,7 +10,6 @@ from babel.numbers import format_currency, get_currency_precision
 from flask import Flask, has_request_context, request
 
 from storefront.clock import isoformat_z
-from storefront.inventory.holds import status_of
 from storefront.money import major_units
 
 
@@ -82,4 +81,3 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(seconds_left)
     app.add_template_filter(local_datetime)
     app.add_template_filter(isoformat_z)
-    app.add_template_global(status_of, "hold_status")

@@ -9,7 +9,7 @@ from storefront.catalog.models import Product
 from storefront.clock import utcnow
 from storefront.extensions import db
 from storefront.inventory.models import Hold
-from storefront.inventory.stock import spread_total
+from storefront.inventory.stock import UnitCounts, spread_total, unit_counts
 
 _sequence = itertools.count(1)
 
@@ -32,6 +32,11 @@ def make_product(total: int = 5, price: int = 2500, currency: str = "usd", bucke
     spread_total(db.session.connection(), product.id, total, buckets)
     db.session.commit()
     return product
+
+
+def units(product_id: int) -> UnitCounts:
+    """The product's total, held and sold units as its buckets count them, read now."""
+    return unit_counts(db.session.connection(), [product_id])[product_id]
 
 
 def visitor(n: int | str = 1) -> str:

@@ -7,10 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from storefront.catalog.models import Product
 from storefront import ratelimit
 from storefront.extensions import db
-from tests.factories import make_product, visitor
+from tests.factories import make_product, visitor, units
 
 
 def hold(client, product_id, user, quantity=1, **kwargs):
@@ -53,7 +52,7 @@ def test_the_visitor_limit_holds_when_one_visitor_races_across_products(app, set
     assert Counter(r.status_code for r in answers) == {201: 3, 409: 5}
     assert {r.json()["error"] for r in answers if r.status_code == 409} == {"hold_limit"}
     db.session.expire_all()
-    assert sum(db.session.get(Product, pid).held_units for pid in product_ids) == 3
+    assert sum(units(pid).held for pid in product_ids) == 3
 
 
 def test_holds_past_the_rate_limit_get_429_with_retry_after(make_app, settings):
@@ -227,7 +226,7 @@ def test_the_address_limit_holds_when_one_address_races_from_several_processes(a
     assert {per for status, per in answers if status == 409} == {"address"}
     assert held_from("127.0.0.1") == 20
     db.session.expire_all()
-    assert sum(db.session.get(Product, pid).held_units for pid in product_ids) == 20
+    assert sum(units(pid).held for pid in product_ids) == 20
 
 
 def test_the_address_limit_holds_in_embedded_mode(tmp_path):

@@ -14,7 +14,7 @@ from storefront.catalog.models import Product
 from storefront.extensions import db
 from storefront.inventory.stock import bucket_levels
 from storefront.orders.book import reference_of
-from tests.factories import DELIVERY, TEST_WEBHOOK_SECRET, intent_event, lapse, make_product, stripe_signature, visitor
+from tests.factories import DELIVERY, TEST_WEBHOOK_SECRET, intent_event, lapse, make_product, stripe_signature, visitor, units
 from tests.test_admin import PASSWORD, basic
 
 HTMX = {"HX-Request": "true"}
@@ -58,7 +58,7 @@ def test_the_owner_adds_a_product_with_a_photo_and_shoppers_see_it_cached_for_a_
         **product_form(token), "image": (io.BytesIO(photo("JPEG", (2400, 1200), exif.tobytes())), "kettle.jpg")})
     assert created.status_code == 303
     kettle = products_by_sku()["KETTLE-1"]
-    assert (kettle.name, kettle.price, kettle.total_quantity) == ("Copper kettle", 4200, 3)
+    assert (kettle.name, kettle.price, units(kettle.id).total) == ("Copper kettle", 4200, 3)
     assert re.fullmatch(r"uploads/products/[0-9a-f]{20}\.jpg", kettle.image)
 
     catalogue = client.get("/").get_data(as_text=True)

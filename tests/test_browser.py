@@ -12,7 +12,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from storefront.catalog.seed import seed_demo_catalogue
+from storefront.listings.seed import seed_demo_catalogue
 from storefront.extensions import db
 from storefront.inventory.models import Hold
 from tests.browsing import DESKTOP, PHONE

@@ -14,7 +14,7 @@ from storefront.catalog.models import Product
 from storefront.clock import utcnow
 from storefront.extensions import db
 from storefront.inventory.models import Hold
-from tests.factories import TEST_WEBHOOK_SECRET, lapse, make_product, stripe_signature, visitor
+from tests.factories import TEST_WEBHOOK_SECRET, lapse, make_product, stripe_signature, visitor, units
 
 STRIPE = {"STRIPE_SECRET_KEY": "sk_test_StorefrontSuite123", "STRIPE_PUBLISHABLE_KEY": "pk_test_StorefrontSuite123",
           "STRIPE_WEBHOOK_SECRET": TEST_WEBHOOK_SECRET, "DEMO_PAYMENTS": "0"}
@@ -35,7 +35,7 @@ def checkout(client, user=1, **kwargs):
 def counters(product_id):
     db.session.expire_all()
     product = db.session.get(Product, product_id)
-    return product.held_units, product.sold_units
+    return units(product.id).held, units(product.id).sold
 
 
 def succeeded_event(intent_id, checkout_body, event_id=None) -> bytes:
@@ -216,7 +216,7 @@ def test_two_carts_racing_in_opposite_orders_never_oversell_or_deadlock(app, set
         assert sorted(r.status_code for r in answers[2 * n:2 * n + 2]) == [201, 409]
     db.session.expire_all()
     for a, b in pairs:
-        held = [db.session.get(Product, pid).held_units for pid in (a, b)]
+        held = [units(pid).held for pid in (a, b)]
         assert held == [1, 1]  # both lines held by the one winning cart, never one each
 
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import text, update
 
 from storefront.admin.drops import drop_of
-from storefront.catalog.management import add_product
+from storefront.listings.management import add_product
 from storefront.catalog.models import Product
 from storefront.clock import utcnow
 from storefront.extensions import db

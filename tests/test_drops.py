@@ -12,7 +12,7 @@ from sqlalchemy import update
 from storefront.catalog.models import Product
 from storefront.clock import isoformat_z, utcnow
 from storefront.extensions import db
-from tests.factories import make_product, visitor
+from tests.factories import make_product, visitor, units
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -52,7 +52,7 @@ def test_before_its_start_a_product_says_when_and_takes_no_hold_or_checkout(shop
     assert checkout.get_json()["error"] == "not_on_sale"
     assert checkout.get_json()["items"] == [{"productId": product.id, "startsAt": isoformat_z(start)}]
     db.session.expire_all()
-    assert db.session.get(Product, product.id).held_units == 0 and db.session.get(Product, other.id).held_units == 0
+    assert units(product.id).held == 0 and units(other.id).held == 0
 
     browser = shop.test_client()  # a page visit gives a browser its cookie: another owner than the API's
     fragment = browser.get(f"/api/inventory/check/{product.id}", headers={"HX-Request": "true"}).get_data(as_text=True)

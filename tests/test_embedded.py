@@ -1,6 +1,6 @@
 """The store on its embedded defaults (SQLite under instance/, no services): a newcomer's first run."""
 
-from storefront.catalog.seed import seed_demo_catalogue
+from storefront.listings.seed import seed_demo_catalogue
 from tests.factories import lapse
 
 

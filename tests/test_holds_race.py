@@ -12,10 +12,9 @@ import flask_migrate
 import requests
 from sqlalchemy import func, select
 
-from storefront.catalog.models import Product
 from storefront.extensions import db
 from storefront.inventory.models import Hold
-from tests.factories import counters_against_holds, make_product, visitor
+from tests.factories import counters_against_holds, make_product, visitor, units
 
 
 def race(url: str, bodies: list[dict]) -> list[requests.Response]:
@@ -48,7 +47,7 @@ def test_200_visitors_racing_for_5_units_over_4_buckets_get_exactly_5_holds(app,
     held = holds_of(product.id)
     assert len(held) == 5
     assert len({h.user_id for h in held}) == 5
-    assert db.session.get(Product, product.id).held_units == 5
+    assert units(product.id).held == 5
     assert counters_against_holds(product.id) == []
 
 
@@ -62,7 +61,7 @@ def test_one_visitor_pressing_buy_20_times_at_once_gets_one_hold(app, settings, 
     assert statuses == {201: 1, 200: 19}
     assert len({r.json()["reservationId"] for r in responses}) == 1
     assert len(holds_of(product.id)) == 1
-    assert db.session.get(Product, product.id).held_units == 1
+    assert units(product.id).held == 1
 
 
 def test_mixed_quantities_never_oversell(app, settings, live_server):
@@ -78,7 +77,7 @@ def test_mixed_quantities_never_oversell(app, settings, live_server):
     total_held = db.session.execute(
         select(func.sum(Hold.quantity)).where(Hold.product_id == product.id)
     ).scalar_one()
-    assert total_held == granted == db.session.get(Product, product.id).held_units
+    assert total_held == granted == units(product.id).held
     assert counters_against_holds(product.id) == []
     # Whatever was refused was refused for want of stock, never for a crash.
     assert {r.status_code for r in responses} <= {201, 409}

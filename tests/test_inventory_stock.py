@@ -7,14 +7,13 @@ import psycopg
 import pytest
 from sqlalchemy import select, text
 
-from storefront.catalog.models import Product
 from storefront.clock import utcnow
 from storefront.extensions import db
 from storefront.inventory.holds import HoldLimits, place_hold, sweep_lapsed_holds
 from storefront.inventory.models import Hold
 from storefront.inventory.stock import lock_product, sell_free_units
 from storefront.owners import Owner
-from tests.factories import lapse, make_product, visitor
+from tests.factories import lapse, make_product, visitor, units
 
 
 def available(client, product_id):
@@ -38,7 +37,7 @@ def test_stock_check_fragment_holds_an_enabled_buy_button(client, rendered):
     response = client.get(f"/api/inventory/check/{product.id}", headers={"HX-Request": "true"})
     html = response.get_data(as_text=True)
     assert response.status_code == 200
-    assert rendered == ["inventory/_stock.html"]
+    assert rendered == ["shop/_stock.html"]
     assert "<html" not in html
     assert "HX-Request" in response.headers["Vary"]
     assert f'id="stock-{product.id}"' in html
@@ -105,7 +104,7 @@ def test_a_lapsed_hold_stops_counting_before_any_sweep(client):
     assert hold(client, product.id, visitor(2)).status_code == 201
     assert available(client, product.id) == 0
     db.session.expire_all()
-    assert db.session.get(Product, product.id).held_units == 1
+    assert units(product.id).held == 1
 
 
 def test_a_hold_lapses_the_moment_its_time_runs_out(make_app, settings):
@@ -167,8 +166,8 @@ def test_sweep_marks_lapsed_holds_expired_and_keeps_the_counters_true(client):
         live["reservationId"]: "PENDING",
     }
     db.session.expire_all()
-    assert db.session.get(Product, product.id).held_units == 1
-    assert db.session.get(Product, other.id).held_units == 0
+    assert units(product.id).held == 1
+    assert units(other.id).held == 0
     assert available(client, product.id) == 4
 
 

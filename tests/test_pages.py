@@ -2,7 +2,7 @@
 
 import re
 
-from storefront.catalog.seed import seed_demo_catalogue
+from storefront.listings.seed import seed_demo_catalogue
 from tests.factories import lapse, make_product, visitor
 
 
@@ -11,7 +11,7 @@ def test_catalogue_lists_every_product_with_its_stock_and_buy_button(client, ren
     response = client.get("/")
     html = response.get_data(as_text=True)
     assert response.status_code == 200
-    assert rendered == ["catalog/index.html"]
+    assert rendered == ["shop/index.html"]
     for name in ("Field notebook", "Enamel mug", "Merino beanie", "Signed print, 1 of 1"):
         assert name in html
     assert html.count('class="buy-button"') == 4
@@ -25,7 +25,7 @@ def test_catalogue_lists_every_product_with_its_stock_and_buy_button(client, ren
 def test_product_page_shows_live_stock_and_a_slot_for_the_visitors_hold(client, rendered):
     product = make_product(total=3, price=1999, name="Tea tin")
     html = client.get(f"/products/{product.id}").get_data(as_text=True)
-    assert rendered[0] == "catalog/product.html"
+    assert rendered[0] == "shop/product.html"
     assert "Tea tin" in html and "$19.99" in html
     assert f'id="stock-{product.id}"' in html and "<strong>3</strong> of 3 left" in html
     assert f'id="checkout-{product.id}"' in html
@@ -53,7 +53,7 @@ def test_reload_brings_the_visitors_live_hold_back_into_the_product_page(client,
     slot = f"/products/{product.id}/hold"
 
     response = client.get(slot, headers={"HX-Request": "true", "X-Visitor-Id": visitor(1)})
-    assert rendered[-1] == "inventory/_hold.html"
+    assert rendered[-1] == "shop/_hold.html"
     assert f'id="hold-{created["reservationId"]}"' in response.get_data(as_text=True)
 
     for someone_else in ({"X-Visitor-Id": visitor(2)}, {}):
@@ -73,7 +73,7 @@ def test_hold_page_is_a_shell_that_loads_the_hold_for_its_own_visitor_only(clien
 
     page = client.get(url)
     assert page.status_code == 200
-    assert rendered[-1] == "inventory/reservation.html"
+    assert rendered[-1] == "shop/reservation.html"
     assert created["reservationId"] in page.get_data(as_text=True)
 
     fragment = client.get(url, headers={"HX-Request": "true", "X-Visitor-Id": visitor(1)})

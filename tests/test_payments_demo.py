@@ -1,7 +1,7 @@
 """The demo payment gateway: a newcomer buys end to end with no Stripe account."""
 
 
-from storefront.catalog.seed import seed_demo_catalogue
+from storefront.listings.seed import seed_demo_catalogue
 from tests.factories import DELIVERY, lapse, make_product, visitor
 
 HTMX = {"HX-Request": "true"}

@@ -16,7 +16,7 @@ from storefront.extensions import db
 from storefront.inventory.models import Hold
 from storefront.payments.gateway import gateway
 from storefront.payments.models import PaymentEvent
-from tests.factories import TEST_WEBHOOK_SECRET, intent_event, lapse, make_product, stripe_signature, visitor
+from tests.factories import TEST_WEBHOOK_SECRET, intent_event, lapse, make_product, stripe_signature, visitor, units
 
 WEBHOOK = "/api/webhooks/stripe"
 
@@ -50,7 +50,7 @@ def state(reservation: dict):
     hold = db.session.execute(select(Hold).where(Hold.user_id == reservation["userId"])).scalars().all()
     hold = next(h for h in hold if str(h.id) == reservation["reservationId"])
     product = db.session.get(Product, hold.product_id)
-    return hold.status, product.held_units, product.sold_units
+    return hold.status, units(product.id).held, units(product.id).sold
 
 
 def outcomes():
@@ -197,7 +197,7 @@ def test_a_late_payment_when_the_stock_is_gone_is_refunded_once(client):
     made = [(refund.id, refund.payment_intent, refund.amount) for refund in gateway().refunds.values()]
     assert made == [(hold.refund_id, hold.payment_intent_id, late["amount"])]
     product_row = db.session.get(Product, product.id)
-    assert (product_row.held_units, product_row.sold_units) == (1, 0)
+    assert (units(product_row.id).held, units(product_row.id).sold) == (1, 0)
     shown = client.get(f"/api/reservations/{late['reservationId']}", headers={"X-Visitor-Id": visitor(1)})
     assert shown.get_json()["status"] == "REFUNDED"
 

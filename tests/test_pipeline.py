@@ -24,7 +24,7 @@ from storefront.inventory.models import Hold
 from storefront.orders.models import Order
 from storefront.payments.messages import sealed
 from storefront.payments.models import PaymentEvent
-from tests.factories import TEST_WEBHOOK_SECRET, intent_event, make_product, stripe_signature, visitor
+from tests.factories import TEST_WEBHOOK_SECRET, intent_event, make_product, stripe_signature, visitor, units
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ def wait_until(condition, seconds: float, what: str):
 def counters(product_id):
     db.session.expire_all()
     product = db.session.get(Product, product_id)
-    return product.held_units, product.sold_units
+    return units(product.id).held, units(product.id).sold
 
 
 def test_a_signed_payment_is_completed_through_kafka_and_rq(shop, pipeline_settings, worker):

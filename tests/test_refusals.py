@@ -10,10 +10,9 @@ import pytest
 import requests
 from sqlalchemy import select, text
 
-from storefront.catalog.models import Product
 from storefront.extensions import db
 from storefront.inventory.models import Hold
-from tests.factories import TEST_WEBHOOK_SECRET, counters_against_holds, intent_event, lapse, make_product, stripe_signature, visitor
+from tests.factories import TEST_WEBHOOK_SECRET, counters_against_holds, intent_event, lapse, make_product, stripe_signature, visitor, units
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -46,7 +45,7 @@ def test_a_refusal_counts_lapsed_holds_as_free_and_releases_none_of_them(shop):
     assert refused.get_json()["available"] == 1  # the lapsed unit counts as free...
     assert status_of(lapsed["reservationId"]) == "PENDING"  # ...and the refusal wrote nothing
     db.session.expire_all()
-    assert db.session.get(Product, product.id).held_units == 2
+    assert units(product.id).held == 2
 
     # A hold that fits takes the lapsed unit, releasing it on the way.
     assert hold(client, product.id, 3, quantity=1).status_code == 201
@@ -117,5 +116,5 @@ def test_a_refusal_storm_on_a_sold_out_product_lets_every_paid_hold_complete(app
     db.session.expire_all()
     statuses = db.session.execute(select(Hold.status).where(Hold.product_id == product.id)).scalars().all()
     assert sorted(statuses) == ["COMPLETED"] * 20
-    assert (db.session.get(Product, product.id).held_units, db.session.get(Product, product.id).sold_units) == (0, 20)
+    assert (units(product.id).held, units(product.id).sold) == (0, 20)
     assert counters_against_holds(product.id) == []  # sold from each hold's own bucket, 20 of them

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 
 from storefront.catalog.models import Product
 from storefront.extensions import db, dispose_engines, one_statement
-from tests.factories import make_product, visitor
+from tests.factories import make_product, visitor, units
 
 
 def hold(client, product_id, user_id=None, quantity=None, **kwargs):
@@ -22,7 +22,7 @@ def hold(client, product_id, user_id=None, quantity=None, **kwargs):
 def counters(product_id):
     db.session.expire_all()
     product = db.session.get(Product, product_id)
-    return product.held_units, product.sold_units
+    return units(product.id).held, units(product.id).sold
 
 
 def test_hold_is_created_with_the_contract_body(client):
@@ -247,7 +247,7 @@ def test_htmx_hold_answers_with_the_hold_fragment(client, rendered):
         "/api/reservations", data={"productId": product.id, "userId": visitor(1)}, headers={"HX-Request": "true"}
     )
     assert response.status_code == 201
-    assert rendered[0] == "inventory/_hold.html"
+    assert rendered[0] == "shop/_hold.html"
     html = response.get_data(as_text=True)
     assert "<html" not in html
     assert "HX-Request" in response.headers["Vary"]
@@ -263,7 +263,7 @@ def test_htmx_out_of_stock_answers_409_with_the_sold_out_fragment(client, render
         "/api/reservations", data={"productId": product.id, "userId": visitor(2)}, headers={"HX-Request": "true"}
     )
     assert response.status_code == 409
-    assert rendered[0] == "inventory/_sold_out.html"
+    assert rendered[0] == "shop/_sold_out.html"
     assert "<html" not in response.get_data(as_text=True)
 
 
@@ -282,7 +282,7 @@ def test_htmx_cancel_re_renders_the_hold_in_place(client, rendered):
         headers={"X-Visitor-Id": visitor(1), "HX-Request": "true"},
     )
     assert response.status_code == 200
-    assert rendered[0] == "inventory/_hold.html"
+    assert rendered[0] == "shop/_hold.html"
     assert 'data-status="CANCELLED"' in response.get_data(as_text=True)
 
 

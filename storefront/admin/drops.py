@@ -14,13 +14,13 @@ from datetime import datetime, timedelta
 from flask import render_template
 from sqlalchemy import Connection, Integer, case, cast, func, literal_column, select
 
-from storefront.admin.views import bp
+from storefront.admin import bp
 from storefront.catalog.models import Product
 from storefront.clock import utcnow
 from storefront.errors import ApiError
 from storefront.extensions import db
 from storefront.inventory.models import Hold
-from storefront.inventory.stock import stock_levels
+from storefront.inventory.stock import stock_levels, unit_counts
 
 holds = Hold.__table__
 CHART_MINUTES = 120  # the chart's width: the last two hours of the drop at most
@@ -79,6 +79,7 @@ def drop_of(conn: Connection, product: Product, now: datetime | None = None) -> 
     start = product.starts_at or product.created_at
     ids = [item.id for item in products]
     levels = stock_levels(conn, ids, now)
+    counts = unit_counts(conn, ids)
     items = {item.id: ItemFigures(item) for item in products}
     in_window = (holds.c.product_id.in_(ids), holds.c.created_at >= start)
     live = (holds.c.status == literal_column("'PENDING'")) & (holds.c.expires_at > now)
@@ -108,7 +109,7 @@ def drop_of(conn: Connection, product: Product, now: datetime | None = None) -> 
         item.total, item.left = (stock.total, stock.available) if stock else (0, 0)
         if item.left > 0 or item.total == 0:
             item.sold_out_at = None
-        item.sold = item.product.sold_units  # all its sales, from its buckets, as the stock check counts
+        item.sold = counts[item.product.id].sold  # all its sales, from its buckets, as the stock check counts
         item.held = max(item.total - item.sold - item.left, 0)
 
     dialect = conn.dialect.name

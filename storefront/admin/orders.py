@@ -6,7 +6,8 @@ import uuid
 
 from flask import abort, render_template, request
 
-from storefront.admin.views import bp, csv_download
+from storefront.admin import bp
+from storefront.admin.downloads import csv_download
 from storefront.errors import ApiError
 from storefront.extensions import db, reading
 from storefront.orders.book import NotShippable, mark_shipped, orders_csv, paid_orders

@@ -2,7 +2,7 @@
 
 Plain forms, posted whole (a photo needs multipart anyway), answered with a redirect
 once saved, or with the same form and what was wrong (400). The rules are the CLI's
-(``catalog/management.py``): every field checked before anything is written, a total
+(``listings/management.py``): every field checked before anything is written, a total
 never below what is sold and held, a price change never touching a hold already placed.
 """
 
@@ -11,10 +11,16 @@ import logging
 from flask import current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from storefront.admin.views import bp, csv_download
+from storefront.admin import bp
+from storefront.admin.downloads import csv_download
 from storefront.assets import upload_root
 from storefront.catalog.images import InvalidImage, store_image
-from storefront.catalog.management import (
+from storefront.catalog.models import Product
+from storefront.clock import isoformat_z
+from storefront.errors import ApiError
+from storefront.extensions import db, reading
+from storefront.inventory.stock import bucket_levels, stock_levels, unit_counts
+from storefront.listings.management import (
     FIELDS,
     InvalidField,
     add_product,
@@ -22,11 +28,6 @@ from storefront.catalog.management import (
     export_csv,
     update_product,
 )
-from storefront.catalog.models import Product
-from storefront.errors import ApiError
-from storefront.extensions import db, reading
-from storefront.clock import isoformat_z
-from storefront.inventory.stock import bucket_levels, stock_levels
 from storefront.money import price_text
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def products_page():
 
 @bp.get("/products.csv")
 def products_export():
-    """The catalogue in the import's own columns (catalog/management.py: export_csv)."""
+    """The catalogue in the import's own columns (listings/management.py: export_csv)."""
     with reading() as conn:
         return csv_download(export_csv(conn), "catalogue")
 
@@ -93,13 +94,14 @@ def _product(product_id: int) -> Product:
 def _edit_page(product: Product, error: InvalidField | None = None, status: int = 200):
     values = _form_values() if error else {
         "sku": product.sku, "name": product.name, "description": product.description,
-        "price": price_text(product.price, product.currency), "currency": product.currency, "total": str(product.total_quantity),
+        "price": price_text(product.price, product.currency), "currency": product.currency, "total": str(unit_counts(db.session.connection(), [product.id])[product.id].total),
         "starts_at": isoformat_z(product.starts_at) if product.starts_at else ""}
     conn = db.session.connection()
     stock = stock_levels(conn, [product.id])[product.id]
     options = db.session.execute(select(Product).where(Product.option_of == product.id).order_by(Product.id)
                                  ).scalars().all()
     return render_template("admin/product.html", product=product, values=values, error=error, stock=stock,
+                           sold=unit_counts(conn, [product.id])[product.id].sold,
                            buckets=bucket_levels(conn, product.id), options=options,
                            option_levels=stock_levels(conn, [option.id for option in options]),
                            parent=db.session.get(Product, product.option_of) if product.option_of else None), status

@@ -1,28 +1,22 @@
-"""The operators' pages, behind HTTP basic auth (user ``admin``, ``ADMIN_PASSWORD``).
-
-Off (404) when ADMIN_PASSWORD is unset. Browsers resend basic-auth credentials
-by themselves, so every state-changing request here must also carry a CSRF
-token (Flask-WTF): a forged cross-site form would otherwise act as the operator.
-"""
+"""The operators' way in: the blueprint's guard (basic auth, CSRF, the login throttle) and the dashboard."""
 
 import hmac
 import logging
 
-from flask import Blueprint, Response, abort, current_app, render_template, request
+from flask import abort, current_app, render_template, request
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import or_, select
 
+from storefront.admin import bp
 from storefront.catalog.images import MAX_UPLOAD_BYTES
 from storefront.catalog.models import Product
-from storefront.clock import utcnow
 from storefront.errors import ApiError
 from storefront.extensions import db
 from storefront.inventory.models import Hold, HoldStatus
-from storefront.inventory.stock import BelowCommitted, set_total, stock_levels
+from storefront.inventory.stock import BelowCommitted, set_total, stock_levels, unit_counts
 from storefront.owners import client_address
 from storefront.payments.models import PaymentEvent
 
-bp = Blueprint("admin", __name__, url_prefix="/admin")
 # The product forms carry a photo: the one place a request may be larger than MAX_CONTENT_LENGTH.
 UPLOAD_ENDPOINTS = ("admin.create_product", "admin.save_product")
 UPLOAD_REQUEST_BYTES = MAX_UPLOAD_BYTES + 256 * 1024
@@ -37,8 +31,6 @@ def init_app(app) -> None:
     # the webhook is signed, so they stay open to API clients as the contract says.
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
     csrf.init_app(app)
-    from storefront.admin import drops, orders, products  # noqa: F401  (their routes join this blueprint)
-
     app.register_blueprint(bp)
 
 
@@ -70,21 +62,16 @@ def operators_only():
         csrf.protect()
 
 
-def csv_download(body: str, name: str) -> Response:
-    """A CSV export as a dated attachment (``<name>-YYYYmmdd-HHMM.csv``), never cached."""
-    filename = f"{name}-{utcnow():%Y%m%d-%H%M}.csv"
-    return Response(body, mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
-
-
 def _product_rows():
     products = db.session.execute(select(Product).order_by(Product.id)).scalars().all()
-    levels = stock_levels(db.session.connection(), [p.id for p in products])
+    conn = db.session.connection()
+    levels = stock_levels(conn, [p.id for p in products])
+    counts = unit_counts(conn, [p.id for p in products])
     rows = []
     for product in products:
-        stock = levels[product.id]
-        rows.append({"product": product, "total": stock.total, "sold": product.sold_units,
-                     "held": stock.total - product.sold_units - stock.available, "available": stock.available})
+        stock, sold = levels[product.id], counts[product.id].sold
+        rows.append({"product": product, "total": stock.total, "sold": sold,
+                     "held": stock.total - sold - stock.available, "available": stock.available})
     return rows
 
 

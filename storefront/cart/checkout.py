@@ -198,3 +198,24 @@ def checkout_holds(conn: Connection, checkout_id: uuid.UUID) -> list:
     ).all()
 
 
+# What the payments area needs of a checkout, so that it never reads the cart's tables itself.
+
+def remember_checkout_intent(conn: Connection, checkout_id: uuid.UUID, intent_id: str) -> None:
+    """The checkout's PaymentIntent, once created: on the checkout and on each of its holds."""
+    conn.execute(update(checkouts).where(checkouts.c.id == checkout_id, checkouts.c.payment_intent_id.is_(None))
+                 .values(payment_intent_id=intent_id))
+    conn.execute(update(holds).where(holds.c.checkout_id == checkout_id, holds.c.payment_intent_id.is_(None))
+                 .values(payment_intent_id=intent_id))
+
+
+def remember_checkout_refund(conn: Connection, checkout_id: uuid.UUID, refund_id: str) -> None:
+    """The partial refund of a checkout's lines that could not be sold, once issued."""
+    conn.execute(update(checkouts).where(checkouts.c.id == checkout_id, checkouts.c.refund_id.is_(None))
+                 .values(refund_id=refund_id))
+
+
+def clear_paid_lines(conn: Connection, checkout, product_ids) -> None:
+    """A paid checkout's products leave its owner's cart."""
+    conn.execute(delete(cart_lines).where(cart_lines.c.user_id == checkout.user_id,
+                                          cart_lines.c.browser_id == checkout.browser_id,
+                                          cart_lines.c.product_id.in_(list(product_ids))))

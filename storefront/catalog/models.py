@@ -1,22 +1,15 @@
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, func, select
-from sqlalchemy.orm import Mapped, column_property, mapped_column
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
 
 from storefront.clock import UTCDateTime, utcnow
 from storefront.extensions import db
-from storefront.inventory.models import StockBucket
-
-
-def _bucket_sum(column, product_id):
-    return (select(func.coalesce(func.sum(column), 0)).where(StockBucket.product_id == product_id)
-            .correlate_except(StockBucket).scalar_subquery())
 
 
 class Product(db.Model):
-    """A thing for sale. Its stock lives in its rows of ``stock_buckets`` (inventory/models.py):
-    the totals below are their sums, read on demand, for pages and tests; the hot paths read
-    the buckets through ``storefront.inventory.stock``, the one place that writes them.
+    """A thing for sale. Its stock is the inventory's (``stock_buckets``, read and written
+    only through ``storefront.inventory.stock``), which refers to this table, never the reverse.
     """
 
     __tablename__ = "products"
@@ -43,14 +36,13 @@ class Product(db.Model):
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    total_quantity: Mapped[int] = column_property(_bucket_sum(StockBucket.total_units, id), deferred=True)
-    # ``held_units`` may still count holds that lapsed and were not swept yet.
-    held_units: Mapped[int] = column_property(_bucket_sum(StockBucket.held_units, id), deferred=True)
-    sold_units: Mapped[int] = column_property(_bucket_sum(StockBucket.sold_units, id), deferred=True)
-
     @property
     def archived(self) -> bool:
         return self.archived_at is not None
 
     def __repr__(self) -> str:
         return f"<Product {self.id} {self.sku}>"
+
+
+# The table as SQLAlchemy Core sees it, for the areas' statements (the hot paths write Core, not the ORM).
+products = Product.__table__

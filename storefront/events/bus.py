@@ -14,12 +14,9 @@ import logging
 from flask import Flask, current_app
 
 from storefront import jobs
+from storefront.events import EventNotDurable
 
 log = logging.getLogger(__name__)
-
-
-class EventNotDurable(Exception):
-    """The event could not be handed over safely; the sender must try again."""
 
 
 def publish_payment_event(message: dict) -> None:

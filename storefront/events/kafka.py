@@ -27,7 +27,7 @@ from kafka.errors import (
 from kafka.serializer import Deserializer, Serializer
 from kafka.structs import OffsetAndMetadata
 
-from storefront.events.bus import EventNotDurable
+from storefront.events import EventNotDurable
 from storefront.metrics import KAFKA_PUBLISH_FAILURES
 
 log = logging.getLogger(__name__)

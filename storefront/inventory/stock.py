@@ -37,12 +37,11 @@ from datetime import datetime
 from sqlalchemy import Connection, bindparam, case, func, insert, literal_column, or_, select, update
 from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 
-from storefront.catalog.models import Product
+from storefront.catalog.models import products
 from storefront.clock import UTCDateTime, isoformat_z, utcnow
 from storefront.extensions import on_postgresql, one_statement, reading
 from storefront.inventory.models import Hold, StockBucket, is_pending
 
-products = Product.__table__
 holds = Hold.__table__
 buckets = StockBucket.__table__
 
@@ -243,6 +242,24 @@ def bucket_levels(conn: Connection, product_id: int) -> list[BucketLevel]:
     rows = conn.execute(select(buckets.c.bucket, buckets.c.total_units, buckets.c.held_units, buckets.c.sold_units)
                         .where(buckets.c.product_id == product_id).order_by(buckets.c.bucket))
     return [BucketLevel(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class UnitCounts:
+    """A product's units as its buckets count them: ``held`` may include lapsed holds not swept yet."""
+    total: int
+    held: int
+    sold: int
+
+
+def unit_counts(conn: Connection, product_ids) -> dict[int, UnitCounts]:
+    """Each product's total, held and sold units, summed over its buckets, keyed by product id."""
+    rows = conn.execute(
+        select(buckets.c.product_id, func.sum(buckets.c.total_units), func.sum(buckets.c.held_units),
+               func.sum(buckets.c.sold_units))
+        .where(buckets.c.product_id.in_(list(product_ids))).group_by(buckets.c.product_id))
+    counts = {product_id: UnitCounts(int(total), int(held), int(sold)) for product_id, total, held, sold in rows}
+    return {product_id: counts.get(product_id, UnitCounts(0, 0, 0)) for product_id in product_ids}
 
 
 _ON_SALE = select(products.c.price, products.c.currency, products.c.starts_at).where(

@@ -19,11 +19,12 @@ from datetime import datetime
 from sqlalchemy import Connection, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from storefront.catalog.models import products
 from storefront.clock import utcnow
-from storefront.money import major_units
 from storefront.inventory.holds import status_of
 from storefront.inventory.models import HoldStatus
-from storefront.inventory.stock import holds, products
+from storefront.inventory.stock import holds
+from storefront.money import major_units
 from storefront.orders.delivery import COLUMNS as DELIVERY_COLUMNS
 from storefront.orders.delivery import Delivery, delivery_from_intent, delivery_from_order
 from storefront.orders.models import Order

@@ -16,9 +16,9 @@ or out-of-order event changes the outcome at most once:
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, delete, func, literal_column, select, update
+from sqlalchemy import Connection, bindparam, func, literal_column, select, update
 
-from storefront.cart.models import CartLine, Checkout
+from storefront.cart.checkout import clear_paid_lines, find_checkout, remember_checkout_refund
 from storefront.clock import utcnow
 from storefront.inventory.models import HoldStatus
 from storefront.inventory.stock import (
@@ -30,9 +30,6 @@ from storefront.inventory.stock import (
     sell_free_units,
     sell_held_units,
 )
-
-checkouts = Checkout.__table__
-cart_lines = CartLine.__table__
 
 
 @dataclass(frozen=True)
@@ -159,7 +156,7 @@ def _checkout_id(message: dict) -> uuid.UUID | None:
 
 def _checkout_under_lock(conn: Connection, checkout_id: uuid.UUID):
     """The checkout and its holds, re-read under every product's lock (taken in id order)."""
-    checkout = conn.execute(select(checkouts).where(checkouts.c.id == checkout_id)).first()
+    checkout = find_checkout(conn, checkout_id)
     if checkout is None:
         return None, []
     product_ids = sorted(conn.execute(
@@ -203,9 +200,7 @@ def settle_checkout(conn: Connection, message: dict) -> Settlement:
             _set_status(conn, line.id, HoldStatus.COMPLETED, now, payment_intent_id=intent_id, bucket=bucket)
         else:
             _set_status(conn, line.id, HoldStatus.REFUNDED, now, payment_intent_id=intent_id)
-    conn.execute(delete(cart_lines).where(cart_lines.c.user_id == checkout.user_id,
-                                          cart_lines.c.browser_id == checkout.browser_id,
-                                          cart_lines.c.product_id.in_([line.product_id for line in lines])))
+    clear_paid_lines(conn, checkout, [line.product_id for line in lines])
     refunded = conn.execute(select(func.coalesce(func.sum(holds.c.amount), 0)).where(
         holds.c.checkout_id == checkout_id, holds.c.status == literal_column("'REFUNDED'"))).scalar_one()
     due = refunded if refunded and checkout.refund_id is None else None
@@ -217,8 +212,7 @@ def settle_checkout(conn: Connection, message: dict) -> Settlement:
 
 
 def record_checkout_refund(conn: Connection, checkout_id: uuid.UUID, refund_id: str) -> None:
-    conn.execute(update(checkouts).where(checkouts.c.id == checkout_id, checkouts.c.refund_id.is_(None))
-                 .values(refund_id=refund_id))
+    remember_checkout_refund(conn, checkout_id, refund_id)
     conn.execute(update(holds).where(holds.c.checkout_id == checkout_id, holds.c.status == literal_column(
         "'REFUNDED'"), holds.c.refund_id.is_(None)).values(refund_id=refund_id))
     conn.commit()

@@ -9,14 +9,13 @@ import logging
 
 from sqlalchemy import Connection, update
 
-from storefront.cart.models import Checkout
+from storefront.cart.checkout import remember_checkout_intent
 from storefront.inventory.stock import holds
 from storefront.orders.book import record_delivery
 from storefront.orders.delivery import Delivery
 from storefront.payments.gateway import PaymentError, PaymentSession, checkout_metadata, gateway, intent_metadata
 
 log = logging.getLogger(__name__)
-checkouts = Checkout.__table__
 
 
 def _open(conn: Connection, what: str, subject, metadata: dict, remember) -> PaymentSession | None:
@@ -53,10 +52,7 @@ def start_checkout_payment(conn: Connection, checkout, hold_ids) -> PaymentSessi
     """The checkout's one PaymentIntent for the sum of its lines; its holds point at it too."""
 
     def remember(intent_id: str) -> None:
-        conn.execute(update(checkouts).where(checkouts.c.id == checkout.id, checkouts.c.payment_intent_id.is_(None))
-                     .values(payment_intent_id=intent_id))
-        conn.execute(update(holds).where(holds.c.checkout_id == checkout.id, holds.c.payment_intent_id.is_(None))
-                     .values(payment_intent_id=intent_id))
+        remember_checkout_intent(conn, checkout.id, intent_id)
 
     return _open(conn, "checkout", checkout, checkout_metadata(checkout, hold_ids), remember)
 

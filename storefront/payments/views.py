@@ -1,19 +1,9 @@
+"""Stripe's way in: the webhook (the shopper's payment routes are the shop's, ``storefront/shop``)."""
+
 from flask import Blueprint, jsonify, request
 
 from storefront.errors import RETRY_AFTER_SECONDS, ApiError
-from storefront.extensions import db
-from storefront.inventory.holds import find_hold, status_of
-from storefront.inventory.models import HoldStatus
-from storefront.inventory.views import hold_fragment
-from storefront.owners import requesting_owner
-from storefront.params import reservation_id
 from storefront.payments import webhook
-from storefront.payments.gateway import gateway, intent_metadata
-from storefront.htmx import retarget
-from storefront.orders.delivery import Delivery, InvalidDelivery, parse_delivery
-from storefront.params import request_body
-from storefront.payments.intents import attach_delivery, start_payment
-from storefront.payments.settlement import settle_if_succeeded
 
 bp = Blueprint("payments", __name__)
 
@@ -26,60 +16,3 @@ def stripe_webhook():
         raise ApiError(400, "invalid_signature", f"Webhook refused: {invalid}") from None
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if receipt.status == 503 else {}
     return jsonify(receipt.body), receipt.status, headers
-
-
-def demo_gateway():
-    """The demo gateway; a 404 while Stripe is configured."""
-    demo = gateway()
-    if not demo.demo:
-        raise ApiError(404, "not_found", "The demo gateway is off while Stripe is configured.")
-    return demo
-
-
-def delivery_details(data) -> Delivery:
-    """The delivery details a payment form sent; a 400 naming the field, shown inside that form."""
-    try:
-        return parse_delivery(data)
-    except InvalidDelivery as invalid:
-        error = ApiError(400, "invalid_request", invalid.message, field=invalid.field)
-        error.headers = retarget("find .payment-error")
-        raise error from None
-
-
-def pay_with_demo(demo, intent_id: str, amount: int, currency: str, metadata: dict) -> None:
-    """Pay, then settle as a shopper's return from Stripe does: before the page answers."""
-    settle_if_succeeded(demo.pay(intent_id, amount, currency, metadata), "return")
-
-
-def payable_hold(conn, hold_id, owner):
-    """The owner's hold, while it can still be paid: 404 for anyone else's, 409 once it is not PENDING."""
-    hold = find_hold(conn, hold_id, owner)
-    if hold is None:
-        raise ApiError(404, "not_found", "No such reservation.")
-    if status_of(hold) != HoldStatus.PENDING:
-        raise ApiError(409, "not_pending", "This hold can no longer be paid.")
-    return hold
-
-
-@bp.post("/reservations/<reservation>/demo-payment")
-def demo_payment(reservation: str):
-    """The demo gateway's Pay button for a hold."""
-    demo = demo_gateway()
-    hold_id, owner = reservation_id(reservation), requesting_owner()
-    with db.engine.connect() as conn:
-        hold = payable_hold(conn, hold_id, owner)
-        delivery = delivery_details(request.form)
-        session = start_payment(conn, hold)
-        attach_delivery(conn, "hold", find_hold(conn, hold_id, owner), delivery)
-    pay_with_demo(demo, session.intent_id, hold.amount, hold.currency, intent_metadata(hold))
-    with db.engine.connect() as conn:
-        return hold_fragment(conn, find_hold(conn, hold_id, owner), confirming=True)
-
-
-@bp.post("/api/reservations/<reservation>/delivery")
-def hold_delivery(reservation: str):
-    """The payment form's delivery details for a hold, sent just before the payment is confirmed."""
-    with db.engine.connect() as conn:
-        hold = payable_hold(conn, reservation_id(reservation), requesting_owner())
-        attach_delivery(conn, "hold", hold, delivery_details(request_body()))
-    return jsonify({"saved": True})

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import stripe
 
-from storefront.events.bus import EventNotDurable, publish_payment_event
+from storefront.events import EventNotDurable
+from storefront.events.bus import publish_payment_event
 from storefront.extensions import db
 from storefront.metrics import WEBHOOK_EVENTS
 from storefront.orders.book import record_stripe_refund

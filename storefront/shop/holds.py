@@ -2,26 +2,29 @@ import functools
 import json
 import logging
 
-from flask import Blueprint, current_app, jsonify, render_template, request
+from flask import current_app, jsonify, render_template, request
 from sqlalchemy import Connection, select
 
+from storefront.catalog.models import products
 from storefront.clock import isoformat_z, utcnow
 from storefront.errors import ApiError
 from storefront.extensions import db
 from storefront.htmx import wants_fragment
 from storefront.inventory import holds as hold_book
 from storefront.inventory.models import HoldStatus
+from storefront.inventory.stock import current_stock, stock_of
 from storefront.metrics import HOLDS
-from storefront.inventory.stock import current_stock, products, stock_of
+from storefront.owners import Owner, browser_id, client_address, owner_of, requesting_owner
+from storefront.params import integer_field, optional_visitor, request_body, reservation_id
 from storefront.payments.gateway import gateway
 from storefront.payments.intents import start_payment
 from storefront.payments.reconcile import close_intent, mark_intent_settled
 from storefront.payments.settlement import settle_paid_form, settle_returned
-from storefront.owners import Owner, browser_id, client_address, owner_of, requesting_owner
-from storefront.params import integer_field, optional_visitor, request_body, reservation_id
 from storefront.ratelimit import holds_rate_limit
+from storefront.shop import bp
 
-bp = Blueprint("inventory", __name__)
+# The hold pages (the hold, a checkout's lines) show a lapsed PENDING hold as EXPIRED.
+bp.add_app_template_global(hold_book.status_of, "hold_status")
 HOLDS_CREATED, HOLDS_EXISTING = HOLDS.labels("created"), HOLDS.labels("existing")
 HOLDS_OUT_OF_STOCK = HOLDS.labels("out_of_stock")
 log = logging.getLogger(__name__)
@@ -57,7 +60,7 @@ def hold_fragment(conn: Connection, hold, status: int = 200, *, confirming: bool
         live = hold_book.status_of(hold, now) == HoldStatus.PENDING
         confirming, payment = True, None
     body = render_template(
-        "inventory/_hold.html",
+        "shop/_hold.html",
         hold=hold,
         product=_product(conn, hold.product_id),
         stock=stock_of(conn, hold.product_id, now),
@@ -94,14 +97,14 @@ def stock_answer(stock, *, fragment: bool) -> str:
     open product page asks every few seconds: made once per (product, total, available)."""
     if fragment and not stock.on_sale:
         # Waiting for its start: the seconds left and the reader's own time zone are in it.
-        return render_template("inventory/_stock.html", stock=stock)
+        return render_template("shop/_stock.html", stock=stock)
     made = current_app.extensions.setdefault("storefront.stock_answers", {})
     key = (stock.product_id, stock.total, stock.available, stock.on_sale, stock.starts_at, fragment)
     body = made.get(key)
     if body is None:
         if len(made) >= STOCK_ANSWERS_KEPT:
             made.clear()
-        body = made[key] = (render_template("inventory/_stock.html", stock=stock)
+        body = made[key] = (render_template("shop/_stock.html", stock=stock)
                             if fragment else compact_json(stock.as_json()))
     return body
 
@@ -136,7 +139,7 @@ def create_reservation():
         if wants_fragment():
             with db.engine.connect() as conn:
                 body = render_template(
-                    "inventory/_sold_out.html",
+                    "shop/_sold_out.html",
                     product=_product(conn, product_id),
                     stock=stock_of(conn, product_id),
                     asked=quantity,
@@ -225,7 +228,7 @@ def reservation_page(reservation: str):
     if not wants_fragment():
         # The page is a shell: only the browser knows its visitor id, so the hold
         # itself comes as a fragment requested with it (see static/js/storefront.js).
-        return render_template("inventory/reservation.html", reservation_id=hold_id,
+        return render_template("shop/reservation.html", reservation_id=hold_id,
                                redirect_status=request.args.get("redirect_status"))
     owner = requesting_owner()
     with db.engine.connect() as conn:

@@ -1,26 +1,26 @@
 """The cart (one per visitor), its checkout, and the visitor's orders."""
 
-from flask import Blueprint, current_app, jsonify, render_template, request
+from flask import current_app, jsonify, render_template, request
 from sqlalchemy import select
 
 from storefront.cart import checkout as carts
+from storefront.catalog.models import products
 from storefront.clock import isoformat_z, utcnow
 from storefront.errors import ApiError
 from storefront.extensions import db, reading
 from storefront.htmx import trigger, wants_fragment
 from storefront.inventory.holds import HoldLimit, HoldLimits, hold_json, status_of
 from storefront.inventory.models import HoldStatus
-from storefront.inventory.stock import on_sale, products, stock_levels
+from storefront.inventory.stock import on_sale, stock_levels
 from storefront.owners import Owner, client_address, owner_of, requesting_owner
-from storefront.params import integer_field, reservation_id, request_body
+from storefront.params import integer_field, request_body, reservation_id
 from storefront.payments.gateway import checkout_metadata, gateway
 from storefront.payments.intents import attach_delivery, start_checkout_payment
 from storefront.payments.reconcile import settle_released_intent
 from storefront.payments.settlement import settle_paid_form, settle_returned
-from storefront.payments.views import delivery_details, demo_gateway, pay_with_demo
 from storefront.ratelimit import holds_rate_limit
-
-bp = Blueprint("cart", __name__)
+from storefront.shop import bp
+from storefront.shop.payments import delivery_details, demo_gateway, pay_with_demo
 
 
 def _settings():
@@ -48,7 +48,7 @@ def cart_json(conn, owner: Owner) -> dict:
 def _cart_answer(conn, owner: Owner):
     cart = cart_json(conn, owner)
     if wants_fragment():
-        return render_template("cart/_cart.html", cart=cart)
+        return render_template("shop/_cart.html", cart=cart)
     return jsonify({**cart, "items": [{k: v for k, v in item.items() if k != "name"} for item in cart["items"]]})
 
 
@@ -137,7 +137,7 @@ def checkout_fragment(conn, checkout, status: int = 200, *, confirming: bool = F
         confirming, payment = True, None
     names = dict(conn.execute(select(products.c.id, products.c.name)
                               .where(products.c.id.in_([line.product_id for line in lines]))).all())
-    body = render_template("cart/_checkout.html", checkout=checkout, lines=lines, names=names, now=now,
+    body = render_template("shop/_checkout.html", checkout=checkout, lines=lines, names=names, now=now,
                            live=live, payment=payment, gateway=gateway(), confirming=confirming and live,
                            payment_failed=payment_failed)
     # Paid: its lines left the cart, and the cart on the page shows it at once.
@@ -157,7 +157,7 @@ def checkout_page(checkout: str):
         if found is not None:
             settle_returned(found, named_intent)
     if not wants_fragment():
-        return render_template("cart/checkout.html", checkout_id=checkout_id,
+        return render_template("shop/checkout.html", checkout_id=checkout_id,
                                redirect_status=request.args.get("redirect_status"))
     with db.engine.connect() as conn:
         found = carts.find_checkout(conn, checkout_id, requesting_owner())
@@ -208,9 +208,9 @@ def checkout_delivery(checkout: str):
 @bp.get("/cart")
 def cart_page():
     if not wants_fragment():
-        return render_template("cart/cart.html")
+        return render_template("shop/cart.html")
     owner = requesting_owner()
     with reading() as conn:
-        return render_template("cart/_cart.html", cart=cart_json(conn, owner))
+        return render_template("shop/_cart.html", cart=cart_json(conn, owner))
 
 

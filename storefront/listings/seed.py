@@ -6,11 +6,11 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from storefront.catalog.management import add_product
 from storefront.catalog.models import Product
 from storefront.clock import isoformat_z, utcnow
 from storefront.extensions import db
 from storefront.inventory.stock import spread_total
+from storefront.listings.management import add_product
 
 DROP_STARTS_AFTER = timedelta(minutes=5)
 DEMO_DROP = {
@@ -87,7 +87,7 @@ def seed_demo_catalogue() -> list[str]:
 
 
 def _add_demo_drop() -> list[str]:
-    """The drop and its sizes, through the same rules as the CLI and the admin (catalog/management.py)."""
+    """The drop and its sizes, through the same rules as the CLI and the admin (listings/management.py)."""
     starts_at = isoformat_z(utcnow().replace(microsecond=0) + DROP_STARTS_AFTER)
     skus = [DEMO_DROP["sku"]]
     with db.engine.connect() as conn:

@@ -1,13 +1,12 @@
 from collections import defaultdict
 
-from flask import Blueprint, abort, render_template
+from flask import abort, render_template
 from sqlalchemy import select
 
 from storefront.catalog.models import Product
 from storefront.extensions import db
 from storefront.inventory.stock import stock_levels
-
-bp = Blueprint("catalog", __name__)
+from storefront.shop import bp
 
 
 def _options_of(product_ids) -> dict[int, list[Product]]:
@@ -29,7 +28,7 @@ def index():
     ids = [product.id for product in products] + [o.id for each in options.values() for o in each]
     levels = stock_levels(db.session.connection(), ids)
     in_stock = {product_id for product_id, stock in levels.items() if stock.available > 0}
-    return render_template("catalog/index.html", products=products, levels=levels, options=options, in_stock=in_stock)
+    return render_template("shop/index.html", products=products, levels=levels, options=options, in_stock=in_stock)
 
 
 @bp.get("/products/<product_id:product_id>")
@@ -47,5 +46,5 @@ def product_page(product_id: int):
     levels = stock_levels(db.session.connection(), [product.id] + [o.id for o in options])
     if options and chosen is None:  # the first one left, else the first
         chosen = next((o for o in options if levels[o.id].available > 0), options[0])
-    return render_template("catalog/product.html", product=product, stock=levels[product.id], options=options,
+    return render_template("shop/product.html", product=product, stock=levels[product.id], options=options,
                            chosen=chosen, levels=levels)

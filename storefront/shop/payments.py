@@ -1,0 +1,75 @@
+"""The payment form's routes for a single hold: the demo gateway's Pay button and the delivery
+details sent before a Stripe payment is confirmed (a checkout's are in ``carts.py``)."""
+
+from flask import jsonify, request
+
+from storefront.errors import ApiError
+from storefront.extensions import db
+from storefront.htmx import retarget
+from storefront.inventory.holds import find_hold, status_of
+from storefront.inventory.models import HoldStatus
+from storefront.orders.delivery import Delivery, InvalidDelivery, parse_delivery
+from storefront.owners import requesting_owner
+from storefront.params import request_body, reservation_id
+from storefront.payments.gateway import gateway, intent_metadata
+from storefront.payments.intents import attach_delivery, start_payment
+from storefront.payments.settlement import settle_if_succeeded
+from storefront.shop import bp
+from storefront.shop.holds import hold_fragment
+
+
+def demo_gateway():
+    """The demo gateway; a 404 while Stripe is configured."""
+    demo = gateway()
+    if not demo.demo:
+        raise ApiError(404, "not_found", "The demo gateway is off while Stripe is configured.")
+    return demo
+
+
+def delivery_details(data) -> Delivery:
+    """The delivery details a payment form sent; a 400 naming the field, shown inside that form."""
+    try:
+        return parse_delivery(data)
+    except InvalidDelivery as invalid:
+        error = ApiError(400, "invalid_request", invalid.message, field=invalid.field)
+        error.headers = retarget("find .payment-error")
+        raise error from None
+
+
+def pay_with_demo(demo, intent_id: str, amount: int, currency: str, metadata: dict) -> None:
+    """Pay, then settle as a shopper's return from Stripe does: before the page answers."""
+    settle_if_succeeded(demo.pay(intent_id, amount, currency, metadata), "return")
+
+
+def payable_hold(conn, hold_id, owner):
+    """The owner's hold, while it can still be paid: 404 for anyone else's, 409 once it is not PENDING."""
+    hold = find_hold(conn, hold_id, owner)
+    if hold is None:
+        raise ApiError(404, "not_found", "No such reservation.")
+    if status_of(hold) != HoldStatus.PENDING:
+        raise ApiError(409, "not_pending", "This hold can no longer be paid.")
+    return hold
+
+
+@bp.post("/reservations/<reservation>/demo-payment")
+def demo_payment(reservation: str):
+    """The demo gateway's Pay button for a hold."""
+    demo = demo_gateway()
+    hold_id, owner = reservation_id(reservation), requesting_owner()
+    with db.engine.connect() as conn:
+        hold = payable_hold(conn, hold_id, owner)
+        delivery = delivery_details(request.form)
+        session = start_payment(conn, hold)
+        attach_delivery(conn, "hold", find_hold(conn, hold_id, owner), delivery)
+    pay_with_demo(demo, session.intent_id, hold.amount, hold.currency, intent_metadata(hold))
+    with db.engine.connect() as conn:
+        return hold_fragment(conn, find_hold(conn, hold_id, owner), confirming=True)
+
+
+@bp.post("/api/reservations/<reservation>/delivery")
+def hold_delivery(reservation: str):
+    """The payment form's delivery details for a hold, sent just before the payment is confirmed."""
+    with db.engine.connect() as conn:
+        hold = payable_hold(conn, reservation_id(reservation), requesting_owner())
+        attach_delivery(conn, "hold", hold, delivery_details(request_body()))
+    return jsonify({"saved": True})

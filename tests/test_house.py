@@ -1,0 +1,145 @@
+"""The shape of the house, read from the code: every import, at any depth in a module.
+
+Areas are layered; an area imports only from itself and the layers below it, never from an
+area beside it. The foundation (``clock``, ``errors``, ``extensions``, …) imports no area; its
+modules may import each other (without a circle). ``docs/layout.md``
+draws the same layers.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "storefront"
+
+# Packages below every area, beside the foundation's modules.
+FOUNDATION_PACKAGES = ("events",)
+# Bottom to top. An area not named here is foundation, below them all.
+LAYERS = (
+    ("catalog",),
+    ("inventory",),
+    ("cart", "listings"),
+    ("orders",),
+    ("payments",),
+    ("shop",),
+    ("admin",),
+    ("cli", "health", "openapi"),
+    ("storefront",),  # create_app: binds them all
+)
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = ("storefront",) + path.relative_to(PACKAGE).with_suffix("").parts
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module → the project's modules it imports (a name imported from a package counts as the
+    submodule when there is one: ``from storefront.admin import bp`` is the package itself)."""
+    known = modules()
+    graph = {}
+    for name, path in known.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names if alias.name in known}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(anchor + ([node.module] if node.module else []))
+                for alias in node.names:
+                    target = f"{base}.{alias.name}"
+                    imported.add(target if target in known else base)
+        graph[name] = {target for target in imported if target in known and target != name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(node):
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in graph[node]:
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in graph:
+        if node not in index:
+            visit(node)
+    return found
+
+
+def area(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "storefront"
+
+
+def layer(module: str) -> int:
+    for height, areas in enumerate(LAYERS, start=1):
+        if area(module) in areas:
+            return height
+    return 0  # the foundation
+
+
+def test_the_graph_is_read_from_the_code():
+    graph = import_graph()
+    # A few edges known to exist, read three ways: absolute, from a package, and a submodule by name.
+    assert "storefront.inventory.stock" in graph["storefront.inventory.holds"]
+    assert "storefront.admin" in graph["storefront.admin.products"]
+    assert "storefront.catalog.models" in graph["storefront.inventory.stock"]
+    assert len(graph) > 60
+
+
+def test_no_module_imports_itself_round_a_circle():
+    assert cycles(import_graph()) == []
+
+
+def test_the_cycle_finder_finds_a_circle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def upward(module: str, target: str) -> bool:
+    if area(module) == area(target):
+        return False
+    return layer(target) > layer(module) or layer(target) == layer(module) > 0
+
+
+def test_areas_import_only_downward():
+    found = sorted(f"{module} -> {target}" for module, targets in import_graph().items() for target in targets
+                   if upward(module, target))
+    assert found == []
+
+
+def test_every_area_has_a_layer():
+    areas = {area(module) for module in modules() if (PACKAGE / area(module)).is_dir()}
+    assert areas <= {name for names in LAYERS for name in names} | set(FOUNDATION_PACKAGES)
+
+
+@pytest.mark.parametrize("module", ["storefront.inventory.holds", "storefront.cart.checkout",
+                                    "storefront.payments.completion", "storefront.orders.book"])
+def test_an_upward_import_would_be_caught(module):
+    graph = import_graph()
+    graph[module] = graph[module] | {"storefront.shop.holds"}
+    assert [target for target in graph[module] if upward(module, target)] == ["storefront.shop.holds"]
