@@ -44,7 +44,7 @@ def product_add_command(**values):
     from storefront.listings.management import InvalidField, add_product
 
     try:
-        with db.engine.connect() as conn:
+        with db.engine.begin() as conn:
             product_id = add_product(conn, values)
     except InvalidField as invalid:
         raise click.ClickException(f"Refused: {invalid}") from None
@@ -62,7 +62,7 @@ def product_update_command(product_id: int, **values):
     if not values:
         raise click.UsageError("name at least one field to change, e.g. --price 19.50")
     try:
-        with db.engine.connect() as conn:
+        with db.engine.begin() as conn:
             found = update_product(conn, product_id, values)
     except InvalidField as invalid:
         raise click.ClickException(f"Refused: {invalid}") from None
@@ -79,7 +79,7 @@ def product_archive_command(product_id: int, restore: bool):
     Its live holds still complete or lapse as usual."""
     from storefront.listings.management import archive_product
 
-    with db.engine.connect() as conn:
+    with db.engine.begin() as conn:
         if not archive_product(conn, product_id, archived=not restore):
             raise click.ClickException(f"No product with id {product_id}.")
     click.echo(f"Product {product_id} {'restored to' if restore else 'archived: gone from'} the catalogue.")
@@ -95,7 +95,7 @@ def catalog_import_command(csv_file):
 
     rows = list(csv.DictReader(csv_file))
     try:
-        with db.engine.connect() as conn:
+        with db.engine.begin() as conn:
             added, updated = import_rows(conn, rows)
     except CatalogRefused as refused:
         for problem in refused.problems:
@@ -132,7 +132,7 @@ def seed_command():
 def stock_set_command(product_id: int, total: int):
     """Set PRODUCT_ID's total quantity to TOTAL."""
     try:
-        with db.engine.connect() as conn:
+        with db.engine.begin() as conn:
             stock = set_total(conn, product_id, total)
     except BelowCommitted as committed:
         raise click.ClickException(

@@ -62,11 +62,10 @@ def settle(reservation_id: str) -> None:
     from storefront.payments.completion import settle_payment
 
     hold = db.session.get(Hold, uuid.UUID(reservation_id))
-    with db.engine.connect() as conn:
+    with db.engine.begin() as conn:
         settled = settle_payment(conn, {"reservationId": reservation_id, "paymentIntentId": f"pi_{uuid.uuid4().hex}",
                                         "amount": hold.amount, "currency": hold.currency})
         assert settled.outcome == "completed"
-        conn.commit()
 
 
 TEST_WEBHOOK_SECRET = "whsec_test_storefront_suite_secret"

@@ -120,12 +120,18 @@ def test_the_last_unit_in_any_bucket_is_found_whichever_buckets_are_empty(app, s
 
 def test_a_hold_takes_another_bucket_rather_than_wait_for_a_locked_one(app, client):
     product = make_product(total=2, buckets=2)
+    answers = []
     with db.engine.connect() as other:  # a transaction in the middle of taking bucket 0
         other.execute(_LOCK_BUCKET, {"p": product.id, "b": 0})
-        response = hold(client, product.id, 1)
-        assert response.status_code == 201
-        assert hold_row(response.get_json()["reservationId"]).bucket == 1
-        other.rollback()
+        holder = threading.Thread(target=lambda: answers.append(hold(app.test_client(), product.id, 1)))
+        holder.start()
+        holder.join(timeout=15)
+        waited = holder.is_alive()
+        other.rollback()  # frees bucket 0 either way, so that a hold that waited ends and the test fails
+        holder.join(timeout=30)
+    assert not waited, "the hold waited for the locked bucket instead of taking the free one"
+    assert answers[0].status_code == 201
+    assert hold_row(answers[0].get_json()["reservationId"]).bucket == 1
     assert counters_against_holds(product.id) == []
 
 
@@ -185,13 +191,12 @@ def test_stock_set_spreads_the_total_and_never_goes_below_sold_and_held(shop):
     client = shop.test_client()
     product = make_product(total=4, buckets=4 if db.engine.dialect.name == "postgresql" else None)
     placed = [hold(client, product.id, n).get_json() for n in range(3)]
-    with db.engine.connect() as conn:
-        with pytest.raises(BelowCommitted) as refused:
-            set_total(conn, product.id, 2)
-        assert (refused.value.sold, refused.value.held) == (0, 3)
+    with pytest.raises(BelowCommitted) as refused, db.engine.begin() as conn:
+        set_total(conn, product.id, 2)
+    assert (refused.value.sold, refused.value.held) == (0, 3)
     assert sum(b.total for b in buckets_of(product.id)) == 4  # nothing changed
 
-    with db.engine.connect() as conn:
+    with db.engine.begin() as conn:
         stock = set_total(conn, product.id, 40)
     assert (stock.total, stock.available) == (40, 37)
     levels = buckets_of(product.id)

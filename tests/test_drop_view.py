@@ -18,7 +18,7 @@ from tests.test_admin import PASSWORD, basic
 
 
 def add(**values) -> int:
-    with db.engine.connect() as conn:
+    with db.engine.begin() as conn:
         return add_product(conn, values)
 
 

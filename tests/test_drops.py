@@ -82,19 +82,23 @@ def test_an_unchanged_waiting_stock_is_a_304_until_the_start(shop):
 
 
 def test_the_owner_sets_and_clears_the_start_from_the_cli_and_the_csv(app, runner, tmp_path):
+    # A start a year ahead, whatever today is: always in the future, never a fixed date that passes.
+    start = (utcnow() + timedelta(days=365)).replace(minute=0, second=0, microsecond=0)
     added = runner.invoke(args=["product", "add", "--sku", "SHOE-1", "--name", "Runner", "--price", "120.00",
-                                "--total", "6", "--starts-at", "2030-01-01T10:00:00Z"])
+                                "--total", "6", "--starts-at", isoformat_z(start)])
     assert added.exit_code == 0, added.output
     shoe = db.session.query(Product).filter_by(sku="SHOE-1").one()
-    assert shoe.starts_at == datetime(2030, 1, 1, 10, tzinfo=UTC)
-    moved = runner.invoke(args=["product", "update", str(shoe.id), "--starts-at", "2030-01-01T12:00:00+02:00"])
+    assert shoe.starts_at == start
+    # The same moment written in another zone's offset: two hours later on the clock at +02:00.
+    in_paris = (start + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S") + "+02:00"
+    moved = runner.invoke(args=["product", "update", str(shoe.id), "--starts-at", in_paris])
     assert moved.exit_code == 0, moved.output
     db.session.expire_all()
-    assert db.session.get(Product, shoe.id).starts_at == datetime(2030, 1, 1, 10, tzinfo=UTC)
+    assert db.session.get(Product, shoe.id).starts_at == start
     assert runner.invoke(args=["product", "update", str(shoe.id), "--starts-at", ""]).exit_code == 0
     db.session.expire_all()
     assert db.session.get(Product, shoe.id).starts_at is None
-    naive = runner.invoke(args=["product", "update", str(shoe.id), "--starts-at", "2030-01-01T10:00:00"])
+    naive = runner.invoke(args=["product", "update", str(shoe.id), "--starts-at", start.strftime("%Y-%m-%dT%H:%M:%S")])
     assert naive.exit_code == 1 and "starts_at" in naive.output
 
     catalogue = tmp_path / "drop.csv"

@@ -154,9 +154,8 @@ def test_sweep_marks_lapsed_holds_expired_and_keeps_the_counters_true(client):
     for created in lapsed:
         lapse(created["reservationId"])
 
-    with db.engine.connect() as conn:
-        assert sweep_lapsed_holds(conn) == 5
-        assert sweep_lapsed_holds(conn) == 0  # twice changes nothing
+    assert sweep_lapsed_holds() == 5
+    assert sweep_lapsed_holds() == 0  # twice changes nothing
 
     statuses = dict(db.session.execute(select(Hold.id, Hold.status)).all())
     assert {str(k): v for k, v in statuses.items()} == {

@@ -122,7 +122,29 @@ def test_amounts_read_as_stripe_charges_them_where_babel_counts_decimals_otherwi
         minor_units("abc", "usd")
 
 
-def test_every_accepted_currency_takes_its_own_minimum_and_refuses_just_below_it():
+# Stripe's published minimum charge amounts (its "Supported currencies" page, "Minimum and maximum
+# charge amounts"), typed here from that page rather than read from the shop's own table, in major
+# units, with the smallest step below each that Stripe would refuse.
+STRIPE_PUBLISHED_MINIMUMS = {
+    "usd": ("0.50", "0.49"), "eur": ("0.50", "0.49"), "gbp": ("0.30", "0.29"), "aud": ("0.50", "0.49"),
+    "cad": ("0.50", "0.49"), "chf": ("0.50", "0.49"), "nzd": ("0.50", "0.49"), "sgd": ("0.50", "0.49"),
+    "brl": ("0.50", "0.49"), "inr": ("0.50", "0.49"), "aed": ("2.00", "1.99"), "bgn": ("1.00", "0.99"),
+    "czk": ("15.00", "14.99"), "dkk": ("2.50", "2.49"), "hkd": ("4.00", "3.99"), "huf": ("175.00", "174.99"),
+    "mxn": ("10", "9.99"), "myr": ("2", "1.99"), "nok": ("3.00", "2.99"), "pln": ("2.00", "1.99"),
+    "ron": ("2.00", "1.99"), "sek": ("3.00", "2.99"), "thb": ("10", "9.99"), "jpy": ("50", "49"),
+}
+
+
+@pytest.mark.parametrize("code", sorted(STRIPE_PUBLISHED_MINIMUMS))
+def test_stripes_published_minimum_is_accepted_and_a_step_below_refused(code):
+    minimum, below = STRIPE_PUBLISHED_MINIMUMS[code]
+    assert minor_units(minimum, code) >= 1
+    with pytest.raises(InvalidAmount):
+        minor_units(below, code)
+
+
+def test_every_accepted_currency_refuses_a_step_below_its_own_minimum():
+    # The currencies without a published minimum (the equivalent of USD 0.50): the shop's own table.
     for code, currency in CURRENCIES.items():
         assert minor_units(str(currency.minimum), code) >= currency.step
         with pytest.raises(InvalidAmount):

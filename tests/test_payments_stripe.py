@@ -274,8 +274,7 @@ def test_the_sweep_cancels_the_payment_intents_of_lapsed_holds(make_app, setting
         reservation_id, _ = hold_fragment(client, product, 1)
         intent_id = stored_hold(reservation_id).payment_intent_id
         lapse(reservation_id)
-        with db.engine.connect() as conn:
-            sweep_lapsed_holds(conn)
+        sweep_lapsed_holds()
         assert reconcile_payments() == {"canceled": 1}
         assert reconcile_payments() == {}
         assert shopper.intent(intent_id)["status"] == "canceled"
@@ -433,13 +432,12 @@ def test_a_refund_stripe_refused_is_asked_again_under_a_new_key(make_app, settin
         product = make_product(total=1)
         reservation_id, _ = hold_fragment(client, product, 1)
         intent_id = stored_hold(reservation_id).payment_intent_id
-        with db.engine.connect() as conn:
-            # Not paid yet: Stripe (localstripe) refuses, and says so; the refusal is written down.
-            with pytest.raises(PaymentRefused):
-                refund_once(conn, intent_id, 2500, "hold-late", reservation_id)
-            Shopper(localstripe).pay(intent_id)
-            # Paid now: the next attempt is a new request (a new key), not the day-long replay of the no.
-            refund_id = refund_once(conn, intent_id, 2500, "hold-late", reservation_id)
+        # Not paid yet: Stripe (localstripe) refuses, and says so; the refusal is written down.
+        with pytest.raises(PaymentRefused):
+            refund_once(intent_id, 2500, "hold-late", reservation_id)
+        Shopper(localstripe).pay(intent_id)
+        # Paid now: the next attempt is a new request (a new key), not the day-long replay of the no.
+        refund_id = refund_once(intent_id, 2500, "hold-late", reservation_id)
         # (A retry after an answer lost on the way would count one refusal still, and send "-1" again:
         # Stripe replays the refund it made. localstripe keeps no keys, so that part is Stripe's word.)
         keys = [call.headers["Idempotency-Key"] for call in stripe_calls if call.url.endswith("/v1/refunds")]

@@ -173,8 +173,7 @@ def test_a_late_payment_for_a_swept_hold_with_stock_left_completes_it(client, ap
     product = make_product(total=1)
     reservation = place(client, product)
     lapse(reservation["reservationId"])
-    with db.engine.connect() as conn:
-        sweep_lapsed_holds(conn)
+    sweep_lapsed_holds()
     assert state(reservation) == ("EXPIRED", 0, 0)
     deliver(client, intent_event(reservation))
     assert state(reservation) == ("COMPLETED", 0, 1)

@@ -42,7 +42,7 @@ def ship_order(order: str):
         raise ApiError(400, "invalid_request", "A tracking reference is up to 100 letters, digits and . : / # -",
                        field="tracking")
     try:
-        with db.engine.connect() as conn:
+        with db.engine.begin() as conn:
             shipped = mark_shipped(conn, order_id, tracking)
     except NotShippable as refused:
         raise ApiError(409, "not_shippable", f"Only a paid order can be shipped; this one is {refused}.") from None

@@ -75,7 +75,7 @@ def products_export():
 def create_product():
     try:
         image = _photo()
-        with db.engine.connect() as conn:
+        with db.engine.begin() as conn:
             product_id = add_product(conn, _form_values(), image)
     except InvalidField as invalid:
         return _list_page(invalid, 400)
@@ -118,7 +118,7 @@ def save_product(product_id: int):
     db.session.rollback()  # the update below takes the product's lock on its own connection
     try:
         image = _photo()
-        with db.engine.connect() as conn:
+        with db.engine.begin() as conn:
             update_product(conn, product_id, _form_values(), image)
     except InvalidField as invalid:
         return _edit_page(_product(product_id), invalid, 400)
@@ -134,7 +134,7 @@ def add_option(product_id: int):
     values = {"option_of": product.sku, "option": request.form.get("option"), "sku": request.form.get("sku"),
               "total": request.form.get("total"), "price": request.form.get("price") or None}
     try:
-        with db.engine.connect() as conn:
+        with db.engine.begin() as conn:
             option_id = add_product(conn, values)
     except InvalidField as invalid:
         return _edit_page(product, invalid, 400)
@@ -145,7 +145,7 @@ def add_option(product_id: int):
 
 @bp.post("/products/<product_id:product_id>/<any(archive, restore):action>")
 def archive_or_restore(product_id: int, action: str):
-    with db.engine.connect() as conn:
+    with db.engine.begin() as conn:
         if not archive_product(conn, product_id, archived=action == "archive"):
             raise ApiError(404, "not_found", "No such product.")
     log.info("admin %sd product %s", action, product_id)

@@ -121,7 +121,7 @@ def change_total(product_id: int):
     except ValueError:
         raise ApiError(400, "invalid_request", "The total must be a whole number, 0 or more.", field="total") from None
     try:
-        with db.engine.connect() as conn:
+        with db.engine.begin() as conn:
             stock = set_total(conn, product_id, total)
     except BelowCommitted as committed:
         raise ApiError(

@@ -6,14 +6,12 @@ product is swept under its own lock. Their payments are reconciled with Stripe
 by the job that calls this one (``payments/jobs.py``).
 """
 
-from storefront.extensions import db
 from storefront.inventory.holds import sweep_lapsed_holds
 from storefront.metrics import SWEPT_UNITS
 
 
 def expire_lapsed_holds() -> int:
     """Mark every lapsed PENDING hold EXPIRED; returns the units released."""
-    with db.engine.connect() as conn:
-        units = sweep_lapsed_holds(conn)
+    units = sweep_lapsed_holds()
     SWEPT_UNITS.inc(units)
     return units

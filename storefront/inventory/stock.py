@@ -391,19 +391,14 @@ def spread_total(conn: Connection, product_id: int, total: int, buckets_wanted: 
 
 
 def set_total(conn: Connection, product_id: int, total: int, now: datetime | None = None) -> Stock | None:
-    """Set a product's total quantity, never below what is sold and held, and commit.
+    """Set a product's total quantity, never below what is sold and held, under its lock.
 
-    Returns the new stock, None for an unknown product; raises BelowCommitted.
+    Returns the new stock, None for an unknown product; raises BelowCommitted, having changed
+    nothing the caller's transaction should keep.
     """
     now = now or utcnow()
     if not lock_product(conn, product_id):
-        conn.rollback()
         return None
     release_lapsed_holds(conn, product_id, now)
-    try:
-        spread_total(conn, product_id, total)
-    except BelowCommitted:
-        conn.rollback()
-        raise
-    conn.commit()
+    spread_total(conn, product_id, total)
     return stock_of(conn, product_id, now)

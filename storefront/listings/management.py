@@ -30,7 +30,8 @@ FIELDS = ("sku", "name", "description", "price", "currency", "total", "starts_at
 _SKU = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-@dataclass(frozen=True)
+# Not frozen: an exception's traceback is set on it as it leaves a ``with`` block.
+@dataclass(eq=False)
 class InvalidField(ValueError):
     field: str
     message: str
@@ -212,10 +213,8 @@ def add_product(conn: Connection, values: dict, image: str | None = None) -> int
     if image:
         columns["image"] = image
     if conn.execute(select(products.c.id).where(products.c.sku == columns["sku"])).first() is not None:
-        conn.rollback()
         raise InvalidField("sku", f"{columns['sku']} is taken")
     product_id = _write(conn, columns, None)
-    conn.commit()
     return product_id
 
 
@@ -223,21 +222,14 @@ def update_product(conn: Connection, product_id: int, values: dict, image: str |
     """Change the given fields of a product (and its photo). False for an unknown id."""
     existing = conn.execute(select(products.c.id, products.c.currency).where(products.c.id == product_id)).first()
     if existing is None:
-        conn.rollback()
         return False
     columns = parse_product(values, partial=True, current_currency=existing.currency)
     if image:
         columns["image"] = image
     if "sku" in columns and conn.execute(select(products.c.id).where(
             products.c.sku == columns["sku"], products.c.id != product_id)).first() is not None:
-        conn.rollback()
         raise InvalidField("sku", f"{columns['sku']} is taken")
-    try:
-        _write(conn, columns, existing)
-    except InvalidField:
-        conn.rollback()
-        raise
-    conn.commit()
+    _write(conn, columns, existing)
     return True
 
 
@@ -252,7 +244,6 @@ def archive_product(conn: Connection, product_id: int, archived: bool = True) ->
     if changed is not None:  # its options go and come back with it
         conn.execute(update(products).where(products.c.option_of == product_id)
                      .values(archived_at=utcnow() if archived else None))
-    conn.commit()
     return changed is not None
 
 
@@ -294,9 +285,7 @@ def import_rows(conn: Connection, rows: list[dict]) -> tuple[int, int]:
             continue
         added, updated = (added + 1, updated) if existing is None else (added, updated + 1)
     if problems:
-        conn.rollback()
         raise CatalogRefused(problems)
-    conn.commit()
     return added, updated
 
 

@@ -90,7 +90,7 @@ def _add_demo_drop() -> list[str]:
     """The drop and its sizes, through the same rules as the CLI and the admin (listings/management.py)."""
     starts_at = isoformat_z(utcnow().replace(microsecond=0) + DROP_STARTS_AFTER)
     skus = [DEMO_DROP["sku"]]
-    with db.engine.connect() as conn:
+    with db.engine.begin() as conn:
         add_product(conn, {**DEMO_DROP, "starts_at": starts_at}, image="img/products/runner.svg")
         for label, total in DEMO_DROP_SIZES:
             sku = f"{DEMO_DROP['sku']}-{label.split()[-1]}"

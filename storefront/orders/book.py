@@ -64,7 +64,6 @@ def record_delivery(conn: Connection, kind: str, subject, delivery: Delivery) ->
     conn.execute(statement.on_conflict_do_update(
         index_elements=[orders.c.id], set_={**delivery.columns(), "updated_at": now},
         where=orders.c.paid_at.is_(None)))
-    conn.commit()
 
 
 def _paid_upsert(dialect):
@@ -272,16 +271,13 @@ def mark_shipped(conn: Connection, order_id: uuid.UUID, tracking_reference: str 
     """
     order = order_of(conn, order_id)
     if order is None or order.row is None:
-        conn.rollback()
         return None
     if order.status not in ("paid", "shipped"):
-        conn.rollback()
         raise NotShippable(order.status)
     now = utcnow()
     conn.execute(update(orders).where(orders.c.id == order_id).values(
         shipped_at=func.coalesce(orders.c.shipped_at, now), tracking_reference=tracking_reference or None,
         updated_at=now))
-    conn.commit()
     return order_of(conn, order_id)
 
 
@@ -294,7 +290,6 @@ def record_stripe_refund(conn: Connection, payment_intent_id: str, amount_refund
         orders.c.id.in_(order_ids),
         or_(orders.c.stripe_refunded_amount.is_(None), orders.c.stripe_refunded_amount < amount_refunded),
     ).values(stripe_refunded_amount=amount_refunded, stripe_refunded_at=utcnow(), updated_at=utcnow()))
-    conn.commit()
     return changed.rowcount
 
 

@@ -8,7 +8,7 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from storefront.clock import utcnow
-from storefront.extensions import db
+from storefront.extensions import db, reading
 from storefront.mail import mailer
 from storefront.metrics import measured_job
 from storefront.orders.book import order_of, orders, unconfirmed_orders
@@ -27,25 +27,22 @@ def send_order_confirmation(order_id: str) -> str:
     A MailError (server down, refused) propagates so that the job is retried.
     """
     order_uuid = uuid.UUID(order_id)
-    with db.engine.connect() as conn:
+    with db.engine.begin() as conn:
         row = conn.execute(select(orders).where(orders.c.id == order_uuid).with_for_update()).first()
         if row is None or row.paid_at is None or not row.email:
-            conn.rollback()
             return "nothing_to_send"
         if row.confirmation_sent_at is not None:
-            conn.rollback()
             return "already_sent"
         message = confirmation_message(order_of(conn, order_uuid), current_app.config["STOREFRONT"].mail_from)
         mailer().send(message)
         conn.execute(update(orders).where(orders.c.id == order_uuid).values(confirmation_sent_at=utcnow()))
-        conn.commit()
     log.info("order %s: confirmation sent", order_id)
     return "sent"
 
 
 def resend_unconfirmed() -> int:
     """From the sweep: enqueue again the confirmations of paid orders that have not gone out."""
-    with db.engine.connect() as conn:
+    with reading() as conn:
         order_ids = unconfirmed_orders(conn, utcnow() - RESEND_AFTER)
     for order_id in order_ids:
         confirm_later(order_id)

@@ -127,7 +127,6 @@ def record_refund(conn: Connection, hold_id: uuid.UUID, refund_id: str) -> None:
     conn.execute(
         update(holds).where(holds.c.id == hold_id, holds.c.refund_id.is_(None)).values(refund_id=refund_id)
     )
-    conn.commit()
 
 
 def release_cancelled_payment(conn: Connection, message: dict) -> Settlement:
@@ -135,15 +134,12 @@ def release_cancelled_payment(conn: Connection, message: dict) -> Settlement:
     hold_id = _hold_id(message)
     hold = _locked_hold(conn, hold_id) if hold_id else None
     if hold is None:
-        conn.rollback()
         return Settlement("unknown_hold", hold_id)
     if hold.status != HoldStatus.PENDING:
-        conn.rollback()
         return Settlement(f"kept_{hold.status.lower()}", hold_id)
     now = utcnow()
     _set_status(conn, hold_id, HoldStatus.CANCELLED, now, payment_released_at=now)
     give_back_units(conn, hold.product_id, hold.bucket, hold.quantity)
-    conn.commit()
     return Settlement("cancelled", hold_id)
 
 
@@ -215,7 +211,6 @@ def record_checkout_refund(conn: Connection, checkout_id: uuid.UUID, refund_id: 
     remember_checkout_refund(conn, checkout_id, refund_id)
     conn.execute(update(holds).where(holds.c.checkout_id == checkout_id, holds.c.status == literal_column(
         "'REFUNDED'"), holds.c.refund_id.is_(None)).values(refund_id=refund_id))
-    conn.commit()
 
 
 def release_cancelled_checkout(conn: Connection, message: dict) -> Settlement:
@@ -223,7 +218,6 @@ def release_cancelled_checkout(conn: Connection, message: dict) -> Settlement:
     checkout_id = _checkout_id(message)
     checkout, lines = _checkout_under_lock(conn, checkout_id) if checkout_id else (None, [])
     if checkout is None:
-        conn.rollback()
         return Settlement("unknown_checkout", None)
     now = utcnow()
     released = 0
@@ -232,5 +226,4 @@ def release_cancelled_checkout(conn: Connection, message: dict) -> Settlement:
             _set_status(conn, line.id, HoldStatus.CANCELLED, now, payment_released_at=now)
             give_back_units(conn, line.product_id, line.bucket, line.quantity)
             released += 1
-    conn.commit()
     return Settlement("cancelled" if released else "kept", checkout_id)

@@ -1,8 +1,8 @@
 """Starting a payment, for a hold or a checkout: its PaymentIntent, created once and remembered.
 
-Never inside the hold's transaction: Stripe is called with no transaction open,
-and the intent's id is recorded afterwards (the idempotency key makes a
-concurrent second call return the same intent).
+Never inside a transaction: these functions take no connection. Stripe is called with no
+transaction open, and the intent's id is recorded afterwards in a transaction of its own
+(the idempotency key makes a concurrent second call return the same intent).
 """
 
 import logging
@@ -10,6 +10,7 @@ import logging
 from sqlalchemy import Connection, update
 
 from storefront.cart.checkout import remember_checkout_intent
+from storefront.extensions import db
 from storefront.inventory.stock import holds
 from storefront.orders.book import record_delivery
 from storefront.orders.delivery import Delivery
@@ -18,12 +19,11 @@ from storefront.payments.gateway import PaymentError, PaymentSession, checkout_m
 log = logging.getLogger(__name__)
 
 
-def _open(conn: Connection, what: str, subject, metadata: dict, remember) -> PaymentSession | None:
-    """Open (or find again) ``subject``'s intent; ``remember(intent_id)`` records a new one.
+def _open(what: str, subject, metadata: dict, remember) -> PaymentSession | None:
+    """Open (or find again) ``subject``'s intent; ``remember(conn, intent_id)`` records a new one.
 
     None when the gateway cannot be reached right now: the page says so, the hold stays.
     """
-    conn.rollback()
     try:
         session = gateway().open_intent(
             key=f"{what}-{subject.id}", amount=subject.amount, currency=subject.currency,
@@ -33,35 +33,34 @@ def _open(conn: Connection, what: str, subject, metadata: dict, remember) -> Pay
         log.warning("could not start payment for %s %s: %s", what, subject.id, error)
         return None
     if subject.payment_intent_id is None:
-        remember(session.intent_id)
-        conn.commit()
+        with db.engine.begin() as conn:
+            remember(conn, session.intent_id)
     return session
 
 
-def start_payment(conn: Connection, hold) -> PaymentSession | None:
+def _remember_hold_intent(conn: Connection, hold_id, intent_id: str) -> None:
+    conn.execute(update(holds).where(holds.c.id == hold_id, holds.c.payment_intent_id.is_(None))
+                 .values(payment_intent_id=intent_id))
+
+
+def start_payment(hold) -> PaymentSession | None:
     """The hold's payment session, or None when the gateway cannot be reached right now."""
-
-    def remember(intent_id: str) -> None:
-        conn.execute(update(holds).where(holds.c.id == hold.id, holds.c.payment_intent_id.is_(None))
-                     .values(payment_intent_id=intent_id))
-
-    return _open(conn, "hold", hold, intent_metadata(hold), remember)
+    return _open("hold", hold, intent_metadata(hold),
+                 lambda conn, intent_id: _remember_hold_intent(conn, hold.id, intent_id))
 
 
-def start_checkout_payment(conn: Connection, checkout, hold_ids) -> PaymentSession | None:
+def start_checkout_payment(checkout, hold_ids) -> PaymentSession | None:
     """The checkout's one PaymentIntent for the sum of its lines; its holds point at it too."""
-
-    def remember(intent_id: str) -> None:
-        remember_checkout_intent(conn, checkout.id, intent_id)
-
-    return _open(conn, "checkout", checkout, checkout_metadata(checkout, hold_ids), remember)
+    return _open("checkout", checkout, checkout_metadata(checkout, hold_ids),
+                 lambda conn, intent_id: remember_checkout_intent(conn, checkout.id, intent_id))
 
 
-def attach_delivery(conn: Connection, kind: str, subject, delivery: Delivery) -> None:
+def attach_delivery(kind: str, subject, delivery: Delivery) -> None:
     """The shopper's delivery details, given in the payment form: kept on the order (what
-    settling reads), then put on the PaymentIntent for Stripe's receipt. Stripe being
-    unreachable does not lose them: the order has them."""
-    record_delivery(conn, kind, subject, delivery)
+    settling reads; committed first), then put on the PaymentIntent for Stripe's receipt.
+    Stripe being unreachable does not lose them: the order has them."""
+    with db.engine.begin() as conn:
+        record_delivery(conn, kind, subject, delivery)
     if subject.payment_intent_id:
         try:
             gateway().set_delivery(subject.payment_intent_id, delivery.email, delivery.stripe_shipping())

@@ -41,10 +41,9 @@ def record_event(
     trigger: str = "webhook",
     refund_id: str | None = None,
 ) -> None:
-    """Write down an event's outcome, and commit (with whatever the transaction decided)."""
+    """Write down an event's outcome, in the caller's transaction (with whatever it decided)."""
     conn.execute(_UPSERT[conn.dialect.name], _row(event_id, event_type, outcome, payment_intent_id,
                                                   reservation_id, detail, trigger, refund_id, utcnow()))
-    conn.commit()
 
 
 def record_events(conn: Connection, records: list[dict], trigger: str) -> None:

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, literal_column, or_, select, update
 
 from storefront.clock import utcnow
-from storefront.extensions import db
+from storefront.extensions import db, reading
 from storefront.inventory.models import is_pending
 from storefront.inventory.stock import holds
 from storefront.metrics import INTENT_CHECKS
@@ -62,31 +62,27 @@ def _due_intents(conn, now: datetime, lapsing_before: datetime) -> tuple[list[st
         .order_by(func.min(holds.c.expires_at))
         .limit(BATCH)
     ).all()
-    conn.rollback()
     return list(released), [(intent, lapses_at) for intent, lapses_at in lapsing if intent not in released]
 
 
 def _mark(intent_id: str, **values) -> None:
-    with db.engine.connect() as conn:
+    with db.engine.begin() as conn:
         conn.execute(update(holds).where(holds.c.payment_intent_id == intent_id).values(**values))
-        conn.commit()
 
 
 def mark_intent_settled(intent_id: str) -> None:
     """Stripe and the shop agree on this intent now: stop asking about its released holds."""
-    with db.engine.connect() as conn:
+    with db.engine.begin() as conn:
         conn.execute(update(holds).where(holds.c.payment_intent_id == intent_id, _released,
                                          holds.c.payment_released_at.is_(None))
                      .values(payment_released_at=utcnow()))
-        conn.commit()
 
 
 def _ask_later(intent_id: str, now: datetime, seconds: float | None = None) -> None:
     """Ask again after ``seconds``; without it, back off: 30 s, 1 min, 2 min ... at most an hour."""
-    with db.engine.connect() as conn:
+    with reading() as conn:
         checks = conn.execute(select(func.max(holds.c.intent_checks))
                               .where(holds.c.payment_intent_id == intent_id)).scalar() or 0
-        conn.rollback()
     if seconds is None:
         seconds = min(BACKOFF_FIRST_SECONDS * 2 ** checks, BACKOFF_MAX_SECONDS)
     _mark(intent_id, intent_checks=checks + 1, intent_check_after=now + timedelta(seconds=seconds))
@@ -147,7 +143,7 @@ def check_lapsing_intent(intent_id: str, lapses_at: datetime) -> str:
 def reconcile_payments(lookahead_seconds: float = 60, now: datetime | None = None) -> dict:
     """One round: the intents of holds about to lapse, and of holds released but not settled."""
     now = now or utcnow()
-    with db.engine.connect() as conn:
+    with reading() as conn:
         released, lapsing = _due_intents(conn, now, now + timedelta(seconds=lookahead_seconds))
     outcomes = Counter(check_lapsing_intent(intent_id, lapses_at) for intent_id, lapses_at in lapsing)
     outcomes.update(settle_released_intent(intent_id, now) for intent_id in released)

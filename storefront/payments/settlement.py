@@ -18,7 +18,7 @@ from dataclasses import replace
 
 from sqlalchemy import Connection, func, select
 
-from storefront.extensions import db
+from storefront.extensions import db, reading
 from storefront.logs import current_request_id
 from storefront.metrics import SETTLEMENTS
 from storefront.orders.book import record_paid
@@ -81,28 +81,35 @@ def settle_succeeded(message: dict, trigger: str) -> str:
     reached, so that the caller (a job, the sweep) tries again.
     """
     intent_id = message["paymentIntentId"]
-    with db.engine.connect() as conn:
-        settle = settle_checkout if message.get("checkoutId") else settle_payment
+    settle = settle_checkout if message.get("checkoutId") else settle_payment
+    with db.engine.begin() as conn:
         settlement = settle(conn, message)
         to_confirm = record_paid(conn, [(*settlement.paid_order, message)]) if settlement.paid_order else set()
-        refund_id = None
-        if settlement.refund_amount:
-            conn.commit()  # the decision first: a refund only ever follows a committed one
-            refund_id = _refund(conn, settlement, intent_id)
-        # The record commits with the settlement: one transaction, one fsync, per payment.
+        if not settlement.refund_amount:
+            # The record commits with the settlement: one transaction, one fsync, per payment.
+            _record(conn, message, settlement, trigger)
+    refund_id = None
+    if settlement.refund_amount:
+        # The decision is committed above: a refund only ever follows a committed one.
+        refund_id = _refund(settlement, intent_id)
         if refund_id and settlement.outcome == "refund_due":
             settlement = replace(settlement, outcome="refunded")
-        record_event(
-            conn, message["eventId"], message["type"], settlement.outcome,
-            payment_intent_id=intent_id, reservation_id=settlement.subject_id, detail=settlement.detail,
-            trigger=trigger, refund_id=refund_id,
-        )
+        with db.engine.begin() as conn:
+            _record(conn, message, settlement, trigger, refund_id)
     for order_id in to_confirm:
         confirm_later(order_id)
     SETTLEMENTS.labels(trigger, settlement.outcome).inc()
     log.info("payment %s for %s (%s): %s%s", intent_id, settlement.subject_id, trigger, settlement.outcome,
              f", refund {refund_id}" if refund_id else "")
     return settlement.outcome
+
+
+def _record(conn: Connection, message: dict, settlement: Settlement, trigger: str, refund_id: str | None = None):
+    record_event(
+        conn, message["eventId"], message["type"], settlement.outcome,
+        payment_intent_id=message["paymentIntentId"], reservation_id=settlement.subject_id,
+        detail=settlement.detail, trigger=trigger, refund_id=refund_id,
+    )
 
 
 def settle_batch(messages: list[dict], trigger: str) -> list[tuple[dict, str]]:
@@ -116,7 +123,7 @@ def settle_batch(messages: list[dict], trigger: str) -> list[tuple[dict, str]]:
     """
     singles = sorted((m for m in messages if not m.get("checkoutId")), key=lambda m: str(m.get("productId") or ""))
     decided = []
-    with db.engine.connect() as conn:
+    with db.engine.begin() as conn:
         for message in singles:
             decided.append((message, settle_payment(conn, message)))
         # Their orders paid in one statement, as the ledger below records them in one.
@@ -127,7 +134,6 @@ def settle_batch(messages: list[dict], trigger: str) -> list[tuple[dict, str]]:
              "paymentIntentId": message["paymentIntentId"], "subjectId": settlement.subject_id,
              "detail": settlement.detail}
             for message, settlement in decided if not settlement.refund_amount], trigger)
-        conn.commit()
     for order_id in to_confirm:
         confirm_later(order_id)
     outcomes = []
@@ -141,25 +147,27 @@ def settle_batch(messages: list[dict], trigger: str) -> list[tuple[dict, str]]:
     return outcomes
 
 
-def _refund(conn: Connection, settlement: Settlement, intent_id: str) -> str:
+def _refund(settlement: Settlement, intent_id: str) -> str:
     """Give back what the settlement says is due, once, and write down Stripe's refund id."""
     if settlement.outcome in WHOLE_PAYMENT_REFUNDS:
-        earlier = _whole_refund_of(conn, intent_id)
+        with reading() as conn:
+            earlier = _whole_refund_of(conn, intent_id)
         if earlier:
             return earlier
-        return refund_once(conn, intent_id, settlement.refund_amount, f"intent-{intent_id}", settlement.subject_id)
+        return refund_once(intent_id, settlement.refund_amount, f"intent-{intent_id}", settlement.subject_id)
     if settlement.outcome == "refund_due" and not settlement.is_checkout:
-        refund_id = refund_once(conn, intent_id, settlement.refund_amount, str(settlement.subject_id),
-                                settlement.subject_id)
-        record_refund(conn, settlement.subject_id, refund_id)
+        refund_id = refund_once(intent_id, settlement.refund_amount, str(settlement.subject_id), settlement.subject_id)
+        with db.engine.begin() as conn:
+            record_refund(conn, settlement.subject_id, refund_id)
         return refund_id
-    refund_id = refund_once(conn, intent_id, settlement.refund_amount, f"checkout-{settlement.subject_id}",
+    refund_id = refund_once(intent_id, settlement.refund_amount, f"checkout-{settlement.subject_id}",
                             settlement.subject_id)
-    record_checkout_refund(conn, settlement.subject_id, refund_id)
+    with db.engine.begin() as conn:
+        record_checkout_refund(conn, settlement.subject_id, refund_id)
     return refund_id
 
 
-def refund_once(conn: Connection, intent_id: str, amount: int, key: str, subject_id=None) -> str:
+def refund_once(intent_id: str, amount: int, key: str, subject_id=None) -> str:
     """Refund through Stripe under an idempotency key that a retry reuses, unless Stripe refused it.
 
     Stripe keeps its first answer to a key for 24 hours, errors included. So a retry of a
@@ -168,28 +176,29 @@ def refund_once(conn: Connection, intent_id: str, amount: int, key: str, subject
     no is written down in the ledger and the next attempt goes out under the next key,
     ``<key>-<refusals so far>``, or it would get the same no for a day. Two processes at
     once count the same refusals, so they send the same key, and Stripe makes one refund.
+    No transaction is open while Stripe is asked.
     """
     prefix = f"refund-refused:{key}:"
-    refusals = conn.execute(select(func.count()).select_from(payment_events)
-                            .where(payment_events.c.id.startswith(prefix, autoescape=True))).scalar_one()
+    with reading() as conn:
+        refusals = conn.execute(select(func.count()).select_from(payment_events)
+                                .where(payment_events.c.id.startswith(prefix, autoescape=True))).scalar_one()
     try:
         return gateway().refund(intent_id, amount, f"{key}-{refusals}")
     except PaymentRefused as refusal:
-        record_event(conn, f"{prefix}{refusals}", "refund.refused", "refund_refused", payment_intent_id=intent_id,
-                     reservation_id=subject_id, detail=str(refusal), trigger="refund")
+        with db.engine.begin() as conn:
+            record_event(conn, f"{prefix}{refusals}", "refund.refused", "refund_refused", payment_intent_id=intent_id,
+                         reservation_id=subject_id, detail=str(refusal), trigger="refund")
         raise
 
 
 def _whole_refund_of(conn: Connection, intent_id: str) -> str | None:
-    found = conn.execute(
+    return conn.execute(
         select(payment_events.c.refund_id).where(
             payment_events.c.payment_intent_id == intent_id,
             payment_events.c.outcome.in_(WHOLE_PAYMENT_REFUNDS),
             payment_events.c.refund_id.is_not(None),
         ).limit(1)
     ).scalar()
-    conn.rollback()
-    return found
 
 
 def settle_returned(subject, named_intent_id: str | None) -> str | None:

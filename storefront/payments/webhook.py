@@ -96,7 +96,7 @@ def _succeeded(message: dict) -> Receipt:
 
 
 def _failed(message: dict) -> Receipt:
-    with db.engine.connect() as conn:
+    with db.engine.begin() as conn:
         record_event(
             conn, message["eventId"], message["type"], "payment_failed",
             payment_intent_id=message["paymentIntentId"], reservation_id=message["reservationId"],
@@ -106,7 +106,7 @@ def _failed(message: dict) -> Receipt:
 
 
 def _canceled(message: dict) -> Receipt:
-    with db.engine.connect() as conn:
+    with db.engine.begin() as conn:
         release = release_cancelled_checkout if message["checkoutId"] else release_cancelled_payment
         settlement = release(conn, message)
         record_event(
@@ -125,7 +125,7 @@ def _charge_refunded(event: dict) -> Receipt:
         # A charge made without a PaymentIntent is none of ours (another integration's).
         WEBHOOK_EVENTS.labels("charge.refunded", "ignored").inc()
         return Receipt(200, {"received": True})
-    with db.engine.connect() as conn:
+    with db.engine.begin() as conn:
         changed = record_stripe_refund(conn, intent_id, refunded)
     log.info("stripe event %s (charge.refunded) for %s: %s refunded in all, %d order(s) changed",
              event["id"], intent_id, refunded, changed)

@@ -9,7 +9,8 @@ from storefront.clock import isoformat_z, utcnow
 from storefront.errors import ApiError
 from storefront.extensions import db, reading
 from storefront.htmx import trigger, wants_fragment
-from storefront.inventory.holds import HoldLimit, HoldLimits, hold_json, status_of
+from storefront.inventory.grants import HoldLimit, HoldLimits, NotOnSale, OutOfStock
+from storefront.inventory.holds import hold_json, status_of
 from storefront.inventory.models import HoldStatus
 from storefront.inventory.stock import on_sale, stock_levels
 from storefront.owners import Owner, client_address, owner_of, requesting_owner
@@ -65,13 +66,14 @@ def set_cart_line():
     product_id = integer_field(data, "productId", low=1, high=2**31 - 1)
     quantity = integer_field(data, "quantity", low=1, high=_settings().max_hold_quantity, default=1)
     owner = _body_owner(data)
-    with db.engine.connect() as conn:
+    with db.engine.begin() as conn:
         if not on_sale(conn, product_id):
             raise ApiError(404, "not_found", "No such product.")
         try:
             carts.set_line(conn, owner, product_id, quantity)
         except carts.CartFull:
             raise ApiError(409, "cart_full", f"A cart holds at most {carts.MAX_CART_LINES} products.") from None
+    with reading() as conn:
         return _cart_answer(conn, owner)
 
 
@@ -79,8 +81,9 @@ def set_cart_line():
 def remove_cart_line(product_id: int):
     owner = owner_of(request.headers.get("X-Visitor-Id") or request.args.get("userId")
                      or request_body().get("userId"))
-    with db.engine.connect() as conn:
+    with db.engine.begin() as conn:
         carts.remove_line(conn, owner, product_id)
+    with reading() as conn:
         return _cart_answer(conn, owner)
 
 
@@ -100,43 +103,46 @@ def create_checkout():
     data = request_body() if request.content_length else {}
     owner = _body_owner(data)
     settings = _settings()
-    with db.engine.connect() as conn:
-        try:
+    try:
+        with db.engine.begin() as conn:
             placed = carts.place_checkout(conn, owner, client_address(), settings.hold_ttl_seconds,
                                           HoldLimits.of(settings))
-        except carts.EmptyCart:
-            raise ApiError(400, "empty_cart", "The cart is empty.") from None
-        except carts.CheckoutNotOnSale as waiting:
-            raise ApiError(409, "not_on_sale", "Some lines are not on sale yet; nothing was held.",
-                           items=waiting.items) from None
-        except carts.CheckoutShort as short:
-            raise ApiError(409, "out_of_stock", "Some lines are short; nothing was held.", items=short.items) from None
-        except carts.MixedCurrencies:
-            raise ApiError(409, "mixed_currencies", "A checkout pays in one currency.") from None
-        except HoldLimit as limit:
-            raise ApiError(409, "hold_limit", **limit.answer()) from None
+    except carts.EmptyCart:
+        raise ApiError(400, "empty_cart", "The cart is empty.") from None
+    except NotOnSale as waiting:
+        raise ApiError(409, "not_on_sale", "Some lines are not on sale yet; nothing was held.",
+                       items=waiting.items) from None
+    except OutOfStock as short:
+        raise ApiError(409, "out_of_stock", "Some lines are short; nothing was held.", items=short.items) from None
+    except carts.MixedCurrencies:
+        raise ApiError(409, "mixed_currencies", "A checkout pays in one currency.") from None
+    except HoldLimit as limit:
+        raise ApiError(409, "hold_limit", **limit.answer()) from None
     for _, intent_id in placed.superseded_intents:
         settle_released_intent(intent_id)  # released by the shop: settle it with Stripe now
     if wants_fragment():
-        with db.engine.connect() as conn:
-            return checkout_fragment(conn, placed.checkout, 201)
+        return checkout_fragment(placed.checkout, 201)
     return jsonify(checkout_json(placed.checkout, placed.holds)), 201
 
 
-def checkout_fragment(conn, checkout, status: int = 200, *, confirming: bool = False, payment_failed: bool = False):
+def checkout_fragment(checkout, status: int = 200, *, confirming: bool = False, payment_failed: bool = False):
     """The checkout with its lines, and its payment form while some can be paid (as a hold's)."""
-    lines = carts.checkout_holds(conn, checkout.id)
+    with reading() as conn:
+        lines = carts.checkout_holds(conn, checkout.id)
     now = utcnow()
     live = any(status_of(line, now) == HoldStatus.PENDING for line in lines)
-    payment = start_checkout_payment(conn, checkout, [line.id for line in lines]) if live and not confirming else None
+    payment = start_checkout_payment(checkout, [line.id for line in lines]) if live and not confirming else None
     if payment is not None and payment.already_paid:  # settled now, not offered again
-        settle_paid_form(carts.find_checkout(conn, checkout.id), payment)
-        conn.rollback()
-        checkout, lines = carts.find_checkout(conn, checkout.id), carts.checkout_holds(conn, checkout.id)
+        with reading() as conn:  # read again: it names its intent now
+            paid = carts.find_checkout(conn, checkout.id)
+        settle_paid_form(paid, payment)
+        with reading() as conn:
+            checkout, lines = carts.find_checkout(conn, checkout.id), carts.checkout_holds(conn, checkout.id)
         live = any(status_of(line, now) == HoldStatus.PENDING for line in lines)
         confirming, payment = True, None
-    names = dict(conn.execute(select(products.c.id, products.c.name)
-                              .where(products.c.id.in_([line.product_id for line in lines]))).all())
+    with reading() as conn:
+        names = dict(conn.execute(select(products.c.id, products.c.name)
+                                  .where(products.c.id.in_([line.product_id for line in lines]))).all())
     body = render_template("shop/_checkout.html", checkout=checkout, lines=lines, names=names, now=now,
                            live=live, payment=payment, gateway=gateway(), confirming=confirming and live,
                            payment_failed=payment_failed)
@@ -151,23 +157,22 @@ def checkout_page(checkout: str):
     named_intent = request.args.get("payment_intent")
     if named_intent:
         # Back from Stripe (or the in-place form confirmed): ask Stripe, settle before answering.
-        with db.engine.connect() as conn:
+        with reading() as conn:
             found = carts.find_checkout(conn, checkout_id)
-            conn.rollback()
         if found is not None:
             settle_returned(found, named_intent)
     if not wants_fragment():
         return render_template("shop/checkout.html", checkout_id=checkout_id,
                                redirect_status=request.args.get("redirect_status"))
-    with db.engine.connect() as conn:
+    with reading() as conn:
         found = carts.find_checkout(conn, checkout_id, requesting_owner())
-        if found is None:
-            raise ApiError(404, "not_found", "No such checkout.")
-        if request.args.get("lapsed") == "1" and any(
-                status_of(line) == HoldStatus.PENDING for line in carts.checkout_holds(conn, checkout_id)):
-            return "", 204  # still live by the server's clock: the form stays as it is
-        return checkout_fragment(conn, found, confirming=request.args.get("confirming") == "1",
-                                 payment_failed=request.args.get("redirect_status") == "failed")
+        lines = carts.checkout_holds(conn, checkout_id) if found is not None else []
+    if found is None:
+        raise ApiError(404, "not_found", "No such checkout.")
+    if request.args.get("lapsed") == "1" and any(status_of(line) == HoldStatus.PENDING for line in lines):
+        return "", 204  # still live by the server's clock: the form stays as it is
+    return checkout_fragment(found, confirming=request.args.get("confirming") == "1",
+                             payment_failed=request.args.get("redirect_status") == "failed")
 
 
 def payable_checkout(conn, checkout_id, owner):
@@ -185,23 +190,26 @@ def payable_checkout(conn, checkout_id, owner):
 def checkout_demo_payment(checkout: str):
     demo = demo_gateway()
     checkout_id, owner = reservation_id(checkout), requesting_owner()
-    with db.engine.connect() as conn:
+    with reading() as conn:
         found, lines = payable_checkout(conn, checkout_id, owner)
-        delivery = delivery_details(request.form)
-        hold_ids = [line.id for line in lines]
-        session = start_checkout_payment(conn, found, hold_ids)
-        attach_delivery(conn, "checkout", carts.find_checkout(conn, checkout_id), delivery)
+    delivery = delivery_details(request.form)
+    hold_ids = [line.id for line in lines]
+    session = start_checkout_payment(found, hold_ids)
+    with reading() as conn:
+        found = carts.find_checkout(conn, checkout_id)  # naming its intent now
+    attach_delivery("checkout", found, delivery)
     pay_with_demo(demo, session.intent_id, found.amount, found.currency, checkout_metadata(found, hold_ids))
-    with db.engine.connect() as conn:
-        return checkout_fragment(conn, carts.find_checkout(conn, checkout_id), confirming=True)
+    with reading() as conn:
+        found = carts.find_checkout(conn, checkout_id)
+    return checkout_fragment(found, confirming=True)
 
 
 @bp.post("/api/checkouts/<checkout>/delivery")
 def checkout_delivery(checkout: str):
     """The payment form's delivery details for a checkout, sent just before the payment is confirmed."""
-    with db.engine.connect() as conn:
+    with reading() as conn:
         found, _ = payable_checkout(conn, reservation_id(checkout), requesting_owner())
-        attach_delivery(conn, "checkout", found, delivery_details(request_body()))
+    attach_delivery("checkout", found, delivery_details(request_body()))
     return jsonify({"saved": True})
 
 

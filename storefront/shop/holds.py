@@ -8,8 +8,9 @@ from sqlalchemy import Connection, select
 from storefront.catalog.models import products
 from storefront.clock import isoformat_z, utcnow
 from storefront.errors import ApiError
-from storefront.extensions import db
+from storefront.extensions import db, reading
 from storefront.htmx import wants_fragment
+from storefront.inventory import grants
 from storefront.inventory import holds as hold_book
 from storefront.inventory.models import HoldStatus
 from storefront.inventory.stock import current_stock, stock_of
@@ -43,27 +44,32 @@ def _product(conn: Connection, product_id: int):
     return product
 
 
-def hold_fragment(conn: Connection, hold, status: int = 200, *, confirming: bool = False, **context):
+def hold_fragment(hold, status: int = 200, *, confirming: bool = False, **context):
     """The hold as its visitor sees it, with the payment form while it can be paid.
 
-    The form asks Stripe for the intent once per render (its client secret); an intent
-    found paid already (a reload after paying, before the webhook) is settled on the spot.
-    "Confirming" renders ask Stripe nothing: they poll the shop until the payment settles.
+    The form asks Stripe for the intent once per render (its client secret), with no
+    transaction open; an intent found paid already (a reload after paying, before the webhook)
+    is settled on the spot. "Confirming" renders ask Stripe nothing: they poll the shop until
+    the payment settles.
     """
     now = utcnow()
     live = hold_book.status_of(hold, now) == HoldStatus.PENDING
-    payment = start_payment(conn, hold) if live and not confirming else None
+    payment = start_payment(hold) if live and not confirming else None
     if payment is not None and payment.already_paid:
-        settle_paid_form(hold_book.hold_by_id(conn, hold.id), payment)
-        conn.rollback()
-        hold = hold_book.hold_by_id(conn, hold.id)
+        with reading() as conn:  # read again: it names its intent now
+            paid = hold_book.hold_by_id(conn, hold.id)
+        settle_paid_form(paid, payment)
+        with reading() as conn:
+            hold = hold_book.hold_by_id(conn, hold.id)
         live = hold_book.status_of(hold, now) == HoldStatus.PENDING
         confirming, payment = True, None
+    with reading() as conn:
+        product, stock = _product(conn, hold.product_id), stock_of(conn, hold.product_id, now)
     body = render_template(
         "shop/_hold.html",
         hold=hold,
-        product=_product(conn, hold.product_id),
-        stock=stock_of(conn, hold.product_id, now),
+        product=product,
+        stock=stock,
         now=now,
         payment=payment,
         gateway=gateway(),
@@ -126,18 +132,18 @@ def create_reservation():
 
     try:
         placed = hold_book.place_hold(product_id, owner, client_address(), quantity,
-                                      settings.hold_ttl_seconds, hold_book.HoldLimits.of(settings))
-    except hold_book.ProductNotFound:
+                                      settings.hold_ttl_seconds, grants.HoldLimits.of(settings))
+    except grants.ProductNotFound:
         HOLDS.labels("unknown_product").inc()
         raise ApiError(404, "not_found", "No such product.") from None
-    except hold_book.NotOnSale as waiting:
+    except grants.NotOnSale as waiting:
         HOLDS.labels("not_on_sale").inc()
         raise ApiError(409, "not_on_sale", f"On sale from {isoformat_z(waiting.starts_at)}.",
                        startsAt=isoformat_z(waiting.starts_at)) from None
-    except hold_book.OutOfStock as short:
+    except grants.OutOfStock as short:
         HOLDS_OUT_OF_STOCK.inc()
         if wants_fragment():
-            with db.engine.connect() as conn:
+            with reading() as conn:
                 body = render_template(
                     "shop/_sold_out.html",
                     product=_product(conn, product_id),
@@ -148,15 +154,14 @@ def create_reservation():
         # The answer a crowd gets once it is gone: the body the error handler would make
         # (error_response), without its exception round, and made once per count.
         return current_app.response_class(out_of_stock_body(short.available), 409, mimetype="application/json")
-    except hold_book.HoldLimit as limit:
+    except grants.HoldLimit as limit:
         HOLDS.labels("hold_limit" if limit.per == "visitor" else "address_limit").inc()
         raise ApiError(409, "hold_limit", **limit.answer()) from None
 
     status = 201 if placed.created else 200
     (HOLDS_CREATED if placed.created else HOLDS_EXISTING).inc()
     if wants_fragment():
-        with db.engine.connect() as conn:
-            return hold_fragment(conn, placed.hold, status)
+        return hold_fragment(placed.hold, status)
     # The hot path's answer, serialised directly: the same JSON as jsonify, without its sorting.
     return current_app.response_class(compact_json(hold_book.hold_json(placed.hold)),
                                       status, mimetype="application/json")
@@ -165,12 +170,12 @@ def create_reservation():
 @bp.get("/api/reservations/<reservation>")
 def show_reservation(reservation: str):
     hold_id, owner = reservation_id(reservation), requesting_owner()
-    with db.engine.connect() as conn:
+    with reading() as conn:
         hold = hold_book.find_hold(conn, hold_id, owner)
-        if hold is None:
-            raise ApiError(404, "not_found", "No such reservation.")
-        if wants_fragment():
-            return hold_fragment(conn, hold)
+    if hold is None:
+        raise ApiError(404, "not_found", "No such reservation.")
+    if wants_fragment():
+        return hold_fragment(hold)
     return jsonify(hold_book.hold_json(hold))
 
 
@@ -182,9 +187,8 @@ def _not_pending(hold) -> ApiError:
 @bp.delete("/api/reservations/<reservation>")
 def cancel_reservation(reservation: str):
     hold_id, owner = reservation_id(reservation), requesting_owner()
-    with db.engine.connect() as conn:
+    with reading() as conn:
         hold = hold_book.find_hold(conn, hold_id, owner)
-        conn.rollback()
     if hold is None:
         raise ApiError(404, "not_found", "No such reservation.")
     intent_status = None
@@ -193,18 +197,17 @@ def cancel_reservation(reservation: str):
         intent_status = close_intent(hold.payment_intent_id)
         if intent_status == "processing":
             raise ApiError(409, "payment_processing", "The payment for this hold is being processed.")
-    with db.engine.connect() as conn:
-        try:
+    try:
+        with db.engine.begin() as conn:
             hold = hold_book.cancel_hold(conn, hold_id, owner)
-        except hold_book.HoldNotFound:
-            raise ApiError(404, "not_found", "No such reservation.") from None
-        except hold_book.HoldNotPending as not_pending:
-            raise _not_pending(not_pending.hold) from None
+    except hold_book.HoldNotFound:
+        raise ApiError(404, "not_found", "No such reservation.") from None
+    except hold_book.HoldNotPending as not_pending:
+        raise _not_pending(not_pending.hold) from None
     if intent_status == "canceled":
         mark_intent_settled(hold.payment_intent_id)
     if wants_fragment():
-        with db.engine.connect() as conn:
-            return hold_fragment(conn, hold)
+        return hold_fragment(hold)
     return jsonify(hold_book.hold_json(hold))
 
 
@@ -214,9 +217,8 @@ def settle_on_return(hold_id) -> None:
     named_intent = request.args.get("payment_intent")
     if not named_intent:
         return
-    with db.engine.connect() as conn:
+    with reading() as conn:
         hold = hold_book.hold_by_id(conn, hold_id)
-        conn.rollback()
     if hold is not None:
         settle_returned(hold, named_intent)
 
@@ -231,26 +233,26 @@ def reservation_page(reservation: str):
         return render_template("shop/reservation.html", reservation_id=hold_id,
                                redirect_status=request.args.get("redirect_status"))
     owner = requesting_owner()
-    with db.engine.connect() as conn:
+    with reading() as conn:
         hold = hold_book.find_hold(conn, hold_id, owner)
-        if hold is None:
-            raise ApiError(404, "not_found", "No such reservation, or it belongs to another shopper.")
-        if request.args.get("lapsed") == "1" and hold_book.status_of(hold) == HoldStatus.PENDING:
-            # The countdown reached 0:00 a moment before the server's clock did: nothing to
-            # swap (204), and the payment form under the shopper's hands stays as it is.
-            return "", 204
-        return hold_fragment(conn, hold, on_hold_page=True, confirming=request.args.get("confirming") == "1",
-                             payment_failed=request.args.get("redirect_status") == "failed")
+    if hold is None:
+        raise ApiError(404, "not_found", "No such reservation, or it belongs to another shopper.")
+    if request.args.get("lapsed") == "1" and hold_book.status_of(hold) == HoldStatus.PENDING:
+        # The countdown reached 0:00 a moment before the server's clock did: nothing to
+        # swap (204), and the payment form under the shopper's hands stays as it is.
+        return "", 204
+    return hold_fragment(hold, on_hold_page=True, confirming=request.args.get("confirming") == "1",
+                         payment_failed=request.args.get("redirect_status") == "failed")
 
 
 @bp.get("/products/<product_id:product_id>/hold")
 def visitor_hold_slot(product_id: int):
     """What goes in the product page's checkout slot: the visitor's live hold, if any, after a reload."""
     visitor = optional_visitor()
-    with db.engine.connect() as conn:
+    with reading() as conn:
         _product(conn, product_id)  # 404 for an unknown product
-        hold = hold_book.live_hold(conn, product_id, Owner(visitor, browser_id()), utcnow()) if visitor else None
-        if hold is None:
-            # 204: htmx swaps nothing, so a Buy pressed meanwhile keeps the hold it put here.
-            return "", 204
-        return hold_fragment(conn, hold)
+        hold = grants.own_live_hold(conn, product_id, Owner(visitor, browser_id()), utcnow()) if visitor else None
+    if hold is None:
+        # 204: htmx swaps nothing, so a Buy pressed meanwhile keeps the hold it put here.
+        return "", 204
+    return hold_fragment(hold)

@@ -4,7 +4,7 @@ details sent before a Stripe payment is confirmed (a checkout's are in ``carts.p
 from flask import jsonify, request
 
 from storefront.errors import ApiError
-from storefront.extensions import db
+from storefront.extensions import reading
 from storefront.htmx import retarget
 from storefront.inventory.holds import find_hold, status_of
 from storefront.inventory.models import HoldStatus
@@ -56,20 +56,23 @@ def demo_payment(reservation: str):
     """The demo gateway's Pay button for a hold."""
     demo = demo_gateway()
     hold_id, owner = reservation_id(reservation), requesting_owner()
-    with db.engine.connect() as conn:
+    with reading() as conn:
         hold = payable_hold(conn, hold_id, owner)
-        delivery = delivery_details(request.form)
-        session = start_payment(conn, hold)
-        attach_delivery(conn, "hold", find_hold(conn, hold_id, owner), delivery)
+    delivery = delivery_details(request.form)
+    session = start_payment(hold)
+    with reading() as conn:
+        hold = find_hold(conn, hold_id, owner)  # naming its intent now
+    attach_delivery("hold", hold, delivery)
     pay_with_demo(demo, session.intent_id, hold.amount, hold.currency, intent_metadata(hold))
-    with db.engine.connect() as conn:
-        return hold_fragment(conn, find_hold(conn, hold_id, owner), confirming=True)
+    with reading() as conn:
+        hold = find_hold(conn, hold_id, owner)
+    return hold_fragment(hold, confirming=True)
 
 
 @bp.post("/api/reservations/<reservation>/delivery")
 def hold_delivery(reservation: str):
     """The payment form's delivery details for a hold, sent just before the payment is confirmed."""
-    with db.engine.connect() as conn:
+    with reading() as conn:
         hold = payable_hold(conn, reservation_id(reservation), requesting_owner())
-        attach_delivery(conn, "hold", hold, delivery_details(request_body()))
+    attach_delivery("hold", hold, delivery_details(request_body()))
     return jsonify({"saved": True})
