@@ -41,7 +41,7 @@ def create_app(config: Config | dict | None = None, instance_path: str | None = 
         hops = config.trusted_proxy_count
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
-    from storefront import assets, cli, errors, formatting, jobs, mail, metrics, owners, ratelimit, security
+    from storefront import assets, cli, database, errors, formatting, jobs, mail, metrics, owners, ratelimit, security
     from storefront.events import bus
     from storefront.extensions import db, migrate
     from storefront.logs import console_logging_unless_configured
@@ -49,6 +49,7 @@ def create_app(config: Config | dict | None = None, instance_path: str | None = 
 
     console_logging_unless_configured()
     db.init_app(app)
+    database.init_app(app)
     ratelimit.init_app(app)
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
     owners.init_app(app)

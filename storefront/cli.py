@@ -110,7 +110,7 @@ def catalog_export_command(csv_file):
     """Write the catalogue to CSV_FILE (standard output by default) in the columns catalog
     import reads: edit it in a spreadsheet, import it back, and exactly the edits change."""
     from storefront.listings.management import export_csv
-    from storefront.extensions import reading
+    from storefront.database import reading
 
     with reading() as conn:
         csv_file.write(export_csv(conn))

@@ -3,7 +3,7 @@
 from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 
-from storefront.extensions import reading
+from storefront.database import reading
 from storefront.jobs import job_runner
 
 bp = Blueprint("health", __name__)

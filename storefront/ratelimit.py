@@ -156,8 +156,3 @@ def holds_rate_limit(view):
 
     return limited
 
-
-def reset(app: Flask) -> None:
-    """Forget every address's count (tests)."""
-    app.extensions["storefront.ratelimit"].reset()
-    app.extensions["storefront.failed_logins"].reset()

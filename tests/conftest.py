@@ -27,7 +27,8 @@ from scripts.services import (
     wait_for_port,
 )
 from storefront import create_app
-from storefront.extensions import db, dispose_engines
+from storefront import database
+from storefront.extensions import db
 from tests.browsing import CHROMIUM_ARGS, Shopper, chromium_path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -100,7 +101,7 @@ def make_app(tmp_path):
 
     yield build
     for app in apps:
-        dispose_engines(app)
+        database.close(app)
         with app.app_context():
             _empty_tables()
             db.engine.dispose()
@@ -160,7 +161,7 @@ def embedded_app(tmp_path):
         yield app
         db.session.remove()
         db.engine.dispose()
-        dispose_engines(app)
+        database.close(app)
 
 
 class LiveServer:

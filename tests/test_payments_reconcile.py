@@ -19,7 +19,8 @@ from scripts.services import PostgresServer, RedisServer
 from storefront import create_app
 from storefront.clock import utcnow
 from storefront.events.kafka import consumer_lag
-from storefront.extensions import db, dispose_engines
+from storefront import database
+from storefront.extensions import db
 from storefront.inventory.models import Hold
 from storefront.payments.models import PaymentEvent
 from tests.factories import TEST_WEBHOOK_SECRET, intent_event, lapse, make_product, stripe_signature, visitor
@@ -309,7 +310,7 @@ def test_a_postgresql_restart_gives_503s_while_down_and_no_5xx_after(tmp_path, l
             statuses = {db.session.get(Hold, uuid.UUID(h["reservationId"])).status for h in paid}
             db.session.remove()
             db.engine.dispose()
-            dispose_engines(app)
+            database.close(app)
         assert statuses == {"COMPLETED"}
     finally:
         server.stop()

@@ -1,6 +1,6 @@
 """A "no" costs no lock and writes nothing, and stays exact (issue 20's first part): the same
-rules on PostgreSQL (storefront/inventory/sql/place_hold_v4.sql) and on SQLite
-(inventory/holds.py), so the tests run on both."""
+rules on PostgreSQL (storefront/inventory/sql/place_hold_v6.sql) and on SQLite
+(the grant step, inventory/grants.py), so the tests run on both."""
 
 import threading
 import uuid

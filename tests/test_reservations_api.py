@@ -8,7 +8,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from storefront.catalog.models import Product
-from storefront.extensions import db, dispose_engines, one_statement
+from storefront import database
+from storefront.database import one_statement
+from storefront.extensions import db
 from tests.factories import make_product, visitor, units
 
 
@@ -300,7 +302,7 @@ def test_holds_work_when_postgresql_plans_them_generically(client):
     # Every engine: the session's, and the autocommit one the holds and stock checks run on.
     db.session.remove()
     db.engine.dispose()
-    dispose_engines(current_app)
+    database.close(current_app)
     event.listen(Engine, "connect", prepare_everything_generically)
     try:
         product = make_product(total=50)
@@ -316,4 +318,4 @@ def test_holds_work_when_postgresql_plans_them_generically(client):
         event.remove(Engine, "connect", prepare_everything_generically)
         db.session.remove()
         db.engine.dispose()
-        dispose_engines(current_app)
+        database.close(current_app)

@@ -18,7 +18,8 @@ from storefront.catalog.images import InvalidImage, store_image
 from storefront.catalog.models import Product
 from storefront.clock import isoformat_z
 from storefront.errors import ApiError
-from storefront.extensions import db, reading
+from storefront.database import reading
+from storefront.extensions import db
 from storefront.inventory.stock import bucket_levels, stock_levels, unit_counts
 from storefront.listings.management import (
     FIELDS,

@@ -15,7 +15,8 @@ from sqlalchemy import Connection, and_, bindparam, insert, literal_column, sele
 from sqlalchemy.engine import Row
 
 from storefront.clock import UTCDateTime, isoformat_z, utcnow
-from storefront.extensions import db, on_postgresql, one_statement, reading
+from storefront.database import on_postgresql, one_statement, reading
+from storefront.extensions import db
 from storefront.inventory.grants import (
     GrantedLine,
     HoldLimit,

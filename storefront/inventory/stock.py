@@ -39,7 +39,7 @@ from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 
 from storefront.catalog.models import products
 from storefront.clock import UTCDateTime, isoformat_z, utcnow
-from storefront.extensions import on_postgresql, one_statement, reading
+from storefront.database import on_postgresql, one_statement, reading
 from storefront.inventory.models import Hold, StockBucket, is_pending
 
 holds = Hold.__table__

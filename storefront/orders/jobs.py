@@ -8,7 +8,8 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from storefront.clock import utcnow
-from storefront.extensions import db, reading
+from storefront.database import reading
+from storefront.extensions import db
 from storefront.mail import mailer
 from storefront.metrics import measured_job
 from storefront.orders.book import order_of, orders, unconfirmed_orders

@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify, render_template
 
 from storefront.clock import isoformat_z, utcnow
 from storefront.errors import ApiError
-from storefront.extensions import reading
+from storefront.database import reading
 from storefront.htmx import wants_fragment
 from storefront.inventory.holds import hold_json
 from storefront.orders.book import holds_of, order_of, orders_of, reference_of

@@ -11,7 +11,6 @@ import hashlib
 import hmac
 import logging
 import secrets
-import time
 from dataclasses import dataclass
 
 import stripe
@@ -182,11 +181,12 @@ class DemoRefund:
 
 
 class DemoGateway:
-    """Stripe's part, played in-process: for trying the shop without an account.
+    """Stripe's part, played in-process: for trying the shop without an account (no money moves).
 
-    PaymentIntent ids are derived from the hold; paying builds the
-    ``payment_intent.succeeded`` event Stripe would send, signs it exactly as
-    Stripe signs, and hands it to the same webhook code.
+    PaymentIntent ids are derived from what is paid for (``pi_demo_…``, so that an order paid
+    this way says so). Paying returns the succeeded PaymentIntent as Stripe would, and the shop
+    settles it as it settles a shopper's return from Stripe, before the page answers. The webhook
+    still takes events signed with the demo secret (``demo_webhook_secret``), as it takes Stripe's.
     """
 
     demo = True
@@ -224,14 +224,6 @@ class DemoGateway:
         """Pay the intent (no money moves): the succeeded PaymentIntent, as Stripe would return it."""
         return {"id": intent_id, "object": "payment_intent", "status": "succeeded", "amount": amount,
                 "amount_received": amount, "currency": currency, "metadata": dict(metadata)}
-
-
-def sign(payload: bytes, secret: str, timestamp: int | None = None) -> str:
-    """A ``Stripe-Signature`` header for ``payload``: ``t=<unix time>,v1=<HMAC-SHA256 of "t.payload">``."""
-    timestamp = int(time.time()) if timestamp is None else timestamp
-    signed = f"{timestamp}.".encode() + payload
-    digest = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
 
 
 def demo_webhook_secret(secret_key: str) -> str:

@@ -41,10 +41,6 @@ def complete_payment(message: dict) -> str:
         request_id_var.reset(token)
 
 
-# Jobs enqueued before checkouts and holds shared one settle path still name this one.
-complete_checkout_payment = complete_payment
-
-
 @measured_job("complete_payments")
 def complete_payments(messages: list[dict]) -> dict:
     """A batch of ``payment_intent.succeeded`` events, as the consumer read them from Kafka.

@@ -24,7 +24,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, literal_column, or_, select, update
 
 from storefront.clock import utcnow
-from storefront.extensions import db, reading
+from storefront.database import reading
+from storefront.extensions import db
 from storefront.inventory.models import is_pending
 from storefront.inventory.stock import holds
 from storefront.metrics import INTENT_CHECKS

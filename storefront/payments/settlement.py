@@ -18,7 +18,8 @@ from dataclasses import replace
 
 from sqlalchemy import Connection, func, select
 
-from storefront.extensions import db, reading
+from storefront.database import reading
+from storefront.extensions import db
 from storefront.logs import current_request_id
 from storefront.metrics import SETTLEMENTS
 from storefront.orders.book import record_paid

@@ -7,7 +7,8 @@ from storefront.cart import checkout as carts
 from storefront.catalog.models import products
 from storefront.clock import isoformat_z, utcnow
 from storefront.errors import ApiError
-from storefront.extensions import db, reading
+from storefront.database import reading
+from storefront.extensions import db
 from storefront.htmx import trigger, wants_fragment
 from storefront.inventory.grants import HoldLimit, HoldLimits, NotOnSale, OutOfStock
 from storefront.inventory.holds import hold_json, status_of

@@ -8,7 +8,8 @@ from sqlalchemy import Connection, select
 from storefront.catalog.models import products
 from storefront.clock import isoformat_z, utcnow
 from storefront.errors import ApiError
-from storefront.extensions import db, reading
+from storefront.database import reading
+from storefront.extensions import db
 from storefront.htmx import wants_fragment
 from storefront.inventory import grants
 from storefront.inventory import holds as hold_book

@@ -4,7 +4,7 @@ details sent before a Stripe payment is confirmed (a checkout's are in ``carts.p
 from flask import jsonify, request
 
 from storefront.errors import ApiError
-from storefront.extensions import reading
+from storefront.database import reading
 from storefront.htmx import retarget
 from storefront.inventory.holds import find_hold, status_of
 from storefront.inventory.models import HoldStatus
