@@ -44,7 +44,7 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # every request by route and status with its latency, and the proxy in front logs access;
 # gunicorn's own line cost a tenth of the rate of a trivial route (bench/holds.py).
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s'
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s worker=%(p)s'
 errorlog = "-"
 
 # gunicorn's control socket (for gunicornc) defaults to one path per user, so a second

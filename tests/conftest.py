@@ -167,8 +167,11 @@ def embedded_app(tmp_path):
 class LiveServer:
     """gunicorn serving wsgi:app in its own processes, as in production."""
 
-    def __init__(self, env: dict, log_path: Path, workers: int = 2, threads: int = 8):
+    def __init__(self, env: dict, log_path: Path, workers: int = 2, threads: int = 8,
+                 worker_connections: int | None = None):
         self.port = free_port()
+        # A worker takes no more connections than this at once: a race's crowd spreads over the workers.
+        limit = ["--worker-connections", str(worker_connections)] if worker_connections else []
         self.log_path = log_path
 
         def launch():
@@ -176,7 +179,7 @@ class LiveServer:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{self.port}",
                  "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
-                 "--graceful-timeout", "5"],
+                 "--graceful-timeout", "5", *limit],
                 cwd=REPO, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT,
             )
             wait_for_port(self.port, 30, "gunicorn", self.process)

@@ -1,10 +1,16 @@
 """Many buyers, few units, several gunicorn processes: never oversold.
 
-These run against gunicorn with two worker processes (and threads), so holds
-race across processes on the real database, as they do in production.
+These run against gunicorn with several worker processes, so holds race across processes on
+the real database, as they do in production; and each race proves it raced: gunicorn's access
+log names the process that answered each request, and at least two processes answered requests
+that were in flight at the same moment. (A fast worker can otherwise take a whole crowd alone:
+without a cap on each worker's connections, one process answered all 40 or 60 requests in 3 of
+8 runs, proving nothing across processes.)
 """
 
+import re
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,17 +23,44 @@ from storefront.inventory.models import Hold
 from tests.factories import counters_against_holds, make_product, visitor, units
 
 
+# gunicorn's access log, on the server's output: which worker process answered each request.
+ACCESS_LOG = {"GUNICORN_ACCESS_LOG": "-"}
+
+
 def race(url: str, bodies: list[dict]) -> list[requests.Response]:
-    """POST every body at once: all threads are released together by a barrier."""
+    """POST every body at once: all threads are released together by a barrier. Each answer
+    carries when it was sent and answered (``sent_at``, ``answered_at``, monotonic seconds)."""
     start = threading.Barrier(len(bodies))
 
     def post(body):
         with requests.Session() as session:
             start.wait()
-            return session.post(f"{url}/api/reservations", json=body, timeout=60)
+            sent_at = time.monotonic()
+            response = session.post(f"{url}/api/reservations", json=body, timeout=60)
+            response.sent_at, response.answered_at = sent_at, time.monotonic()
+            return response
 
     with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
         return list(pool.map(post, bodies))
+
+
+def assert_raced_across_processes(server, responses) -> None:
+    """The race really raced: answers came from at least two gunicorn worker processes, and two
+    requests answered by different processes were in flight at the same moment."""
+    wanted = {r.headers["X-Request-Id"] for r in responses}
+    worker_of = {}
+    deadline = time.monotonic() + 10
+    while not wanted <= set(worker_of) and time.monotonic() < deadline:  # lines land just after answers
+        log = server.log_path.read_text(errors="replace")
+        worker_of = dict(re.findall(r"request_id=(\S+) worker=<(\d+)>", log))
+        time.sleep(0.1)
+    assert wanted <= set(worker_of), "the access log does not name every request's worker"
+    by_worker = {}
+    for response in responses:
+        by_worker.setdefault(worker_of[response.headers["X-Request-Id"]], []).append(response)
+    assert len(by_worker) >= 2, f"one process answered all {len(responses)} requests"
+    first, second, *_ = by_worker.values()
+    assert any(a.sent_at < b.answered_at and b.sent_at < a.answered_at for a in first for b in second)
 
 
 def holds_of(product_id: int) -> list:
@@ -37,9 +70,10 @@ def holds_of(product_id: int) -> list:
 
 def test_200_visitors_racing_for_5_units_over_4_buckets_get_exactly_5_holds(app, settings, live_server):
     product = make_product(total=5, buckets=4)
-    server = live_server(settings, workers=2, threads=8)
+    server = live_server({**settings, **ACCESS_LOG}, workers=2, threads=8, worker_connections=8)
 
     responses = race(server.url, [{"productId": product.id, "userId": visitor(n)} for n in range(200)])
+    assert_raced_across_processes(server, responses)
 
     statuses = Counter(response.status_code for response in responses)
     assert statuses == {201: 5, 409: 195}
@@ -66,10 +100,11 @@ def test_one_visitor_pressing_buy_20_times_at_once_gets_one_hold(app, settings, 
 
 def test_mixed_quantities_never_oversell(app, settings, live_server):
     product = make_product(total=7, buckets=4)  # 2, 2, 2, 1: a hold of 3 needs units gathered
-    server = live_server(settings, workers=3, threads=4)
+    server = live_server({**settings, **ACCESS_LOG}, workers=4, threads=1, worker_connections=1)
 
     bodies = [{"productId": product.id, "userId": visitor(n), "quantity": 1 + n % 3} for n in range(60)]
     responses = race(server.url, bodies)
+    assert_raced_across_processes(server, responses)
 
     granted = sum(r.json()["quantity"] for r in responses if r.status_code == 201)
     assert granted <= 7
@@ -95,9 +130,10 @@ def test_embedded_sqlite_is_race_free_across_processes_too(tmp_path, live_server
         flask_migrate.upgrade()
         product = make_product(total=3)
         product_id = product.id
-        server = live_server(settings, workers=2, threads=4)
+        server = live_server({**settings, **ACCESS_LOG}, workers=4, threads=1, worker_connections=1)
 
         responses = race(server.url, [{"productId": product_id, "userId": visitor(n)} for n in range(40)])
+        assert_raced_across_processes(server, responses)
 
         assert Counter(r.status_code for r in responses) == {201: 3, 409: 37}
         assert len(holds_of(product_id)) == 3
