@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 # The contract's JSON API (shared/CONTRACT.md), route by route.
@@ -56,16 +58,24 @@ def test_the_create_operations_link_to_the_ones_that_use_their_ids(client):
     assert linked("/api/checkouts", "post", "201") == {"checkoutDelivery"}
 
 
-def test_schemathesis_with_every_check_finds_nothing_against_the_embedded_shop(live_server, tmp_path):
-    """``st run --checks all`` against the store on its embedded defaults (SQLite) under gunicorn
-    with two workers: every phase, the stateful one following the links; a schema-valid request
-    refused, a schema-invalid one accepted, an undocumented status or a 5xx fails it."""
-    embedded = {"DATABASE_URL": f"sqlite:///{tmp_path / 'shop.sqlite3'}", "SECRET_KEY": "openapi-fuzz-secret-key",
-                "HOLD_RATE_LIMIT": "100000/minute"}
-    for command in (["db", "upgrade"], ["seed"]):
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_schemathesis_with_every_check_finds_nothing(database, live_server, tmp_path, request):
+    """``st run --checks all`` against the store under gunicorn with two workers, on its embedded
+    defaults (SQLite) and on PostgreSQL: every phase, the stateful one following the links; a
+    schema-valid request refused, a schema-invalid one accepted, an undocumented status or a 5xx
+    fails it."""
+    if database == "sqlite":
+        shop_settings = {"DATABASE_URL": f"sqlite:///{tmp_path / 'shop.sqlite3'}",
+                         "SECRET_KEY": "openapi-fuzz-secret-key", "HOLD_RATE_LIMIT": "100000/minute"}
+        commands = (["db", "upgrade"], ["seed"])
+    else:
+        request.getfixturevalue("app")  # the suite's database, its tables emptied afterwards
+        shop_settings = request.getfixturevalue("settings")
+        commands = (["seed"],)
+    for command in commands:
         subprocess.run([sys.executable, "-m", "flask", "--app", "storefront", *command], cwd=REPO, check=True,
-                       env={**os.environ, **embedded}, capture_output=True)
-    shop = live_server(embedded, workers=2, threads=4)
+                       env={**os.environ, **shop_settings}, capture_output=True)
+    shop = live_server(shop_settings, workers=2, threads=4)
     schemathesis_cli = Path(sys.executable).with_name("st")
     run = subprocess.run(
         [str(schemathesis_cli), "--config-file", str(REPO / "tests" / "schemathesis.toml"), "run",
