@@ -15,10 +15,14 @@
  * (a script and a request to https://maps.googleapis.com, answered by the tests).
  *
  * What it cannot stand in for: Stripe's own frames (their fields, formatting, wallets, Link),
- * Radar's fraud checks, and 3-D Secure as banks run it. It behaves as Stripe documents: a
- * declined card resolves confirmPayment with {error} and no redirect; a card that needs
- * authentication goes to a challenge page and then to return_url with payment_intent,
- * payment_intent_client_secret and redirect_status.
+ * Radar's fraud checks, and 3-D Secure as banks run it. It behaves as Stripe documents
+ * confirmPayment: a declined card resolves with {error} and no redirect. A card that needs
+ * authentication shows the bank's challenge in a frame over the page (Stripe's 3DS dialog);
+ * with redirect: "if_required" (the shop's setting) a card payment never leaves the page: a
+ * completed challenge resolves with {paymentIntent}, a failed one with {error} whose code is
+ * payment_intent_authentication_failure. Only with the default redirect: "always" does the
+ * browser go on to return_url with payment_intent, payment_intent_client_secret and
+ * redirect_status.
  */
 (function () {
   "use strict";
@@ -153,18 +157,41 @@
       var back = params.return_url + (params.return_url.indexOf("?") < 0 ? "?" : "&") +
         "payment_intent=" + encodeURIComponent(intent.id) +
         "&payment_intent_client_secret=" + encodeURIComponent(secret);
-      if (intent.status === "requires_action") {
-        // 3-D Secure: the bank's page, then back to return_url (Stripe documents the redirect).
-        window.location.assign(CHALLENGE + "?" + form({ key: stripe.key, client_secret: secret, return_to: back }));
-        return new Promise(function () {});
-      }
-      if (options.redirect !== "if_required") {
-        window.location.assign(back + "&redirect_status=succeeded");
-        return new Promise(function () {});
-      }
-      return { paymentIntent: { id: intent.id, status: intent.status, amount: intent.amount, currency: intent.currency } };
+      var authenticated = intent.status === "requires_action" ? challenge(stripe.key, secret) : Promise.resolve(intent);
+      return authenticated.then(function (settled) {
+        var ok = settled.status === "succeeded" || settled.status === "processing";
+        if (options.redirect !== "if_required") {
+          window.location.assign(back + "&redirect_status=" + (ok ? "succeeded" : "failed"));
+          return new Promise(function () {});
+        }
+        if (!ok) {
+          return { error: { type: "invalid_request_error", code: "payment_intent_authentication_failure",
+            message: "We are unable to authenticate your payment method. Please choose a different payment method and try again." } };
+        }
+        return { paymentIntent: { id: settled.id, status: settled.status, amount: settled.amount, currency: settled.currency } };
+      });
     });
   };
+
+  // The bank's 3-D Secure challenge in a frame over the page, as Stripe's dialog shows it; resolves
+  // with the intent once the bank has answered (the challenge page posts it back).
+  function challenge(key, secret) {
+    return new Promise(function (resolve) {
+      var frame = document.createElement("iframe");
+      frame.src = CHALLENGE + "?" + form({ key: key, client_secret: secret });
+      frame.title = "3D Secure authentication";
+      frame.className = "stripe-double-3ds";
+      frame.style.cssText = "position:fixed;inset:10%;width:80%;height:80%;z-index:2147483647;background:#fff;border:1px solid";
+      function answered(event) {
+        if (event.source !== frame.contentWindow || !event.data || event.data.type !== "3ds-result") return;
+        window.removeEventListener("message", answered);
+        frame.remove();
+        resolve(event.data.intent);
+      }
+      window.addEventListener("message", answered);
+      document.body.appendChild(frame);
+    });
+  }
 
   window.Stripe = Stripe;
 })();
