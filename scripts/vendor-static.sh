@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Vendor htmx and FingerprintJS from npm into static/vendor/, pinned by version and checksum.
+# Vendor htmx, FingerprintJS and Swagger UI (the API page, /api/docs) from npm into static/vendor/, pinned by version and checksum.
 # Run it to upgrade (change a version, run, review the new checksum); the shop never loads
 # them from a CDN at run time.
 set -euo pipefail
@@ -11,6 +11,10 @@ VENDORED=(
   "@fingerprintjs/fingerprintjs@5.2.0 dist/fp.min.js 9341c632ea5657977d103ca06aa0632338dc298d4ca5338e51277c63831a2ef5 fp.min.js"
   "htmx.org@2.0.8 LICENSE d3d2456f76414f2456104660ebd65aff1c04cd7966b942bdabd63f3cdb316a38 htmx.LICENSE"
   "@fingerprintjs/fingerprintjs@5.2.0 LICENSE b7eeaf845cbd307fbabdde266a01c632ab9ca30d08355dbfc7acc463b5ea8ee9 fingerprintjs.LICENSE"
+  "swagger-ui-dist@5.35.0 swagger-ui-bundle.js e6a898692f2d768e807c3ba4626068a69a2c5dd960dd6c76f3e4d3a3de180af2 swagger-ui-bundle.js"
+  "swagger-ui-dist@5.35.0 swagger-ui.css 5ed08757e53da3e026d6cbecc61fe5d43585c9560b302d534ad56692519a273d swagger-ui.css"
+  "swagger-ui-dist@5.35.0 LICENSE cfc7749b96f63bd31c3c42b5c471bf756814053e847c10f3eb003417bc523d30 swagger-ui.LICENSE"
+  "swagger-ui-dist@5.35.0 swagger-ui-bundle.js.LICENSE.txt 37eb6e7e59aed57b2c1acf076574b818ea07b74265717e0bd67b59e0baf9abbb swagger-ui-bundle.THIRD-PARTY-LICENSES.txt"
 )
 
 work=$(mktemp -d)

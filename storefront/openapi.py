@@ -5,7 +5,7 @@ describes; tests keep it true: every API route of the app is in it, and a
 schemathesis fuzz run finds no 5xx.
 """
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, jsonify, render_template
 
 bp = Blueprint("openapi", __name__)
 
@@ -247,6 +247,9 @@ def document() -> dict:
             }},
             "/api/openapi.json": {"get": {"operationId": "openapi", "summary": "This document",
                                           "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+            "/api/docs": {"get": {"operationId": "apiDocs", "summary": "This document, browsable (Swagger UI)",
+                                  "responses": {"200": {"description": "an HTML page",
+                                                        "content": {"text/html": {"schema": {"type": "string"}}}}}}},
             "/healthz": {"get": {"operationId": "healthz", "summary": "The process is up",
                                  "responses": {"200": {"description": "ok"}}}},
             "/readyz": {"get": {"operationId": "readyz", "summary": "Database, Redis and Kafka answer",
@@ -279,3 +282,9 @@ def _with_common_refusals(spec: dict) -> dict:
 @bp.get("/api/openapi.json")
 def openapi_document():
     return jsonify(document())
+
+
+@bp.get("/api/docs")
+def api_docs():
+    """The same document, browsable: Swagger UI, vendored, reading it (nothing is sent from it)."""
+    return render_template("openapi/docs.html")

@@ -128,7 +128,7 @@ def test_an_open_page_enables_buy_within_one_poll_of_the_start_whatever_the_brow
     add = page.locator(f"form.add-to-cart[data-product-id='{product.id}'] button")
     expect(buy).to_be_disabled()
     expect(add).to_be_disabled()
-    expect(page.locator(f"#stock-{product.id}")).to_contain_text("opens in")
+    expect(page.locator(f"#stock-{product.id}")).to_contain_text("Opens in")
     page.evaluate("window.__sameDocument = true")
 
     expect(buy).to_be_enabled(timeout=15_000)

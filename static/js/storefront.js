@@ -271,9 +271,25 @@
     }
   } catch (e) { /* dates stay in UTC, and say so */ }
 
+  // Start times in the reader's own language and zone, from their datetime: the server writes
+  // UTC (or the zone the cookie above told it), and this page says it in the reader's own.
+  var momentFormat = null;
+  try {
+    momentFormat = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "numeric",
+      hour: "numeric", minute: "2-digit", timeZoneName: "short" });
+  } catch (e) { /* the server's words stay */ }
+  function localTimes(root) {
+    if (!momentFormat) return;
+    (root.querySelectorAll ? root : document).querySelectorAll("time.starts-at[datetime]").forEach(function (el) {
+      var moment = new Date(el.getAttribute("datetime"));
+      if (!isNaN(moment.getTime())) el.textContent = momentFormat.format(moment);
+    });
+  }
+  document.addEventListener("htmx:load", function (event) { localTimes(event.detail.elt); });
+
   function mountPayments(root) {
     (root.querySelectorAll ? root : document).querySelectorAll("form[data-stripe-payment]").forEach(mountPayment);
   }
   document.addEventListener("htmx:load", function (event) { mountPayments(event.detail.elt.parentNode || document); });
-  whenLoaded(function () { mountPayments(document); });
+  whenLoaded(function () { mountPayments(document); localTimes(document); });
 })();

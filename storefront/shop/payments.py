@@ -66,7 +66,8 @@ def demo_payment(reservation: str):
     pay_with_demo(demo, session.intent_id, hold.amount, hold.currency, intent_metadata(hold))
     with reading() as conn:
         hold = find_hold(conn, hold_id, owner)
-    return hold_fragment(hold, confirming=True)
+    # Paid from the hold's own page: no product page around it to bring its stock to.
+    return hold_fragment(hold, confirming=True, on_hold_page=request.args.get("on_hold_page") == "1")
 
 
 @bp.post("/api/reservations/<reservation>/delivery")
