@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Vendor htmx, FingerprintJS and Swagger UI (the API page, /api/docs) from npm into static/vendor/, pinned by version and checksum.
+# Vendor htmx, FingerprintJS and Swagger UI (the API page, /api/docs) from npm, and axe-core for the tests into static/vendor/, pinned by version and checksum.
 # Run it to upgrade (change a version, run, review the new checksum); the shop never loads
 # them from a CDN at run time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# package@version  file-in-package  sha256-of-that-file  name-under-static/vendor
+# package@version  file-in-package  sha256-of-that-file  name-under-static/vendor (or a path from the
+# repository's root: axe-core, the accessibility checker, is the browser tests' own)
 VENDORED=(
   "htmx.org@2.0.8 dist/htmx.min.js 22283ef68cb7545914f0a88a1bdedc7256a703d1d580c1d255217d0a50d31313 htmx.min.js"
   "@fingerprintjs/fingerprintjs@5.2.0 dist/fp.min.js 9341c632ea5657977d103ca06aa0632338dc298d4ca5338e51277c63831a2ef5 fp.min.js"
@@ -14,6 +15,8 @@ VENDORED=(
   "swagger-ui-dist@5.35.0 swagger-ui-bundle.js e6a898692f2d768e807c3ba4626068a69a2c5dd960dd6c76f3e4d3a3de180af2 swagger-ui-bundle.js"
   "swagger-ui-dist@5.35.0 swagger-ui.css 5ed08757e53da3e026d6cbecc61fe5d43585c9560b302d534ad56692519a273d swagger-ui.css"
   "swagger-ui-dist@5.35.0 LICENSE cfc7749b96f63bd31c3c42b5c471bf756814053e847c10f3eb003417bc523d30 swagger-ui.LICENSE"
+  "axe-core@4.14.1 axe.min.js 29348999450cdf2849a8e70b7912fc2da85a849da39c0d0d5394f51d4a9ed95c tests/axe/axe.min.js"
+  "axe-core@4.14.1 LICENSE af175b9d96ee93c21a036152e1b905b0b95304d4ae8c2c921c7609100ba8df7e tests/axe/LICENSE"
   "swagger-ui-dist@5.35.0 swagger-ui-bundle.js.LICENSE.txt 37eb6e7e59aed57b2c1acf076574b818ea07b74265717e0bd67b59e0baf9abbb swagger-ui-bundle.THIRD-PARTY-LICENSES.txt"
 )
 
@@ -32,6 +35,9 @@ for entry in "${VENDORED[@]}"; do
     echo "checksum mismatch for $package $file: expected $expected, got $actual" >&2
     exit 1
   fi
-  cp "$work/package/$file" "static/vendor/$target"
+  case "$target" in
+    */*) mkdir -p "$(dirname "$target")"; cp "$work/package/$file" "$target" ;;
+    *) cp "$work/package/$file" "static/vendor/$target" ;;
+  esac
 done
 echo "done"
