@@ -162,7 +162,7 @@ def at_the_banks_challenge(stripe_store, card_shopper):
     reservation_id = hold_of(page)
     pay_by_card(page, card=CARD_3DS)
     challenge = page.frame_locator("iframe.stripe-double-3ds")
-    expect(challenge.locator("text=Complete authentication")).to_be_visible()
+    expect(challenge.locator("#complete")).to_be_enabled()  # its script listens once they are on
     return page, reservation_id, challenge
 
 
@@ -170,7 +170,7 @@ def test_3d_secure_is_answered_in_the_page_and_the_hold_settles_at_once(stripe_s
     # redirect: "if_required": a card's challenge never takes the shopper off the page (Stripe's docs).
     page, reservation_id, challenge = at_the_banks_challenge(stripe_store, card_shopper)
     on_the_hold = page.url
-    challenge.locator("text=Complete authentication").click()
+    challenge.locator("#complete").dispatch_event("click")  # no pointer: the frame may still be laying out
     expect(page.locator(".hold-completed")).to_contain_text("Paid: it is yours")
     assert page.url == on_the_hold
     # Settled when the page asked for the hold naming its intent: no webhook is configured here.
@@ -181,7 +181,7 @@ def test_3d_secure_is_answered_in_the_page_and_the_hold_settles_at_once(stripe_s
 def test_a_failed_3d_secure_is_said_in_the_form_and_the_shopper_can_pay_again(stripe_store, card_shopper):
     page, reservation_id, challenge = at_the_banks_challenge(stripe_store, card_shopper)
     on_the_hold = page.url
-    challenge.locator("text=Fail authentication").click()
+    challenge.locator("#fail").dispatch_event("click")
     # Stripe's {error}, code payment_intent_authentication_failure, in the form; nothing left the page.
     expect(page.locator("#payment-form .payment-error")).to_contain_text("unable to authenticate your payment method")
     expect(page.locator("#payment-form button[type=submit]")).to_be_enabled()
@@ -199,9 +199,15 @@ def test_a_return_from_a_failed_redirect_says_the_bank_did_not_confirm(stripe_st
     page = visitor.visit(f"/products/{product.id}")
     visitor.buy(product.id)
     reservation_id = hold_of(page)
+    # The form settles before the shopper leaves (a frame still loading would be cut off as they go).
+    expect(page.locator("#payment-form button[type=submit]")).to_be_enabled()
+    page.wait_for_load_state("networkidle")
     visitor.visit(f"/reservations/{reservation_id}?redirect_status=failed")
     expect(page.locator(".hold-pending")).to_contain_text("Your bank did not confirm that payment")
     assert stored(reservation_id).status == "PENDING"
+    # The card form mounts again, ready for another try (and nothing is left loading as the test ends).
+    expect(page.locator("#payment-form button[type=submit]")).to_be_enabled()
+    page.wait_for_load_state("networkidle")
 
 
 @pytest.mark.parametrize("browser_clock", ["3 minutes ahead", "3 minutes behind"])
