@@ -168,13 +168,18 @@ def create_reservation():
                                       status, mimetype="application/json")
 
 
-@bp.get("/api/reservations/<reservation>")
-def show_reservation(reservation: str):
-    hold_id, owner = reservation_id(reservation), requesting_owner()
+def owned_hold(hold_id, owner: Owner, message: str = "No such reservation."):
+    """The owner's hold, read in autocommit: 404 for an unknown one and for anyone else's alike."""
     with reading() as conn:
         hold = hold_book.find_hold(conn, hold_id, owner)
     if hold is None:
-        raise ApiError(404, "not_found", "No such reservation.")
+        raise ApiError(404, "not_found", message)
+    return hold
+
+
+@bp.get("/api/reservations/<reservation>")
+def show_reservation(reservation: str):
+    hold = owned_hold(reservation_id(reservation), requesting_owner())
     if wants_fragment():
         return hold_fragment(hold)
     return jsonify(hold_book.hold_json(hold))
@@ -188,10 +193,7 @@ def _not_pending(hold) -> ApiError:
 @bp.delete("/api/reservations/<reservation>")
 def cancel_reservation(reservation: str):
     hold_id, owner = reservation_id(reservation), requesting_owner()
-    with reading() as conn:
-        hold = hold_book.find_hold(conn, hold_id, owner)
-    if hold is None:
-        raise ApiError(404, "not_found", "No such reservation.")
+    hold = owned_hold(hold_id, owner)
     intent_status = None
     if hold.payment_intent_id and hold_book.status_of(hold) == HoldStatus.PENDING:
         # Stripe first: a hold whose payment went through is settled, never released unpaid.
@@ -233,11 +235,7 @@ def reservation_page(reservation: str):
         # itself comes as a fragment requested with it (see static/js/storefront.js).
         return render_template("shop/reservation.html", reservation_id=hold_id,
                                redirect_status=request.args.get("redirect_status"))
-    owner = requesting_owner()
-    with reading() as conn:
-        hold = hold_book.find_hold(conn, hold_id, owner)
-    if hold is None:
-        raise ApiError(404, "not_found", "No such reservation, or it belongs to another shopper.")
+    hold = owned_hold(hold_id, requesting_owner(), "No such reservation, or it belongs to another shopper.")
     if request.args.get("lapsed") == "1" and hold_book.status_of(hold) == HoldStatus.PENDING:
         # The countdown reached 0:00 a moment before the server's clock did: nothing to
         # swap (204), and the payment form under the shopper's hands stays as it is.

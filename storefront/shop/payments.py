@@ -4,9 +4,8 @@ details sent before a Stripe payment is confirmed (a checkout's are in ``carts.p
 from flask import jsonify, request
 
 from storefront.errors import ApiError
-from storefront.database import reading
 from storefront.htmx import retarget
-from storefront.inventory.holds import find_hold, status_of
+from storefront.inventory.holds import status_of
 from storefront.inventory.models import HoldStatus
 from storefront.orders.delivery import Delivery, InvalidDelivery, parse_delivery
 from storefront.owners import requesting_owner
@@ -15,7 +14,7 @@ from storefront.payments.gateway import gateway, intent_metadata
 from storefront.payments.intents import attach_delivery, start_payment
 from storefront.payments.settlement import settle_if_succeeded
 from storefront.shop import bp
-from storefront.shop.holds import hold_fragment
+from storefront.shop.holds import hold_fragment, owned_hold
 
 
 def demo_gateway():
@@ -41,11 +40,9 @@ def pay_with_demo(demo, intent_id: str, amount: int, currency: str, metadata: di
     settle_if_succeeded(demo.pay(intent_id, amount, currency, metadata), "return")
 
 
-def payable_hold(conn, hold_id, owner):
+def payable_hold(hold_id, owner):
     """The owner's hold, while it can still be paid: 404 for anyone else's, 409 once it is not PENDING."""
-    hold = find_hold(conn, hold_id, owner)
-    if hold is None:
-        raise ApiError(404, "not_found", "No such reservation.")
+    hold = owned_hold(hold_id, owner)
     if status_of(hold) != HoldStatus.PENDING:
         raise ApiError(409, "not_pending", "This hold can no longer be paid.")
     return hold
@@ -56,16 +53,13 @@ def demo_payment(reservation: str):
     """The demo gateway's Pay button for a hold."""
     demo = demo_gateway()
     hold_id, owner = reservation_id(reservation), requesting_owner()
-    with reading() as conn:
-        hold = payable_hold(conn, hold_id, owner)
+    hold = payable_hold(hold_id, owner)
     delivery = delivery_details(request.form)
     session = start_payment(hold)
-    with reading() as conn:
-        hold = find_hold(conn, hold_id, owner)  # naming its intent now
+    hold = owned_hold(hold_id, owner)  # read again: it names its intent now
     attach_delivery("hold", hold, delivery)
     pay_with_demo(demo, session.intent_id, hold.amount, hold.currency, intent_metadata(hold))
-    with reading() as conn:
-        hold = find_hold(conn, hold_id, owner)
+    hold = owned_hold(hold_id, owner)
     # Paid from the hold's own page: no product page around it to bring its stock to.
     return hold_fragment(hold, confirming=True, on_hold_page=request.args.get("on_hold_page") == "1")
 
@@ -73,7 +67,6 @@ def demo_payment(reservation: str):
 @bp.post("/api/reservations/<reservation>/delivery")
 def hold_delivery(reservation: str):
     """The payment form's delivery details for a hold, sent just before the payment is confirmed."""
-    with reading() as conn:
-        hold = payable_hold(conn, reservation_id(reservation), requesting_owner())
+    hold = payable_hold(reservation_id(reservation), requesting_owner())
     attach_delivery("hold", hold, delivery_details(request_body()))
     return jsonify({"saved": True})
