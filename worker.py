@@ -37,6 +37,8 @@ ROLES = ("all", "consumer", "jobs", "cron")
 # and how long it blocks on an empty queue before it looks again.
 MAINTENANCE_INTERVAL_SECONDS = 10
 WORKER_TTL_SECONDS = 30
+# How long past its timeout a started job counts as abandoned (RQ allows a minute).
+ABANDONED_AFTER_TIMEOUT_SECONDS = 10
 
 
 def run_consumer(app, stopping: threading.Event | None = None):
@@ -81,11 +83,20 @@ def run_jobs_worker(app) -> None:
 
     from storefront.jobs import job_runner
 
+    class JobsWorker(SimpleWorker):
+        """RQ's SimpleWorker, whose started jobs are given up for abandoned 10 s past their timeout,
+        not 60: a job runs in this very process under its timeout's alarm, so it cannot outlive it,
+        and a job cut off by a killed worker is retried 50 s sooner."""
+
+        def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:
+            ttl = super().get_heartbeat_ttl(job, working_time)
+            return ttl - 60 + ABANDONED_AFTER_TIMEOUT_SECONDS if job.timeout and job.timeout > 0 else ttl
+
     runner = job_runner()
     connection = runner.worker_connection()
     # SimpleWorker runs each job in this process, inside the app context pushed in main(). Jobs are
     # read as JSON only: a pickled one fails to load and is never run (storefront/jobs.py says why).
-    worker = SimpleWorker([Queue(runner.queue.name, connection=connection, serializer=runner.serializer)],
+    worker = JobsWorker([Queue(runner.queue.name, connection=connection, serializer=runner.serializer)],
                           connection=connection, serializer=runner.serializer,
                           maintenance_interval=MAINTENANCE_INTERVAL_SECONDS, worker_ttl=WORKER_TTL_SECONDS)
     worker.work(with_scheduler=True, logging_level="INFO")

@@ -232,7 +232,7 @@ def test_a_worker_killed_mid_batch_leaves_no_paid_hold_pending(shop, pipeline_se
 
     second = worker(pipeline_settings)
     # A job cut off mid-run is retried once its execution expires: the job timeout
-    # plus a minute, and the next maintenance round (jobs.py, worker.py).
+    # plus 10 s, and the next maintenance round (jobs.py, worker.py).
     try:
         wait_until(lambda: statuses(product.id) == {"COMPLETED": total}, 180, "every paid hold COMPLETED")
     except AssertionError:
