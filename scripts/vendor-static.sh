@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Vendor htmx, FingerprintJS and Swagger UI (the API page, /api/docs) from npm, and axe-core for the tests into static/vendor/, pinned by version and checksum.
+# Vendor htmx, FingerprintJS, ALTCHA's widget (the waiting room's proof of work; its build with
+# the worker and styles in files of their own, for the shop's Content-Security-Policy) and Swagger UI (the API page, /api/docs) from npm, and axe-core for the tests into static/vendor/, pinned by version and checksum.
 # Run it to upgrade (change a version, run, review the new checksum); the shop never loads
 # them from a CDN at run time.
 set -euo pipefail
@@ -15,6 +16,10 @@ VENDORED=(
   "swagger-ui-dist@5.35.0 swagger-ui-bundle.js e6a898692f2d768e807c3ba4626068a69a2c5dd960dd6c76f3e4d3a3de180af2 swagger-ui-bundle.js"
   "swagger-ui-dist@5.35.0 swagger-ui.css 5ed08757e53da3e026d6cbecc61fe5d43585c9560b302d534ad56692519a273d swagger-ui.css"
   "swagger-ui-dist@5.35.0 LICENSE cfc7749b96f63bd31c3c42b5c471bf756814053e847c10f3eb003417bc523d30 swagger-ui.LICENSE"
+  "altcha@2.3.0 dist_external/altcha.umd.cjs 9bd1d8a1db841f42e8b8e3c9ec1a78c555c5befaff803835f6c935bab143bf17 altcha.min.js"
+  "altcha@2.3.0 dist_external/worker.js 9ad5e1ba86463f19f5036181122bb38c055fef01e20e05ac9269bec9eede89c8 altcha-worker.js"
+  "altcha@2.3.0 dist_external/altcha.css 2be949d41cb204467d89f724622e67d7505595ac85a4114d0ccdb1ac6c62c53d altcha.css"
+  "altcha@2.3.0 LICENSE.txt 74aa56cabe930086caec41910278796acea0f4b0582af3a83ff3d3271674c702 altcha.LICENSE"
   "axe-core@4.14.1 axe.min.js 29348999450cdf2849a8e70b7912fc2da85a849da39c0d0d5394f51d4a9ed95c tests/axe/axe.min.js"
   "axe-core@4.14.1 LICENSE af175b9d96ee93c21a036152e1b905b0b95304d4ae8c2c921c7609100ba8df7e tests/axe/LICENSE"
   "swagger-ui-dist@5.35.0 swagger-ui-bundle.js.LICENSE.txt 37eb6e7e59aed57b2c1acf076574b818ea07b74265717e0bd67b59e0baf9abbb swagger-ui-bundle.THIRD-PARTY-LICENSES.txt"

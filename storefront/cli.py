@@ -7,9 +7,9 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from storefront.listings.seed import seed_demo_catalogue
 from storefront.extensions import db
 from storefront.inventory.stock import BelowCommitted, set_total
+from storefront.listings.seed import seed_demo_catalogue
 
 stock_cli = AppGroup("stock", help="Inspect and change stock.")
 jobs_cli = AppGroup("jobs", help="Background jobs that failed, and retrying them (needs REDIS_URL).")
@@ -33,7 +33,10 @@ def _product_options(required: bool):
         ]):
             needed = required and name in ("--sku", "--total")  # name and price: an option has its product's
             command = click.option(name, required=needed, help=help_text)(command)
-        return command
+        return click.option("--queue/--no-queue", "queue", default=None,
+                            help="let the drop's crowd in through a waiting room (needs --starts-at); "
+                                 "an option has its product's")(command)
+    return decorate
     return decorate
 
 
@@ -89,7 +92,7 @@ def product_archive_command(product_id: int, restore: bool):
 @click.argument("csv_file", type=click.File("r", encoding="utf-8-sig"))
 def catalog_import_command(csv_file):
     """Add or update products from CSV_FILE, by sku: columns sku, name, description, price,
-    currency, total, starts_at, option_of, option (catalog export writes them all). Every row
+    currency, total, starts_at, option_of, option, queue (yes or no) (catalog export writes them all). Every row
     is checked first; one wrong row and nothing is imported."""
     from storefront.listings.management import CatalogRefused, import_rows
 
@@ -109,8 +112,8 @@ def catalog_import_command(csv_file):
 def catalog_export_command(csv_file):
     """Write the catalogue to CSV_FILE (standard output by default) in the columns catalog
     import reads: edit it in a spreadsheet, import it back, and exactly the edits change."""
-    from storefront.listings.management import export_csv
     from storefront.database import reading
+    from storefront.listings.management import export_csv
 
     with reading() as conn:
         csv_file.write(export_csv(conn))

@@ -60,6 +60,10 @@ class Config:
     mail_url: str | None = field(default=None, repr=False)
     mail_from: str = "Storefront <shop@localhost>"
     stock_poll_seconds: int = 5
+    queue_opens_before_seconds: int = 900
+    queue_pass_seconds: int = 120
+    queue_entries_per_address: int = 4
+    queue_proof_of_work: int = 50_000  # ALTCHA's maxnumber; 0: no proof of work
     trusted_proxy_count: int = 0
     # True: the demo gateway takes "payments" (no money moves). Never together with Stripe.
     demo_payments: bool = False
@@ -147,6 +151,16 @@ class Config:
             mail_url=mail_url,
             mail_from=mail_from,
             stock_poll_seconds=_positive_int(get("STOCK_POLL_SECONDS"), "STOCK_POLL_SECONDS", cls.stock_poll_seconds),
+            queue_opens_before_seconds=_positive_int(
+                get("QUEUE_OPENS_BEFORE_SECONDS"), "QUEUE_OPENS_BEFORE_SECONDS", cls.queue_opens_before_seconds, low=0
+            ),
+            queue_pass_seconds=_positive_int(get("QUEUE_PASS_SECONDS"), "QUEUE_PASS_SECONDS", cls.queue_pass_seconds),
+            queue_entries_per_address=_positive_int(
+                get("QUEUE_ENTRIES_PER_ADDRESS"), "QUEUE_ENTRIES_PER_ADDRESS", cls.queue_entries_per_address
+            ),
+            queue_proof_of_work=_positive_int(
+                get("QUEUE_PROOF_OF_WORK"), "QUEUE_PROOF_OF_WORK", cls.queue_proof_of_work, low=0
+            ),
             trusted_proxy_count=_positive_int(
                 get("TRUSTED_PROXY_COUNT"), "TRUSTED_PROXY_COUNT", cls.trusted_proxy_count, low=0
             ),

@@ -20,7 +20,6 @@ from storefront import metrics
 from storefront.htmx import VARY_ON_HTMX
 from storefront.logs import VALID_REQUEST_ID, request_id_var
 
-
 ROUTE_KEY = "storefront.route"
 # Over HTTPS only (RFC 6797 7.2: a browser ignores it over plain HTTP). A year; the shop's own host only,
 # since other hosts under its domain are not the shop's to promise.

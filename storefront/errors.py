@@ -14,7 +14,6 @@ from werkzeug.exceptions import HTTPException, SecurityError
 
 from storefront.htmx import wants_fragment
 
-
 RETRY_AFTER_SECONDS = 5
 
 

@@ -6,7 +6,6 @@ and nothing else. The Address Element's autocomplete loads from Google Maps."""
 
 from urllib.parse import urlsplit
 
-
 STRIPE_JS = ("https://js.stripe.com", "https://*.js.stripe.com")
 MAPS = "https://maps.googleapis.com"
 

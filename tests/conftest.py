@@ -121,7 +121,7 @@ def _close_connections(app):
 def _empty_tables():
     db.session.remove()
     if db.engine.dialect.name == "postgresql":
-        db.session.execute(text("TRUNCATE payment_events, orders, holds, checkouts, cart_lines, stock_buckets, products RESTART IDENTITY CASCADE"))
+        db.session.execute(text("TRUNCATE payment_events, orders, holds, checkouts, cart_lines, stock_buckets, queue_entries, queues, spent_challenges, products RESTART IDENTITY CASCADE"))
     else:
         db.session.execute(text("DELETE FROM payment_events"))
         db.session.execute(text("DELETE FROM orders"))
@@ -129,6 +129,9 @@ def _empty_tables():
         db.session.execute(text("DELETE FROM checkouts"))
         db.session.execute(text("DELETE FROM cart_lines"))
         db.session.execute(text("DELETE FROM stock_buckets"))
+        db.session.execute(text("DELETE FROM queue_entries"))
+        db.session.execute(text("DELETE FROM queues"))
+        db.session.execute(text("DELETE FROM spent_challenges"))
         db.session.execute(text("DELETE FROM products"))
     db.session.commit()
 

@@ -287,6 +287,20 @@
   }
   document.addEventListener("htmx:load", function (event) { localTimes(event.detail.elt); });
 
+  // Joining a drop's line: the button waits for the page's proof of work (ALTCHA's widget), then
+  // sends its solution with the form. A failed or lapsed challenge is fetched and solved again.
+  document.addEventListener("statechange", function (event) {
+    var widget = event.target;
+    if (!widget || !widget.closest) return;
+    var form = widget.closest("form.join-queue");
+    var button = form && form.querySelector("button[data-waits-for-proof]");
+    if (!button) return;
+    var verified = event.detail && event.detail.state === "verified";
+    button.disabled = !verified;
+    if (verified) button.removeAttribute("aria-disabled");
+    else button.setAttribute("aria-disabled", "true");
+  });
+
   function mountPayments(root) {
     (root.querySelectorAll ? root : document).querySelectorAll("form[data-stripe-payment]").forEach(mountPayment);
   }

@@ -8,8 +8,8 @@ from flask import abort, render_template, request
 
 from storefront.admin import bp
 from storefront.admin.downloads import csv_download
-from storefront.errors import ApiError
 from storefront.database import reading
+from storefront.errors import ApiError
 from storefront.extensions import db
 from storefront.orders.book import NotShippable, mark_shipped, orders_csv, paid_orders
 

@@ -17,8 +17,8 @@ from storefront.assets import upload_root
 from storefront.catalog.images import InvalidImage, store_image
 from storefront.catalog.models import Product
 from storefront.clock import isoformat_z
-from storefront.errors import ApiError
 from storefront.database import reading
+from storefront.errors import ApiError
 from storefront.extensions import db
 from storefront.inventory.stock import bucket_levels, stock_levels, unit_counts
 from storefront.listings.management import (
@@ -40,7 +40,10 @@ def _products():
 
 
 def _form_values() -> dict:
-    return {field: request.form.get(field) for field in FIELDS}
+    values = {field: request.form.get(field) for field in FIELDS}
+    # The queue's checkbox: a hidden "no" comes first, the box's "yes" after it when ticked.
+    values["queue"] = request.form.getlist("queue")[-1] if "queue" in request.form else None
+    return values
 
 
 def _photo() -> str | None:
@@ -96,7 +99,8 @@ def _edit_page(product: Product, error: InvalidField | None = None, status: int 
     values = _form_values() if error else {
         "sku": product.sku, "name": product.name, "description": product.description,
         "price": price_text(product.price, product.currency), "currency": product.currency, "total": str(unit_counts(db.session.connection(), [product.id])[product.id].total),
-        "starts_at": isoformat_z(product.starts_at) if product.starts_at else ""}
+        "starts_at": isoformat_z(product.starts_at) if product.starts_at else "",
+        "queue": "yes" if product.queued else "no"}
     conn = db.session.connection()
     stock = stock_levels(conn, [product.id])[product.id]
     options = db.session.execute(select(Product).where(Product.option_of == product.id).order_by(Product.id)

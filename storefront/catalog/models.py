@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storefront.clock import UTCDateTime, utcnow
@@ -16,6 +16,7 @@ class Product(db.Model):
     __table_args__ = (
         CheckConstraint("price >= 0", name="price_not_negative"),
         CheckConstraint("(option_of IS NULL) = (option_label IS NULL)", name="option_named"),
+        CheckConstraint("NOT queued OR starts_at IS NOT NULL", name="queue_has_start"),
         Index("ix_products_option_of", "option_of"),
     )
 
@@ -32,6 +33,9 @@ class Product(db.Model):
     option_label: Mapped[str | None] = mapped_column(String(60))
     # When it goes on sale (all its options); None: on sale from the moment it is added.
     starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Whether its crowd is let in through a waiting room (inventory/queue.py) rather than by who
+    # asks first; a product's options carry the same value, so a hold reads it from its own row.
+    queued: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Set when the product is retired: gone from the catalogue and from new holds, kept in orders.
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

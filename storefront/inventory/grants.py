@@ -21,6 +21,7 @@ from sqlalchemy.engine import Row
 
 from storefront.clock import UTCDateTime, isoformat_z
 from storefront.inventory.models import is_pending
+from storefront.inventory.queue import use_pass
 from storefront.inventory.stock import (
     free_units,
     give_back_units,
@@ -210,7 +211,9 @@ def grant(conn: Connection, owner: Owner, address: str, lines: list[Line], now: 
     3. with ``replace_own`` (a checkout), the owner's own live holds on these products are
        released first, so they do not count twice;
     4. the limits: the owner's (and its visitor id's from this address) and the address's: HoldLimit;
-    5. the start times: NotOnSale, naming every waiting line;
+    5. the start times: NotOnSale, naming every waiting line; then, for a queued product, the
+       owner's live pass from its waiting room, spent here (NotAdmitted), unless the hold a
+       checkout takes over spent it already;
     6. the stock, lapsed holds released first (they no longer count): each line's units taken
        from a bucket (gathered into one if need be), or OutOfStock, naming every short line.
     """
@@ -236,6 +239,11 @@ def grant(conn: Connection, owner: Owner, address: str, lines: list[Line], now: 
         first = terms[waiting[0].product_id].starts_at
         raise NotOnSale([{"productId": line.product_id, "startsAt": isoformat_z(terms[line.product_id].starts_at)}
                          for line in waiting], first)
+    queues = sorted({terms[product_id].queue_of for product_id in product_ids} - {None})
+    passed = {terms[hold.product_id].queue_of for hold in replaced}
+    for queue_of in queues:
+        if queue_of not in passed:
+            use_pass(conn, queue_of, owner, now)
 
     for product_id in product_ids:
         release_lapsed_holds(conn, product_id, now)
@@ -245,7 +253,7 @@ def grant(conn: Connection, owner: Owner, address: str, lines: list[Line], now: 
         if bucket is None:
             short.append({"productId": line.product_id, "available": max(free_units(conn, line.product_id) or 0, 0)})
             continue
-        price, currency, _ = terms[line.product_id]
+        price, currency = terms[line.product_id].price, terms[line.product_id].currency
         granted.append(GrantedLine(line.product_id, line.quantity, bucket, price, currency))
     if short:
         # Units already taken for other lines are the caller's to roll back with the transaction.

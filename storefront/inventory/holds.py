@@ -29,6 +29,7 @@ from storefront.inventory.grants import (
     own_live_hold,
 )
 from storefront.inventory.models import HoldStatus, is_pending
+from storefront.inventory.queue import not_admitted
 from storefront.inventory.stock import give_back_units, holds, lock_product, on_sale, release_lapsed_holds, stock_of
 from storefront.owners import Owner
 
@@ -193,6 +194,9 @@ def place_hold_in_one_statement(product_id: int, owner: Owner, address: str, qua
         raise HoldLimit(row.detail, limits.per_visitor, "visitor")
     if row.outcome == "address_limit":
         raise HoldLimit(row.detail, limits.per_address, "address")
+    if row.outcome == "not_admitted":
+        with reading() as conn:
+            raise not_admitted(conn, row.detail, owner)
     raise ProductNotFound([product_id])
 
 

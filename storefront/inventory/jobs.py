@@ -6,8 +6,16 @@ product is swept under its own lock. Their payments are reconciled with Stripe
 by the job that calls this one (``payments/jobs.py``).
 """
 
+from flask import current_app
+from sqlalchemy import select
+
+from storefront.clock import utcnow
+from storefront.database import reading
+from storefront.extensions import db
+from storefront.inventory import queue
 from storefront.inventory.holds import sweep_lapsed_holds
 from storefront.metrics import SWEPT_UNITS
+from storefront.proof_of_work import forget_lapsed
 
 
 def expire_lapsed_holds() -> int:
@@ -15,3 +23,24 @@ def expire_lapsed_holds() -> int:
     units = sweep_lapsed_holds()
     SWEPT_UNITS.inc(units)
     return units
+
+
+def advance_queues() -> int:
+    """Every sweep: each started waiting room admits the places its stock allows now (a lapsed
+    hold's units, an unused pass), should no page or script have asked in the meantime; spent
+    proofs of work past their expiry are forgotten. Returns the places admitted."""
+    settings = current_app.config["STOREFRONT"]
+    now = utcnow()
+    with reading() as conn:
+        product_ids = queue.queues_to_advance(conn, now)
+    admitted = 0
+    for product_id in product_ids:
+        with db.engine.begin() as conn:
+            product = queue.queued_product(conn, product_id, settings.queue_opens_before_seconds)
+            before = conn.execute(select(queue.rooms.c.admitted_through)
+                                  .where(queue.rooms.c.product_id == product_id)).scalar() or 0
+            room = queue.advance(conn, product, now, settings.queue_pass_seconds)
+            admitted += (room.admitted_through - before) if room is not None else 0
+    with db.engine.begin() as conn:
+        forget_lapsed(conn, now)
+    return admitted

@@ -2,7 +2,18 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, SmallInteger, String, Uuid, literal_column, text
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Uuid,
+    literal_column,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storefront.clock import UTCDateTime, utcnow
@@ -141,3 +152,48 @@ class StockBucket(db.Model):
     # Units of PENDING holds taken from this bucket, lapsed ones included until they are released.
     held_units: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     sold_units: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class Queue(db.Model):
+    """A queued product's waiting room, made when it opens (inventory/queue.py): the secret seed
+    that orders it, and how far admission has gone."""
+
+    __tablename__ = "queues"
+
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), primary_key=True)
+    seed: Mapped[bytes] = mapped_column(LargeBinary(32))  # secret until the start, then published
+    seed_hash: Mapped[str] = mapped_column(String(64))  # hex SHA-256 of the seed, published at once
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ranked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # entries placed by their HMAC
+    last_position: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    admitted_through: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    advanced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class QueueEntry(db.Model):
+    """One owner's place in a product's queue."""
+
+    __tablename__ = "queue_entries"
+    __table_args__ = (
+        Index("uq_queue_entries_owner", "product_id", "user_id", "browser_id", unique=True),
+        Index("ix_queue_entries_position", "product_id", "position"),
+        Index("ix_queue_entries_address", "product_id", "client_address"),
+        Index("ix_queue_entries_admitted_at", "product_id", "admitted_at"),
+        # The admitted places still to hold: counted on every admission step.
+        Index("ix_queue_entries_admitted", "product_id", "pass_expires_at",
+              postgresql_where=text("held_at IS NULL AND admitted_at IS NOT NULL"),
+              sqlite_where=text("held_at IS NULL AND admitted_at IS NOT NULL")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    product_id: Mapped[int] = mapped_column(ForeignKey("queues.product_id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(128))
+    browser_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    client_address: Mapped[str] = mapped_column(String(45), default="", server_default="")
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # HMAC-SHA256(seed, str(id)): the place's rank at the start (lowest first), secret until then.
+    rank_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    position: Mapped[int | None] = mapped_column(Integer)  # 1-based; set at the start, or on joining after it
+    admitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pass_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    held_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # its pass used: one admission, one hold

@@ -66,6 +66,7 @@ class Stock:
     # Whether it is on sale by the database's clock (its start time passed, or it has none).
     on_sale: bool = True
     starts_at: datetime | None = None
+    queued: bool = False  # held only with a pass from its waiting room (inventory/queue.py)
 
     @property
     def in_stock(self) -> bool:
@@ -123,7 +124,7 @@ def _stock(now=_now):
     starts_at = products.c.starts_at
     return select(
         products.c.id, _product_stock.c.total, available_units(now),
-        or_(starts_at.is_(None), starts_at <= now), starts_at,
+        or_(starts_at.is_(None), starts_at <= now), starts_at, products.c.queued,
     ).select_from(products.join(_product_stock, _product_stock.c.product_id == products.c.id))
 
 
@@ -262,13 +263,17 @@ def unit_counts(conn: Connection, product_ids) -> dict[int, UnitCounts]:
     return {product_id: counts.get(product_id, UnitCounts(0, 0, 0)) for product_id in product_ids}
 
 
-_ON_SALE = select(products.c.price, products.c.currency, products.c.starts_at).where(
-    products.c.id == _product_id, products.c.archived_at.is_(None))
+_ON_SALE = select(
+    products.c.price, products.c.currency, products.c.starts_at,
+    # The product whose waiting room a hold on it needs a pass from (itself, or the one it is an option of).
+    case((products.c.queued, func.coalesce(products.c.option_of, products.c.id)), else_=None).label("queue_of"),
+).where(products.c.id == _product_id, products.c.archived_at.is_(None))
 
 
 def on_sale(conn: Connection, product_id: int):
-    """The product's ``(price, currency, starts_at)`` if it exists and is not archived (it may
-    take new holds from ``starts_at`` on); None otherwise."""
+    """The product's ``(price, currency, starts_at, queue_of)`` if it exists and is not archived
+    (it may take new holds from ``starts_at`` on, with a pass from ``queue_of``'s waiting room if
+    that is set); None otherwise."""
     return conn.execute(_ON_SALE, {"product": product_id}).first()
 
 

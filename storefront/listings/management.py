@@ -26,7 +26,8 @@ from storefront.inventory.stock import (
 )
 from storefront.money import InvalidAmount, currency, minor_units, price_text
 
-FIELDS = ("sku", "name", "description", "price", "currency", "total", "starts_at", "option_of", "option")
+FIELDS = ("sku", "name", "description", "price", "currency", "total", "starts_at", "option_of", "option", "queue")
+_YES, _NO = {"yes", "true", "1", "on"}, {"no", "false", "0", "off"}
 _SKU = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -114,6 +115,13 @@ def parse_product(values: dict, *, partial: bool = False, current_currency: str 
         raise InvalidField("price", "give the price in the new currency too")
     if values.get("starts_at") is not None:  # "" clears it
         columns["starts_at"] = _moment(str(values["starts_at"]).strip()) if str(values["starts_at"]).strip() else None
+    if (queued := values.get("queue")) is not None and str(queued).strip() != "":
+        if isinstance(queued, bool):
+            columns["queued"] = queued
+        elif str(queued).strip().lower() in _YES | _NO:
+            columns["queued"] = str(queued).strip().lower() in _YES
+        else:
+            raise InvalidField("queue", "must be yes or no")
     if (total := given("total")) is not None:
         if not re.fullmatch(r"\d{1,9}", total):
             raise InvalidField("total", "must be a whole number from 0 to 999,999,999")
@@ -126,6 +134,7 @@ def _write(conn: Connection, columns: dict, existing) -> int:
     columns = dict(columns)
     total = columns.pop("total", None)
     _as_option(conn, columns, existing)
+    _queue_needs_a_start(conn, columns, existing)
     if existing is None:
         product_id = conn.execute(insert(products).values(**columns, created_at=utcnow()).returning(products.c.id)
                                   ).scalar_one()
@@ -147,7 +156,17 @@ def _write(conn: Connection, columns: dict, existing) -> int:
 
 
 _PARENT = select(products.c.id, products.c.sku, products.c.name, products.c.price, products.c.currency,
-                 products.c.starts_at, products.c.option_of)
+                 products.c.starts_at, products.c.option_of, products.c.queued)
+
+
+def _queue_needs_a_start(conn: Connection, columns: dict, existing) -> None:
+    """A waiting room opens before a start time: a queued product without one is refused."""
+    current = (conn.execute(select(products.c.queued, products.c.starts_at).where(products.c.id == existing.id)).one()
+               if existing is not None else None)
+    queued = columns.get("queued", current.queued if current is not None else False)
+    starts_at = columns["starts_at"] if "starts_at" in columns else (current.starts_at if current is not None else None)
+    if queued and starts_at is None:
+        raise InvalidField("queue", "a waiting room needs a start time: give starts_at too")
 
 
 def _as_option(conn: Connection, columns: dict, existing) -> None:
@@ -165,6 +184,7 @@ def _as_option(conn: Connection, columns: dict, existing) -> None:
             return
         parent = conn.execute(_PARENT.where(products.c.id == option_of)).one()
         _same_start_or_none(columns, parent)
+        _same_queue_or_none(columns, parent)
         if label is not None or "name" in columns:
             label = label or conn.execute(select(products.c.option_label).where(products.c.id == existing.id)).scalar()
             columns["name"] = f"{parent.name} — {label}"
@@ -175,9 +195,11 @@ def _as_option(conn: Connection, columns: dict, existing) -> None:
     if parent.option_of is not None or (existing is not None and parent.id == existing.id):
         raise InvalidField("option_of", f"{sku} is an option itself: options hang from a product")
     _same_start_or_none(columns, parent)
+    _same_queue_or_none(columns, parent)
     if label is None:
         label = conn.execute(select(products.c.option_label).where(products.c.id == existing.id)).scalar()
-    columns.update(option_of=parent.id, name=f"{parent.name} — {label}", starts_at=parent.starts_at)
+    columns.update(option_of=parent.id, name=f"{parent.name} — {label}", starts_at=parent.starts_at,
+                   queued=parent.queued)
     columns.setdefault("price", parent.price)
     columns.setdefault("currency", parent.currency)
 
@@ -192,11 +214,19 @@ def _same_start_or_none(columns: dict, parent) -> None:
                            f": set it on {parent.sku}")
 
 
+def _same_queue_or_none(columns: dict, parent) -> None:
+    """An option shares its product's waiting room: a row may repeat whether it has one, never differ."""
+    if "queued" in columns and columns.pop("queued") != parent.queued:
+        raise InvalidField("queue", f"is the product's ({'yes' if parent.queued else 'no'}): set it on {parent.sku}")
+
+
 def _pass_on_to_options(conn: Connection, product_id: int) -> None:
-    """A product's name and start time are its options' too."""
-    product = conn.execute(select(products.c.name, products.c.starts_at).where(products.c.id == product_id)).one()
+    """A product's name, start time and waiting room are its options' too."""
+    product = conn.execute(select(products.c.name, products.c.starts_at, products.c.queued)
+                           .where(products.c.id == product_id)).one()
     conn.execute(update(products).where(products.c.option_of == product_id).values(
-        name=literal(f"{product.name} — ") + products.c.option_label, starts_at=product.starts_at))
+        name=literal(f"{product.name} — ") + products.c.option_label, starts_at=product.starts_at,
+        queued=product.queued))
 
 
 def option_currency(conn: Connection, values: dict) -> str | None:
@@ -295,7 +325,8 @@ def export_csv(conn: Connection) -> str:
     are in major units as an owner types them, times in UTC. Archived products stay out."""
     rows = conn.execute(
         select(products.c.id, products.c.sku, products.c.name, products.c.description, products.c.price,
-               products.c.currency, products.c.starts_at, products.c.option_of, products.c.option_label)
+               products.c.currency, products.c.starts_at, products.c.option_of, products.c.option_label,
+               products.c.queued)
         .where(products.c.archived_at.is_(None)).order_by(products.c.id)).all()
     totals = {product_id: stock.total for product_id, stock in stock_levels(conn, [row.id for row in rows]).items()}
     skus = {row.id: row.sku for row in rows}
@@ -314,6 +345,6 @@ def export_csv(conn: Connection) -> str:
                 product.sku, product.name, product.description, price_text(product.price, product.currency),
                 product.currency, totals.get(product.id, 0),
                 isoformat_z(product.starts_at) if product.starts_at else "",
-                skus.get(product.option_of, ""), product.option_label or "",
+                skus.get(product.option_of, ""), product.option_label or "", "yes" if product.queued else "no",
             ])
     return out.getvalue()

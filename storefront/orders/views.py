@@ -5,8 +5,8 @@ import uuid
 from flask import Blueprint, jsonify, render_template
 
 from storefront.clock import isoformat_z, utcnow
-from storefront.errors import ApiError
 from storefront.database import reading
+from storefront.errors import ApiError
 from storefront.htmx import wants_fragment
 from storefront.inventory.holds import hold_json
 from storefront.orders.book import holds_of, order_of, orders_of, reference_of

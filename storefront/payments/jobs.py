@@ -7,7 +7,7 @@ from collections import Counter
 from flask import current_app
 
 from storefront import jobs
-from storefront.inventory.jobs import expire_lapsed_holds
+from storefront.inventory.jobs import advance_queues, expire_lapsed_holds
 from storefront.logs import request_id_var
 from storefront.metrics import SWEEPS, UNSEALED_MESSAGES, measured_job
 from storefront.orders.jobs import resend_unconfirmed
@@ -81,10 +81,12 @@ def sweep_expired_holds() -> dict:
     with Stripe (holds about to lapse in the next interval are asked about first); order
     confirmations that did not go out are enqueued again."""
     units = expire_lapsed_holds()
+    admitted = advance_queues()
     intents = reconcile_payments(lookahead_seconds=current_app.config["STOREFRONT"].sweep_interval_seconds)
     confirmations = resend_unconfirmed()
     SWEEPS.inc()
-    if units or intents or confirmations:
-        log.info("sweep: %d units released; payment intents: %s; order confirmations sent again: %d",
-                 units, intents or "none due", confirmations)
-    return {"unitsReleased": units, "intents": intents, "confirmationsResent": confirmations}
+    if units or admitted or intents or confirmations:
+        log.info("sweep: %d units released; %d places admitted; payment intents: %s;"
+                 " order confirmations sent again: %d", units, admitted, intents or "none due", confirmations)
+    return {"unitsReleased": units, "placesAdmitted": admitted, "intents": intents,
+            "confirmationsResent": confirmations}

@@ -6,13 +6,14 @@ from sqlalchemy import select
 from storefront.cart import checkout as carts
 from storefront.catalog.models import products
 from storefront.clock import isoformat_z, utcnow
-from storefront.errors import ApiError
 from storefront.database import reading
+from storefront.errors import ApiError
 from storefront.extensions import db
 from storefront.htmx import trigger, wants_fragment
 from storefront.inventory.grants import HoldLimit, HoldLimits, NotOnSale, OutOfStock
 from storefront.inventory.holds import hold_json, status_of
 from storefront.inventory.models import HoldStatus
+from storefront.inventory.queue import NotAdmitted
 from storefront.inventory.stock import on_sale, stock_levels
 from storefront.owners import Owner, client_address, owner_of, requesting_owner
 from storefront.params import integer_field, request_body, reservation_id
@@ -23,6 +24,7 @@ from storefront.payments.settlement import settle_paid_form, settle_returned
 from storefront.ratelimit import holds_rate_limit
 from storefront.shop import bp
 from storefront.shop.payments import delivery_details, demo_gateway, pay_with_demo
+from storefront.shop.waiting_room import not_admitted_error
 
 
 def _settings():
@@ -119,6 +121,8 @@ def create_checkout():
         raise ApiError(409, "mixed_currencies", "A checkout pays in one currency.") from None
     except HoldLimit as limit:
         raise ApiError(409, "hold_limit", **limit.answer()) from None
+    except NotAdmitted as refused:
+        raise not_admitted_error(refused) from None
     for _, intent_id in placed.superseded_intents:
         settle_released_intent(intent_id)  # released by the shop: settle it with Stripe now
     if wants_fragment():

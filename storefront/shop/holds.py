@@ -7,11 +7,11 @@ from sqlalchemy import Connection, select
 
 from storefront.catalog.models import products
 from storefront.clock import isoformat_z, utcnow
-from storefront.errors import ApiError
 from storefront.database import reading
+from storefront.errors import ApiError
 from storefront.extensions import db
 from storefront.htmx import wants_fragment
-from storefront.inventory import grants
+from storefront.inventory import grants, queue
 from storefront.inventory import holds as hold_book
 from storefront.inventory.models import HoldStatus
 from storefront.inventory.stock import current_stock, stock_of
@@ -24,6 +24,7 @@ from storefront.payments.reconcile import close_intent, mark_intent_settled
 from storefront.payments.settlement import settle_paid_form, settle_returned
 from storefront.ratelimit import holds_rate_limit
 from storefront.shop import bp
+from storefront.shop.waiting_room import not_admitted_error
 
 # The hold pages (the hold, a checkout's lines) show a lapsed PENDING hold as EXPIRED.
 bp.add_app_template_global(hold_book.status_of, "hold_status")
@@ -87,7 +88,8 @@ def check_stock(product_id: int):
         raise ApiError(404, "not_found", "No such product.")
     fragment = wants_fragment()
     # Exact every time (read fresh), and cheap to repeat: an unchanged answer is a 304.
-    etag = f'"{product_id}-{stock.total}-{stock.available}-{"" if stock.on_sale else "w"}{"f" if fragment else "j"}"'
+    etag = (f'"{product_id}-{stock.total}-{stock.available}-{"" if stock.on_sale else "w"}{"q" if stock.queued else ""}'
+            f'{"f" if fragment else "j"}"')
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if etag in request.headers.get("If-None-Match", ""):
         return "", 304, headers
@@ -106,7 +108,7 @@ def stock_answer(stock, *, fragment: bool) -> str:
         # Waiting for its start: the seconds left and the reader's own time zone are in it.
         return render_template("shop/_stock.html", stock=stock)
     made = current_app.extensions.setdefault("storefront.stock_answers", {})
-    key = (stock.product_id, stock.total, stock.available, stock.on_sale, stock.starts_at, fragment)
+    key = (stock.product_id, stock.total, stock.available, stock.on_sale, stock.starts_at, stock.queued, fragment)
     body = made.get(key)
     if body is None:
         if len(made) >= STOCK_ANSWERS_KEPT:
@@ -158,6 +160,9 @@ def create_reservation():
     except grants.HoldLimit as limit:
         HOLDS.labels("hold_limit" if limit.per == "visitor" else "address_limit").inc()
         raise ApiError(409, "hold_limit", **limit.answer()) from None
+    except queue.NotAdmitted as refused:
+        HOLDS.labels("not_admitted").inc()
+        raise not_admitted_error(refused) from None
 
     status = 201 if placed.created else 200
     (HOLDS_CREATED if placed.created else HOLDS_EXISTING).inc()

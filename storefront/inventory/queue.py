@@ -1,0 +1,395 @@
+"""A drop's waiting room: who may hold a queued product, in a random order fixed in advance.
+
+A product with a start time may be *queued* (``products.queued``; its options share its
+queue). Its room opens QUEUE_OPENS_BEFORE_SECONDS before the start, when the first request
+to see it draws a secret 32-byte seed and publishes its SHA-256. Owners join (one place
+each, QUEUE_ENTRIES_PER_ADDRESS places per client address); each entry's rank key is
+HMAC-SHA256(seed, its id's text), computed as it joins and kept secret with the seed. At the
+start the seed is revealed and one statement numbers every entry made so far by its rank key,
+lowest first: an order nobody could choose, and anyone can check. Later joiners go behind,
+in the order they come.
+
+Admission (:func:`advance`) lets places in, in order, while the admitted places that have not
+held yet are fewer than the units available (the product's and its options', lapsed holds
+counting as free); each admitted place has QUEUE_PASS_SECONDS to hold. A hold or a checkout on
+a queued product spends its owner's pass (:func:`use_pass`, in the grant step, and in the hold
+function on PostgreSQL), so one admission makes one hold. A lapsed hold, a released one or an
+unused pass leaves room, and the next step admits the next place. Admission runs when a page
+or a script asks how the line stands (at most once a second per product, and never waiting for
+another step: ``SKIP LOCKED``), when someone joins after the start, and every sweep.
+
+Everything lives in PostgreSQL (the source of truth), so every web host and worker agrees on
+the order and on admissions. Locks: an owner's join takes its visitor id's and its address's
+lock; the room's row is locked for ranking, for admitting and for a place behind the start.
+"""
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, bindparam, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Row
+
+from storefront.catalog.models import products
+from storefront.clock import UTCDateTime, isoformat_z
+from storefront.inventory.models import Queue, QueueEntry
+from storefront.inventory.stock import stock_levels, unit_counts
+from storefront.owners import Owner
+
+rooms = Queue.__table__
+entries = QueueEntry.__table__
+
+# How often a poll may run an admission step for a product; the sweep and a join after the start
+# run one whenever they come.
+ADVANCE_EVERY_SECONDS = 1
+
+
+class NoQueue(LookupError):
+    """The product takes holds without a queue."""
+
+
+class NotAQueuedProduct(LookupError):
+    """No such product, or it is archived."""
+
+
+class QueueNotOpen(Exception):
+    def __init__(self, opens_at: datetime):
+        super().__init__(f"the waiting room opens at {opens_at}")
+        self.opens_at = opens_at
+
+
+class QueueSoldOut(Exception):
+    """Nothing left and nothing held: there is nothing to wait for."""
+
+
+class TooManyEntries(Exception):
+    def __init__(self, limit: int):
+        super().__init__(f"{limit} entries from this address already")
+        self.limit = limit
+
+
+class NotAdmitted(Exception):
+    """A hold on a queued product without a live pass: ``position`` None when the owner has no place."""
+
+    def __init__(self, queue_of: int, position: int | None, admitted_through: int):
+        super().__init__(f"not admitted to the queue of product {queue_of}")
+        self.queue_of = queue_of
+        self.position = position
+        self.admitted_through = admitted_through
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    opens_before_seconds: int
+    pass_seconds: int
+    entries_per_address: int
+
+    @classmethod
+    def of(cls, settings) -> "QueueSettings":
+        return cls(settings.queue_opens_before_seconds, settings.queue_pass_seconds,
+                   settings.queue_entries_per_address)
+
+
+@dataclass(frozen=True)
+class QueuedProduct:
+    id: int  # the product (never an option): the queue's key
+    item_ids: tuple[int, ...]  # what its units are counted over: the product, or its options
+    starts_at: datetime
+    opens_at: datetime
+
+
+@dataclass(frozen=True)
+class Standing:
+    """How the line stands: the shared answer of ``GET /api/queue/<id>``."""
+    product: QueuedProduct
+    state: str  # not_open, open, admitting, sold_out
+    seed_hash: str | None
+    seed: str | None  # revealed from the start on
+    length: int
+    admitted_through: int
+    available: int
+    admitted_last_minute: int
+
+    def as_json(self) -> dict:
+        return {
+            "productId": self.product.id, "state": self.state, "opensAt": isoformat_z(self.product.opens_at),
+            "startsAt": isoformat_z(self.product.starts_at), "seedHash": self.seed_hash, "seed": self.seed,
+            "length": self.length, "admittedThrough": self.admitted_through, "available": self.available,
+            "admittedLastMinute": self.admitted_last_minute,
+        }
+
+
+@dataclass(frozen=True)
+class Place:
+    """One owner's place: the private answer of ``GET /api/queue/<id>/entries/mine``."""
+    entry_id: uuid.UUID
+    status: str  # waiting, admitted, held, expired, closed
+    position: int | None
+    ahead: int | None
+    pass_expires_at: datetime | None
+    joined_at: datetime
+
+    def as_json(self) -> dict:
+        return {"entryId": str(self.entry_id), "status": self.status, "position": self.position,
+                "ahead": self.ahead,
+                "passExpiresAt": isoformat_z(self.pass_expires_at) if self.pass_expires_at else None}
+
+
+def rank_key(seed: bytes, entry_id: uuid.UUID) -> bytes:
+    """The contract's order: HMAC-SHA256 with the seed as key over the entry id's text."""
+    return hmac.new(seed, str(entry_id).encode(), hashlib.sha256).digest()
+
+
+_QUEUED = select(products.c.id, products.c.option_of, products.c.starts_at, products.c.queued,
+                 products.c.archived_at).where(products.c.id == bindparam("product"))
+_ITEMS = select(products.c.id).where(products.c.option_of == bindparam("product"),
+                                     products.c.archived_at.is_(None))
+
+
+def queued_product(conn: Connection, product_id: int, opens_before_seconds: int) -> QueuedProduct:
+    """The queue a product (or one of its options) belongs to. Raises NotAQueuedProduct, NoQueue."""
+    row = conn.execute(_QUEUED, {"product": product_id}).first()
+    if row is not None and row.option_of is not None:
+        row = conn.execute(_QUEUED, {"product": row.option_of}).first()
+    if row is None or row.archived_at is not None:
+        raise NotAQueuedProduct(product_id)
+    if not row.queued or row.starts_at is None:
+        raise NoQueue(product_id)
+    options = conn.execute(_ITEMS, {"product": row.id}).scalars().all()
+    return QueuedProduct(row.id, tuple(options) or (row.id,), row.starts_at,
+                         row.starts_at - timedelta(seconds=opens_before_seconds))
+
+
+def _insert_ignoring_duplicates(conn: Connection):
+    return (postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert)(rooms)
+
+
+def room_of(conn: Connection, product: QueuedProduct, now: datetime, *, lock: bool = False,
+            skip_locked: bool = False) -> Row | None:
+    """The product's room, made (its seed drawn) if it is open and nobody made it yet; None before it opens."""
+    query = select(rooms).where(rooms.c.product_id == product.id)
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=skip_locked)
+    room = conn.execute(query).first()
+    if room is None and now >= product.opens_at:
+        seed = secrets.token_bytes(32)
+        conn.execute(_insert_ignoring_duplicates(conn).values(
+            product_id=product.id, seed=seed, seed_hash=hashlib.sha256(seed).hexdigest(), opened_at=now,
+            last_position=0, admitted_through=0).on_conflict_do_nothing(index_elements=["product_id"]))
+        room = conn.execute(query).first()
+    return room
+
+
+def room_as_it_is(conn: Connection, product: QueuedProduct) -> Row | None:
+    """The room's row, read without a lock and made by no one: None before anybody opened it."""
+    return conn.execute(select(rooms).where(rooms.c.product_id == product.id)).first()
+
+
+def sold_out(conn: Connection, product: QueuedProduct) -> bool:
+    """Every unit sold: nothing free and nothing held, so nothing will come back."""
+    counts = unit_counts(conn, product.item_ids).values()
+    return sum(count.total - count.sold for count in counts) <= 0
+
+
+def available_units(conn: Connection, product: QueuedProduct, now: datetime) -> int:
+    return sum(max(stock.available, 0) for stock in stock_levels(conn, product.item_ids, now).values())
+
+
+_OWN_ENTRY = select(entries).where(entries.c.product_id == bindparam("product"),
+                                   entries.c.user_id == bindparam("visitor"),
+                                   entries.c.browser_id == bindparam("browser"))
+_FROM_ADDRESS = select(func.count()).select_from(entries).where(
+    entries.c.product_id == bindparam("product"), entries.c.client_address == bindparam("address"))
+# Joins lock in their own key spaces (grants.py uses 0 and 1 for holds): an owner's, then its address's.
+_LOCK_JOINER = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("key"), bindparam("space"))))
+
+
+def own_entry(conn: Connection, product: QueuedProduct, owner: Owner) -> Row | None:
+    return conn.execute(_OWN_ENTRY, {"product": product.id, "visitor": owner.visitor_id,
+                                     "browser": owner.browser_id}).first()
+
+
+def join(conn: Connection, product: QueuedProduct, owner: Owner, address: str, now: datetime,
+         settings: QueueSettings) -> tuple[Row, bool]:
+    """The owner's place in the queue, made if it has none: (entry, created).
+
+    Raises QueueNotOpen before the room opens, QueueSoldOut once nothing is left to wait for,
+    TooManyEntries past the address's places. The caller has taken the door's price (the proof
+    of work) in the same transaction.
+    """
+    if now < product.opens_at:
+        raise QueueNotOpen(product.opens_at)
+    if conn.dialect.name == "postgresql":
+        conn.execute(_LOCK_JOINER, {"key": owner.visitor_id, "space": 2})
+    existing = own_entry(conn, product, owner)
+    if existing is not None:
+        return existing, False
+    if now >= product.starts_at and sold_out(conn, product):
+        raise QueueSoldOut(product.id)
+    if conn.dialect.name == "postgresql":
+        conn.execute(_LOCK_JOINER, {"key": address, "space": 3})
+    if conn.execute(_FROM_ADDRESS, {"product": product.id, "address": address}).scalar_one() \
+            >= settings.entries_per_address:
+        raise TooManyEntries(settings.entries_per_address)
+    room = room_of(conn, product, now, lock=now >= product.starts_at)
+    position = None
+    if now >= product.starts_at:  # behind everyone ranked, in the order of arrival (under the room's lock)
+        if room.ranked_at is None:
+            room = _rank(conn, product, now)
+        position = room.last_position + 1
+        conn.execute(update(rooms).where(rooms.c.product_id == product.id).values(last_position=position))
+    entry_id = uuid.uuid4()
+    entry = conn.execute(insert(entries).returning(*entries.c), {
+        "id": entry_id, "product_id": product.id, "user_id": owner.visitor_id, "browser_id": owner.browser_id,
+        "client_address": address, "joined_at": now, "rank_key": rank_key(room.seed, entry_id),
+        "position": position,
+    }).one()
+    if position is not None:
+        advance(conn, product, now, settings.pass_seconds, room=room)
+        entry = own_entry(conn, product, owner)
+    return entry, True
+
+
+# One statement numbers every entry made before the start by its rank key (bytes compare as the
+# contract's hex does), whatever their number; the entry id breaks a tie nobody will see.
+_RANK = text(
+    "UPDATE queue_entries SET position = ranked.position"
+    " FROM (SELECT id, row_number() OVER (ORDER BY rank_key, id) AS position"
+    "       FROM queue_entries WHERE product_id = :product AND position IS NULL) AS ranked"
+    " WHERE queue_entries.id = ranked.id"
+)
+
+
+def _rank(conn: Connection, product: QueuedProduct, now: datetime) -> Row:
+    """Place every entry made before the start; the caller holds the room's lock."""
+    ranked = conn.execute(_RANK, {"product": product.id}).rowcount
+    conn.execute(update(rooms).where(rooms.c.product_id == product.id).values(
+        ranked_at=now, last_position=rooms.c.last_position + ranked))
+    return conn.execute(select(rooms).where(rooms.c.product_id == product.id)).one()
+
+
+_now = bindparam("now", type_=UTCDateTime)
+_WAITING_FOR_A_HOLD = select(func.count()).select_from(entries).where(
+    entries.c.product_id == bindparam("product"), entries.c.admitted_at.is_not(None),
+    entries.c.held_at.is_(None), entries.c.pass_expires_at > _now)
+
+
+def advance(conn: Connection, product: QueuedProduct, now: datetime, pass_seconds: int, *,
+            room: Row | None = None, skip_locked: bool = False) -> Row | None:
+    """Rank at the start, then admit places in order while the admitted places yet to hold are
+    fewer than the units available. Returns the room (None before it opens, or when
+    ``skip_locked`` and another step has it)."""
+    if room is None:
+        room = room_of(conn, product, now, lock=True, skip_locked=skip_locked)
+    if room is None or now < product.starts_at:
+        return room
+    if room.ranked_at is None:
+        room = _rank(conn, product, now)
+    room_for = available_units(conn, product, now) - conn.execute(
+        _WAITING_FOR_A_HOLD, {"product": product.id, "now": now}).scalar_one()
+    values = {"advanced_at": now}
+    if room_for > 0:
+        next_places = (select(entries.c.id).where(entries.c.product_id == product.id, entries.c.admitted_at.is_(None),
+                                                  entries.c.position.is_not(None))
+                       .order_by(entries.c.position).limit(room_for))
+        admitted = conn.execute(
+            update(entries).where(entries.c.id.in_(next_places.scalar_subquery()))
+            .values(admitted_at=now, pass_expires_at=now + timedelta(seconds=pass_seconds))
+            .returning(entries.c.position)).scalars().all()
+        if admitted:
+            values["admitted_through"] = max(max(admitted), room.admitted_through)
+    conn.execute(update(rooms).where(rooms.c.product_id == product.id).values(**values))
+    return conn.execute(select(rooms).where(rooms.c.product_id == product.id)).one()
+
+
+def due_for_a_step(room: Row | None, product: QueuedProduct, now: datetime) -> bool:
+    """Whether a poll should run an admission step: after the start, not in the last second."""
+    return (now >= product.starts_at and room is not None
+            and (room.advanced_at is None or room.advanced_at <= now - timedelta(seconds=ADVANCE_EVERY_SECONDS)))
+
+
+def standing(conn: Connection, product: QueuedProduct, now: datetime) -> Standing:
+    """How the line stands, the same for every reader."""
+    room = room_as_it_is(conn, product)
+    if room is None and now >= product.opens_at:
+        room = room_of(conn, product, now)  # the first look after it opens draws the seed
+    if now < product.opens_at or room is None:
+        state = "not_open" if now < product.opens_at else "open"
+    elif now < product.starts_at:
+        state = "open"
+    else:
+        state = "sold_out" if sold_out(conn, product) else "admitting"
+    length = last_minute = 0
+    if room is not None:
+        length, last_minute = conn.execute(
+            select(func.count(), func.count().filter(entries.c.admitted_at > now - timedelta(minutes=1)))
+            .select_from(entries).where(entries.c.product_id == product.id)).one()
+    return Standing(
+        product=product, state=state, seed_hash=room.seed_hash if room is not None else None,
+        seed=room.seed.hex() if room is not None and now >= product.starts_at else None,
+        length=length, admitted_through=room.admitted_through if room is not None else 0,
+        available=available_units(conn, product, now), admitted_last_minute=last_minute)
+
+
+def place_of(conn: Connection, product: QueuedProduct, owner: Owner, now: datetime) -> Place | None:
+    """The owner's place and what it may do now; None when it has none."""
+    entry = own_entry(conn, product, owner)
+    if entry is None:
+        return None
+    admitted_through = conn.execute(
+        select(rooms.c.admitted_through).where(rooms.c.product_id == product.id)).scalar() or 0
+    if entry.held_at is not None:
+        status = "held"
+    elif entry.admitted_at is not None and entry.pass_expires_at <= now:
+        status = "expired"
+    elif now >= product.starts_at and sold_out(conn, product):
+        status = "closed"
+    elif entry.admitted_at is not None:
+        status = "admitted"
+    else:
+        status = "waiting"
+    ahead = (max(entry.position - admitted_through - 1, 0)
+             if status == "waiting" and entry.position is not None else None)
+    return Place(entry.id, status, entry.position, ahead,
+                 entry.pass_expires_at if status == "admitted" else None, entry.joined_at)
+
+
+_USE_PASS = (
+    update(entries)
+    .where(entries.c.product_id == bindparam("product"), entries.c.user_id == bindparam("visitor"),
+           entries.c.browser_id == bindparam("browser"), entries.c.admitted_at.is_not(None),
+           entries.c.held_at.is_(None), entries.c.pass_expires_at > _now)
+    .values(held_at=_now)
+    .returning(entries.c.id)
+)
+
+
+def use_pass(conn: Connection, queue_of: int, owner: Owner, now: datetime) -> None:
+    """Spend the owner's live pass on a hold or a checkout, in its transaction. Raises NotAdmitted."""
+    if conn.execute(_USE_PASS, {"product": queue_of, "visitor": owner.visitor_id, "browser": owner.browser_id,
+                                "now": now}).first() is None:
+        raise not_admitted(conn, queue_of, owner)
+
+
+def not_admitted(conn: Connection, queue_of: int, owner: Owner) -> NotAdmitted:
+    """The refusal, with where the owner stands (its position, None without a place)."""
+    position = conn.execute(select(entries.c.position).where(
+        entries.c.product_id == queue_of, entries.c.user_id == owner.visitor_id,
+        entries.c.browser_id == owner.browser_id)).scalar()
+    admitted_through = conn.execute(
+        select(rooms.c.admitted_through).where(rooms.c.product_id == queue_of)).scalar() or 0
+    return NotAdmitted(queue_of, position, admitted_through)
+
+
+def queues_to_advance(conn: Connection, now: datetime) -> list[int]:
+    """Started queues with places still to admit: the sweep's step runs on each."""
+    return conn.execute(select(products.c.id).where(
+        products.c.queued, products.c.option_of.is_(None), products.c.archived_at.is_(None),
+        products.c.starts_at <= now,
+        select(entries.c.id).where(entries.c.product_id == products.c.id, entries.c.admitted_at.is_(None)).exists(),
+    )).scalars().all()

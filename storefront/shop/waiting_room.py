@@ -1,0 +1,158 @@
+"""A queued drop's waiting room as the shopper meets it: the door's challenge, joining, how the
+line stands (a shared answer, the same for every reader), and one's own place (private).
+The rules are the inventory's (``inventory/queue.py``); this module reads the request and answers.
+"""
+
+import hashlib
+import json
+
+from flask import current_app, render_template, request
+from sqlalchemy import Connection, select
+
+from storefront import proof_of_work
+from storefront.catalog.models import products
+from storefront.clock import isoformat_z, utcnow
+from storefront.database import reading
+from storefront.errors import ApiError
+from storefront.extensions import db
+from storefront.htmx import wants_fragment
+from storefront.inventory import queue
+from storefront.inventory.stock import stock_levels
+from storefront.owners import client_address, owner_of, requesting_owner
+from storefront.params import invalid, request_body
+from storefront.shop import bp
+
+# A shared answer: a shared cache (nginx, a CDN) may answer a crowd's polls for a second, every
+# browser revalidates (304 with the ETag); it carries nothing of its reader's.
+SHARED = "public, max-age=0, s-maxage=1"
+PRIVATE = "private, no-store"
+
+
+def _settings():
+    return current_app.config["STOREFRONT"]
+
+
+def _queued_product(conn: Connection, product_id: int) -> queue.QueuedProduct:
+    try:
+        return queue.queued_product(conn, product_id, _settings().queue_opens_before_seconds)
+    except queue.NotAQueuedProduct:
+        raise ApiError(404, "not_found", "No such product.") from None
+    except queue.NoQueue:
+        raise ApiError(409, "no_queue", "This product has no waiting room: Buy takes its stock directly.") from None
+
+
+def _step_if_due(product: queue.QueuedProduct) -> None:
+    """Admit whoever the stock allows now, at most once a second per product, never waiting for
+    another request's step (it is doing the same work)."""
+    now = utcnow()
+    with reading() as conn:
+        room = queue.room_as_it_is(conn, product)
+    if queue.due_for_a_step(room, product, now):
+        with db.engine.begin() as conn:
+            queue.advance(conn, product, now, _settings().queue_pass_seconds, skip_locked=True)
+
+
+@bp.get("/api/queue/challenge")
+def queue_challenge():
+    """A proof-of-work challenge, as ALTCHA's widget asks for it (its ``challengeurl``)."""
+    work = _settings().queue_proof_of_work
+    if work == 0:
+        raise ApiError(404, "not_found", "Joining a line asks for no proof of work here.")
+    return proof_of_work.challenge(work), 200, {"Cache-Control": PRIVATE}
+
+
+@bp.post("/api/queue/<product_id:product_id>/entries")
+def join_queue(product_id: int):
+    settings = _settings()
+    data = request_body()
+    owner = owner_of(data.get("userId"))
+    now = utcnow()
+    with reading() as conn:
+        product = _queued_product(conn, product_id)
+    try:
+        with db.engine.begin() as conn:
+            existing = queue.own_entry(conn, product, owner)
+            if existing is None and now >= product.opens_at and settings.queue_proof_of_work > 0:
+                proof_of_work.spend(conn, data.get("altcha"), now)
+            entry, created = queue.join(conn, product, owner, client_address(), now,
+                                        queue.QueueSettings.of(settings))
+    except proof_of_work.NotSolved as unsolved:
+        raise invalid("altcha", f"{unsolved} (GET /api/queue/challenge gives one).") from None
+    except queue.QueueNotOpen as closed:
+        raise ApiError(409, "queue_not_open", f"The line opens at {isoformat_z(closed.opens_at)}.",
+                       opensAt=isoformat_z(closed.opens_at)) from None
+    except queue.QueueSoldOut:
+        raise ApiError(409, "out_of_stock", "Sold out: nothing left to wait for.", available=0) from None
+    except queue.TooManyEntries as many:
+        raise ApiError(429, "too_many_entries",
+                       f"This address has {many.limit} places in this line already.", limit=many.limit) from None
+    with reading() as conn:
+        place = queue.place_of(conn, product, owner, utcnow())
+    if wants_fragment():
+        return _place_fragment(product, place, 201 if created else 200)
+    body = {"entryId": str(entry.id), "productId": product.id, "status": place.status, "position": place.position,
+            "joinedAt": isoformat_z(entry.joined_at)}
+    return body, 201 if created else 200, {"Cache-Control": PRIVATE}
+
+
+@bp.get("/api/queue/<product_id:product_id>")
+def queue_standing(product_id: int):
+    with reading() as conn:
+        product = _queued_product(conn, product_id)
+    _step_if_due(product)
+    now = utcnow()
+    with reading() as conn:
+        standing = queue.standing(conn, product, now)
+    fragment = wants_fragment()
+    answer = standing.as_json()
+    digest = hashlib.sha256(json.dumps(answer, sort_keys=True).encode()).hexdigest()[:20]
+    etag = f'"q{digest}-{"f" if fragment else "j"}"'
+    headers = {"ETag": etag, "Cache-Control": SHARED, "Vary": "HX-Request"}
+    if etag in request.headers.get("If-None-Match", ""):
+        return "", 304, headers
+    if fragment:
+        return render_template("shop/_queue.html", standing=standing), 200, headers
+    return answer, 200, headers
+
+
+@bp.get("/api/queue/<product_id:product_id>/entries/mine")
+def my_place(product_id: int):
+    owner = requesting_owner()
+    with reading() as conn:
+        product = _queued_product(conn, product_id)
+    _step_if_due(product)
+    with reading() as conn:
+        place = queue.place_of(conn, product, owner, utcnow())
+    if wants_fragment():
+        return _place_fragment(product, place)
+    if place is None:
+        raise ApiError(404, "not_found", "You have no place in this line.")
+    return place.as_json(), 200, {"Cache-Control": PRIVATE}
+
+
+def _place_fragment(product: queue.QueuedProduct, place, status: int = 200):
+    now = utcnow()
+    with reading() as conn:
+        standing = queue.standing(conn, product, now)
+        options = _options(conn, product)
+    body = render_template("shop/_place.html", product=product, place=place, standing=standing, now=now,
+                           options=options)
+    return body, status, {"Cache-Control": PRIVATE, "Vary": "HX-Request"}
+
+
+def _options(conn: Connection, product: queue.QueuedProduct):
+    """What an admitted place may buy: the product, or each of its options, with its label and stock."""
+    rows = conn.execute(select(products.c.id, products.c.option_label)
+                        .where(products.c.id.in_(product.item_ids)).order_by(products.c.id)).all()
+    levels = stock_levels(conn, product.item_ids)
+    return [(row.id, row.option_label, levels[row.id].available) for row in rows]
+
+
+def not_admitted_error(refused: queue.NotAdmitted) -> ApiError:
+    """409 not_admitted for a hold or a checkout on a queued product without a live pass."""
+    if refused.position is None:
+        message = "This drop lets its buyers in through a line: join it on the product's page."
+    else:
+        message = f"Your place is {refused.position}; the line is let in through {refused.admitted_through}."
+    return ApiError(409, "not_admitted", message, productId=refused.queue_of, position=refused.position,
+                    admittedThrough=refused.admitted_through)
