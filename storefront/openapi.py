@@ -44,6 +44,33 @@ HOLD = {
         "paymentIntentId": {"type": ["string", "null"]},
     },
 }
+ENTRY = {
+    "type": "object", "required": ["entryId", "productId", "status", "position", "joinedAt"],
+    "properties": {"entryId": UUID, "productId": {"type": "integer"},
+                   "status": {"enum": ["waiting", "admitted", "held", "expired", "closed"]},
+                   "position": {"type": ["integer", "null"], "minimum": 1},
+                   "joinedAt": {"type": "string", "format": "date-time"}},
+}
+PLACE = {
+    "type": "object", "required": ["entryId", "status", "position", "ahead", "passExpiresAt"],
+    "properties": {"entryId": UUID, "status": {"enum": ["waiting", "admitted", "held", "expired", "closed"]},
+                   "position": {"type": ["integer", "null"], "minimum": 1},
+                   "ahead": {"type": ["integer", "null"], "minimum": 0},
+                   "passExpiresAt": {"type": ["string", "null"], "format": "date-time"}},
+}
+STANDING = {
+    "type": "object",
+    "required": ["productId", "state", "opensAt", "startsAt", "seedHash", "seed", "length", "admittedThrough",
+                 "available"],
+    "properties": {"productId": {"type": "integer"},
+                   "state": {"enum": ["not_open", "open", "admitting", "sold_out"]},
+                   "opensAt": {"type": "string", "format": "date-time"},
+                   "startsAt": {"type": "string", "format": "date-time"},
+                   "seedHash": {"type": ["string", "null"], "description": "hex SHA-256 of the seed"},
+                   "seed": {"type": ["string", "null"], "description": "hex, revealed at the start"},
+                   "length": {"type": "integer"}, "admittedThrough": {"type": "integer"},
+                   "available": {"type": "integer"}, "admittedLastMinute": {"type": "integer"}},
+}
 CART = {
     "type": "object", "required": ["items", "amount", "currency"],
     "properties": {
@@ -98,6 +125,8 @@ def document() -> dict:
     quantity = {"type": "integer", "minimum": 1, "maximum": max_quantity, "default": 1}
     reservation_path = {"name": "reservationId", "in": "path", "required": True, "schema": UUID}
     checkout_path = {"name": "checkoutId", "in": "path", "required": True, "schema": UUID}
+    queue_path = {"name": "productId", "in": "path", "required": True, "schema": PRODUCT_ID,
+                  "description": "a queued product, or one of its options (they share its line)"}
     delivery_schema = _delivery_schema()
 
     def delivery(what: str, path_parameter: dict, operation_id: str) -> dict:
@@ -159,9 +188,11 @@ def document() -> dict:
                     "400": ERRORS["400"],
                     "404": ERRORS["404"],
                     "409": {"description": "out_of_stock (with available), hold_limit (per visitor or per "
-                                           "address, with limit and held), or not_on_sale (with startsAt) "
-                                           "before the product's start time",
-                            "content": _json(_error("available", "limit", "held", "per", "startsAt"))},
+                                           "address, with limit and held), not_on_sale (with startsAt) "
+                                           "before the product's start time, or not_admitted (with position "
+                                           "and admittedThrough) for a queued drop without a live pass",
+                            "content": _json(_error("available", "limit", "held", "per", "startsAt", "position",
+                                                    "admittedThrough", "productId"))},
                     "413": {"description": "body too large", "content": _json(_error())},
                     "429": {"description": "too many holds from this address (Retry-After)",
                             "content": _json(_error())},
@@ -233,8 +264,10 @@ def document() -> dict:
                                 "header.X-Visitor-Id": "$request.header.X-Visitor-Id"})}},
                     "400": {"description": "empty_cart or a malformed visitor id", "content": _json(_error("field"))},
                     "409": {"description": "out_of_stock (items: productId, available), not_on_sale (items: "
-                                           "productId, startsAt), mixed_currencies or hold_limit",
-                            "content": _json(_error("items", "limit", "held"))},
+                                           "productId, startsAt), mixed_currencies, hold_limit, or "
+                                           "not_admitted for a queued drop's line without a live pass",
+                            "content": _json(_error("items", "limit", "held", "position", "admittedThrough",
+                                                    "productId"))},
                     "429": {"description": "too many holds from this address", "content": _json(_error())},
                 },
             }},
@@ -244,6 +277,52 @@ def document() -> dict:
                 "responses": {"200": {"description": "orders", "content": _json({
                     "type": "object", "properties": {"orders": {"type": "array", "items": HOLD}}})},
                     "400": ERRORS["400"]},
+            }},
+            "/api/queue/challenge": {"get": {
+                "operationId": "queueChallenge",
+                "summary": "An ALTCHA proof-of-work challenge to solve before joining a line",
+                "responses": {"200": {"description": "a challenge, as ALTCHA's widget reads it", "content": _json({
+                    "type": "object", "required": ["algorithm", "challenge", "maxnumber", "salt", "signature"],
+                    "properties": {"algorithm": {"type": "string"}, "challenge": {"type": "string"},
+                                   "maxnumber": {"type": "integer"}, "salt": {"type": "string"},
+                                   "signature": {"type": "string"}}})},
+                    "404": {"description": "the proof of work is off (QUEUE_PROOF_OF_WORK=0)",
+                            "content": _json(_error())}},
+            }},
+            "/api/queue/{productId}/entries": {"post": {
+                "operationId": "joinQueue",
+                "summary": "Join a queued drop's line: one place per owner",
+                "parameters": [queue_path],
+                "requestBody": {"required": True, "content": _json({
+                    "type": "object", "required": ["userId"], "properties": {
+                        "userId": VISITOR_ID,
+                        "altcha": {"type": "string", "description": "the solved challenge's base64 JSON payload"}}})},
+                "responses": {
+                    "201": {"description": "a new place", "content": _json(ENTRY)},
+                    "200": {"description": "this owner's place, as it was", "content": _json(ENTRY)},
+                    "400": {"description": "a missing or malformed field (altcha: missing, wrong, lapsed or used)",
+                            "content": _json(_error("field"))},
+                    "404": ERRORS["404"],
+                    "409": {"description": "queue_not_open (with opensAt), no_queue, or out_of_stock once "
+                                           "nothing is left to wait for",
+                            "content": _json(_error("opensAt", "available"))},
+                    "429": {"description": "too_many_entries from this address", "content": _json(_error("limit"))},
+                },
+            }},
+            "/api/queue/{productId}": {"get": {
+                "operationId": "queueStanding",
+                "summary": "How a queued drop's line stands: a shared answer, the same for every reader",
+                "parameters": [queue_path],
+                "responses": {"200": {"description": "the line", "content": _json(STANDING)},
+                              "404": ERRORS["404"],
+                              "409": {"description": "no_queue", "content": _json(_error())}},
+            }},
+            "/api/queue/{productId}/entries/mine": {"get": {
+                "operationId": "myPlace",
+                "summary": "The owner's place in a queued drop's line",
+                "parameters": [queue_path, VISITOR_HEADER],
+                "responses": {"200": {"description": "the place", "content": _json(PLACE)},
+                              "409": {"description": "no_queue", "content": _json(_error())}, **ERRORS},
             }},
             "/api/openapi.json": {"get": {"operationId": "openapi", "summary": "This document",
                                           "responses": {"200": {"description": "OpenAPI 3.1"}}}},

@@ -75,8 +75,8 @@ def test_the_live_view_counts_what_the_holds_table_says(make_app, settings):
         assert shown[small][9] == "–" and shown[large][9] != "–"  # L sold out, S not yet
 
         drop = drop_of(db.session.connection(), db.session.get(Product, parent))
-        assert sum(drop.minutes["placed"]) == 5 and sum(drop.minutes["paid"]) == 2
-        assert sum(drop.minutes["lapsed"]) == 1
+        assert sum(drop.counts["placed"]) == 5 and sum(drop.counts["paid"]) == 2
+        assert sum(drop.counts["lapsed"]) == 1
 
         live = owner.get(f"/admin/drops/{parent}/live", headers=basic()).get_data(as_text=True)
         assert live.startswith('{# ') is False and 'id="drop-live"' in live and "<html" not in live
@@ -109,7 +109,7 @@ def test_the_live_views_reads_take_the_drops_window_of_the_index(make_app, setti
                 assert "ix_holds_product_created" in plan, f"{statement}\n{plan}"
 
 
-def test_the_live_view_counts_per_minute_on_sqlite_too(embedded_app):
+def test_the_live_view_counts_at_the_drops_pace_on_sqlite_too(embedded_app):
     client = embedded_app.test_client()
     parent = add(sku="EMB", name="Embedded", price="5.00", total="0")
     option = add(sku="EMB-1", option_of="EMB", option="One", total="2")
@@ -119,6 +119,7 @@ def test_the_live_view_counts_per_minute_on_sqlite_too(embedded_app):
     placed = client.post("/api/reservations", json={"productId": option, "userId": visitor(1)}).get_json()
     lapse(placed["reservationId"], seconds_ago=30)
     drop = drop_of(db.session.connection(), db.session.get(Product, parent))
-    assert len(drop.minutes["placed"]) == 4 and drop.minutes["placed"][3] == 1
-    assert sum(drop.minutes["lapsed"]) == 1 and drop.minutes["lapsed"][2] + drop.minutes["lapsed"][3] == 1
+    # Three minutes old: counted per ten seconds, 19 steps so far, the hold in the last two.
+    assert drop.step_seconds == 10 and len(drop.counts["placed"]) == 19 and sum(drop.counts["placed"][-2:]) == 1
+    assert sum(drop.counts["lapsed"]) == 1 and sum(drop.counts["lapsed"][-8:]) == 1
     assert [(item.placed, item.lapsed, item.left) for item in drop.items] == [(1, 1, 2)]

@@ -295,3 +295,95 @@ def test_the_shared_answer_is_the_same_for_everyone_and_private_ones_are_not_kep
     assert again.status_code == 304
     assert join(one, product.id, 1).headers["Cache-Control"] == "private, no-store"
     assert mine(one, product.id, 1).headers["Cache-Control"] == "private, no-store"
+
+
+def test_an_owner_turns_the_line_on_from_the_cli_a_csv_or_the_admin(make_app, settings, tmp_path):
+    from tests.test_admin import PASSWORD, basic
+    from tests.test_admin_shop import form_token
+
+    app = make_app({**settings, "ADMIN_PASSWORD": PASSWORD})
+    with app.app_context():
+        runner, client = app.test_cli_runner(), app.test_client()
+        no_start = runner.invoke(args=["product", "add", "--sku", "Q-1", "--name", "Q", "--price", "10",
+                                       "--total", "3", "--queue"])
+        assert no_start.exit_code == 1 and "queue: a waiting room needs a start time" in no_start.output
+        added = runner.invoke(args=["product", "add", "--sku", "Q-1", "--name", "Q", "--price", "10", "--total", "3",
+                                    "--starts-at", "2030-01-01T10:00:00Z", "--queue"])
+        assert added.exit_code == 0, added.output
+        product = db.session.execute(select(Product).where(Product.sku == "Q-1")).scalar_one()
+        assert product.queued
+        assert runner.invoke(args=["product", "update", str(product.id), "--no-queue"]).exit_code == 0
+        db.session.refresh(product)
+        assert not product.queued
+
+        source = tmp_path / "drop.csv"
+        source.write_text("sku,name,price,total,starts_at,option_of,option,queue\n"
+                          "Q-2,Tee,20,0,2030-01-01T10:00:00Z,,,yes\n"
+                          "Q-2-S,,,2,,Q-2,S,\n"
+                          "Q-3,Cup,5,1,,,,no\n")
+        assert runner.invoke(args=["catalog", "import", str(source)]).exit_code == 0
+        queued = dict(db.session.execute(select(Product.sku, Product.queued)).all())
+        assert queued["Q-2"] and queued["Q-2-S"] and not queued["Q-3"]  # the option shares its product's line
+        source.write_text("sku,name,price,total,queue\nQ-4,Lamp,5,1,maybe\nQ-5,Mug,5,1,yes\n")
+        refused = runner.invoke(args=["catalog", "import", str(source)])
+        assert refused.exit_code == 1
+        assert "row 2, queue: must be yes or no" in refused.output and "row 3, queue: a waiting room needs" in refused.output
+
+        token = form_token(client, f"/admin/products/{product.id}")
+        saved = client.post(f"/admin/products/{product.id}", headers=basic(), data={
+            "csrf_token": token, "sku": "Q-1", "name": "Q", "price": "10.00", "currency": "usd", "total": "3",
+            "starts_at": "2030-01-01T10:00:00Z", "queue": ["no", "yes"]})
+        assert saved.status_code == 303
+        db.session.refresh(product)
+        assert product.queued
+        page = client.get(f"/admin/products/{product.id}", headers=basic()).get_data(as_text=True)
+        assert 'name="queue" type="checkbox" value="yes" checked' in page
+
+
+def test_in_chromium_a_shopper_joins_before_the_start_is_let_in_and_pays_and_another_is_told_it_is_over(
+        make_app, settings, live_server, shopper):
+    from datetime import UTC, datetime
+
+    from playwright.sync_api import expect
+
+    # The door's proof of work at a small difficulty here (its cost at the default is a benchmark's).
+    door = {**settings, "QUEUE_PROOF_OF_WORK": "5000", "STOCK_POLL_SECONDS": "1"}
+    app = make_app(door)
+    with app.app_context():
+        product = queued_product(total=1, starts_in=timedelta(seconds=8), name="Drop tee")
+        base_url = live_server(door, workers=2, threads=4).url
+        first = shopper(base_url)
+        first.page.clock.install(time=datetime.now(UTC) + timedelta(minutes=3))  # its clock 3 minutes fast
+        page = first.visit(f"/products/{product.id}")
+        line = page.locator(f"#queue-{product.id}")
+        expect(line).to_contain_text("The line is open")
+        expect(page.locator(f"#stock-{product.id}")).to_contain_text("Bought through the line")
+        join_button = page.locator("form.join-queue button")
+        expect(join_button).to_be_enabled(timeout=15_000)  # once the page has done its proof of work
+        first.shot("queue-waiting-room")
+        join_button.click()
+        place = page.locator(f"#place-{product.id}")
+        expect(place).to_contain_text("You are in the line. Your place is drawn at the start.")
+
+        # After the start, by the shop's clock: its turn comes within a poll or two, with Buy.
+        expect(place).to_contain_text("It is your turn", timeout=20_000)
+        expect(line).to_contain_text("Letting the line in")
+        expect(page.locator(f"#stock-{product.id}")).to_contain_text("1 of 1 left")
+        first.shot("queue-admitted")
+
+        second = shopper(base_url)
+        other = second.visit(f"/products/{product.id}")
+        expect(other.locator("form.join-queue button")).to_be_enabled(timeout=15_000)
+        other.locator("form.join-queue button").click()
+        expect(other.locator(f"#place-{product.id}")).to_contain_text("Your place: 2")
+        expect(other.locator(f"#place-{product.id}")).to_contain_text("You are next")
+        second.shot("queue-place-in-line")
+
+        page.locator(f"#place-{product.id} form.buy button").click()
+        expect(page.locator(".hold")).to_be_visible()
+        first.pay()
+        expect(page.locator(".hold-completed")).to_contain_text("Paid: it is yours")
+        expect(other.locator(f"#place-{product.id}")).to_contain_text("Sold out: nothing left to wait for",
+                                                                          timeout=10_000)
+        expect(other.locator(f"#queue-{product.id}")).to_contain_text("Sold out")
+        assert units(product.id).sold == 1

@@ -289,6 +289,7 @@
 
   // Joining a drop's line: the button waits for the page's proof of work (ALTCHA's widget), then
   // sends its solution with the form. A failed or lapsed challenge is fetched and solved again.
+  // The widget's events do not bubble: heard on their way down (the capture phase).
   document.addEventListener("statechange", function (event) {
     var widget = event.target;
     if (!widget || !widget.closest) return;
@@ -299,7 +300,7 @@
     button.disabled = !verified;
     if (verified) button.removeAttribute("aria-disabled");
     else button.setAttribute("aria-disabled", "true");
-  });
+  }, true);
 
   function mountPayments(root) {
     (root.querySelectorAll ? root : document).querySelectorAll("form[data-stripe-payment]").forEach(mountPayment);

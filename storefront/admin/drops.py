@@ -1,8 +1,9 @@
 """A drop as its owner watches it: one product and its options, from the start to now.
 
 Per item: units total, held now, sold, left; holds placed, paid, lapsed and released; paid /
-placed; the time from the start to sold out; and holds, sales and lapses per minute, drawn as
-SVG on the server. Every figure is read from the holds of the drop's window (created from its
+placed; the time from the start to sold out; holds, sales and lapses over time, drawn as SVG on
+the server, at the drop's pace (per second while it is two minutes old, per ten seconds until
+twenty, then per minute: a scarce drop sells out in seconds); and a queued drop's line. Every figure is read from the holds of the drop's window (created from its
 start on) through the index ``ix_holds_product_created``: a table with millions of holds from
 before costs the page nothing, and the shop's hot paths read none of it.
 """
@@ -19,12 +20,15 @@ from storefront.catalog.models import Product
 from storefront.clock import utcnow
 from storefront.errors import ApiError
 from storefront.extensions import db
-from storefront.inventory.models import Hold
+from storefront.inventory.models import Hold, Queue, QueueEntry
 from storefront.inventory.stock import stock_levels, unit_counts
 
 holds = Hold.__table__
-CHART_MINUTES = 120  # the chart's width: the last two hours of the drop at most
-CHART_AXIS_MINUTES = 10  # and its axis ten minutes at least, so a young drop draws from the left, not as one point
+CHART_POINTS = 120  # the chart's width: the last 120 steps of the drop at most
+CHART_AXIS_POINTS = 10  # and its axis ten steps at least, so a young drop draws from the left, not as one point
+# The chart's step by the drop's age: (up to this age in seconds, step in seconds).
+CHART_STEPS = ((120, 1), (1200, 10))
+CHART_STEP_LATER = 60
 
 
 @dataclass
@@ -51,8 +55,10 @@ class Drop:
     start: datetime
     now: datetime
     items: list[ItemFigures]
-    first_minute: int = 0
-    minutes: dict[str, list[int]] = field(default_factory=dict)  # placed, paid, lapsed: a count per minute
+    first_step: int = 0
+    step_seconds: int = 60
+    counts: dict[str, list[int]] = field(default_factory=dict)  # placed, paid, lapsed: a count per step
+    line: dict | None = None  # a queued drop's line: joined, admitted, held, expired, closed, and its seed
 
     @property
     def sold_out_after(self) -> timedelta | None:
@@ -63,12 +69,17 @@ class Drop:
         return max(moments) - self.start
 
 
-def _minute(column, start: datetime, dialect: str):
-    """Whole minutes from ``start`` to ``column``, in the database."""
+def _step(column, start: datetime, dialect: str, seconds: int):
+    """Whole steps of ``seconds`` from ``start`` to ``column``, in the database."""
     if dialect == "sqlite":
-        return cast((func.julianday(column) - func.julianday(start.replace(tzinfo=None).isoformat(" "))) * 1440,
-                    Integer)
-    return func.floor(func.extract("epoch", column - start) / 60)
+        return cast((func.julianday(column) - func.julianday(start.replace(tzinfo=None).isoformat(" ")))
+                    * 86400 / seconds, Integer)
+    return func.floor(func.extract("epoch", column - start) / seconds)
+
+
+def step_for(age_seconds: float) -> int:
+    """The chart's step for a drop this old."""
+    return next((step for up_to, step in CHART_STEPS if age_seconds <= up_to), CHART_STEP_LATER)
 
 
 def drop_of(conn: Connection, product: Product, now: datetime | None = None) -> Drop:
@@ -113,35 +124,69 @@ def drop_of(conn: Connection, product: Product, now: datetime | None = None) -> 
         item.held = max(item.total - item.sold - item.left, 0)
 
     dialect = conn.dialect.name
-    last_minute = max(0, math.floor((now - start).total_seconds() / 60))
-    first_minute = max(0, last_minute - CHART_MINUTES + 1)
-    minutes = {name: [0] * (last_minute - first_minute + 1) for name in ("placed", "paid", "lapsed")}
+    age = (now - start).total_seconds()
+    seconds = step_for(age)
+    last_step = max(0, math.floor(age / seconds))
+    first_step = max(0, last_step - CHART_POINTS + 1)
+    counts = {name: [0] * (last_step - first_step + 1) for name in ("placed", "paid", "lapsed")}
     for name, moment, condition in (("placed", holds.c.created_at, None), ("paid", holds.c.updated_at, paid),
                                     ("lapsed", holds.c.expires_at, lapsed)):
-        minute = _minute(moment, start, dialect).label("minute")
-        query = select(minute, func.count()).where(*in_window).group_by(minute)
+        step = _step(moment, start, dialect, seconds).label("step")
+        query = select(step, func.count()).where(*in_window).group_by(step)
         if condition is not None:
             query = query.where(condition)
         for at, number in conn.execute(query):
-            if at is not None and first_minute <= int(at) <= last_minute:
-                minutes[name][int(at) - first_minute] += number
-    return Drop(product, start, now, list(items.values()), first_minute, minutes)
+            if at is not None and first_step <= int(at) <= last_step:
+                counts[name][int(at) - first_step] += number
+    line = _line(conn, product, now) if product.queued else None
+    return Drop(product, start, now, list(items.values()), first_step, seconds, counts, line)
+
+
+def _line(conn: Connection, product: Product, now: datetime) -> dict:
+    """A queued drop's line in figures: its places by status, and the seed (its hash until the start)."""
+    entries = QueueEntry.__table__
+    room = conn.execute(select(Queue.__table__).where(Queue.__table__.c.product_id == product.id)).first()
+    admitted, held = entries.c.admitted_at.is_not(None), entries.c.held_at.is_not(None)
+    expired = admitted & entries.c.held_at.is_(None) & (entries.c.pass_expires_at <= now)
+    joined, admitted_count, held_count, expired_count = conn.execute(
+        select(func.count(), func.count().filter(admitted), func.count().filter(held), func.count().filter(expired))
+        .select_from(entries).where(entries.c.product_id == product.id)).one()
+    counts = unit_counts(conn, [option.id for option in db.session.execute(
+        select(Product).where(Product.option_of == product.id)).scalars()] or [product.id])
+    sold_out = sum(count.total - count.sold for count in counts.values()) <= 0
+    started = product.starts_at is not None and now >= product.starts_at
+    waiting = joined - admitted_count
+    return {"joined": joined, "admitted": admitted_count, "held": held_count, "expired": expired_count,
+            "closed": waiting if started and sold_out else 0, "waiting": 0 if started and sold_out else waiting,
+            "admitted_through": room.admitted_through if room else 0,
+            "seed_hash": room.seed_hash if room else None,
+            "seed": room.seed.hex() if room is not None and started else None}
+
+
+def since_start(seconds: int) -> str:
+    """An offset from the start as a chart's axis says it: 0:40, 12:00, 2:05:00."""
+    hours, rest = divmod(int(seconds), 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
 def chart(drop: Drop, width: int = 720, height: int = 220) -> dict:
-    """The per-minute series as SVG coordinates: a polyline and markers per series."""
-    length = len(drop.minutes["placed"])
-    axis = max(length, CHART_AXIS_MINUTES)  # minutes still to come stay blank, not drawn as zeros
-    top = max([1] + [value for series in drop.minutes.values() for value in series])
+    """The series as SVG coordinates: a polyline and markers per series."""
+    length = len(drop.counts["placed"])
+    axis = max(length, CHART_AXIS_POINTS)  # steps still to come stay blank, not drawn as zeros
+    top = max([1] + [value for series in drop.counts.values() for value in series])
     left_pad, bottom_pad = 40, 24
     step = (width - left_pad - 10) / (axis - 1)
 
     def point(index, value):
         return (round(left_pad + index * step, 1), round(height - bottom_pad - value * (height - bottom_pad - 10) / top, 1))
 
-    series = {name: [point(index, value) for index, value in enumerate(values)] for name, values in drop.minutes.items()}
+    series = {name: [point(index, value) for index, value in enumerate(values)] for name, values in drop.counts.items()}
+    step = drop.step_seconds
+    unit = {1: "second", 10: "10 seconds", 60: "minute"}.get(step, f"{step} seconds")
     return {"width": width, "height": height, "top": top, "series": series, "left": left_pad,
-            "bottom": height - bottom_pad, "first": drop.first_minute, "length": length, "axis": axis}
+            "bottom": height - bottom_pad, "first": drop.first_step, "length": length, "axis": axis, "unit": unit,
+            "from": since_start(drop.first_step * step), "to": since_start((drop.first_step + axis - 1) * step),
+            "labels": [since_start((drop.first_step + index) * step) for index in range(length)]}
 
 
 def _drop_page(product_id: int, template: str):

@@ -28,6 +28,7 @@ from storefront.money import InvalidAmount, currency, minor_units, price_text
 
 FIELDS = ("sku", "name", "description", "price", "currency", "total", "starts_at", "option_of", "option", "queue")
 _YES, _NO = {"yes", "true", "1", "on"}, {"no", "false", "0", "off"}
+QUEUE_NEEDS_A_START = "a waiting room needs a start time: give starts_at too"
 _SKU = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -122,6 +123,8 @@ def parse_product(values: dict, *, partial: bool = False, current_currency: str 
             columns["queued"] = str(queued).strip().lower() in _YES
         else:
             raise InvalidField("queue", "must be yes or no")
+        if columns["queued"] and not partial and not is_option and columns.get("starts_at") is None:
+            raise InvalidField("queue", QUEUE_NEEDS_A_START)
     if (total := given("total")) is not None:
         if not re.fullmatch(r"\d{1,9}", total):
             raise InvalidField("total", "must be a whole number from 0 to 999,999,999")
@@ -166,7 +169,7 @@ def _queue_needs_a_start(conn: Connection, columns: dict, existing) -> None:
     queued = columns.get("queued", current.queued if current is not None else False)
     starts_at = columns["starts_at"] if "starts_at" in columns else (current.starts_at if current is not None else None)
     if queued and starts_at is None:
-        raise InvalidField("queue", "a waiting room needs a start time: give starts_at too")
+        raise InvalidField("queue", QUEUE_NEEDS_A_START)
 
 
 def _as_option(conn: Connection, columns: dict, existing) -> None:

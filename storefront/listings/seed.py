@@ -16,10 +16,12 @@ DROP_STARTS_AFTER = timedelta(minutes=5)
 DEMO_DROP = {
     "sku": "RUNNER-SPRING",
     "name": "Trail runner, spring drop",
-    "description": "One run of the spring colourway, in three sizes. On sale at the time shown, not before.",
+    "description": ("One run of the spring colourway, in three sizes. On sale at the time shown, not before, "
+                    "to a line: join it before the start, and places are drawn at random when it comes."),
     "price": "140.00",
     "currency": "usd",
     "total": "0",
+    "queue": "yes",
 }
 DEMO_DROP_SIZES = [("EU 41", 3), ("EU 42", 5), ("EU 43", 2)]
 
