@@ -8,7 +8,12 @@
   database alone (the function against the stock SELECT) and through HTTP; and, for context
   (no target), the shop's HTTP refusal against a minimal Flask app's refusal of the same
   request (bench/reference_apps.py: one guarded UPDATE that matches no row), so that what a
-  refusal costs any app (a POST with a JSON body) is told apart from what the shop adds.
+  refusal costs any app (a POST with a JSON body) is told apart from what the shop adds;
+- the waiting room: a hold on a queued product (the owner's admitted place looked at and its pass
+  spent, in the same statement) against the same hold on a product without a queue, in the
+  database alone at 16 connections, the same visitor ids on both sides; and the ranking at the
+  start, one statement over 100,000 entries, against the least any ranking must do (one UPDATE
+  that writes each of those rows once).
 
 Every figure is printed with its p99; ratios are medians over rounds run back to back (every
 other round in the opposite order); after each hold run the product counters are checked
@@ -17,6 +22,7 @@ run starts from the same table state: a shop with 200,000 finished holds, analys
 the holds the runs before it made.
 
     .venv/bin/python -m bench.drop              # --seconds 6 --rounds 3
+    .venv/bin/python -m bench.drop --only queue # the waiting room's figures alone
 """
 
 import argparse
@@ -26,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 import psycopg
@@ -45,6 +52,14 @@ PGBENCH_HOLD = textwrap.dedent("""\
         ('pgbench-' || :client_id || '-' || :n)::varchar, ''::varchar,
         ('198.18.' || (:n % 256) || '.' || (:n / 256 % 256))::varchar, 1, 600, 1000000, 1000000);
 """)
+# A hold by one of the admitted places (or, on a product without a queue, by the same visitor ids).
+ADMITTED = 2_000_000
+RANKED = 100_000
+PGBENCH_QUEUED_HOLD = textwrap.dedent("""\
+    \\set k random(1, {admitted})
+    SELECT outcome FROM storefront_place_hold(gen_random_uuid(), {{product}}, ('queued-' || :k)::varchar,
+        ''::varchar, ('198.18.' || (:k % 256) || '.' || (:k / 256 % 256))::varchar, 1, 600, 1000000, 1000000);
+""").format(admitted=ADMITTED)
 PGBENCH_STOCK = "\\set product {product}\n" + _STOCK_OF_ON_POSTGRESQL.replace("%(product)s", ":product") + ";\n"
 SPREAD_LUA = textwrap.dedent("""
     math.randomseed(os.time() + (thread_number or 0))
@@ -77,11 +92,62 @@ def prepare(server: PostgresServer) -> dict:
         # A shop with a past, as a drop meets it: every run's connections plan on the statistics
         # of a table of finished holds, not on those of the empty table a reset would leave, whose
         # plans read the whole table on every hold (docs/holds.md, "Plans made on a quiet shop").
+        ids["queued"] = product("queued", 2_000_000_000)
+        ids["unqueued"] = product("unqueued", 2_000_000_000)
+        ids["ranked"] = product("ranked", 1)
+        print(f"seeding {ADMITTED:,} admitted places and {RANKED:,} to rank...", flush=True)
+        add_line(conn, ids["queued"], ADMITTED, admitted=True)
+        add_line(conn, ids["ranked"], RANKED, admitted=False)
         print(f"seeding {PAST_HOLDS:,} finished holds...", flush=True)
         add_finished_holds(conn, product("past", 2_000_000_000), "past", PAST_HOLDS)
         recount(conn)
         conn.execute("VACUUM ANALYZE")
     return ids
+
+
+def add_line(conn, product_id: int, entries: int, *, admitted: bool) -> None:
+    """A queued product that started a second ago, with ``entries`` places: all admitted with a
+    day's pass (visitor ids queued-1, queued-2, ...), or joined before the start and not ranked yet."""
+    conn.execute("UPDATE products SET queued = true, starts_at = now() - interval '1 second' WHERE id = %s",
+                 (product_id,))
+    conn.execute("INSERT INTO queues (product_id, seed, seed_hash, opened_at, ranked_at, last_position,"
+                 " admitted_through) VALUES (%s, sha256('bench'::bytea), '', now(), CASE WHEN %s THEN now() END,"
+                 " %s, %s)", (product_id, admitted, entries if admitted else 0, entries if admitted else 0))
+    conn.execute(
+        "INSERT INTO queue_entries (id, product_id, user_id, browser_id, client_address, joined_at, rank_key,"
+        " position, admitted_at, pass_expires_at)"
+        " SELECT gen_random_uuid(), %(product)s, %(prefix)s || k, '', '198.18.' || (k % 256) || '.' || (k / 256 % 256),"
+        " now(), sha256(random()::text::bytea), CASE WHEN %(admitted)s THEN k END,"
+        " CASE WHEN %(admitted)s THEN now() END, CASE WHEN %(admitted)s THEN now() + interval '1 day' END"
+        " FROM generate_series(1, %(entries)s) AS k",
+        {"product": product_id, "prefix": "queued-" if admitted else "ranked-", "admitted": admitted,
+         "entries": entries})
+
+
+def rank(server: PostgresServer, product_id: int, rounds: int) -> list[tuple[float, float]]:
+    """The ranking statement over the product's entries, and the reference: one UPDATE writing each once."""
+    from storefront.inventory.queue import _RANK
+
+    ranking = _RANK.text.replace(":product", "%(product)s").replace(":behind", "0")
+    reference = "UPDATE queue_entries SET position = 0 WHERE product_id = %(product)s"
+    times = []
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        for _ in range(rounds):
+            pair = []
+            for statement in (ranking, reference):
+                conn.execute("UPDATE queue_entries SET position = NULL WHERE product_id = %s", (product_id,))
+                conn.execute("VACUUM ANALYZE queue_entries")
+                started = time.perf_counter()
+                with conn.transaction():
+                    placed = conn.execute(statement, {"product": product_id}).rowcount
+                pair.append(time.perf_counter() - started)
+                assert placed == RANKED, placed
+            ranked = conn.execute("SELECT count(DISTINCT position) FROM queue_entries WHERE product_id = %s",
+                                  (product_id,)).fetchone()[0]
+            times.append(tuple(pair))
+            print(f"  ranking {RANKED:,} entries {pair[0] * 1000:8.0f} ms   one UPDATE of each"
+                  f" {pair[1] * 1000:8.0f} ms   ({ranked} distinct positions after the reference)", flush=True)
+    return times
 
 
 # The holds the runs make: not the sold-out product's one, nor the shop's past.
@@ -102,8 +168,9 @@ def reset(server: PostgresServer) -> None:
     for attempt in range(1, 6):
         try:
             with psycopg.connect(dsn(server)) as conn:
-                conn.execute("LOCK TABLE products, stock_buckets, holds IN ACCESS EXCLUSIVE MODE")
+                conn.execute("LOCK TABLE products, stock_buckets, holds, queue_entries IN ACCESS EXCLUSIVE MODE")
                 conn.execute(f"DELETE FROM holds WHERE {MADE_BY_THE_RUNS}")
+                conn.execute("UPDATE queue_entries SET held_at = NULL WHERE held_at IS NOT NULL")
                 recount(conn)
                 conn.commit()
             break
@@ -154,6 +221,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", choices=["queue"], help="the waiting room's figures alone")
     args = parser.parse_args()
     wrk_path = ensure_wrk()
     print(f"cores: {os.cpu_count()}  {args.seconds}s per run, {args.rounds} rounds, PostgreSQL fsync on", flush=True)
@@ -195,7 +263,12 @@ def main() -> int:
                 return result
             return measure
 
-        comparisons = [
+        queue_comparisons = [
+            ("database, 16 connections: holds on a queued product / without a queue", None,
+             database("queued, 16 connections", PGBENCH_QUEUED_HOLD.format(product=ids["queued"]), 16),
+             database("no queue, 16 connections", PGBENCH_QUEUED_HOLD.format(product=ids["unqueued"]), 16)),
+        ]
+        comparisons = [] if args.only == "queue" else [
             ("database, 16 connections: one product / spread over 64", 0.9,
              database("one product, 16 connections", one, 16), database("spread, 16 connections", spread, 16)),
             ("database, 64 connections: one product / spread over 64", 0.8,
@@ -212,7 +285,7 @@ def main() -> int:
              http("a minimal app's refusals of it", refuse_http, minimal_url)),
         ]
         try:
-            for title, target, measured, reference in comparisons:
+            for title, target, measured, reference in comparisons + queue_comparisons:
                 print(f"-- {title}", flush=True)
                 pairs = []
                 for number in range(args.rounds):
@@ -222,6 +295,8 @@ def main() -> int:
                         base = reference()
                         pairs.append((measured(), base))
                 ratios.append((title, target, pairs))
+            print(f"-- the ranking at the start: {RANKED:,} entries in one statement", flush=True)
+            ranking = rank(server, ids["ranked"], args.rounds)
         finally:
             for process in (shop, minimal):
                 process.terminate()  # gunicorn.conf.py gives the shop's workers 30 s to finish
@@ -239,6 +314,10 @@ def main() -> int:
         goal = f"(target >= {target:.2f})" if target else "(context)       "
         print(f"{title:<64} {rate:5.2f}x {goal}   p99 {p99:5.2f}x   rounds: "
               + ", ".join(f"{mine['rps'] / base['rps']:.2f}" for mine, base in pairs))
+    seconds = statistics.median(mine for mine, _ in ranking)
+    print(f"{'ranking ' + format(RANKED, ',') + ' entries (ms) / one UPDATE of each':<64} "
+          f"{seconds * 1000:5.0f} ms, {statistics.median(mine / base for mine, base in ranking):4.2f}x   rounds: "
+          + ", ".join(f"{mine * 1000:.0f}/{base * 1000:.0f} ms" for mine, base in ranking))
     return 0
 
 

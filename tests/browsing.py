@@ -19,7 +19,8 @@ DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
 # A stock poll still in flight when its element is swapped out is cancelled by the browser, and a page
 # left while a poll or a static file is still loading aborts them: nothing anyone sees, so not an error.
-ABORTED_ON_LEAVING = (r"^failed: .*(/api/inventory/check/\d+|/admin/drops/\d+/live|/static/\S+)"
+ABORTED_ON_LEAVING = (r"^failed: .*(/api/inventory/check/\d+|/api/queue/(\d+|\d+/entries/mine|challenge)"
+                      r"|/admin/drops/\d+/live|/static/\S+)"
                       r" net::ERR_ABORTED$")
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",

@@ -114,6 +114,19 @@ def test_places_are_a_permutation_drawn_by_the_published_seed_and_later_joiners_
     assert late.status_code == 201 and late.get_json()["position"] == 51
     assert join(client, product.id, 52).get_json()["position"] == 52
 
+    # A straggler: a join whose host's clock still said "before the start", committed after the
+    # ranking. The next step places it behind everyone, never leaves it without a place.
+    from storefront.inventory import queue
+    from storefront.owners import Owner
+
+    with db.engine.begin() as conn:
+        line = queue.queued_product(conn, product.id, 900)
+        queue.join(conn, line, Owner(visitor(53), ""), "127.0.0.1", line.starts_at - timedelta(seconds=1),
+                   queue.QueueSettings(900, 120, 1000))
+    assert mine(client, product.id, 53).get_json()["position"] is None
+    advance_queues()
+    assert mine(client, product.id, 53).get_json()["position"] == 53
+
 
 def test_admission_is_capped_by_stock_and_moves_on_when_a_hold_lapses_or_a_pass_goes_unused(shop):
     client = shop.test_client()
@@ -283,16 +296,20 @@ def test_a_place_is_its_owners_alone(pg_shop):
 
 
 def test_the_shared_answer_is_the_same_for_everyone_and_private_ones_are_not_kept(pg_shop):
-    product = queued_product(total=2)
+    product = queued_product(total=2, starts_in=timedelta(hours=1))  # its line opens in 45 minutes
     one, two = pg_shop.test_client(), pg_shop.test_client()
     one.get("/")
+    one.set_cookie("storefront_tz", "Asia/Tokyo")
     first = one.get(f"/api/queue/{product.id}", headers={"Accept-Language": "de", "HX-Request": "true"})
     second = two.get(f"/api/queue/{product.id}", headers={"Accept-Language": "ja", "HX-Request": "true"})
-    assert first.data == second.data and b"<time datetime=" in first.data
+    assert first.data == second.data and b'<time datetime="' in first.data and b'Z" class="starts-at">' in first.data
     assert first.headers["Cache-Control"] == "public, max-age=0, s-maxage=1"
     assert "Set-Cookie" not in first.headers and "HX-Request" in first.headers["Vary"]
     again = two.get(f"/api/queue/{product.id}", headers={"HX-Request": "true", "If-None-Match": first.headers["ETag"]})
     assert again.status_code == 304
+    db.session.execute(update(Product).where(Product.id == product.id)
+                       .values(starts_at=utcnow() + timedelta(minutes=5)))  # the line opens
+    db.session.commit()
     assert join(one, product.id, 1).headers["Cache-Control"] == "private, no-store"
     assert mine(one, product.id, 1).headers["Cache-Control"] == "private, no-store"
 

@@ -256,20 +256,25 @@ def join(conn: Connection, product: QueuedProduct, owner: Owner, address: str, n
 
 
 # One statement numbers every entry made before the start by its rank key (bytes compare as the
-# contract's hex does), whatever their number; the entry id breaks a tie nobody will see.
+# contract's hex does), whatever their number, behind the places already given (none, the first
+# time); the entry id breaks a tie nobody will see.
 _RANK = text(
-    "UPDATE queue_entries SET position = ranked.position"
+    "UPDATE queue_entries SET position = :behind + ranked.position"
     " FROM (SELECT id, row_number() OVER (ORDER BY rank_key, id) AS position"
     "       FROM queue_entries WHERE product_id = :product AND position IS NULL) AS ranked"
     " WHERE queue_entries.id = ranked.id"
 )
+_UNRANKED = select(entries.c.id).where(entries.c.product_id == bindparam("product"), entries.c.position.is_(None))
 
 
 def _rank(conn: Connection, product: QueuedProduct, now: datetime) -> Row:
-    """Place every entry made before the start; the caller holds the room's lock."""
-    ranked = conn.execute(_RANK, {"product": product.id}).rowcount
+    """Place every entry made before the start; the caller holds the room's lock. Run again, it
+    places a straggler (a join whose host's clock said "before the start" and which committed after
+    the ranking) behind everyone placed so far."""
+    behind = conn.execute(select(rooms.c.last_position).where(rooms.c.product_id == product.id)).scalar_one()
+    ranked = conn.execute(_RANK, {"product": product.id, "behind": behind}).rowcount
     conn.execute(update(rooms).where(rooms.c.product_id == product.id).values(
-        ranked_at=now, last_position=rooms.c.last_position + ranked))
+        ranked_at=func.coalesce(rooms.c.ranked_at, now), last_position=rooms.c.last_position + ranked))
     return conn.execute(select(rooms).where(rooms.c.product_id == product.id)).one()
 
 
@@ -288,7 +293,7 @@ def advance(conn: Connection, product: QueuedProduct, now: datetime, pass_second
         room = room_of(conn, product, now, lock=True, skip_locked=skip_locked)
     if room is None or now < product.starts_at:
         return room
-    if room.ranked_at is None:
+    if room.ranked_at is None or conn.execute(_UNRANKED.limit(1), {"product": product.id}).first() is not None:
         room = _rank(conn, product, now)
     room_for = available_units(conn, product, now) - conn.execute(
         _WAITING_FOR_A_HOLD, {"product": product.id, "now": now}).scalar_one()
