@@ -48,6 +48,7 @@ DECLARE
     v_bucket smallint;
     v_starts_at timestamptz;
     v_queue_of integer;
+    v_entry uuid;
     -- Where this hold starts looking: a random one of the first 64 buckets (inventory/stock.py:
     -- MAX_BUCKETS), so that holds arriving together try different rows first.
     v_start smallint := floor(random() * 64);
@@ -141,7 +142,7 @@ BEGIN
         RETURN;
     END IF;
     IF v_queue_of IS NOT NULL THEN
-        PERFORM 1 FROM queue_entries
+        SELECT id INTO v_entry FROM queue_entries
          WHERE product_id = v_queue_of AND user_id = p_visitor AND browser_id = p_browser
            AND admitted_at IS NOT NULL AND held_at IS NULL AND pass_expires_at > v_now;
         IF NOT FOUND THEN
@@ -177,8 +178,7 @@ BEGIN
     END IF;
 
     IF v_queue_of IS NOT NULL THEN
-        UPDATE queue_entries SET held_at = v_now
-         WHERE product_id = v_queue_of AND user_id = p_visitor AND browser_id = p_browser;
+        UPDATE queue_entries SET held_at = v_now WHERE id = v_entry;
     END IF;
     INSERT INTO holds (id, product_id, bucket, user_id, browser_id, client_address, quantity, amount, currency,
                        status, expires_at, created_at, updated_at)
