@@ -36,7 +36,7 @@ document.addEventListener("statechange", function (event) {
 
 
 def serve(difficulty: int):
-    """The shop on its embedded defaults in this process, the demo catalogue seeded; returns (url, stop)."""
+    """The shop on its embedded defaults in this process, the demo catalogue seeded: (url, the drop, stop)."""
     import flask_migrate
 
     from storefront import create_app
@@ -52,6 +52,9 @@ def serve(difficulty: int):
         from storefront.extensions import db
 
         drop = db.session.query(Product).filter_by(sku="RUNNER-SPRING").one().id
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -74,7 +77,7 @@ def main() -> int:
             page = context.new_page()
             for number in range(args.solves):
                 page.goto(f"{url}/products/{drop}")
-                page.wait_for_function("window.__solves.length > 0", timeout=120_000)
+                page.wait_for_function("() => window.__solves.length > 0", timeout=120_000)
                 browser_times.append(page.evaluate("window.__solves[0]") / 1000)
                 print(f"  Chromium solve {number + 1:>3}: {browser_times[-1] * 1000:7.0f} ms", flush=True)
             browser.close()
