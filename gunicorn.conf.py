@@ -65,3 +65,41 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+# Every thread gets its database connections (storefront/database.py: a hot-path connection kept for
+# life, and one of the pool's while it serves a request), so a setting of workers and threads that
+# PostgreSQL cannot give that many connections would leave threads waiting, then answering 503. Said
+# at start-up instead, with the numbers. Room is left for the background worker (worker.py).
+BACKGROUND_CONNECTIONS = 10
+
+
+def connections_needed(workers: int, threads: int) -> int:
+    return workers * threads * 2 + BACKGROUND_CONNECTIONS
+
+
+def on_starting(server):
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgresql"):
+        return
+    import psycopg
+
+    try:
+        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1), connect_timeout=5) as conn:
+            allowed = int(conn.execute("SHOW max_connections").fetchone()[0]) - int(
+                conn.execute("SHOW superuser_reserved_connections").fetchone()[0])
+    except psycopg.Error as error:
+        server.log.warning("could not ask PostgreSQL how many connections it allows (%s): not checked",
+                           type(error).__name__)
+        return
+    needed = connections_needed(server.cfg.workers, server.cfg.threads)
+    if needed > allowed:
+        raise SystemExit(
+            f"gunicorn.conf.py: {server.cfg.workers} workers x {server.cfg.threads} threads need {needed} database "
+            f"connections (2 a thread, {BACKGROUND_CONNECTIONS} for the worker); PostgreSQL allows {allowed}. "
+            "Lower WEB_CONCURRENCY or GUNICORN_THREADS, or raise max_connections.")
+
+
+def post_fork(server, worker):
+    # The app sizes its connection pools by the threads it runs with (--threads included).
+    os.environ["GUNICORN_THREADS"] = str(server.cfg.threads)

@@ -343,6 +343,58 @@ class RedisServer(_Process):
         return self
 
 
+NGINX_TEMPLATE = REPO / "deploy" / "nginx" / "storefront.conf.template"
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if not found:
+        raise RuntimeError("nginx not found: apt-get install nginx (scripts/bootstrap --services does)")
+    return found
+
+
+class NginxServer(_Process):
+    """nginx in front of the shop at ``upstream`` (host:port), with the deployment's own server block
+    (deploy/nginx/storefront.conf.template) and its micro-cache, in a folder of its own."""
+
+    name = "nginx"
+
+    def __init__(self, upstream: str, worker_processes: int = 1):
+        super().__init__()
+        self.upstream = upstream
+        self.worker_processes = worker_processes
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _config(self) -> Path:
+        # As the official image's envsubst does: the named ${VARIABLES} only, nginx's own $variables left alone.
+        values = {"NGINX_CACHE_DIR": str(self.base / "cache"), "STOREFRONT_UPSTREAM": self.upstream,
+                  "NGINX_LISTEN": f"127.0.0.1:{self.port}"}
+        server_block = re.sub(r"\$\{(\w+)\}", lambda match: values[match.group(1)], NGINX_TEMPLATE.read_text())
+        (self.base / "storefront.conf").write_text(server_block)
+        user = "user root;\n" if os.geteuid() == 0 else ""  # its workers write the cache folder, ours
+        config = self.base / "nginx.conf"
+        config.write_text(
+            f"{user}worker_processes {self.worker_processes};\npid {self.base}/nginx.pid;\n"
+            f"error_log {self.base}/error.log warn;\n"
+            "events { worker_connections 4096; }\n"
+            "http {\n"
+            f"  access_log off;\n  client_body_temp_path {self.base}/body;\n  proxy_temp_path {self.base}/proxy;\n"
+            f"  fastcgi_temp_path {self.base}/fastcgi;\n  uwsgi_temp_path {self.base}/uwsgi;\n"
+            f"  scgi_temp_path {self.base}/scgi;\n"
+            "  default_type application/octet-stream;\n"
+            f"  include {self.base}/storefront.conf;\n"
+            "}\n")
+        return config
+
+    def start(self) -> "NginxServer":
+        binary = nginx_binary()
+        self._spawn(lambda: [binary, "-p", str(self.base), "-c", str(self._config()), "-g", "daemon off;"])
+        return self
+
+
 KAFKA_LIBS = REPO / ".cache" / "kafka" / "libs"
 KAFKA_POM = REPO / "scripts" / "kafka" / "pom.xml"
 

@@ -1,6 +1,6 @@
 """The full stack on this machine, without Docker: PostgreSQL, Redis and Kafka started
 by scripts/services.py, the schema migrated and the demo catalogue loaded, then the
-web side (gunicorn) and the background side (worker.py). Ctrl-C stops it all; the
+web side (gunicorn, behind nginx and its micro-cache) and the background side (worker.py). Ctrl-C stops it all; the
 data lives in temp folders and goes with it.
 
     scripts/stack                      # the store at http://127.0.0.1:5000
@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 
-from scripts.services import KafkaServer, PostgresServer, REPO, RedisServer, wait_for_port
+from scripts.services import REPO, KafkaServer, NginxServer, PostgresServer, RedisServer, free_port, wait_for_port
 
 
 def main() -> int:
@@ -31,6 +31,8 @@ def main() -> int:
             "REDIS_URL": redis.url,
             "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
             "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(32),
+            # nginx in front (deploy/nginx/): the client's address is one hop from the right.
+            "TRUSTED_PROXY_COUNT": "1",
             # Throwaway data: without Stripe's keys, the demo gateway on purpose (no money taken).
             "DEMO_PAYMENTS": os.environ.get("DEMO_PAYMENTS") or ("0" if os.environ.get("STRIPE_SECRET_KEY") else "1"),
         }
@@ -39,12 +41,16 @@ def main() -> int:
         subprocess.run([*flask, "db", "upgrade"], env=env, cwd=REPO, check=True)
         subprocess.run([*flask, "seed"], env=env, cwd=REPO, check=True)
 
-        web = subprocess.Popen([sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}",
+        gunicorn_port = free_port()
+        web = subprocess.Popen([sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{gunicorn_port}",
                                 "--workers", "2", "--threads", "4", "--worker-class", "gthread"],
                                env=env, cwd=REPO)
         worker = subprocess.Popen([sys.executable, "worker.py"], env=env, cwd=REPO)
-        wait_for_port(port, 30, "gunicorn", web)
-        print(f"\n==> the store is at http://127.0.0.1:{port} (Ctrl-C stops everything)")
+        wait_for_port(gunicorn_port, 30, "gunicorn", web)
+        nginx = NginxServer(f"127.0.0.1:{gunicorn_port}")
+        nginx.port = port
+        nginx.start()
+        print(f"\n==> the store is at http://127.0.0.1:{port}, through nginx (Ctrl-C stops everything)")
         print(f"    DATABASE_URL={postgres.url()}\n    REDIS_URL={redis.url}\n"
               f"    KAFKA_BOOTSTRAP_SERVERS={kafka.bootstrap_servers}", flush=True)
         try:
@@ -63,6 +69,7 @@ def main() -> int:
                     process.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     process.kill()
+            nginx.stop()
     return 0
 
 

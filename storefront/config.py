@@ -204,12 +204,21 @@ def _database_url(value: str | None, instance_path: Path) -> str:
     raise ConfigError("DATABASE_URL must be a postgresql:// or sqlite:// URL")
 
 
+def threads_per_process() -> int:
+    """The threads of a web process that may each use the database at once: gunicorn's
+    GUNICORN_THREADS (gunicorn.conf.py reads the same variable, and checks it), 4 without it."""
+    value = os.environ.get("GUNICORN_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else 4
+
+
 def _engine_options(database_url: str) -> dict:
     if database_url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30}}
     # No pre-ping: it costs a round trip on every request. A connection broken by a
     # database restart fails one request, and SQLAlchemy then renews the whole pool.
-    return {"pool_recycle": 300, "pool_size": 5, "max_overflow": 10, "connect_args": {"connect_timeout": 5}}
+    # As many kept as a web process has threads (each may hold one during its request), and ten more.
+    return {"pool_recycle": 300, "pool_size": max(5, threads_per_process()), "max_overflow": 10,
+            "connect_args": {"connect_timeout": 5}}
 
 
 def _embedded_secret_key(instance_path: Path) -> str:

@@ -21,6 +21,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 
+from storefront.config import threads_per_process
 from storefront.extensions import db
 
 HOT_POOL_SIZE = 8
@@ -93,9 +94,14 @@ def _statement_engine() -> Engine:
     app = current_app._get_current_object()
     engine = app.extensions.get(_HOT_ENGINE)
     if engine is None:
+        # Each thread keeps its connection for life, so the pool never makes a thread wait: it keeps as
+        # many as the process has threads (GUNICORN_THREADS), and opens more for any thread beyond
+        # them (no overflow cap) rather than refuse it after pool_timeout. How many connections a
+        # setting of workers and threads needs is checked when gunicorn starts (gunicorn.conf.py).
         engine = app.extensions[_HOT_ENGINE] = create_engine(
-            db.engine.url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None, pool_size=HOT_POOL_SIZE,
-            max_overflow=HOT_POOL_SIZE, pool_recycle=300, connect_args={"connect_timeout": 5})
+            db.engine.url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None,
+            pool_size=max(HOT_POOL_SIZE, threads_per_process()), max_overflow=-1, pool_recycle=300,
+            connect_args={"connect_timeout": 5})
         _listen(engine)
     return engine
 

@@ -2,7 +2,9 @@
 
 A request id (the caller's ``X-Request-Id`` if well formed, else a new one) set
 for the logs while the request runs and echoed in the answer; the security
-headers; ``Vary: HX-Request``; and the request metrics (count and latency by
+headers; ``Vary: HX-Request``; ``Cache-Control: private, no-store`` on an answer
+that says nothing of its own caching (a hold, a cart, a page: a shared cache
+keeps only what says it may, the stock check and a drop's line); and the request metrics (count and latency by
 route). One WSGI middleware on the raw header list instead of five Flask
 request hooks: the same work with less of it per request (in-process, /healthz
 went from about 140 to 100 µs with the session change; bench/holds.py measures
@@ -24,6 +26,7 @@ ROUTE_KEY = "storefront.route"
 # Over HTTPS only (RFC 6797 7.2: a browser ignores it over plain HTTP). A year; the shop's own host only,
 # since other hosts under its domain are not the shop's to promise.
 HSTS = ("Strict-Transport-Security", "max-age=31536000")
+PRIVATE = ("Cache-Control", "private, no-store")
 
 
 class RequestIds:
@@ -78,6 +81,8 @@ class RequestEnvelope:
                                and VARY_ON_HTMX not in value else value) for name, value in headers]
             else:
                 headers.append(("Vary", VARY_ON_HTMX))
+            if "cache-control" not in present:
+                headers.append(PRIVATE)
             # A 304 updates only what caching needs; the stored answer keeps its own (RFC 9110, 15.4.5).
             if not status.startswith("304"):
                 headers.extend(self.security_headers if self.security_names.isdisjoint(present)

@@ -65,6 +65,16 @@ def local_datetime(moment: datetime | None) -> str:
     return text if zone else f"{text} UTC"
 
 
+def utc_datetime(moment: datetime | None) -> str:
+    """A moment in UTC, in English, saying so (``Nov 23, 2026, 10:02 AM UTC``): what a shared answer
+    writes, the same for every reader, inside a ``<time datetime>`` the page then says in the
+    reader's own language and zone (static/js/storefront.js)."""
+    if moment is None:
+        return ""
+    moment = moment.astimezone(UTC)
+    return f"{format_date(moment, 'medium', locale='en')}, {format_time(moment, 'short', locale='en')} UTC"
+
+
 def seconds_left(remaining: timedelta) -> int:
     """Whole seconds still to run (rounded up, never below 0): what the browser counts down."""
     return max(0, math.ceil(remaining.total_seconds()))
@@ -77,6 +87,7 @@ def minutes_seconds(remaining: timedelta) -> str:
 
 def init_app(app: Flask) -> None:
     app.add_template_filter(money)
+    app.add_template_filter(utc_datetime)
     app.add_template_filter(minutes_seconds)
     app.add_template_filter(seconds_left)
     app.add_template_filter(local_datetime)

@@ -63,6 +63,21 @@ def test_compose_kafka_is_the_version_and_mode_the_scripts_start():
     assert "process.roles=broker,controller" in services_script
 
 
+def test_compose_serves_through_nginx_with_the_config_the_scripts_start():
+    services = compose()["services"]
+    nginx = services["nginx"]
+    assert nginx["ports"] == ["8000:8000"] and "ports" not in services["web"]
+    mounted = nginx["volumes"][0].split(":")
+    assert mounted[0] == "./deploy/nginx/storefront.conf.template" and mounted[1].startswith("/etc/nginx/templates/")
+    template = (REPO / "deploy" / "nginx" / "storefront.conf.template").read_text()
+    named = set(re.findall(r"\$\{(\w+)\}", template)) - {"..."}
+    assert named == set(nginx["environment"]), "compose fills in every variable the template names"
+    assert nginx["environment"]["STOREFRONT_UPSTREAM"] == "web:8000"
+    assert "NginxServer" in (REPO / "scripts" / "stack.py").read_text()
+    assert "deploy\" / \"nginx\" / \"storefront.conf.template" in (REPO / "scripts" / "services.py").read_text()
+    assert compose()["x-storefront-env"]["TRUSTED_PROXY_COUNT"] == "1"
+
+
 def test_compose_redis_keeps_an_append_only_file_like_the_scripts():
     assert "--appendonly" in compose()["services"]["redis"]["command"]
     assert '"--appendonly", "yes"' in (REPO / "scripts" / "services.py").read_text()

@@ -24,7 +24,7 @@ from storefront.payments.reconcile import close_intent, mark_intent_settled
 from storefront.payments.settlement import settle_paid_form, settle_returned
 from storefront.ratelimit import holds_rate_limit
 from storefront.shop import bp
-from storefront.shop.waiting_room import not_admitted_error
+from storefront.shop.waiting_room import SHARED, not_admitted_error
 
 # The hold pages (the hold, a checkout's lines) show a lapsed PENDING hold as EXPIRED.
 bp.add_app_template_global(hold_book.status_of, "hold_status")
@@ -90,7 +90,9 @@ def check_stock(product_id: int):
     # Exact every time (read fresh), and cheap to repeat: an unchanged answer is a 304.
     etag = (f'"{product_id}-{stock.total}-{stock.available}-{"" if stock.on_sale else "w"}{"q" if stock.queued else ""}'
             f'{"f" if fragment else "j"}"')
-    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    # A shared answer: the same bytes for every reader, so a shared cache (nginx, a CDN) may answer a
+    # crowd's polls for a second; every browser revalidates (304).
+    headers = {"ETag": etag, "Cache-Control": SHARED}
     if etag in request.headers.get("If-None-Match", ""):
         return "", 304, headers
     if fragment:
@@ -105,7 +107,7 @@ def stock_answer(stock, *, fragment: bool) -> str:
     """The stock as JSON, or as its Buy button. Either depends on the stock alone, and every
     open product page asks every few seconds: made once per (product, total, available)."""
     if fragment and not stock.on_sale:
-        # Waiting for its start: the seconds left and the reader's own time zone are in it.
+        # Waiting for its start: the seconds left are in it (the time itself is in UTC, for everyone).
         return render_template("shop/_stock.html", stock=stock)
     made = current_app.extensions.setdefault("storefront.stock_answers", {})
     key = (stock.product_id, stock.total, stock.available, stock.on_sale, stock.starts_at, stock.queued, fragment)
