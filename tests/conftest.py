@@ -276,7 +276,9 @@ def worker(tmp_path):
     yield start
     for process in workers:
         if process.process.poll() is None:
-            process.stop()
+            # Ten seconds to stop on SIGTERM, then killed: a stop that hangs is no test's subject here
+            # (one in the full suite once took the whole 30 s of the default).
+            process.stop(timeout=10)
 
 
 @pytest.fixture(scope="session")

@@ -186,7 +186,7 @@ def test_paid_holds_whose_jobs_vanished_with_redis_all_complete(make_app, settin
     kafka.create_topic(topic)
     shop_settings = {**stripe_settings(settings, localstripe), "REDIS_URL": redis.url,
                      "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "KAFKA_PAYMENTS_TOPIC": topic,
-                     "HOLD_TTL_SECONDS": "40", "SWEEP_INTERVAL_SECONDS": "1"}
+                     "HOLD_TTL_SECONDS": "20", "SWEEP_INTERVAL_SECONDS": "1"}
     shop = live_server(shop_settings, workers=2, threads=4)
     hook = f"storefront-{uuid.uuid4().hex[:8]}"
     requests.post(f"{localstripe.url}/_config/webhooks/{hook}", timeout=10, json={
