@@ -20,7 +20,13 @@ import time
 from scripts.services import REPO, KafkaServer, NginxServer, PostgresServer, RedisServer, free_port, wait_for_port
 
 
+def _stop_as_on_ctrl_c(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    # SIGTERM (a service manager, `timeout`) stops it all as Ctrl-C does, leaving no server behind.
+    signal.signal(signal.SIGTERM, _stop_as_on_ctrl_c)
     port = int(os.environ.get("PORT", "5000"))
     print("==> starting PostgreSQL, Redis and Kafka", flush=True)
     with PostgresServer(durable=True) as postgres, RedisServer() as redis, KafkaServer() as kafka:
