@@ -227,11 +227,14 @@ def test_holds_race_across_processes_and_never_sell_more_than_the_stock(pg_shop,
         assert join(client, product.id, n).status_code == 201
     start_now(product.id)
     assert standing(client, product.id)["admittedThrough"] == 5
+    admitted = {visitor(n) for n in range(1, 41) if mine(client, product.id, n).get_json()["status"] == "admitted"}
+    assert len(admitted) == 5
     server = live_server({**settings, **NO_DOOR, **ACCESS_LOG}, workers=3, threads=4, worker_connections=4)
     answers = race(server.url, [{"productId": product.id, "userId": visitor(n)} for n in range(1, 41)] * 2)
     assert_raced_across_processes(server, answers)
     codes = sorted(answer.status_code for answer in answers)
     assert codes.count(201) == 5 and codes.count(201) + codes.count(200) == 10  # each admitted owner: one hold
+    assert {answer.json()["userId"] for answer in answers if answer.status_code == 201} == admitted
     # The rest: not admitted, or (once the five hold every unit) sold out, which the reads say first.
     refusals = [answer.json()["error"] for answer in answers if answer.status_code == 409]
     assert len(refusals) == 70 and set(refusals) <= {"not_admitted", "out_of_stock"}
