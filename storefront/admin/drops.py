@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from flask import render_template
+from flask import current_app, render_template
 from sqlalchemy import Connection, Integer, case, cast, func, literal_column, select
 
 from storefront.admin import bp
@@ -20,7 +20,8 @@ from storefront.catalog.models import Product
 from storefront.clock import utcnow
 from storefront.errors import ApiError
 from storefront.extensions import db
-from storefront.inventory.models import Hold, Queue, QueueEntry
+from storefront.inventory import queue
+from storefront.inventory.models import Hold, QueueEntry
 from storefront.inventory.stock import stock_levels, unit_counts
 
 holds = Hold.__table__
@@ -145,16 +146,15 @@ def drop_of(conn: Connection, product: Product, now: datetime | None = None) -> 
 def _line(conn: Connection, product: Product, now: datetime) -> dict:
     """A queued drop's line in figures: its places by status, and the seed (its hash until the start)."""
     entries = QueueEntry.__table__
-    room = conn.execute(select(Queue.__table__).where(Queue.__table__.c.product_id == product.id)).first()
+    line = queue.queued_product(conn, product.id, current_app.config["STOREFRONT"].queue_opens_before_seconds)
+    room = queue.room_as_it_is(conn, line)
     admitted, held = entries.c.admitted_at.is_not(None), entries.c.held_at.is_not(None)
     expired = admitted & entries.c.held_at.is_(None) & (entries.c.pass_expires_at <= now)
     joined, admitted_count, held_count, expired_count = conn.execute(
         select(func.count(), func.count().filter(admitted), func.count().filter(held), func.count().filter(expired))
         .select_from(entries).where(entries.c.product_id == product.id)).one()
-    counts = unit_counts(conn, [option.id for option in db.session.execute(
-        select(Product).where(Product.option_of == product.id)).scalars()] or [product.id])
-    sold_out = sum(count.total - count.sold for count in counts.values()) <= 0
-    started = product.starts_at is not None and now >= product.starts_at
+    sold_out = queue.sold_out(conn, line)
+    started = now >= line.starts_at
     waiting = joined - admitted_count
     return {"joined": joined, "admitted": admitted_count, "held": held_count, "expired": expired_count,
             "closed": waiting if started and sold_out else 0, "waiting": 0 if started and sold_out else waiting,

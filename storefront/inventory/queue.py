@@ -171,12 +171,13 @@ def _insert_ignoring_duplicates(conn: Connection):
 
 def room_of(conn: Connection, product: QueuedProduct, now: datetime, *, lock: bool = False,
             skip_locked: bool = False) -> Row | None:
-    """The product's room, made (its seed drawn) if it is open and nobody made it yet; None before it opens."""
+    """The product's room, made (its seed drawn) if it is open and nobody made it yet; None before it
+    opens, and, with ``skip_locked``, while another transaction has it locked (it exists then)."""
     query = select(rooms).where(rooms.c.product_id == product.id)
     if lock and conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=skip_locked)
     room = conn.execute(query).first()
-    if room is None and now >= product.opens_at:
+    if room is None and now >= product.opens_at and not skip_locked:
         seed = secrets.token_bytes(32)
         conn.execute(_insert_ignoring_duplicates(conn).values(
             product_id=product.id, seed=seed, seed_hash=hashlib.sha256(seed).hexdigest(), opened_at=now,
@@ -318,24 +319,32 @@ def due_for_a_step(room: Row | None, product: QueuedProduct, now: datetime) -> b
             and (room.advanced_at is None or room.advanced_at <= now - timedelta(seconds=ADVANCE_EVERY_SECONDS)))
 
 
+def line_state(conn: Connection, product: QueuedProduct, room: Row | None, now: datetime) -> str:
+    """not_open, open, admitting or sold_out, by the shop's clock and the stock."""
+    if now < product.opens_at:
+        return "not_open"
+    if room is None or now < product.starts_at:
+        return "open"
+    return "sold_out" if sold_out(conn, product) else "admitting"
+
+
+def admitted_last_minute(conn: Connection, product: QueuedProduct, now: datetime) -> int:
+    """How fast the line moves: places admitted in the last minute (a range of the admitted_at index)."""
+    return conn.execute(select(func.count()).select_from(entries).where(
+        entries.c.product_id == product.id, entries.c.admitted_at > now - timedelta(minutes=1))).scalar_one()
+
+
 def standing(conn: Connection, product: QueuedProduct, now: datetime) -> Standing:
     """How the line stands, the same for every reader."""
-    room = room_as_it_is(conn, product)
-    if room is None and now >= product.opens_at:
-        room = room_of(conn, product, now)  # the first look after it opens draws the seed
-    if now < product.opens_at or room is None:
-        state = "not_open" if now < product.opens_at else "open"
-    elif now < product.starts_at:
-        state = "open"
-    else:
-        state = "sold_out" if sold_out(conn, product) else "admitting"
+    room = room_of(conn, product, now)  # the first look after it opens draws the seed
     length = last_minute = 0
     if room is not None:
-        length, last_minute = conn.execute(
-            select(func.count(), func.count().filter(entries.c.admitted_at > now - timedelta(minutes=1)))
-            .select_from(entries).where(entries.c.product_id == product.id)).one()
+        length = conn.execute(select(func.count()).select_from(entries)
+                              .where(entries.c.product_id == product.id)).scalar_one()
+        last_minute = admitted_last_minute(conn, product, now)
     return Standing(
-        product=product, state=state, seed_hash=room.seed_hash if room is not None else None,
+        product=product, state=line_state(conn, product, room, now),
+        seed_hash=room.seed_hash if room is not None else None,
         seed=room.seed.hex() if room is not None and now >= product.starts_at else None,
         length=length, admitted_through=room.admitted_through if room is not None else 0,
         available=available_units(conn, product, now), admitted_last_minute=last_minute)

@@ -49,11 +49,10 @@ def product_page(product_id: int):
     levels = stock_levels(db.session.connection(), [product.id] + [o.id for o in options])
     if options and chosen is None:  # the first one left, else the first
         chosen = next((o for o in options if levels[o.id].available > 0), options[0])
-    standing = place = None
+    standing = None
     if product.queued:  # the line as it stands; the shopper's own place comes once the page knows them
         with reading() as conn:
             queued = queue.queued_product(conn, product.id, current_app.config["STOREFRONT"].queue_opens_before_seconds)
             standing = queue.standing(conn, queued, utcnow())
     return render_template("shop/product.html", product=product, stock=levels[product.id], options=options,
-                           chosen=chosen, levels=levels, standing=standing, place=place,
-                           now=utcnow())
+                           chosen=chosen, levels=levels, standing=standing)

@@ -131,12 +131,18 @@ def my_place(product_id: int):
 
 
 def _place_fragment(product: queue.QueuedProduct, place, status: int = 200):
+    """One shopper's place: read per shopper every few seconds, so it reads only what its state shows
+    (never the line's length, which the shared standing counts)."""
     now = utcnow()
+    context = {}
     with reading() as conn:
-        standing = queue.standing(conn, product, now)
-        options = _options(conn, product)
-    body = render_template("shop/_place.html", product=product, place=place, standing=standing, now=now,
-                           options=options)
+        if place is None:  # whether the join form shows
+            context["state"] = queue.line_state(conn, product, queue.room_of(conn, product, now), now)
+        elif place.status == "waiting" and place.position is not None:
+            context["admitted_last_minute"] = queue.admitted_last_minute(conn, product, now)
+        elif place.status == "admitted":
+            context["options"] = _options(conn, product)
+    body = render_template("shop/_place.html", product=product, place=place, now=now, **context)
     return body, status, {"Cache-Control": PRIVATE, "Vary": "HX-Request"}
 
 
