@@ -18,8 +18,10 @@ SCREENSHOTS = Path(os.environ.get("SCREENSHOTS_DIR") or tempfile.mkdtemp(prefix=
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
 # A stock poll still in flight when its element is swapped out is cancelled by the browser, and a page
-# left while a poll or a static file is still loading aborts them: nothing anyone sees, so not an error.
+# left while a poll, the product page's own-hold look (a GET per size) or a static file is still loading
+# aborts them: nothing anyone sees, so not an error.
 ABORTED_ON_LEAVING = (r"^failed: .*(/api/inventory/check/\d+|/api/queue/(\d+|\d+/entries/mine|challenge)"
+                      r"|/products/\d+/hold"
                       r"|/admin/drops/\d+/live|/static/\S+)"
                       r" net::ERR_ABORTED$")
 CHROMIUM_ARGS = [
