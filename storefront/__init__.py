@@ -80,7 +80,9 @@ def create_app(config: Config | dict | None = None, instance_path: str | None = 
     from storefront.envelope import RequestEnvelope, RoutedRequest
 
     app.request_class = RoutedRequest
-    app.wsgi_app = RequestEnvelope(app.wsgi_app, security.security_headers(stripe=bool(config.stripe_secret_key)))
+    stripe = bool(config.stripe_secret_key)
+    app.wsgi_app = RequestEnvelope(app.wsgi_app, security.security_headers(stripe),
+                                   security.security_headers(stripe, json=True))
 
     @app.context_processor
     def storefront_settings():

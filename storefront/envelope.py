@@ -2,10 +2,11 @@
 
 A request id (the caller's ``X-Request-Id`` if well formed, else a new one) set
 for the logs while the request runs and echoed in the answer; the security
-headers; ``Vary: HX-Request``; ``Cache-Control: private, no-store`` on an answer
-that says nothing of its own caching (a hold, a cart, a page: a shared cache
-keeps only what says it may, the stock check and a drop's line); and the request metrics (count and latency by
-route). One WSGI middleware on the raw header list instead of five Flask
+headers (a JSON answer's policy allows nothing; every other answer carries the
+pages' own); ``Vary: HX-Request``; ``Cache-Control: private, no-store`` on an
+answer that says nothing of its own caching (a hold, a cart, a page: a shared
+cache keeps only what says it may, the stock check and a drop's line); and the
+request metrics (count and latency by route). One WSGI middleware on the raw header list instead of five Flask
 request hooks: the same work with less of it per request (in-process, /healthz
 went from about 140 to 100 µs with the session change; bench/holds.py measures
 the shop's /healthz against a bare Flask route).
@@ -61,10 +62,11 @@ class RoutedRequest(Request):
 
 
 class RequestEnvelope:
-    def __init__(self, wsgi_app, security_headers: list[tuple[str, str]]):
+    def __init__(self, wsgi_app, page_headers: list[tuple[str, str]], json_headers: list[tuple[str, str]]):
         self.wsgi_app = wsgi_app
-        self.security_headers = security_headers
-        self.security_names = {name.lower() for name, _ in security_headers}
+        self.page_headers = page_headers
+        self.json_headers = json_headers
+        self.security_names = {name.lower() for name, _ in page_headers}
 
     def __call__(self, environ, start_response):
         started = time.perf_counter()
@@ -74,7 +76,13 @@ class RequestEnvelope:
         answered = []
 
         def start(status, headers, exc_info=None):
-            present = {name.lower() for name, _ in headers}
+            present = set()
+            security = self.page_headers
+            for name, value in headers:
+                name = name.lower()
+                present.add(name)
+                if name == "content-type" and "json" in value:
+                    security = self.json_headers
             headers.append(("X-Request-Id", request_id))
             if "vary" in present:
                 headers[:] = [(name, f"{value}, {VARY_ON_HTMX}" if name.lower() == "vary"
@@ -85,8 +93,8 @@ class RequestEnvelope:
                 headers.append(PRIVATE)
             # A 304 updates only what caching needs; the stored answer keeps its own (RFC 9110, 15.4.5).
             if not status.startswith("304"):
-                headers.extend(self.security_headers if self.security_names.isdisjoint(present)
-                               else [h for h in self.security_headers if h[0].lower() not in present])
+                headers.extend(security if self.security_names.isdisjoint(present)
+                               else [h for h in security if h[0].lower() not in present])
                 # Read now, not on the way in: the proxy's X-Forwarded-Proto has been applied by then.
                 if environ.get("wsgi.url_scheme") == "https":
                     headers.append(HSTS)

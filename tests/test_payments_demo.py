@@ -53,3 +53,21 @@ def test_pages_carry_a_content_security_policy_without_third_parties_in_demo_mod
     assert "stripe" not in policy
     assert "js.stripe.com" not in response.get_data(as_text=True)
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_json_answer_carries_a_policy_that_allows_nothing_and_pages_fragments_and_files_the_pages_own(client):
+    product = make_product(total=1)
+    page_policy = client.get("/").headers["Content-Security-Policy"]
+    assert "script-src 'self'" in page_policy
+    for answer in (client.get(f"/api/inventory/check/{product.id}"),
+                   client.post("/api/reservations", json={"productId": product.id, "userId": visitor(1)}),
+                   client.post("/api/reservations", json={"productId": product.id, "userId": visitor(2)}),  # 409
+                   client.get("/api/reservations/not-a-hold", headers={"X-Visitor-Id": visitor(1)})):  # 404
+        assert answer.mimetype == "application/json"
+        assert answer.headers["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    fragment = client.get(f"/api/inventory/check/{product.id}", headers=HTMX)
+    with client.get("/static/js/storefront.js") as script:
+        assert script.status_code == 200
+        assert script.headers["Content-Security-Policy"] == page_policy
+    assert fragment.mimetype == "text/html" and fragment.headers["Content-Security-Policy"] == page_policy
