@@ -11,6 +11,11 @@ answer, and the ratios:
 unchanged stock answered 304) against the one-SELECT read; holds at 16 and 64
 clients against the one-statement hold, each run from the same table state;
 holds with 100,000 live and 1,000,000 finished holds on the product against none.
+The stock check and the holds also run in a minimal app doing the shop's own database
+work (``same_work``), which splits each ratio in two: what the shop's rules cost the
+database (same work / minimal) and what its layers cost (shop / same work). Holds print
+the WAL PostgreSQL wrote per hold, and each index of the holds table is weighed: the
+WAL per hold and holds per second with it dropped, against the same run with all.
 
     .venv/bin/python -m bench.holds [--seconds 6] [--rounds 5] [--workers 2] [--threads 4] [--only holds ...]
 
@@ -226,9 +231,27 @@ def parse_wrk(output: str) -> dict:
 def line(label: str, result: dict) -> str:
     extra = "".join(f"  {name} {used:.0f} us" for name, used in result.get("cpu_us", {}).items())
     extra += f"  {result['bytes_per_answer']:.0f} B/answer"
+    extra += f"  WAL {result['wal_per_answer']:.0f} B/answer" if result.get("wal_per_answer") else ""
     extra += f"  non-2xx={result['non2xx']}" if result["non2xx"] else ""
     extra += f"  socket errors: {result['socket_errors']}" if result["socket_errors"] else ""
     return f"{label:<44} {result['rps']:>9.0f}/s   p50 {result['p50']:>7.2f} ms   p99 {result['p99']:>7.2f} ms{extra}"
+
+
+def wal_position(server: PostgresServer) -> int:
+    """Bytes of WAL PostgreSQL has written since its start: the difference over a run, per answer,
+    is what each hold costs the log (and a replica, and a backup)."""
+    dsn = f"host=127.0.0.1 port={server.port} user=postgres dbname=storefront"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return int(conn.execute("SELECT pg_current_wal_lsn() - '0/0'").fetchone()[0])
+
+
+def holds_indexes(server: PostgresServer) -> dict[str, str]:
+    """Every index of the holds table but its primary key, each with the statement that makes it."""
+    dsn = f"host=127.0.0.1 port={server.port} user=postgres dbname=storefront"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return dict(conn.execute(
+            "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index"
+            " WHERE indrelid = 'holds'::regclass AND NOT indisprimary ORDER BY 1").fetchall())
 
 
 def reset(server: PostgresServer, product_id: int) -> None:
@@ -310,11 +333,11 @@ def main() -> int:
     parser.add_argument("--no-fsync", action="store_true", help="run PostgreSQL with fsync off")
     parser.add_argument("--rounds", type=int, default=5,
                         help="rounds of each comparison; the median ratio counts (default 5)")
-    parser.add_argument("--only", nargs="+", choices=("path", "stock", "holds", "flat"),
+    parser.add_argument("--only", nargs="+", choices=("path", "stock", "holds", "flat", "indexes"),
                         help="run only these comparisons: the request path, stock checks, holds at 16 and "
-                             "64 clients, holds beside many others (default: all)")
+                             "64 clients, holds beside many others, holds without each index (default: all)")
     args = parser.parse_args()
-    wanted = set(args.only or ("path", "stock", "holds", "flat"))
+    wanted = set(args.only or ("path", "stock", "holds", "flat", "indexes"))
 
     wrk_path = ensure_wrk()
     print(f"cores: {os.cpu_count()}  gunicorn: {args.workers} workers x {args.threads} threads  "
@@ -328,16 +351,26 @@ def main() -> int:
                                         no_config.name)
         minimal, minimal_url = start_gunicorn(server, args.workers, args.threads, "bench.reference_apps:minimal",
                                               no_config.name)
+        same, same_url = start_gunicorn(server, args.workers, args.threads, "bench.reference_apps:same_work",
+                                        no_config.name)
         try:
             servers = {urlsplit(url).netloc: shop.pid, urlsplit(bare_url).netloc: bare.pid,
-                       urlsplit(minimal_url).netloc: minimal.pid}
+                       urlsplit(minimal_url).netloc: minimal.pid, urlsplit(same_url).netloc: same.pid}
 
-            def run(label, target_url, clients=16, script=None, before=None):
+            def run(label, target_url, clients=16, script=None, before=None, warm=False):
                 if before:
                     before()
+                if warm:
+                    # The same load for a while first, so that the pages it touches have been written
+                    # whole to the WAL once since the checkpoint (as a busy shop's have): what the run
+                    # then writes is each hold's own records.
+                    wrk(wrk_path, target_url, clients, 3, script)
                 app_pid = servers[urlsplit(target_url).netloc]
+                wal_before = wal_position(server)
                 result = wrk(wrk_path, target_url, clients, args.seconds, script,
                              {"cpu/request: app": app_pid, "postgres": server.process.pid})
+                result["wal_per_answer"] = (wal_position(server) - wal_before) / max(
+                    result["rps"] * result["seconds"], 1)
                 print(line(label, result), flush=True)
                 return result
 
@@ -361,6 +394,11 @@ def main() -> int:
                         rounds.append([(result, base) for result in measured])
                 for index, shop in enumerate(shops):
                     ratios.append((f"{shop[0]} / {reference[0]}", [r[index] for r in rounds], target, p99_target))
+                return rounds
+
+            def layers(title, rounds, same_index, shop_index):
+                """The shop against the minimal app doing its own database work, from the same rounds."""
+                ratios.append((title, [(r[shop_index][0], r[same_index][0]) for r in rounds], 0.9, None))
 
             check_path = f"/api/inventory/check/{products['live']}"
             etag = requests.get(url + check_path, headers={"HX-Request": "true"}, timeout=10).headers["ETag"]
@@ -369,22 +407,44 @@ def main() -> int:
                 compare("the request path", 0.8, ("bare Flask JSON route", bare_url),
                         ("shop /healthz", f"{url}/healthz"))
             if "stock" in wanted:
-                compare("stock checks", 0.8, ("one-SELECT stock read", minimal_url + check_path),
-                        ("stock check JSON", url + check_path),
-                        ("stock check fragment", url + check_path, 16, FRAGMENT_SCRIPT))
+                rounds = compare("stock checks", 0.8, ("one-SELECT stock read", minimal_url + check_path),
+                                 ("the shop's stock SELECT, minimal app", same_url + check_path),
+                                 ("stock check JSON", url + check_path),
+                                 ("stock check fragment", url + check_path, 16, FRAGMENT_SCRIPT))
+                layers("stock check JSON / the shop's SELECT in a minimal app", rounds, 0, 1)
                 compare("an unchanged stock", 1.0, ("stock check fragment", url + check_path, 16, FRAGMENT_SCRIPT),
                         ("unchanged stock (304)", url + check_path, 16, conditional))
             empty_script = HOLD_SCRIPT.replace("PRODUCT_ID", str(products["empty"]))
             fresh = lambda: reset(server, products["empty"])  # noqa: E731
             for clients in (16, 64) if "holds" in wanted else ():
-                compare(f"holds at {clients} clients", 0.8,
-                        (f"one-statement hold, {clients} clients", minimal_url, clients, empty_script, fresh),
-                        (f"shop holds, {clients} clients", url, clients, empty_script, fresh), p99_target=1.5)
+                rounds = compare(
+                    f"holds at {clients} clients", 0.8,
+                    (f"one-statement hold, {clients} clients", minimal_url, clients, empty_script, fresh),
+                    (f"the shop's hold function, minimal app, {clients} clients", same_url, clients, empty_script,
+                     fresh),
+                    (f"shop holds, {clients} clients", url, clients, empty_script, fresh), p99_target=1.5)
+                layers(f"shop holds / the shop's function in a minimal app, {clients} clients", rounds, 0, 1)
             if "flat" in wanted:
                 compare("holds beside many others", 0.9, ("shop holds, no other holds", url, 16, empty_script, fresh),
                         *[(f"shop holds, {PRODUCT_LABELS[label]}", url, 16,
                            HOLD_SCRIPT.replace("PRODUCT_ID", str(products[label])),
                            functools.partial(reset, server, products[label])) for label in ("live", "finished")])
+
+            weighed = {}
+            if "indexes" in wanted:
+                definitions = holds_indexes(server)
+                weighed = {name: [] for name in definitions}
+                for number in range(args.rounds):
+                    print(f"-- the holds table's indexes, each dropped in turn, round {number + 1} of {args.rounds}",
+                          flush=True)
+                    every = run("shop holds, every index", url, 16, empty_script, fresh, warm=True)
+                    for name, definition in definitions.items():
+                        server.sql(f"DROP INDEX {name}", "storefront")
+                        try:
+                            weighed[name].append((run(f"shop holds without {name}", url, 16, empty_script, fresh,
+                                                      warm=True), every))
+                        finally:
+                            server.sql(definition, "storefront")
 
             print(f"\nratios, median of {args.rounds} rounds (each round's figures measured back to back):")
             for title, pairs, target, p99_target in ratios:
@@ -394,8 +454,18 @@ def main() -> int:
                     p99 = statistics.median(shop["p99"] / base["p99"] for shop, base in pairs)
                     text += f"   p99 {p99:5.2f}x (target <= {p99_target:.1f})"
                 print(text + "   rounds: " + ", ".join(f"{shop['rps'] / base['rps']:.2f}" for shop, base in pairs))
+            if weighed:
+                print(f"\nwhat each index of the holds table costs a hold, median of {args.rounds} rounds "
+                      "(16 clients, after 3 s of the same load since the checkpoint, so each hold's own records count;"
+                      " WAL per hold with every index, then without this one):")
+                for name, pairs in weighed.items():
+                    faster = statistics.median(without["rps"] / every["rps"] for without, every in pairs)
+                    wal_with = statistics.median(every["wal_per_answer"] for _, every in pairs)
+                    wal_without = statistics.median(without["wal_per_answer"] for without, _ in pairs)
+                    print(f"{name:<36} holds/s without it {faster:5.2f}x   WAL per hold {wal_with:5.0f} B"
+                          f" -> {wal_without:5.0f} B ({wal_with - wal_without:+5.0f} B is its own)")
         finally:
-            for process in (shop, bare, minimal):
+            for process in (shop, bare, minimal, same):
                 process.terminate()
                 process.wait(timeout=20)
     return 0

@@ -3,11 +3,17 @@
 - ``bare``: a Flask app with one JSON route and nothing else (no hooks, no database);
 - ``minimal``: a Flask app that does the shop's two hot jobs the shortest way this stack
   allows: a hold in ONE SQL statement and a product's availability in ONE SELECT, on a
-  per-thread psycopg connection in autocommit, JSON answers, no hooks.
+  per-thread psycopg connection in autocommit, JSON answers, no hooks;
+- ``same_work``: ``minimal``'s shape (the same connection, no hooks) running the shop's own
+  statements: the hold function with its rules (storefront_place_hold: the visitor's and the
+  address's limits, the start time, the queue) and the stock check's SELECT. Against it, the
+  shop's figures say what the shop's layers cost (the envelope, ProxyFix, the rate limit,
+  metrics, the owner's cookie); against ``minimal``, it says what the rules cost the database.
 
     gunicorn 'bench.reference_apps:bare'   /   gunicorn 'bench.reference_apps:minimal'
 
-``minimal`` reads DATABASE_URL (a plain ``host=… port=…`` psycopg DSN is built from it).
+``minimal`` and ``same_work`` read DATABASE_URL (a plain ``host=… port=…`` psycopg DSN is built
+from it).
 """
 
 import os
@@ -82,6 +88,37 @@ def minimal_hold():
 @minimal.get("/api/inventory/check/<int:product_id>")
 def minimal_stock(product_id: int):
     row = _connection().execute(STOCK, {"product": product_id}, prepare=True).fetchone()
+    if row is None:
+        return jsonify({"error": "not_found"}), 404
+    return jsonify({"productId": row[0], "available": row[2], "total": row[1], "inStock": row[2] > 0})
+
+
+same_work = Flask("same_work")
+
+
+@same_work.post("/api/reservations")
+def same_work_hold():
+    from storefront.inventory.holds import _PLACE_HOLD
+
+    body = request.get_json()
+    # The bench's proxy header gives each request its own address, as the shop reads it.
+    address = request.headers.get("X-Forwarded-For", request.remote_addr)
+    row = _connection().execute(_PLACE_HOLD, {
+        "id": uuid.uuid4(), "product": int(body["productId"]), "visitor": body["userId"], "browser": "",
+        "address": address, "quantity": int(body.get("quantity", 1)), "ttl": 600, "limit": 10,
+        "address_limit": 10}, prepare=True).fetchone()
+    if row[0] not in ("created", "existing"):
+        return jsonify({"error": row[0]}), 409
+    return jsonify({"reservationId": str(row[2]), "status": row[9], "productId": row[3], "userId": row[4],
+                    "quantity": row[6], "amount": row[7], "currency": row[8],
+                    "expiresAt": row[10].strftime("%Y-%m-%dT%H:%M:%SZ"), "paymentIntentId": None}), 201
+
+
+@same_work.get("/api/inventory/check/<int:product_id>")
+def same_work_stock(product_id: int):
+    from storefront.inventory.stock import _STOCK_OF_ON_POSTGRESQL
+
+    row = _connection().execute(_STOCK_OF_ON_POSTGRESQL, {"product": product_id}, prepare=True).fetchone()
     if row is None:
         return jsonify({"error": "not_found"}), 404
     return jsonify({"productId": row[0], "available": row[2], "total": row[1], "inStock": row[2] > 0})
