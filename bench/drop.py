@@ -8,7 +8,9 @@
   database alone (the function against the stock SELECT) and through HTTP; and, for context
   (no target), the shop's HTTP refusal against a minimal Flask app's refusal of the same
   request (bench/reference_apps.py: one guarded UPDATE that matches no row), so that what a
-  refusal costs any app (a POST with a JSON body) is told apart from what the shop adds;
+  refusal costs any app (a POST with a JSON body) is told apart from what the shop adds; and
+  the shop's refusal against the minimal app running the shop's own hold function
+  (``same_work``): what the shop's layers add to a refusal;
 - the waiting room: a hold on a queued product (the owner's admitted place looked at and its pass
   spent, in the same statement) against the same hold on a product without a queue, in the
   database alone at 16 connections, the same visitor ids on both sides, 200,000 places
@@ -24,6 +26,7 @@ the holds the runs before it made.
 
     .venv/bin/python -m bench.drop              # --seconds 6 --rounds 3
     .venv/bin/python -m bench.drop --only queue # the waiting room's figures alone
+    .venv/bin/python -m bench.drop --only refusals # the HTTP refusals' figures alone
 """
 
 import argparse
@@ -231,7 +234,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--only", choices=["queue"], help="the waiting room's figures alone")
+    parser.add_argument("--only", choices=["queue", "refusals"],
+                        help="the waiting room's figures alone, or the HTTP refusals' alone")
     args = parser.parse_args()
     wrk_path = ensure_wrk()
     print(f"cores: {os.cpu_count()}  {args.seconds}s per run, {args.rounds} rounds, PostgreSQL fsync on", flush=True)
@@ -244,6 +248,7 @@ def main() -> int:
         stock = PGBENCH_STOCK.format(product=ids["sold_out"])
         shop, url = start_gunicorn(server, 2, 32)
         minimal, minimal_url = start_gunicorn(server, 2, 32, "bench.reference_apps:minimal", no_config.name)
+        same, same_url = start_gunicorn(server, 2, 32, "bench.reference_apps:same_work", no_config.name)
         hold_one = HOLD_SCRIPT.replace("PRODUCT_ID", str(ids["one"]))
         hold_spread = (HOLD_SCRIPT.split("request = function()")[0]
                        + SPREAD_LUA.replace("FIRST", str(ids["first"])).replace("SPREAD", str(SPREAD)))
@@ -251,6 +256,7 @@ def main() -> int:
         # The minimal app's threads connect on their first request (the shop's did in
         # start_gunicorn): not in a measured round.
         wrk(wrk_path, minimal_url, 64, 2, refuse_http)
+        wrk(wrk_path, same_url, 64, 2, refuse_http)
 
         def database(label, script, clients, before=None):
             def measure():
@@ -283,7 +289,15 @@ def main() -> int:
              database("queued, 16 connections", PGBENCH_QUEUED_HOLD.format(product=ids["queued"]), 16, admit),
              database("no queue, 16 connections", PGBENCH_QUEUED_HOLD.format(product=ids["unqueued"]), 16, admit)),
         ]
-        comparisons = [] if args.only == "queue" else [
+        refusals = [
+            ("HTTP, 64 connections: refusals / a minimal app's refusals", None,
+             http("refusals of a sold-out product", refuse_http),
+             http("a minimal app's refusals of it", refuse_http, minimal_url)),
+            ("HTTP, 64 connections: refusals / the shop's function in a minimal app", 0.9,
+             http("refusals of a sold-out product", refuse_http),
+             http("the shop's function's refusals, minimal app", refuse_http, same_url)),
+        ]
+        comparisons = [] if args.only else [
             ("database, 16 connections: one product / spread over 64", 0.9,
              database("one product, 16 connections", one, 16), database("spread, 16 connections", spread, 16)),
             ("database, 64 connections: one product / spread over 64", 0.8,
@@ -295,12 +309,12 @@ def main() -> int:
             ("HTTP, 64 connections: refusals / stock check", 0.9,
              http("refusals of a sold-out product", refuse_http),
              http("stock check of it", None, f"{url}/api/inventory/check/{ids['sold_out']}")),
-            ("HTTP, 64 connections: refusals / a minimal app's refusals", None,
-             http("refusals of a sold-out product", refuse_http),
-             http("a minimal app's refusals of it", refuse_http, minimal_url)),
         ]
+        if args.only == "refusals":
+            queue_comparisons = []
         try:
-            for title, target, measured, reference in comparisons + queue_comparisons:
+            for title, target, measured, reference in (comparisons + ([] if args.only == "queue" else refusals)
+                                                       + queue_comparisons):
                 print(f"-- {title}", flush=True)
                 pairs = []
                 for number in range(args.rounds):
@@ -310,12 +324,14 @@ def main() -> int:
                         base = reference()
                         pairs.append((measured(), base))
                 ratios.append((title, target, pairs))
-            print(f"-- the ranking at the start: {RANKED:,} entries in one statement", flush=True)
-            ranking = rank(server, ids["ranked"], args.rounds)
+            ranking = []
+            if args.only != "refusals":
+                print(f"-- the ranking at the start: {RANKED:,} entries in one statement", flush=True)
+                ranking = rank(server, ids["ranked"], args.rounds)
         finally:
-            for process in (shop, minimal):
+            for process in (shop, minimal, same):
                 process.terminate()  # gunicorn.conf.py gives the shop's workers 30 s to finish
-            for process in (shop, minimal):
+            for process in (shop, minimal, same):
                 try:
                     process.wait(timeout=45)
                 except subprocess.TimeoutExpired:
@@ -329,6 +345,8 @@ def main() -> int:
         goal = f"(target >= {target:.2f})" if target else "(context)       "
         print(f"{title:<64} {rate:5.2f}x {goal}   p99 {p99:5.2f}x   rounds: "
               + ", ".join(f"{mine['rps'] / base['rps']:.2f}" for mine, base in pairs))
+    if not ranking:
+        return 0
     seconds = statistics.median(mine for mine, _ in ranking)
     print(f"{'ranking ' + format(RANKED, ',') + ' entries (ms) / one UPDATE of each':<64} "
           f"{seconds * 1000:5.0f} ms, {statistics.median(mine / base for mine, base in ranking):4.2f}x   rounds: "
