@@ -14,8 +14,9 @@ holds with 100,000 live and 1,000,000 finished holds on the product against none
 The stock check and the holds also run in a minimal app doing the shop's own database
 work (``same_work``), which splits each ratio in two: what the shop's rules cost the
 database (same work / minimal) and what its layers cost (shop / same work). Holds print
-the WAL PostgreSQL wrote per hold, and each index of the holds table is weighed: the
-WAL per hold and holds per second with it dropped, against the same run with all.
+the WAL PostgreSQL wrote per hold, and each index of the holds table is weighed: the WAL
+each relation was written per hold in a run with every index (pg_walinspect: records and
+full-page images apart), and holds per second with the index dropped, against that run.
 
     .venv/bin/python -m bench.holds [--seconds 6] [--rounds 5] [--workers 2] [--threads 4] [--only holds ...]
 
@@ -245,6 +246,22 @@ def wal_position(server: PostgresServer) -> int:
         return int(conn.execute("SELECT pg_current_wal_lsn() - '0/0'").fetchone()[0])
 
 
+def wal_by_relation(server: PostgresServer, span: tuple[int, int]) -> dict[str, tuple[int, int]]:
+    """The WAL written between two positions, by the relation each record changed (its first block's):
+    (bytes of the records themselves, bytes of the full-page images they carried)."""
+    dsn = f"host=127.0.0.1 port={server.port} user=postgres dbname=storefront"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+        rows = conn.execute(
+            "SELECT COALESCE(c.relname, '(no relation: commits, locks)'),"
+            "       sum(w.record_length - w.fpi_length)::bigint, sum(w.fpi_length)::bigint"
+            "  FROM pg_get_wal_records_info('0/0'::pg_lsn + %s::numeric,"
+            "                               LEAST(pg_current_wal_flush_lsn(), '0/0'::pg_lsn + %s::numeric)) w"
+            "  LEFT JOIN pg_class c ON c.relfilenode = substring(w.block_ref from 'rel \\d+/\\d+/(\\d+)')::oid"
+            " GROUP BY 1", span).fetchall()
+    return {name: (records, images) for name, records, images in rows}
+
+
 def holds_indexes(server: PostgresServer) -> dict[str, str]:
     """Every index of the holds table but its primary key, each with the statement that makes it."""
     dsn = f"host=127.0.0.1 port={server.port} user=postgres dbname=storefront"
@@ -369,8 +386,8 @@ def main() -> int:
                 wal_before = wal_position(server)
                 result = wrk(wrk_path, target_url, clients, args.seconds, script,
                              {"cpu/request: app": app_pid, "postgres": server.process.pid})
-                result["wal_per_answer"] = (wal_position(server) - wal_before) / max(
-                    result["rps"] * result["seconds"], 1)
+                result["wal"] = (wal_before, wal_position(server))
+                result["wal_per_answer"] = (result["wal"][1] - wal_before) / max(result["rps"] * result["seconds"], 1)
                 print(line(label, result), flush=True)
                 return result
 
@@ -438,6 +455,7 @@ def main() -> int:
                     print(f"-- the holds table's indexes, each dropped in turn, round {number + 1} of {args.rounds}",
                           flush=True)
                     every = run("shop holds, every index", url, 16, empty_script, fresh, warm=True)
+                    every["by_relation"] = wal_by_relation(server, every["wal"])
                     for name, definition in definitions.items():
                         server.sql(f"DROP INDEX {name}", "storefront")
                         try:
@@ -455,15 +473,27 @@ def main() -> int:
                     text += f"   p99 {p99:5.2f}x (target <= {p99_target:.1f})"
                 print(text + "   rounds: " + ", ".join(f"{shop['rps'] / base['rps']:.2f}" for shop, base in pairs))
             if weighed:
-                print(f"\nwhat each index of the holds table costs a hold, median of {args.rounds} rounds "
-                      "(16 clients, after 3 s of the same load since the checkpoint, so each hold's own records count;"
-                      " WAL per hold with every index, then without this one):")
-                for name, pairs in weighed.items():
-                    faster = statistics.median(without["rps"] / every["rps"] for without, every in pairs)
-                    wal_with = statistics.median(every["wal_per_answer"] for _, every in pairs)
-                    wal_without = statistics.median(without["wal_per_answer"] for without, _ in pairs)
-                    print(f"{name:<36} holds/s without it {faster:5.2f}x   WAL per hold {wal_with:5.0f} B"
-                          f" -> {wal_without:5.0f} B ({wal_with - wal_without:+5.0f} B is its own)")
+                runs = [every for _, every in next(iter(weighed.values()))]
+                relations = sorted({name for every in runs for name in every["by_relation"]})
+
+                def per_hold(every, name, part):
+                    return every["by_relation"].get(name, (0, 0))[part] / (every["rps"] * every["seconds"])
+
+                print(f"\nthe WAL of a hold by relation, median of {args.rounds} runs with every index (16 clients, "
+                      "after 3 s of the same load since the checkpoint); holds/s with each index dropped / with all:")
+                for name in relations:
+                    records = statistics.median(per_hold(every, name, 0) for every in runs)
+                    images = statistics.median(per_hold(every, name, 1) for every in runs)
+                    if records + images < 1:
+                        continue
+                    text = f"{name:<36} records {records:6.0f} B/hold   full-page images {images:6.0f} B/hold"
+                    if name in weighed:
+                        faster = statistics.median(without["rps"] / every["rps"] for without, every in weighed[name])
+                        text += f"   holds/s without it {faster:5.2f}x"
+                    print(text)
+                for name in sorted(set(weighed) - set(relations)):
+                    faster = statistics.median(without["rps"] / every["rps"] for without, every in weighed[name])
+                    print(f"{name:<36} no WAL (a new hold takes no entry)   holds/s without it {faster:5.2f}x")
         finally:
             for process in (shop, bare, minimal, same):
                 process.terminate()

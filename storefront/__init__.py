@@ -82,7 +82,7 @@ def create_app(config: Config | dict | None = None, instance_path: str | None = 
     app.request_class = RoutedRequest
     stripe = bool(config.stripe_secret_key)
     app.wsgi_app = RequestEnvelope(app.wsgi_app, security.security_headers(stripe),
-                                   security.security_headers(stripe, json=True))
+                                   security.security_headers(stripe, page=False))
 
     @app.context_processor
     def storefront_settings():

@@ -2,8 +2,8 @@
 
 A request id (the caller's ``X-Request-Id`` if well formed, else a new one) set
 for the logs while the request runs and echoed in the answer; the security
-headers (a JSON answer's policy allows nothing; every other answer carries the
-pages' own); ``Vary: HX-Request``; ``Cache-Control: private, no-store`` on an
+headers (JSON and htmx's fragments get a policy that allows nothing, pages and
+files the pages' own); ``Vary: HX-Request``; ``Cache-Control: private, no-store`` on an
 answer that says nothing of its own caching (a hold, a cart, a page: a shared
 cache keeps only what says it may, the stock check and a drop's line); and the
 request metrics (count and latency by route). One WSGI middleware on the raw header list instead of five Flask
@@ -20,7 +20,7 @@ import time
 from flask import Request
 
 from storefront import metrics
-from storefront.htmx import VARY_ON_HTMX
+from storefront.htmx import VARY_ON_HTMX, asks_for_fragment
 from storefront.logs import VALID_REQUEST_ID, request_id_var
 
 ROUTE_KEY = "storefront.route"
@@ -62,10 +62,10 @@ class RoutedRequest(Request):
 
 
 class RequestEnvelope:
-    def __init__(self, wsgi_app, page_headers: list[tuple[str, str]], json_headers: list[tuple[str, str]]):
+    def __init__(self, wsgi_app, page_headers: list[tuple[str, str]], not_a_page_headers: list[tuple[str, str]]):
         self.wsgi_app = wsgi_app
         self.page_headers = page_headers
-        self.json_headers = json_headers
+        self.not_a_page_headers = not_a_page_headers
         self.security_names = {name.lower() for name, _ in page_headers}
 
     def __call__(self, environ, start_response):
@@ -73,16 +73,17 @@ class RequestEnvelope:
         incoming = environ.get("HTTP_X_REQUEST_ID", "")
         request_id = incoming if incoming and VALID_REQUEST_ID.match(incoming) else new_request_id()
         token = request_id_var.set(request_id)
+        fragment = asks_for_fragment(environ)
         answered = []
 
         def start(status, headers, exc_info=None):
             present = set()
-            security = self.page_headers
+            security = self.not_a_page_headers if fragment else self.page_headers
             for name, value in headers:
                 name = name.lower()
                 present.add(name)
                 if name == "content-type" and "json" in value:
-                    security = self.json_headers
+                    security = self.not_a_page_headers
             headers.append(("X-Request-Id", request_id))
             if "vary" in present:
                 headers[:] = [(name, f"{value}, {VARY_ON_HTMX}" if name.lower() == "vary"

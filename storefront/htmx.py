@@ -11,7 +11,11 @@ def wants_fragment() -> bool:
     """An htmx request for a piece of a page (not a boosted navigation or a history restore).
 
     Read straight from the WSGI environ: it is asked on every hot request."""
-    environ = request.environ
+    return asks_for_fragment(request.environ)
+
+
+def asks_for_fragment(environ) -> bool:
+    """:func:`wants_fragment` from a WSGI environ, for what runs around Flask (storefront/envelope.py)."""
     return (environ.get("HTTP_HX_REQUEST", "").lower() == "true"
             and environ.get("HTTP_HX_BOOSTED", "").lower() != "true"
             and environ.get("HTTP_HX_HISTORY_RESTORE_REQUEST", "").lower() != "true")

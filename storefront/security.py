@@ -30,17 +30,19 @@ def content_security_policy(stripe: bool) -> str:
     )
 
 
-# A JSON answer is never a page that runs or loads anything: its policy allows nothing and no
-# framing (OWASP's REST Security Cheat Sheet), in a tenth of a page's bytes, on every hold and
-# every JSON poll. Files (a worker's script among them) keep the pages' policy.
-JSON_POLICY = "default-src 'none'; frame-ancestors 'none'"
+# An answer no browser shows as a page (JSON, or a fragment htmx fetched to swap into one) runs
+# and loads nothing of its own: a browser applies a policy to documents and workers, never to
+# what a script fetched. Its policy allows nothing and no framing (OWASP's REST Security Cheat
+# Sheet), so that opened as a page nothing in it would run either, in a tenth of a page's
+# bytes on every hold and every poll. Pages and files (a worker's script among them) keep theirs.
+NOT_A_PAGE_POLICY = "default-src 'none'; frame-ancestors 'none'"
 
 
-def security_headers(stripe: bool, *, json: bool = False) -> list[tuple[str, str]]:
+def security_headers(stripe: bool, *, page: bool = True) -> list[tuple[str, str]]:
     """The headers every answer carries unless it sets its own (storefront/envelope.py adds them):
-    the pages' (HTML, htmx's fragments, files) or a JSON answer's."""
+    a page's (and a file's), or those of an answer that is not a page."""
     return [
-        ("Content-Security-Policy", JSON_POLICY if json else content_security_policy(stripe)),
+        ("Content-Security-Policy", content_security_policy(stripe) if page else NOT_A_PAGE_POLICY),
         ("X-Content-Type-Options", "nosniff"),
         ("Referrer-Policy", "same-origin"),
     ]

@@ -55,19 +55,22 @@ def test_pages_carry_a_content_security_policy_without_third_parties_in_demo_mod
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
-def test_a_json_answer_carries_a_policy_that_allows_nothing_and_pages_fragments_and_files_the_pages_own(client):
+def test_json_and_fragments_carry_a_policy_that_allows_nothing_and_pages_and_files_the_pages_own(client):
     product = make_product(total=1)
     page_policy = client.get("/").headers["Content-Security-Policy"]
     assert "script-src 'self'" in page_policy
     for answer in (client.get(f"/api/inventory/check/{product.id}"),
+                   client.get(f"/api/inventory/check/{product.id}", headers=HTMX),
                    client.post("/api/reservations", json={"productId": product.id, "userId": visitor(1)}),
                    client.post("/api/reservations", json={"productId": product.id, "userId": visitor(2)}),  # 409
+                   client.post("/api/reservations", data={"productId": product.id, "userId": visitor(3)},
+                               headers=HTMX),  # the sold-out fragment
                    client.get("/api/reservations/not-a-hold", headers={"X-Visitor-Id": visitor(1)})):  # 404
-        assert answer.mimetype == "application/json"
+        assert answer.mimetype == "application/json" or answer.request.headers.get("HX-Request") == "true"
         assert answer.headers["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
         assert answer.headers["X-Content-Type-Options"] == "nosniff"
-    fragment = client.get(f"/api/inventory/check/{product.id}", headers=HTMX)
+    boosted = client.get(f"/products/{product.id}", headers={**HTMX, "HX-Boosted": "true"})  # a whole page
+    assert boosted.mimetype == "text/html" and boosted.headers["Content-Security-Policy"] == page_policy
     with client.get("/static/js/storefront.js") as script:
         assert script.status_code == 200
         assert script.headers["Content-Security-Policy"] == page_policy
-    assert fragment.mimetype == "text/html" and fragment.headers["Content-Security-Policy"] == page_policy
