@@ -45,6 +45,14 @@ def test_hold_is_created_with_the_contract_body(client):
     assert counters(product.id) == (2, 0)
 
 
+def test_hold_ids_are_made_in_time_order_so_new_holds_go_to_the_end_of_the_primary_key(client):
+    # UUIDv7 (RFC 9562): random ids scattered new holds over the whole index, and its WAL with them.
+    made = [hold(client, make_product(total=1).id).get_json()["reservationId"] for _ in range(5)]
+    ids = [uuid.UUID(reservation) for reservation in made]
+    assert [each.version for each in ids] == [7] * 5
+    assert ids == sorted(ids) and len(set(ids)) == 5
+
+
 def test_form_body_is_accepted_and_quantity_defaults_to_one(client):
     product = make_product(total=2)
     response = client.post("/api/reservations", data={"productId": str(product.id), "userId": visitor(2)})

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, and_, delete, insert, select, update
 from storefront.cart.models import CartLine, Checkout
 from storefront.clock import utcnow
 from storefront.inventory.grants import HoldLimits, Line, OutOfStock, ProductNotFound, grant
-from storefront.inventory.models import HoldStatus
+from storefront.inventory.models import HoldStatus, new_hold_id
 from storefront.inventory.stock import holds
 from storefront.owners import Owner
 
@@ -104,7 +104,7 @@ def place_checkout(conn: Connection, owner: Owner, address: str, ttl_seconds: in
         amount=sum(line.amount for line in granted.lines), currency=granted.lines[0].currency,
         expires_at=expires_at, created_at=now))
     conn.execute(insert(holds), [{
-        "id": uuid.uuid4(), "product_id": line.product_id, "bucket": line.bucket, "user_id": owner.visitor_id,
+        "id": new_hold_id(), "product_id": line.product_id, "bucket": line.bucket, "user_id": owner.visitor_id,
         "browser_id": owner.browser_id, "client_address": address, "quantity": line.quantity,
         "amount": line.amount, "currency": line.currency, "status": HoldStatus.PENDING.value,
         "expires_at": expires_at, "created_at": now, "updated_at": now, "checkout_id": checkout_id,

@@ -28,7 +28,7 @@ from storefront.inventory.grants import (
     grant,
     own_live_hold,
 )
-from storefront.inventory.models import HoldStatus, is_pending
+from storefront.inventory.models import HoldStatus, is_pending, new_hold_id
 from storefront.inventory.queue import not_admitted
 from storefront.inventory.stock import give_back_units, holds, lock_product, on_sale, release_lapsed_holds, stock_of
 from storefront.owners import Owner
@@ -152,7 +152,7 @@ def _refused_by_reads(conn: Connection, product_id: int, owner: Owner, quantity:
 def _insert_hold(conn: Connection, line: GrantedLine, owner: Owner, address: str, now: datetime,
                  ttl_seconds: int) -> Row:
     return conn.execute(insert(holds).returning(*holds.c), {
-        "id": uuid.uuid4(), "product_id": line.product_id, "bucket": line.bucket, "user_id": owner.visitor_id,
+        "id": new_hold_id(), "product_id": line.product_id, "bucket": line.bucket, "user_id": owner.visitor_id,
         "browser_id": owner.browser_id, "client_address": address, "quantity": line.quantity,
         "amount": line.amount, "currency": line.currency, "status": HoldStatus.PENDING.value,
         "expires_at": now + timedelta(seconds=ttl_seconds), "created_at": now, "updated_at": now, "intent_checks": 0,
@@ -178,7 +178,7 @@ def place_hold_in_one_statement(product_id: int, owner: Owner, address: str, qua
     None when it needs the product's lock (it changed nothing)."""
     with one_statement() as cursor:
         row = cursor.execute(_PLACE_HOLD, {
-            "id": uuid.uuid4(), "product": product_id, "visitor": owner.visitor_id,
+            "id": new_hold_id(), "product": product_id, "visitor": owner.visitor_id,
             "browser": owner.browser_id, "address": address, "quantity": quantity, "ttl": ttl_seconds,
             "limit": limits.per_visitor, "address_limit": limits.per_address,
         }, prepare=True).fetchone()
