@@ -13,12 +13,14 @@ clients against the one-statement hold, each run from the same table state;
 holds with 100,000 live and 1,000,000 finished holds on the product against none.
 The stock check and the holds also run in a minimal app doing the shop's own database
 work (``same_work``), which splits each ratio in two: what the shop's rules cost the
-database (same work / minimal) and what its layers cost (shop / same work). Holds print
-the WAL PostgreSQL wrote per hold, and each index of the holds table is weighed: the WAL
-each relation was written per hold in a run with every index (pg_walinspect: records and
-full-page images apart), and holds per second with the index dropped, against that run.
+database (same work / minimal) and what its layers cost (shop / same work). Every run
+prints the WAL PostgreSQL wrote per answer. ``--only indexes`` (only when named) weighs the
+holds table's indexes: the WAL each relation was written per hold in runs with every index
+(pg_walinspect: records and full-page images apart), and holds per second with each index a
+new hold writes to dropped, against the same holds with every index, back to back.
 
     .venv/bin/python -m bench.holds [--seconds 6] [--rounds 5] [--workers 2] [--threads 4] [--only holds ...]
+    .venv/bin/python -m bench.holds --only indexes --rounds 3
 
 Needs wrk (Debian's package; installed when missing and run as root) and
 PostgreSQL's server binaries, like the tests. PostgreSQL runs with fsync on,
@@ -352,9 +354,10 @@ def main() -> int:
                         help="rounds of each comparison; the median ratio counts (default 5)")
     parser.add_argument("--only", nargs="+", choices=("path", "stock", "holds", "flat", "indexes"),
                         help="run only these comparisons: the request path, stock checks, holds at 16 and "
-                             "64 clients, holds beside many others, holds without each index (default: all)")
+                             "64 clients, holds beside many others (default: these four), or the WAL of a hold by "
+                             "relation and holds without each index (indexes: only when named)")
     args = parser.parse_args()
-    wanted = set(args.only or ("path", "stock", "holds", "flat", "indexes"))
+    wanted = set(args.only or ("path", "stock", "holds", "flat"))
 
     wrk_path = ensure_wrk()
     print(f"cores: {os.cpu_count()}  gunicorn: {args.workers} workers x {args.threads} threads  "
@@ -448,21 +451,36 @@ def main() -> int:
                            functools.partial(reset, server, products[label])) for label in ("live", "finished")])
 
             weighed = {}
+            attributed, weighed = [], {}
             if "indexes" in wanted:
                 definitions = holds_indexes(server)
-                weighed = {name: [] for name in definitions}
-                for number in range(args.rounds):
-                    print(f"-- the holds table's indexes, each dropped in turn, round {number + 1} of {args.rounds}",
-                          flush=True)
-                    every = run("shop holds, every index", url, 16, empty_script, fresh, warm=True)
-                    every["by_relation"] = wal_by_relation(server, every["wal"])
-                    for name, definition in definitions.items():
-                        server.sql(f"DROP INDEX {name}", "storefront")
-                        try:
-                            weighed[name].append((run(f"shop holds without {name}", url, 16, empty_script, fresh,
-                                                      warm=True), every))
-                        finally:
-                            server.sql(definition, "storefront")
+                print("-- the WAL of a hold by relation, with every index", flush=True)
+                for _ in range(args.rounds):
+                    every = run("shop holds, every index (after 3 s of it)", url, 16, empty_script, fresh, warm=True)
+                    attributed.append((every, wal_by_relation(server, every["wal"])))
+                # Only an index a new hold writes to can cost it anything: each is dropped in turn, its
+                # holds measured back to back with the same holds on every index (each round in turn
+                # the other way round), both right after the same reset.
+                written = [name for name in definitions if any(name in shares for _, shares in attributed)]
+                for name in written:
+                    print(f"-- holds without {name} / with every index", flush=True)
+                    weighed[name] = []
+                    for number in range(args.rounds):
+                        def without():
+                            server.sql(f"DROP INDEX {name}", "storefront")
+                            try:
+                                return run(f"shop holds without {name}", url, 16, empty_script, fresh)
+                            finally:
+                                server.sql(definitions[name], "storefront")
+
+                        def every():
+                            return run("shop holds, every index", url, 16, empty_script, fresh)
+                        if number % 2 == 0:
+                            weighed[name].append((without(), every()))
+                        else:
+                            base = every()
+                            weighed[name].append((without(), base))
+                weighed.update({name: None for name in definitions if name not in written})
 
             print(f"\nratios, median of {args.rounds} rounds (each round's figures measured back to back):")
             for title, pairs, target, p99_target in ratios:
@@ -472,28 +490,28 @@ def main() -> int:
                     p99 = statistics.median(shop["p99"] / base["p99"] for shop, base in pairs)
                     text += f"   p99 {p99:5.2f}x (target <= {p99_target:.1f})"
                 print(text + "   rounds: " + ", ".join(f"{shop['rps'] / base['rps']:.2f}" for shop, base in pairs))
-            if weighed:
-                runs = [every for _, every in next(iter(weighed.values()))]
-                relations = sorted({name for every in runs for name in every["by_relation"]})
-
-                def per_hold(every, name, part):
-                    return every["by_relation"].get(name, (0, 0))[part] / (every["rps"] * every["seconds"])
+            if attributed:
+                def per_hold(name, part):
+                    return statistics.median(shares.get(name, (0, 0))[part] / (every["rps"] * every["seconds"])
+                                             for every, shares in attributed)
 
                 print(f"\nthe WAL of a hold by relation, median of {args.rounds} runs with every index (16 clients, "
-                      "after 3 s of the same load since the checkpoint); holds/s with each index dropped / with all:")
+                      "after 3 s of the same load since the checkpoint, so each page's first image is mostly behind):")
+                relations = sorted({name for _, shares in attributed for name in shares})
+                total = sum(per_hold(name, 0) + per_hold(name, 1) for name in relations)
                 for name in relations:
-                    records = statistics.median(per_hold(every, name, 0) for every in runs)
-                    images = statistics.median(per_hold(every, name, 1) for every in runs)
-                    if records + images < 1:
+                    records, images = per_hold(name, 0), per_hold(name, 1)
+                    if records + images >= 1:
+                        print(f"{name:<36} records {records:6.0f} B/hold   full-page images {images:6.0f} B/hold")
+                print(f"{'every relation':<36} {total:6.0f} B/hold")
+                print(f"\neach index of the holds table: holds/s without it / with every index, median of {args.rounds}"
+                      " rounds:")
+                for name, pairs in sorted(weighed.items()):
+                    if pairs is None:
+                        print(f"{name:<36} a new hold writes nothing to it")
                         continue
-                    text = f"{name:<36} records {records:6.0f} B/hold   full-page images {images:6.0f} B/hold"
-                    if name in weighed:
-                        faster = statistics.median(without["rps"] / every["rps"] for without, every in weighed[name])
-                        text += f"   holds/s without it {faster:5.2f}x"
-                    print(text)
-                for name in sorted(set(weighed) - set(relations)):
-                    faster = statistics.median(without["rps"] / every["rps"] for without, every in weighed[name])
-                    print(f"{name:<36} no WAL (a new hold takes no entry)   holds/s without it {faster:5.2f}x")
+                    print(f"{name:<36} {statistics.median(w['rps'] / e['rps'] for w, e in pairs):5.2f}x   rounds: "
+                          + ", ".join(f"{w['rps'] / e['rps']:.2f}" for w, e in pairs))
         finally:
             for process in (shop, bare, minimal, same):
                 process.terminate()
