@@ -99,12 +99,13 @@ same_work = Flask("same_work")
 @same_work.post("/api/reservations")
 def same_work_hold():
     from storefront.inventory.holds import _PLACE_HOLD
+    from storefront.inventory.models import new_hold_id
 
     body = request.get_json()
     # The bench's proxy header gives each request its own address, as the shop reads it.
     address = request.headers.get("X-Forwarded-For", request.remote_addr)
     row = _connection().execute(_PLACE_HOLD, {
-        "id": uuid.uuid4(), "product": int(body["productId"]), "visitor": body["userId"], "browser": "",
+        "id": new_hold_id(), "product": int(body["productId"]), "visitor": body["userId"], "browser": "",
         "address": address, "quantity": int(body.get("quantity", 1)), "ttl": 600, "limit": 10,
         "address_limit": 10}, prepare=True).fetchone()
     if row[0] not in ("created", "existing"):
