@@ -132,8 +132,9 @@ def prepare_database(server: PostgresServer) -> dict[str, int]:
 
 def start_gunicorn(server: PostgresServer, workers: int, threads: int, app: str = "wsgi:app",
                    config: str | None = None) -> tuple[subprocess.Popen, str]:
-    """gunicorn serving ``app``: the shop with the production gunicorn.conf.py (access log
-    included, its lines dropped), a reference with ``config`` (an empty file: no hooks)."""
+    """gunicorn serving ``app``: the shop with the production gunicorn.conf.py (its hooks, its
+    metrics' shared files; no access log, as its default), a reference with ``config`` (an empty
+    file: no hooks)."""
     port = free_port()
     # One address sends every hold here: lift the per-address rate limit; the per-visitor and
     # per-address hold limits stay as they are (each request is a new visitor from a new address).
