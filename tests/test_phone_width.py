@@ -21,6 +21,10 @@ AXE = (Path(__file__).resolve().parent / "axe" / "axe.min.js").read_text(encodin
 
 def page_width(page) -> int:
     page.wait_for_load_state("networkidle")
+    # The page as the shopper sees it: once the visitor is known, the parts asked for with their id
+    # (a hold, a cart, orders) have come. Leaving before would cancel them in flight (and measure less).
+    page.wait_for_selector("html[data-visitor-id]", state="attached")
+    page.wait_for_function("!document.querySelector('.htmx-request')")
     return page.evaluate("Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)")
 
 
