@@ -122,6 +122,7 @@ def _delivery_schema() -> dict:
 
 def document() -> dict:
     max_quantity = current_app.config["STOREFRONT"].max_hold_quantity
+    proof_of_work = current_app.config["STOREFRONT"].queue_proof_of_work > 0
     quantity = {"type": "integer", "minimum": 1, "maximum": max_quantity, "default": 1}
     reservation_path = {"name": "reservationId", "in": "path", "required": True, "schema": UUID}
     checkout_path = {"name": "checkoutId", "in": "path", "required": True, "schema": UUID}
@@ -293,8 +294,10 @@ def document() -> dict:
                 "operationId": "joinQueue",
                 "summary": "Join a queued drop's line: one place per owner",
                 "parameters": [queue_path],
+                # The contract asks for altcha while the proof of work is on: the schema says so then.
                 "requestBody": {"required": True, "content": _json({
-                    "type": "object", "required": ["userId"], "properties": {
+                    "type": "object", "required": ["userId", "altcha"] if proof_of_work else ["userId"],
+                    "properties": {
                         "userId": VISITOR_ID,
                         "altcha": {"type": "string", "description": "the solved challenge's base64 JSON payload"}}})},
                 "responses": {
