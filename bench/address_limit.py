@@ -19,7 +19,7 @@ import textwrap
 
 import psycopg
 
-from bench.drop import consistent, dsn, pgbench, prepare, reset
+from bench.drop import consistent, pgbench, prepare, reset
 from scripts.services import PostgresServer
 from storefront.inventory.sql import sql
 
@@ -40,7 +40,7 @@ def main() -> int:
     print(f"{args.seconds}s per run, {args.rounds} rounds, PostgreSQL fsync on", flush=True)
     with PostgresServer(durable=True) as server:
         ids = prepare(server)
-        with psycopg.connect(dsn(server), autocommit=True) as conn:
+        with psycopg.connect(server.dsn(), autocommit=True) as conn:
             conn.execute(sql("place_hold_v5.sql").replace("FUNCTION storefront_place_hold(",
                                                           "FUNCTION bench_place_hold_v5("))
         scripts = {

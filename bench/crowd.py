@@ -62,7 +62,7 @@ def prepare(server: PostgresServer) -> dict:
     env = {**os.environ, "DATABASE_URL": server.url(), **SHOP_ENV}
     subprocess.run([sys.executable, "-m", "flask", "--app", "storefront", "db", "upgrade"], cwd=REPO, env=env,
                    check=True, capture_output=True)
-    with psycopg.connect(f"host=127.0.0.1 port={server.port} user=postgres dbname=storefront",
+    with psycopg.connect(server.dsn(),
                          autocommit=True) as conn:
         product = add_product(conn, "CROWD", 1_000_000)
         queued = add_product(conn, "CROWD-LINE", 1_000)

@@ -81,7 +81,7 @@ def prepare(server: PostgresServer) -> dict:
     env = {**os.environ, "DATABASE_URL": server.url(), **SHOP_ENV}
     subprocess.run([sys.executable, "-m", "flask", "--app", "storefront", "db", "upgrade"], cwd=REPO, env=env,
                    check=True, capture_output=True)
-    with psycopg.connect(dsn(server), autocommit=True) as conn:
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
         def product(label: str, total: int) -> int:
             return add_product(conn, f"DROP-{label}", total)
 
@@ -132,7 +132,7 @@ def readmit(server: PostgresServer, product_id: int) -> None:
     """Every place admitted afresh, after the reset's checkpoint, as admission writes them before they
     hold: a hold then writes a page that admission wrote moments before, as on the day (a page
     first written since a checkpoint costs its whole image in the WAL). Both sides run after it."""
-    with psycopg.connect(dsn(server), autocommit=True) as conn:
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
         conn.execute("UPDATE queue_entries SET admitted_at = now(), pass_expires_at = now() + interval '1 day',"
                      " held_at = NULL WHERE product_id = %s", (product_id,))
 
@@ -144,7 +144,7 @@ def rank(server: PostgresServer, product_id: int, rounds: int) -> list[tuple[flo
     ranking = _RANK.text.replace(":product", "%(product)s").replace(":behind", "0")
     reference = "UPDATE queue_entries SET position = 0 WHERE product_id = %(product)s"
     times = []
-    with psycopg.connect(dsn(server), autocommit=True) as conn:
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
         for _ in range(rounds):
             pair = []
             for statement in (ranking, reference):
@@ -167,10 +167,6 @@ def rank(server: PostgresServer, product_id: int, rounds: int) -> list[tuple[flo
 MADE_BY_THE_RUNS = "user_id <> 'the-one-buyer' AND user_id NOT LIKE 'past-%'"
 
 
-def dsn(server: PostgresServer) -> str:
-    return f"host=127.0.0.1 port={server.port} user=postgres dbname=storefront"
-
-
 def reset(server: PostgresServer) -> None:
     """Every hold run starts from the same table state: the bench's holds gone, counters as the holds say.
 
@@ -180,7 +176,7 @@ def reset(server: PostgresServer) -> None:
     of the two, and when it is the reset, the reset goes again."""
     for attempt in range(1, 6):
         try:
-            with psycopg.connect(dsn(server)) as conn:
+            with psycopg.connect(server.dsn()) as conn:
                 conn.execute("LOCK TABLE products, stock_buckets, holds, queue_entries IN ACCESS EXCLUSIVE MODE")
                 conn.execute(f"DELETE FROM holds WHERE {MADE_BY_THE_RUNS}")
                 conn.execute("UPDATE queue_entries SET held_at = NULL WHERE held_at IS NOT NULL")
@@ -190,7 +186,7 @@ def reset(server: PostgresServer) -> None:
         except psycopg.errors.DeadlockDetected:
             if attempt == 5:
                 raise
-    with psycopg.connect(dsn(server), autocommit=True) as conn:
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE holds")
         conn.execute("CHECKPOINT")
 
@@ -198,7 +194,7 @@ def reset(server: PostgresServer) -> None:
 def consistent(server: PostgresServer) -> str:
     """Every bucket's counters against the holds table, and the holds made against the
     transactions pgbench counted (a ``needs_lock`` answer makes no hold: the Python path would)."""
-    with psycopg.connect(dsn(server), autocommit=True) as conn:
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
         wrong = conn.execute(
             "SELECT b.product_id, b.bucket, b.held_units, b.sold_units, b.total_units,"
             " coalesce(sum(h.quantity) FILTER (WHERE h.status = 'PENDING'), 0),"

@@ -68,7 +68,7 @@ def main() -> int:
         env = {**os.environ, "DATABASE_URL": server.url(), **SHOP_ENV}
         subprocess.run([sys.executable, "-m", "flask", "--app", "storefront", "db", "upgrade"], env=env, check=True,
                        capture_output=True)
-        dsn = f"host=127.0.0.1 port={server.port} user=postgres dbname=storefront"
+        dsn = server.dsn()
         with psycopg.connect(dsn, autocommit=True) as conn:
             parent = add_product(conn, "DROP", 0)
             options = []
@@ -111,7 +111,7 @@ def index_cost(server, options: list[int], rounds: int, seconds: int) -> None:
     from bench.drop import PGBENCH_HOLD, pgbench
 
     script = PGBENCH_HOLD.format(choose_product=f"\\set product random({min(options)}, {max(options)})")
-    dsn = f"host=127.0.0.1 port={server.port} user=postgres dbname=storefront"
+    dsn = server.dsn()
     print(f"the hold function, 16 connections, with the view's index (a B-tree on product_id, created_at),"
           f" with a BRIN on created_at instead, and with neither ({rounds} rounds):", flush=True)
     ratios = {"btree": [], "brin": []}

@@ -104,7 +104,7 @@ def prepare_database(server: PostgresServer) -> dict[str, int]:
     python = sys.executable
     run(python, "-m", "flask", "--app", "storefront", "db", "upgrade", env=env, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL)
-    dsn = f"host=127.0.0.1 port={server.port} user=postgres dbname=storefront"
+    dsn = server.dsn()
     products = {}
     with psycopg.connect(dsn, autocommit=True) as conn:
         for label in ("empty", "live", "finished"):
@@ -244,16 +244,14 @@ def line(label: str, result: dict) -> str:
 def wal_position(server: PostgresServer) -> int:
     """Bytes of WAL PostgreSQL has written since its start: the difference over a run, per answer,
     is what each hold costs the log (and a replica, and a backup)."""
-    dsn = f"host=127.0.0.1 port={server.port} user=postgres dbname=storefront"
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
         return int(conn.execute("SELECT pg_current_wal_lsn() - '0/0'").fetchone()[0])
 
 
 def wal_by_relation(server: PostgresServer, span: tuple[int, int]) -> dict[str, tuple[int, int]]:
     """The WAL written between two positions, by the relation each record changed (its first block's):
     (bytes of the records themselves, bytes of the full-page images they carried)."""
-    dsn = f"host=127.0.0.1 port={server.port} user=postgres dbname=storefront"
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
         rows = conn.execute(
             "SELECT COALESCE(c.relname, '(no relation: commits, locks)'),"
@@ -267,8 +265,7 @@ def wal_by_relation(server: PostgresServer, span: tuple[int, int]) -> dict[str, 
 
 def holds_indexes(server: PostgresServer) -> dict[str, str]:
     """Every index of the holds table but its primary key, each with the statement that makes it."""
-    dsn = f"host=127.0.0.1 port={server.port} user=postgres dbname=storefront"
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
         return dict(conn.execute(
             "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index"
             " WHERE indrelid = 'holds'::regclass AND NOT indisprimary ORDER BY 1").fetchall())
@@ -277,8 +274,7 @@ def holds_indexes(server: PostgresServer) -> dict[str, str]:
 def reset(server: PostgresServer, product_id: int) -> None:
     """Every hold run starts from the same table state: the product's seeded holds (none, 100,000
     live or 1,000,000 finished) and nothing else, its counters as they say."""
-    dsn = f"host=127.0.0.1 port={server.port} user=postgres dbname=storefront"
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
         conn.execute("DELETE FROM holds WHERE product_id = %s AND user_id NOT LIKE 'live-%%'"
                      " AND user_id NOT LIKE 'done-%%'", (product_id,))
         recount(conn, product_id)

@@ -191,7 +191,7 @@ def main() -> int:
         noop_rate = rq_noop_rate(redis.url, 3000)
         print(f"RQ no-op jobs:     {noop_rate:7.0f} jobs/s", flush=True)
 
-        dsn = f"host=127.0.0.1 port={postgres.port} user=postgres dbname=storefront"
+        dsn = postgres.dsn()
         steady_events = 50_000  # enough holds for any steady rate this machine reaches
         with psycopg.connect(dsn, autocommit=True) as conn:
             total = args.events + steady_events

@@ -85,12 +85,17 @@ def minimal_hold():
                     "expiresAt": row[7].strftime("%Y-%m-%dT%H:%M:%SZ"), "paymentIntentId": None}), 201
 
 
-@minimal.get("/api/inventory/check/<int:product_id>")
-def minimal_stock(product_id: int):
-    row = _connection().execute(STOCK, {"product": product_id}, prepare=True).fetchone()
+def _stock_answer(statement: str, product_id: int):
+    """A stock read's row (product, total, available) as the contract's JSON."""
+    row = _connection().execute(statement, {"product": product_id}, prepare=True).fetchone()
     if row is None:
         return jsonify({"error": "not_found"}), 404
     return jsonify({"productId": row[0], "available": row[2], "total": row[1], "inStock": row[2] > 0})
+
+
+@minimal.get("/api/inventory/check/<int:product_id>")
+def minimal_stock(product_id: int):
+    return _stock_answer(STOCK, product_id)
 
 
 same_work = Flask("same_work")
@@ -119,7 +124,4 @@ def same_work_hold():
 def same_work_stock(product_id: int):
     from storefront.inventory.stock import _STOCK_OF_ON_POSTGRESQL
 
-    row = _connection().execute(_STOCK_OF_ON_POSTGRESQL, {"product": product_id}, prepare=True).fetchone()
-    if row is None:
-        return jsonify({"error": "not_found"}), 404
-    return jsonify({"productId": row[0], "available": row[2], "total": row[1], "inStock": row[2] > 0})
+    return _stock_answer(_STOCK_OF_ON_POSTGRESQL, product_id)

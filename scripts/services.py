@@ -149,6 +149,10 @@ class PostgresServer:
     def url(self, database: str = "storefront") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
+    def dsn(self, database: str = "storefront") -> str:
+        """The same database as :meth:`url`, as psycopg's own connection string."""
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname={database}"
+
     def start(self) -> "PostgresServer":
         if self._as_user is not None:
             os.chown(self.base, self._as_user.pw_uid, self._as_user.pw_gid)
@@ -196,7 +200,7 @@ class PostgresServer:
     def sql(self, statement: str, database: str = "postgres") -> None:
         import psycopg
 
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname={database}", autocommit=True) as conn:
+        with psycopg.connect(self.dsn(database), autocommit=True) as conn:
             conn.execute(statement)
 
     def create_database(self, name: str, template: str | None = None) -> str:
@@ -213,7 +217,7 @@ class PostgresServer:
         deadline = time.monotonic() + 30
         while True:
             try:
-                psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres").close()
+                psycopg.connect(self.dsn("postgres")).close()
                 return
             except psycopg.OperationalError:
                 if time.monotonic() > deadline:

@@ -3,11 +3,11 @@
 A request id (the caller's ``X-Request-Id`` if well formed, else a new one) set
 for the logs while the request runs and echoed in the answer; the security
 headers (JSON and htmx's fragments get a policy that allows nothing, pages and
-files the pages' own); ``Vary: HX-Request``; ``Cache-Control: private, no-store`` on an
-answer that says nothing of its own caching (a hold, a cart, a page: a shared
-cache keeps only what says it may, the stock check and a drop's line); and the
-request metrics (count and latency by route). One WSGI middleware on the raw header list instead of five Flask
-request hooks: the same work with less of it per request (in-process, /healthz
+files the pages' own); ``Vary: HX-Request``; ``Cache-Control: private, no-store``
+on an answer that says nothing of its own caching (a hold, a cart, a page: a
+shared cache keeps only what says it may, the stock check and a drop's line,
+which say ``SHARED``); and the request metrics (count and latency by route).
+One WSGI middleware on the raw header list instead of five Flask request hooks: the same work with less of it per request (in-process, /healthz
 went from about 140 to 100 µs with the session change; bench/holds.py measures
 the shop's /healthz against a bare Flask route).
 """
@@ -28,6 +28,9 @@ ROUTE_KEY = "storefront.route"
 # since other hosts under its domain are not the shop's to promise.
 HSTS = ("Strict-Transport-Security", "max-age=31536000")
 PRIVATE = ("Cache-Control", "private, no-store")
+# A shared answer: the same bytes for every reader, so a shared cache (nginx, a CDN) may answer a
+# crowd's polls for a second; every browser revalidates (304 with the ETag).
+SHARED = "public, max-age=0, s-maxage=1"
 
 
 class RequestIds:

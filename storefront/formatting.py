@@ -30,6 +30,7 @@ def money(minor_units: int, currency: str) -> str:
 # The browser's time zone, as storefront.js reads it from Intl and keeps it in this cookie.
 TIME_ZONE_COOKIE = "storefront_tz"
 UTC = ZoneInfo("UTC")
+ENGLISH = Locale.parse("en_US")
 
 
 def _reader_locale() -> Locale:
@@ -39,7 +40,7 @@ def _reader_locale() -> Locale:
                 return Locale.parse(language.replace("-", "_"))
             except (ValueError, UnknownLocaleError):
                 continue
-    return Locale.parse("en_US")
+    return ENGLISH
 
 
 def _reader_time_zone() -> ZoneInfo | None:
@@ -57,7 +58,10 @@ def local_datetime(moment: datetime | None) -> str:
     time zone (``Nov 23, 2026, 10:02 AM``); in UTC, and saying so, when the zone is unknown."""
     if moment is None:
         return ""
-    zone, locale = _reader_time_zone(), _reader_locale()
+    return _formatted(moment, _reader_time_zone(), _reader_locale())
+
+
+def _formatted(moment: datetime, zone: ZoneInfo | None, locale: Locale) -> str:
     local = moment.astimezone(zone or UTC)
     pattern = str(locale.datetime_formats["medium"])  # how this language joins a date and a time
     text = (pattern.replace("{1}", format_date(local, "medium", locale=locale))
@@ -69,10 +73,7 @@ def utc_datetime(moment: datetime | None) -> str:
     """A moment in UTC, in English, saying so (``Nov 23, 2026, 10:02 AM UTC``): what a shared answer
     writes, the same for every reader, inside a ``<time datetime>`` the page then says in the
     reader's own language and zone (static/js/storefront.js)."""
-    if moment is None:
-        return ""
-    moment = moment.astimezone(UTC)
-    return f"{format_date(moment, 'medium', locale='en')}, {format_time(moment, 'short', locale='en')} UTC"
+    return "" if moment is None else _formatted(moment, None, ENGLISH)
 
 
 def seconds_left(remaining: timedelta) -> int:

@@ -21,15 +21,16 @@ from storefront.clock import UTCDateTime, utcnow
 from storefront.extensions import db
 
 
-
 def new_hold_id() -> uuid.UUID:
     """A new hold's id: a UUIDv7 (RFC 9562), its first 48 bits the millisecond it was made (a
-    process making two in one millisecond moves the second on by one), the other 74 random. New holds go to the right-hand end of the primary key's index; random ids
-    (uuid4) went to any of its leaf pages, each written whole into the WAL the first time it
-    changed after a checkpoint: two thirds of a hold's WAL (docs/benchmarks.md). An id says when
-    its hold was made, as the hold's page does; who may see a hold is the owner's check, never
-    the id's secrecy."""
+    process making two in one millisecond moves the second on by one), the other 74 random.
+    New holds go to the right-hand end of the primary key's index; random ids (uuid4) went to
+    any of its leaf pages, each written whole into the WAL the first time it changed after a
+    checkpoint: two thirds of a hold's WAL (docs/benchmarks.md). An id says when its hold was
+    made, as the hold's page does; who may see a hold is the owner's check, never the id's
+    secrecy."""
     return uuid7()
+
 
 class HoldStatus(enum.StrEnum):
     PENDING = "PENDING"

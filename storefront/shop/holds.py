@@ -8,6 +8,7 @@ from sqlalchemy import Connection, select
 from storefront.catalog.models import products
 from storefront.clock import isoformat_z, utcnow
 from storefront.database import reading
+from storefront.envelope import SHARED
 from storefront.errors import ApiError
 from storefront.extensions import db
 from storefront.htmx import wants_fragment
@@ -24,7 +25,7 @@ from storefront.payments.reconcile import close_intent, mark_intent_settled
 from storefront.payments.settlement import settle_paid_form, settle_returned
 from storefront.ratelimit import holds_rate_limit
 from storefront.shop import bp
-from storefront.shop.waiting_room import SHARED, not_admitted_error
+from storefront.shop.waiting_room import not_admitted_error
 
 # The hold pages (the hold, a checkout's lines) show a lapsed PENDING hold as EXPIRED.
 bp.add_app_template_global(hold_book.status_of, "hold_status")

@@ -13,6 +13,7 @@ from storefront import proof_of_work
 from storefront.catalog.models import products
 from storefront.clock import isoformat_z, utcnow
 from storefront.database import reading
+from storefront.envelope import SHARED
 from storefront.errors import ApiError
 from storefront.extensions import db
 from storefront.htmx import wants_fragment
@@ -21,11 +22,6 @@ from storefront.inventory.stock import stock_levels
 from storefront.owners import client_address, owner_of, requesting_owner
 from storefront.params import invalid, request_body
 from storefront.shop import bp
-
-# A shared answer: a shared cache (nginx, a CDN) may answer a crowd's polls for a second, every
-# browser revalidates (304 with the ETag); it carries nothing of its reader's.
-SHARED = "public, max-age=0, s-maxage=1"
-PRIVATE = "private, no-store"
 
 
 def _settings():
@@ -58,7 +54,7 @@ def queue_challenge():
     work = _settings().queue_proof_of_work
     if work == 0:
         raise ApiError(404, "not_found", "Joining a line asks for no proof of work here.")
-    return proof_of_work.challenge(work), 200, {"Cache-Control": PRIVATE}
+    return proof_of_work.challenge(work)
 
 
 @bp.post("/api/queue/<product_id:product_id>/entries")
@@ -92,7 +88,7 @@ def join_queue(product_id: int):
         return _place_fragment(product, place, 201 if created else 200)
     body = {"entryId": str(entry.id), "productId": product.id, "status": place.status, "position": place.position,
             "joinedAt": isoformat_z(entry.joined_at)}
-    return body, 201 if created else 200, {"Cache-Control": PRIVATE}
+    return body, 201 if created else 200
 
 
 @bp.get("/api/queue/<product_id:product_id>")
@@ -107,7 +103,7 @@ def queue_standing(product_id: int):
     answer = standing.as_json()
     digest = hashlib.sha256(json.dumps(answer, sort_keys=True).encode()).hexdigest()[:20]
     etag = f'"q{digest}-{"f" if fragment else "j"}"'
-    headers = {"ETag": etag, "Cache-Control": SHARED, "Vary": "HX-Request"}
+    headers = {"ETag": etag, "Cache-Control": SHARED}
     if etag in request.headers.get("If-None-Match", ""):
         return "", 304, headers
     if fragment:
@@ -127,7 +123,7 @@ def my_place(product_id: int):
         return _place_fragment(product, place)
     if place is None:
         raise ApiError(404, "not_found", "You have no place in this line.")
-    return place.as_json(), 200, {"Cache-Control": PRIVATE}
+    return place.as_json()
 
 
 def _place_fragment(product: queue.QueuedProduct, place, status: int = 200):
@@ -143,7 +139,7 @@ def _place_fragment(product: queue.QueuedProduct, place, status: int = 200):
         elif place.status == "admitted":
             context["options"] = _options(conn, product)
     body = render_template("shop/_place.html", product=product, place=place, now=now, **context)
-    return body, status, {"Cache-Control": PRIVATE, "Vary": "HX-Request"}
+    return body, status
 
 
 def _options(conn: Connection, product: queue.QueuedProduct):
