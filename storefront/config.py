@@ -63,6 +63,8 @@ class Config:
     queue_opens_before_seconds: int = 900
     queue_pass_seconds: int = 120
     queue_entries_per_address: int = 4
+    queue_units_per_pass: int = 1
+    ipv6_block_factor: int = 16  # every per-address limit, for an IPv6 /48 as a whole; 0: off
     queue_proof_of_work: int = 50_000  # ALTCHA's maxnumber; 0: no proof of work
     trusted_proxy_count: int = 0
     # True: the demo gateway takes "payments" (no money moves). Never together with Stripe.
@@ -158,6 +160,10 @@ class Config:
             queue_entries_per_address=_positive_int(
                 get("QUEUE_ENTRIES_PER_ADDRESS"), "QUEUE_ENTRIES_PER_ADDRESS", cls.queue_entries_per_address
             ),
+            queue_units_per_pass=_positive_int(
+                get("QUEUE_UNITS_PER_PASS"), "QUEUE_UNITS_PER_PASS", cls.queue_units_per_pass
+            ),
+            ipv6_block_factor=_positive_int(get("IPV6_BLOCK_FACTOR"), "IPV6_BLOCK_FACTOR", cls.ipv6_block_factor, low=0),
             queue_proof_of_work=_positive_int(
                 get("QUEUE_PROOF_OF_WORK"), "QUEUE_PROOF_OF_WORK", cls.queue_proof_of_work, low=0
             ),

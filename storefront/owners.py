@@ -78,6 +78,17 @@ def address_key(remote_addr: str | None) -> str:
     return str(address)
 
 
+def address_block(address: str) -> str | None:
+    """The IPv6 /48 an address key (a /64) is in: every per-address limit applies to it as a whole
+    too, at IPV6_BLOCK_FACTOR times its value (one free tunnel hands out a /48). None for IPv4."""
+    if "/" not in address:
+        return None
+    try:
+        return str(ipaddress.IPv6Network(address).supernet(new_prefix=48))
+    except ValueError:
+        return None
+
+
 def client_address() -> str:
     """This request's client address key (behind TRUSTED_PROXY_COUNT proxies, read from
     X-Forwarded-For by ProxyFix in create_app)."""

@@ -85,8 +85,26 @@ def optional_visitor() -> str | None:
     return value if isinstance(value, str) and VISITOR_ID.match(value) else None
 
 
+def optional_uuid(data: Mapping, name: str) -> uuid.UUID | None:
+    """A UUID the client drew (a queue entry's id), in its canonical lower-case text; absent: None."""
+    value = data.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        parsed = uuid.UUID(value) if isinstance(value, str) else None
+    except ValueError:
+        parsed = None
+    if parsed is None or str(parsed) != value.strip().lower() or parsed.int == 0:
+        raise invalid(name, f"{name} must be a UUID like 0b8f3c2e-5d1a-4c8e-9f2b-7a6d5e4c3b2a.")
+    return parsed
+
+
 class ProductIdConverter(IntegerConverter):
-    """``<product_id:...>`` in a URL: 1 to 2³¹−1 (a PostgreSQL integer); anything else is a 404."""
+    """``<product_id:...>`` in a URL: 1 to 2³¹−1 (a PostgreSQL integer), written one way only: ASCII
+    digits without leading zeros. Any other spelling (``05``, other scripts' digits) is a 404, so that
+    one product has one URL and one key in a shared cache."""
+
+    regex = r"[1-9][0-9]{0,9}"
 
     def __init__(self, url_map):
         super().__init__(url_map, min=1, max=2**31 - 1)

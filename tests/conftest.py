@@ -132,6 +132,7 @@ def _empty_tables():
         db.session.execute(text("DELETE FROM queue_entries"))
         db.session.execute(text("DELETE FROM queues"))
         db.session.execute(text("DELETE FROM spent_challenges"))
+        db.session.execute(text("DELETE FROM products WHERE option_of IS NOT NULL"))  # RESTRICT, row by row on SQLite
         db.session.execute(text("DELETE FROM products"))
     db.session.commit()
 

@@ -16,7 +16,7 @@ from storefront.clock import utcnow
 from storefront.inventory.grants import HoldLimits, Line, OutOfStock, ProductNotFound, grant
 from storefront.inventory.models import HoldStatus, new_hold_id
 from storefront.inventory.stock import holds
-from storefront.owners import Owner
+from storefront.owners import Owner, address_block
 
 cart_lines = CartLine.__table__
 checkouts = Checkout.__table__
@@ -98,14 +98,16 @@ def place_checkout(conn: Connection, owner: Owner, address: str, ttl_seconds: in
         raise MixedCurrencies()
 
     checkout_id = uuid.uuid4()
-    expires_at = now + timedelta(seconds=ttl_seconds)
+    # Nothing renews a hold: a checkout that takes over holds keeps the earliest of their expiries.
+    expires_at = min(granted.expires_at or now + timedelta(seconds=ttl_seconds), now + timedelta(seconds=ttl_seconds))
     conn.execute(insert(checkouts).values(
         id=checkout_id, user_id=owner.visitor_id, browser_id=owner.browser_id,
         amount=sum(line.amount for line in granted.lines), currency=granted.lines[0].currency,
         expires_at=expires_at, created_at=now))
     conn.execute(insert(holds), [{
         "id": new_hold_id(), "product_id": line.product_id, "bucket": line.bucket, "user_id": owner.visitor_id,
-        "browser_id": owner.browser_id, "client_address": address, "quantity": line.quantity,
+        "browser_id": owner.browser_id, "client_address": address, "client_block": address_block(address),
+        "quantity": line.quantity,
         "amount": line.amount, "currency": line.currency, "status": HoldStatus.PENDING.value,
         "expires_at": expires_at, "created_at": now, "updated_at": now, "checkout_id": checkout_id,
     } for line in granted.lines])

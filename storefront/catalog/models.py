@@ -17,6 +17,7 @@ class Product(db.Model):
         CheckConstraint("price >= 0", name="price_not_negative"),
         CheckConstraint("(option_of IS NULL) = (option_label IS NULL)", name="option_named"),
         CheckConstraint("NOT queued OR starts_at IS NOT NULL", name="queue_has_start"),
+        CheckConstraint("per_buyer IS NULL OR per_buyer > 0", name="per_buyer_positive"),
         Index("ix_products_option_of", "option_of"),
     )
 
@@ -36,6 +37,10 @@ class Product(db.Model):
     # Whether its crowd is let in through a waiting room (inventory/queue.py) rather than by who
     # asks first; a product's options carry the same value, so a hold reads it from its own row.
     queued: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Paused by its owner on the day: no new hold, checkout or place (those given keep running).
+    paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The most units one buyer (inventory/buyers.py) holds and buys of it and its options; None: no limit.
+    per_buyer: Mapped[int | None] = mapped_column(Integer)
     # Set when the product is retired: gone from the catalogue and from new holds, kept in orders.
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

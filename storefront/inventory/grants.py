@@ -19,9 +19,10 @@ from datetime import datetime
 from sqlalchemy import Connection, bindparam, case, func, literal_column, select, update
 from sqlalchemy.engine import Row
 
+from storefront.catalog.models import products
 from storefront.clock import UTCDateTime, isoformat_z
 from storefront.inventory.models import is_pending
-from storefront.inventory.queue import use_pass
+from storefront.inventory.queue import live_pass, spend_pass
 from storefront.inventory.stock import (
     free_units,
     give_back_units,
@@ -31,7 +32,7 @@ from storefront.inventory.stock import (
     release_lapsed_holds,
     take_units,
 )
-from storefront.owners import Owner
+from storefront.owners import Owner, address_block
 
 
 class ProductNotFound(LookupError):
@@ -66,7 +67,8 @@ class OutOfStock(Exception):
 
 class HoldLimit(Exception):
     """Already held as many units as allowed: ``per`` "visitor" (the owner, or the owners sharing its
-    visitor id and address), or "address" (every owner behind the client address)."""
+    visitor id and address), "address" (every owner behind the client address, or its IPv6 /48),
+    or "pass" (what one admission to a drop's waiting room may take)."""
 
     def __init__(self, held: int, limit: int, per: str = "visitor"):
         super().__init__(f"{held} units held, limit {limit} per {per}")
@@ -76,22 +78,45 @@ class HoldLimit(Exception):
 
     def answer(self) -> dict:
         """The 409's message and fields, the same for a hold and a checkout."""
-        message = (f"This address already holds {self.held} units; one address may hold {self.limit} at once."
-                   if self.per == "address" else
-                   f"You already hold {self.held} units; one shopper may hold {self.limit} at once.")
+        message = {
+            "address": f"This address already holds {self.held} units; one address may hold {self.limit} at once.",
+            "pass": f"One turn in the line takes at most {self.limit} unit(s) of this drop.",
+        }.get(self.per, f"You already hold {self.held} units; one shopper may hold {self.limit} at once.")
         return {"message": message, "limit": self.limit, "held": self.held, "per": self.per}
+
+
+class BuyerLimit(Exception):
+    """The product's ``per_buyer``: this buyer holds and has bought ``held`` units of it and its options."""
+
+    def __init__(self, product_id: int, held: int, limit: int):
+        super().__init__(f"{held} units of product {product_id} held or bought, limit {limit} per buyer")
+        self.product_id = product_id
+        self.held = held
+        self.limit = limit
+
+
+class Paused(Exception):
+    """The product's owner paused its sale: no new hold, checkout, place or entry."""
+
+    def __init__(self, product_ids: list[int]):
+        super().__init__(f"paused: {product_ids}")
+        self.product_ids = product_ids
 
 
 @dataclass(frozen=True)
 class HoldLimits:
-    """MAX_HELD_UNITS_PER_VISITOR and MAX_HELD_UNITS_PER_ADDRESS: live units, across products."""
+    """MAX_HELD_UNITS_PER_VISITOR and MAX_HELD_UNITS_PER_ADDRESS: live units, across products; the
+    address's limit for an IPv6 /48 as a whole (``per_block``, 0: none); QUEUE_UNITS_PER_PASS."""
 
     per_visitor: int
     per_address: int
+    per_block: int = 0
+    per_pass: int = 1
 
     @classmethod
     def of(cls, settings) -> "HoldLimits":
-        return cls(settings.max_held_units_per_visitor, settings.max_held_units_per_address)
+        return cls(settings.max_held_units_per_visitor, settings.max_held_units_per_address,
+                   settings.max_held_units_per_address * settings.ipv6_block_factor, settings.queue_units_per_pass)
 
 
 @dataclass(frozen=True)
@@ -121,6 +146,7 @@ class Grant:
     lines: list[GrantedLine]
     existing: Row | None = None
     replaced: list[Row] = ()
+    expires_at: datetime | None = None  # the earliest of the replaced holds': the new ones keep it
 
 
 _now = bindparam("now", type_=UTCDateTime)
@@ -135,6 +161,9 @@ _VISITOR_UNITS = select(
 _ADDRESS_UNITS = select(
     func.coalesce(func.sum(holds.c.quantity).filter(holds.c.expires_at > _now), 0)
 ).where(holds.c.client_address == bindparam("address"), is_pending)
+_BLOCK_UNITS = select(
+    func.coalesce(func.sum(holds.c.quantity).filter(holds.c.expires_at > _now), 0)
+).where(holds.c.client_block == bindparam("block"), is_pending)
 
 # Two key spaces by seed: a visitor id and an address that hash alike still lock apart, as a rule.
 _LOCK_VISITOR = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("visitor"), 0)))
@@ -153,10 +182,12 @@ def lock_visitor(conn: Connection, visitor_id: str) -> None:
 
 
 def lock_address(conn: Connection, address: str) -> None:
-    """Take the client address's transaction lock (PostgreSQL): after the visitor id's, before any
-    product's, the order every path keeps (inventory/sql/place_hold_v6.sql's too)."""
+    """Take the client address's transaction lock (PostgreSQL), then its IPv6 /48's: after the visitor
+    id's, before any product's, the order every path keeps (inventory/sql/place_hold_v8.sql's too)."""
     if conn.dialect.name == "postgresql":
         conn.execute(_LOCK_ADDRESS, {"address": address})
+        if (block := address_block(address)) is not None:
+            conn.execute(_LOCK_ADDRESS, {"address": block})
 
 
 def held_by(conn: Connection, owner: Owner, address: str, now: datetime) -> int:
@@ -177,6 +208,10 @@ def enforce_limits(conn: Connection, owner: Owner, address: str, adding: int, no
     from_address = conn.execute(_ADDRESS_UNITS, {"address": address, "now": now}).scalar_one()
     if from_address + adding > limits.per_address:
         raise HoldLimit(from_address, limits.per_address, "address")
+    if limits.per_block and (block := address_block(address)) is not None:
+        from_block = conn.execute(_BLOCK_UNITS, {"block": block, "now": now}).scalar_one()
+        if from_block + adding > limits.per_block:
+            raise HoldLimit(from_block, limits.per_block, "address")
 
 
 def own_live_hold(conn: Connection, product_id: int, owner: Owner, now: datetime) -> Row | None:
@@ -185,17 +220,33 @@ def own_live_hold(conn: Connection, product_id: int, owner: Owner, now: datetime
 
 
 def _replace_own_holds(conn: Connection, owner: Owner, product_ids: list[int], now: datetime) -> list[Row]:
-    """A checkout takes over the owner's own single holds on its products: released, units given back."""
+    """A checkout takes over the owner's own live holds on its products: released, units given back."""
     replaced = conn.execute(
         update(holds)
         .where(holds.c.user_id == owner.visitor_id, holds.c.browser_id == owner.browser_id,
                holds.c.product_id.in_(product_ids), is_pending, holds.c.expires_at > now)
         .values(status=literal_column("'CANCELLED'"), updated_at=now)
-        .returning(holds.c.id, holds.c.product_id, holds.c.bucket, holds.c.quantity, holds.c.payment_intent_id)
+        .returning(holds.c.id, holds.c.product_id, holds.c.bucket, holds.c.quantity, holds.c.payment_intent_id,
+                   holds.c.expires_at)
     ).all()
     for hold in sorted(replaced, key=lambda hold: (hold.product_id, hold.bucket)):
         give_back_units(conn, hold.product_id, hold.bucket, hold.quantity)
     return replaced
+
+
+# What one owner holds live and has bought of a product and all its options.
+_family_item = select(products.c.id).where(
+    (products.c.id == bindparam("family")) | (products.c.option_of == bindparam("family")))
+_BOUGHT_BY_OWNER = select(func.coalesce(func.sum(holds.c.quantity), 0)).where(
+    holds.c.user_id == bindparam("visitor"), holds.c.browser_id == bindparam("browser"),
+    holds.c.product_id.in_(_family_item.scalar_subquery()),
+    (holds.c.status == literal_column("'COMPLETED'")) | (is_pending & (holds.c.expires_at > _now)))
+
+
+def bought_by_owner(conn: Connection, family: int, owner: Owner, now: datetime) -> int:
+    """Units of the product ``family`` (and its options) this owner holds live or has bought."""
+    return conn.execute(_BOUGHT_BY_OWNER, {"family": family, "visitor": owner.visitor_id,
+                                           "browser": owner.browser_id, "now": now}).scalar_one()
 
 
 def grant(conn: Connection, owner: Owner, address: str, lines: list[Line], now: datetime, limits: HoldLimits,
@@ -205,17 +256,23 @@ def grant(conn: Connection, owner: Owner, address: str, lines: list[Line], now: 
     The rule, in its order:
 
     1. the visitor id's lock; a single hold's owner who already holds the product live gets
-       that hold back (``existing``), whatever the stock and the limits say now;
-    2. the address's lock, then each product's (id order); an unknown or archived product:
-       ProductNotFound;
+       that hold back (``existing``), unchanged, whatever the stock and the limits say now;
+    2. the address's lock (and its IPv6 /48's), then each product's (id order); an unknown or
+       archived product: ProductNotFound;
     3. with ``replace_own`` (a checkout), the owner's own live holds on these products are
-       released first, so they do not count twice;
-    4. the limits: the owner's (and its visitor id's from this address) and the address's: HoldLimit;
-    5. the start times: NotOnSale, naming every waiting line; then, for a queued product, the
-       owner's live pass from its waiting room, spent here (NotAdmitted), unless the hold a
-       checkout takes over spent it already;
-    6. the stock, lapsed holds released first (they no longer count): each line's units taken
-       from a bucket (gathered into one if need be), or OutOfStock, naming every short line.
+       released first, so they do not count twice; the new holds keep the earliest expiry of
+       those they replace (``Grant.expires_at``): nothing renews a hold;
+    4. the limits: the owner's (and its visitor id's from this address), the address's and its
+       /48's: HoldLimit;
+    5. the start times: NotOnSale, naming every waiting line; a paused product: Paused;
+    6. for a queued product, the owner's pass from its waiting room: live and unspent, or spent
+       on a hold this checkout takes over (NotAdmitted); its lines may take at most
+       ``limits.per_pass`` units of the product and its options together (HoldLimit "pass");
+    7. the product's limit per buyer, counting what this owner holds and has bought of the
+       product and its options (BuyerLimit);
+    8. the stock, lapsed holds released first (they no longer count): each line's units taken
+       from a bucket (gathered into one if need be), or OutOfStock, naming every short line;
+    9. only then are the passes spent: a refused grant leaves them as they were.
     """
     lock_visitor(conn, owner.visitor_id)
     if not replace_own and len(lines) == 1:
@@ -239,11 +296,24 @@ def grant(conn: Connection, owner: Owner, address: str, lines: list[Line], now: 
         first = terms[waiting[0].product_id].starts_at
         raise NotOnSale([{"productId": line.product_id, "startsAt": isoformat_z(terms[line.product_id].starts_at)}
                          for line in waiting], first)
-    queues = sorted({terms[product_id].queue_of for product_id in product_ids} - {None})
-    passed = {terms[hold.product_id].queue_of for hold in replaced}
-    for queue_of in queues:
-        if queue_of not in passed:
-            use_pass(conn, queue_of, owner, now)
+    paused = [product_id for product_id in product_ids if terms[product_id].paused]
+    if paused:
+        raise Paused(paused)
+    units_of: dict[int, int] = {}  # per family: the product and its options together
+    for line in lines:
+        units_of[terms[line.product_id].family] = units_of.get(terms[line.product_id].family, 0) + line.quantity
+    taken_over = {terms[hold.product_id].family for hold in replaced}
+    passes = {}
+    for queue_of in sorted({terms[product_id].queue_of for product_id in product_ids} - {None}):
+        passes[queue_of] = live_pass(conn, queue_of, owner, now, spent_on_a_hold_taken_over=queue_of in taken_over)
+        if units_of[queue_of] > limits.per_pass:
+            raise HoldLimit(units_of[queue_of], limits.per_pass, "pass")
+    for family in sorted(units_of):
+        per_buyer = next(terms[p].per_buyer for p in product_ids if terms[p].family == family)
+        if per_buyer is not None:
+            bought = bought_by_owner(conn, family, owner, now)
+            if bought + units_of[family] > per_buyer:
+                raise BuyerLimit(family, bought, per_buyer)
 
     for product_id in product_ids:
         release_lapsed_holds(conn, product_id, now)
@@ -258,4 +328,7 @@ def grant(conn: Connection, owner: Owner, address: str, lines: list[Line], now: 
     if short:
         # Units already taken for other lines are the caller's to roll back with the transaction.
         raise OutOfStock(short)
-    return Grant(granted, replaced=replaced)
+    for entry_id in passes.values():
+        spend_pass(conn, entry_id, now)
+    return Grant(granted, replaced=replaced,
+                 expires_at=min((hold.expires_at for hold in replaced), default=None))

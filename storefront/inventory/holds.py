@@ -18,12 +18,14 @@ from storefront.clock import UTCDateTime, isoformat_z, utcnow
 from storefront.database import on_postgresql, one_statement, reading
 from storefront.extensions import db
 from storefront.inventory.grants import (
+    BuyerLimit,
     GrantedLine,
     HoldLimit,
     HoldLimits,
     Line,
     NotOnSale,
     OutOfStock,
+    Paused,
     ProductNotFound,
     grant,
     own_live_hold,
@@ -31,7 +33,7 @@ from storefront.inventory.grants import (
 from storefront.inventory.models import HoldStatus, is_pending, new_hold_id
 from storefront.inventory.queue import not_admitted
 from storefront.inventory.stock import give_back_units, holds, lock_product, on_sale, release_lapsed_holds, stock_of
-from storefront.owners import Owner
+from storefront.owners import Owner, address_block
 
 
 class HoldNotFound(LookupError):
@@ -153,9 +155,10 @@ def _insert_hold(conn: Connection, line: GrantedLine, owner: Owner, address: str
                  ttl_seconds: int) -> Row:
     return conn.execute(insert(holds).returning(*holds.c), {
         "id": new_hold_id(), "product_id": line.product_id, "bucket": line.bucket, "user_id": owner.visitor_id,
-        "browser_id": owner.browser_id, "client_address": address, "quantity": line.quantity,
-        "amount": line.amount, "currency": line.currency, "status": HoldStatus.PENDING.value,
-        "expires_at": now + timedelta(seconds=ttl_seconds), "created_at": now, "updated_at": now, "intent_checks": 0,
+        "browser_id": owner.browser_id, "client_address": address, "client_block": address_block(address),
+        "quantity": line.quantity, "amount": line.amount, "currency": line.currency,
+        "status": HoldStatus.PENDING.value, "expires_at": now + timedelta(seconds=ttl_seconds), "created_at": now,
+        "updated_at": now, "intent_checks": 0,
     }).first()
 
 
@@ -168,7 +171,8 @@ _PLACE_HOLD = (
     + ", ".join(f"(placed.hold).{column}" for column in PLACED_COLUMNS)
     + ", placed.starts_at FROM storefront_place_hold("
     "%(id)s::uuid, %(product)s::integer, %(visitor)s::varchar, %(browser)s::varchar, %(address)s::varchar,"
-    " %(quantity)s::integer, %(ttl)s::integer, %(limit)s::integer, %(address_limit)s::integer) AS placed"
+    " %(block)s::varchar, %(quantity)s::integer, %(ttl)s::integer, %(limit)s::integer, %(address_limit)s::integer,"
+    " %(block_limit)s::integer, %(per_pass)s::integer) AS placed"
 )
 
 
@@ -179,8 +183,9 @@ def place_hold_in_one_statement(product_id: int, owner: Owner, address: str, qua
     with one_statement() as cursor:
         row = cursor.execute(_PLACE_HOLD, {
             "id": new_hold_id(), "product": product_id, "visitor": owner.visitor_id,
-            "browser": owner.browser_id, "address": address, "quantity": quantity, "ttl": ttl_seconds,
-            "limit": limits.per_visitor, "address_limit": limits.per_address,
+            "browser": owner.browser_id, "address": address, "block": address_block(address) if limits.per_block else None,
+            "quantity": quantity, "ttl": ttl_seconds, "limit": limits.per_visitor, "address_limit": limits.per_address,
+            "block_limit": limits.per_block, "per_pass": limits.per_pass,
         }, prepare=True).fetchone()
     if row.outcome in ("created", "existing"):
         return PlacedHold(row, created=row.outcome == "created")
@@ -194,6 +199,16 @@ def place_hold_in_one_statement(product_id: int, owner: Owner, address: str, qua
         raise HoldLimit(row.detail, limits.per_visitor, "visitor")
     if row.outcome == "address_limit":
         raise HoldLimit(row.detail, limits.per_address, "address")
+    if row.outcome == "block_limit":
+        raise HoldLimit(row.detail, limits.per_block, "address")
+    if row.outcome == "pass_limit":
+        raise HoldLimit(quantity, limits.per_pass, "pass")
+    if row.outcome == "paused":
+        raise Paused([product_id])
+    if row.outcome == "buyer_limit":
+        with reading() as conn:
+            terms = on_sale(conn, product_id)
+        raise BuyerLimit(terms.family, row.detail, terms.per_buyer)
     if row.outcome == "not_admitted":
         with reading() as conn:
             raise not_admitted(conn, row.detail, owner)

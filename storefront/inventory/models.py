@@ -44,6 +44,7 @@ class HoldStatus(enum.StrEnum):
 _PENDING_BY_EXPIRY = text("status = 'PENDING' AND expires_at IS NOT NULL")
 _PENDING_OF_A_VISITOR = text("status = 'PENDING' AND user_id IS NOT NULL")
 _PENDING_FROM_ADDRESS = text("status = 'PENDING' AND client_address IS NOT NULL")
+_PENDING_FROM_BLOCK = text("status = 'PENDING' AND client_block IS NOT NULL")
 _HAS_INTENT = text("payment_intent_id IS NOT NULL")
 _IN_CHECKOUT = text("checkout_id IS NOT NULL")
 _UNSETTLED_INTENT = text(
@@ -92,6 +93,14 @@ class Hold(db.Model):
             postgresql_where=_PENDING_FROM_ADDRESS,
             sqlite_where=_PENDING_FROM_ADDRESS,
         ),
+        # An IPv6 /48's live units (IPV6_BLOCK_FACTOR): only IPv6 holds name a block and take an entry.
+        Index(
+            "ix_holds_pending_block",
+            "client_block",
+            "expires_at",
+            postgresql_where=_PENDING_FROM_BLOCK,
+            sqlite_where=_PENDING_FROM_BLOCK,
+        ),
         Index("ix_holds_visitor_created", "user_id", "created_at"),
         # A product's holds by when they were placed: a drop's live view reads its window alone.
         Index("ix_holds_product_created", "product_id", "created_at"),
@@ -117,6 +126,7 @@ class Hold(db.Model):
     browser_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
     # Where the hold was asked from: one visitor id from one address is one person's windows.
     client_address: Mapped[str] = mapped_column(String(45), default="", server_default="")
+    client_block: Mapped[str | None] = mapped_column(String(45))  # an IPv6 client's /48; None for IPv4
     quantity: Mapped[int] = mapped_column(Integer)
     amount: Mapped[int] = mapped_column(Integer)  # price × quantity when held, minor units
     currency: Mapped[str] = mapped_column(String(3))
@@ -187,9 +197,12 @@ class QueueEntry(db.Model):
 
     __tablename__ = "queue_entries"
     __table_args__ = (
-        Index("uq_queue_entries_owner", "product_id", "user_id", "browser_id", unique=True),
+        # One current place an owner: a place it left (its pass lapsed unused, and it joined again) stays listed.
+        Index("uq_queue_entries_owner", "product_id", "user_id", "browser_id", unique=True,
+              postgresql_where=text("left_at IS NULL"), sqlite_where=text("left_at IS NULL")),
         Index("ix_queue_entries_position", "product_id", "position"),
         Index("ix_queue_entries_address", "product_id", "client_address"),
+        Index("ix_queue_entries_block", "product_id", "client_block"),
         Index("ix_queue_entries_admitted_at", "product_id", "admitted_at"),
         # The live passes, counted on every admission step. No index names held_at, the one column a
         # hold writes, and pages keep a fifth free: the hold's write stays on its page (a HOT update).
@@ -203,6 +216,7 @@ class QueueEntry(db.Model):
     user_id: Mapped[str] = mapped_column(String(128))
     browser_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
     client_address: Mapped[str] = mapped_column(String(45), default="", server_default="")
+    client_block: Mapped[str | None] = mapped_column(String(45))  # an IPv6 client's /48; None for IPv4
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # HMAC-SHA256(seed, str(id)): the place's rank at the start (lowest first), secret until then.
     rank_key: Mapped[bytes] = mapped_column(LargeBinary(32))
@@ -210,3 +224,4 @@ class QueueEntry(db.Model):
     admitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     pass_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     held_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # its pass used: one admission, one hold
+    left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # its owner joined again, behind everyone

@@ -39,7 +39,7 @@ from storefront.catalog.models import products
 from storefront.clock import UTCDateTime, isoformat_z
 from storefront.inventory.models import Queue, QueueEntry
 from storefront.inventory.stock import stock_levels, unit_counts
-from storefront.owners import Owner
+from storefront.owners import Owner, address_block
 
 rooms = Queue.__table__
 entries = QueueEntry.__table__
@@ -88,11 +88,12 @@ class QueueSettings:
     opens_before_seconds: int
     pass_seconds: int
     entries_per_address: int
+    block_factor: int = 0  # IPV6_BLOCK_FACTOR: an IPv6 /48's places, as a whole; 0: not counted
 
     @classmethod
     def of(cls, settings) -> "QueueSettings":
         return cls(settings.queue_opens_before_seconds, settings.queue_pass_seconds,
-                   settings.queue_entries_per_address)
+                   settings.queue_entries_per_address, settings.ipv6_block_factor)
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,11 @@ def room_as_it_is(conn: Connection, product: QueuedProduct) -> Row | None:
     return conn.execute(select(rooms).where(rooms.c.product_id == product.id)).first()
 
 
+def paused(conn: Connection, product: QueuedProduct) -> bool:
+    """Its owner paused the sale: nobody joins its line meanwhile (places given keep running)."""
+    return bool(conn.execute(select(products.c.paused).where(products.c.id == product.id)).scalar())
+
+
 def sold_out(conn: Connection, product: QueuedProduct) -> bool:
     """Every unit sold: nothing free and nothing held, so nothing will come back."""
     counts = unit_counts(conn, product.item_ids).values()
@@ -203,40 +209,68 @@ def available_units(conn: Connection, product: QueuedProduct, now: datetime) -> 
 
 _OWN_ENTRY = select(entries).where(entries.c.product_id == bindparam("product"),
                                    entries.c.user_id == bindparam("visitor"),
-                                   entries.c.browser_id == bindparam("browser"))
+                                   entries.c.browser_id == bindparam("browser"), entries.c.left_at.is_(None))
 _FROM_ADDRESS = select(func.count()).select_from(entries).where(
     entries.c.product_id == bindparam("product"), entries.c.client_address == bindparam("address"))
+_FROM_BLOCK = select(func.count()).select_from(entries).where(
+    entries.c.product_id == bindparam("product"), entries.c.client_block == bindparam("block"))
 # Joins lock in their own key spaces (grants.py uses 0 and 1 for holds): an owner's, then its address's.
 _LOCK_JOINER = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("key"), bindparam("space"))))
 
 
+class EntryIdTaken(ValueError):
+    """The entry id the client drew is already some place's."""
+
+
 def own_entry(conn: Connection, product: QueuedProduct, owner: Owner) -> Row | None:
+    """The owner's current place (not one it left to join again)."""
     return conn.execute(_OWN_ENTRY, {"product": product.id, "visitor": owner.visitor_id,
                                      "browser": owner.browser_id}).first()
 
 
+def lapsed_unused(entry: Row, now: datetime) -> bool:
+    """The place was admitted and its pass ran out before it held: its owner may join again."""
+    return entry.admitted_at is not None and entry.held_at is None and entry.pass_expires_at <= now
+
+
 def join(conn: Connection, product: QueuedProduct, owner: Owner, address: str, now: datetime,
-         settings: QueueSettings) -> tuple[Row, bool]:
+         settings: QueueSettings, entry_id: uuid.UUID | None = None) -> tuple[Row, bool]:
     """The owner's place in the queue, made if it has none: (entry, created).
 
+    ``entry_id`` is the id the client drew (the page draws one with ``crypto.randomUUID()``), so
+    that nobody, the shop included, chooses where an entry ranks; without one the shop draws it.
+    An owner whose pass lapsed unused joins again behind everyone, while anything is left: its
+    old place is marked left and stays in the published list.
+
     Raises QueueNotOpen before the room opens, QueueSoldOut once nothing is left to wait for,
-    TooManyEntries past the address's places. The caller has taken the door's price (the proof
-    of work) in the same transaction.
+    TooManyEntries past the address's places (or its IPv6 /48's), EntryIdTaken. The caller has
+    taken the door's price (the proof of work) in the same transaction.
     """
     if now < product.opens_at:
         raise QueueNotOpen(product.opens_at)
     if conn.dialect.name == "postgresql":
         conn.execute(_LOCK_JOINER, {"key": owner.visitor_id, "space": 2})
     existing = own_entry(conn, product, owner)
-    if existing is not None:
+    if existing is not None and not lapsed_unused(existing, now):
         return existing, False
     if now >= product.starts_at and sold_out(conn, product):
         raise QueueSoldOut(product.id)
+    block = address_block(address) if settings.block_factor else None
     if conn.dialect.name == "postgresql":
         conn.execute(_LOCK_JOINER, {"key": address, "space": 3})
+        if block is not None:
+            conn.execute(_LOCK_JOINER, {"key": block, "space": 3})
     if conn.execute(_FROM_ADDRESS, {"product": product.id, "address": address}).scalar_one() \
             >= settings.entries_per_address:
         raise TooManyEntries(settings.entries_per_address)
+    if block is not None and conn.execute(_FROM_BLOCK, {"product": product.id, "block": block}).scalar_one() \
+            >= settings.entries_per_address * settings.block_factor:
+        raise TooManyEntries(settings.entries_per_address * settings.block_factor)
+    entry_id = entry_id or uuid.uuid4()
+    if conn.execute(select(entries.c.id).where(entries.c.id == entry_id)).first() is not None:
+        raise EntryIdTaken(entry_id)
+    if existing is not None:
+        conn.execute(update(entries).where(entries.c.id == existing.id).values(left_at=now))
     room = room_of(conn, product, now, lock=now >= product.starts_at)
     position = None
     if now >= product.starts_at:  # behind everyone ranked, in the order of arrival (under the room's lock)
@@ -244,10 +278,9 @@ def join(conn: Connection, product: QueuedProduct, owner: Owner, address: str, n
             room = _rank(conn, product, now)
         position = room.last_position + 1
         conn.execute(update(rooms).where(rooms.c.product_id == product.id).values(last_position=position))
-    entry_id = uuid.uuid4()
     entry = conn.execute(insert(entries).returning(*entries.c), {
         "id": entry_id, "product_id": product.id, "user_id": owner.visitor_id, "browser_id": owner.browser_id,
-        "client_address": address, "joined_at": now, "rank_key": rank_key(room.seed, entry_id),
+        "client_address": address, "client_block": block, "joined_at": now, "rank_key": rank_key(room.seed, entry_id),
         "position": position,
     }).one()
     if position is not None:
@@ -373,21 +406,37 @@ def place_of(conn: Connection, product: QueuedProduct, owner: Owner, now: dateti
                  entry.pass_expires_at if status == "admitted" else None, entry.joined_at)
 
 
-_USE_PASS = (
-    update(entries)
-    .where(entries.c.product_id == bindparam("product"), entries.c.user_id == bindparam("visitor"),
-           entries.c.browser_id == bindparam("browser"), entries.c.admitted_at.is_not(None),
-           entries.c.held_at.is_(None), entries.c.pass_expires_at > _now)
-    .values(held_at=_now)
-    .returning(entries.c.id)
-)
+_OWN_PASS = select(entries.c.id, entries.c.held_at).where(
+    entries.c.product_id == bindparam("product"), entries.c.user_id == bindparam("visitor"),
+    entries.c.browser_id == bindparam("browser"), entries.c.left_at.is_(None), entries.c.admitted_at.is_not(None),
+    entries.c.pass_expires_at > _now)
 
 
-def use_pass(conn: Connection, queue_of: int, owner: Owner, now: datetime) -> None:
-    """Spend the owner's live pass on a hold or a checkout, in its transaction. Raises NotAdmitted."""
-    if conn.execute(_USE_PASS, {"product": queue_of, "visitor": owner.visitor_id, "browser": owner.browser_id,
-                                "now": now}).first() is None:
+def live_pass(conn: Connection, queue_of: int, owner: Owner, now: datetime, *,
+              spent_on_a_hold_taken_over: bool = False) -> uuid.UUID:
+    """The owner's pass a hold or a checkout may spend: admitted, live and unspent; or, for a
+    checkout that takes over the hold this pass was spent on, that spent pass (the checkout is
+    the same admission's one hold). Raises NotAdmitted. The caller spends it (:func:`spend_pass`)
+    once the units are taken, in the same transaction, so a refusal leaves it as it was."""
+    entry = conn.execute(_OWN_PASS, {"product": queue_of, "visitor": owner.visitor_id,
+                                     "browser": owner.browser_id, "now": now}).first()
+    if entry is None:
+        if spent_on_a_hold_taken_over:
+            # A pass that lapsed after its hold was placed: its hold carries the admission on.
+            entry = conn.execute(select(entries.c.id, entries.c.held_at).where(
+                entries.c.product_id == queue_of, entries.c.user_id == owner.visitor_id,
+                entries.c.browser_id == owner.browser_id, entries.c.left_at.is_(None),
+                entries.c.held_at.is_not(None))).first()
+        if entry is None:
+            raise not_admitted(conn, queue_of, owner)
+    elif entry.held_at is not None and not spent_on_a_hold_taken_over:
         raise not_admitted(conn, queue_of, owner)
+    return entry.id
+
+
+def spend_pass(conn: Connection, entry_id: uuid.UUID, now: datetime) -> None:
+    """One admission, one hold: the place is ``held`` from now on (a pass spent already stays so)."""
+    conn.execute(update(entries).where(entries.c.id == entry_id, entries.c.held_at.is_(None)).values(held_at=now))
 
 
 def not_admitted(conn: Connection, queue_of: int, owner: Owner) -> NotAdmitted:

@@ -267,13 +267,14 @@ _ON_SALE = select(
     products.c.price, products.c.currency, products.c.starts_at,
     # The product whose waiting room a hold on it needs a pass from (itself, or the one it is an option of).
     case((products.c.queued, func.coalesce(products.c.option_of, products.c.id)), else_=None).label("queue_of"),
+    products.c.paused, products.c.per_buyer, func.coalesce(products.c.option_of, products.c.id).label("family"),
 ).where(products.c.id == _product_id, products.c.archived_at.is_(None))
 
 
 def on_sale(conn: Connection, product_id: int):
-    """The product's ``(price, currency, starts_at, queue_of)`` if it exists and is not archived
-    (it may take new holds from ``starts_at`` on, with a pass from ``queue_of``'s waiting room if
-    that is set); None otherwise."""
+    """The product's terms if it exists and is not archived: ``price``, ``currency``, ``starts_at``
+    (it takes new holds from then on), ``queue_of`` (the waiting room a hold needs a pass from, if
+    any), ``paused``, ``per_buyer`` and ``family`` (the product its options and it make); None otherwise."""
     return conn.execute(_ON_SALE, {"product": product_id}).first()
 
 

@@ -10,7 +10,7 @@ from storefront.database import reading
 from storefront.errors import ApiError
 from storefront.extensions import db
 from storefront.htmx import trigger, wants_fragment
-from storefront.inventory.grants import HoldLimit, HoldLimits, NotOnSale, OutOfStock
+from storefront.inventory.grants import BuyerLimit, HoldLimit, HoldLimits, NotOnSale, OutOfStock, Paused
 from storefront.inventory.holds import hold_json, status_of
 from storefront.inventory.models import HoldStatus
 from storefront.inventory.queue import NotAdmitted
@@ -24,7 +24,7 @@ from storefront.payments.settlement import settle_paid_form, settle_returned
 from storefront.ratelimit import holds_rate_limit
 from storefront.shop import bp
 from storefront.shop.payments import delivery_details, demo_gateway, pay_with_demo
-from storefront.shop.waiting_room import not_admitted_error
+from storefront.shop.refusals import buyer_limit_error, not_admitted_error, paused_error
 
 
 def _settings():
@@ -123,6 +123,10 @@ def create_checkout():
         raise ApiError(409, "hold_limit", **limit.answer()) from None
     except NotAdmitted as refused:
         raise not_admitted_error(refused) from None
+    except Paused:
+        raise paused_error() from None
+    except BuyerLimit as limit:
+        raise buyer_limit_error(limit) from None
     for _, intent_id in placed.superseded_intents:
         settle_released_intent(intent_id)  # released by the shop: settle it with Stripe now
     if wants_fragment():

@@ -25,7 +25,7 @@ from storefront.payments.reconcile import close_intent, mark_intent_settled
 from storefront.payments.settlement import settle_paid_form, settle_returned
 from storefront.ratelimit import holds_rate_limit
 from storefront.shop import bp
-from storefront.shop.waiting_room import not_admitted_error
+from storefront.shop.refusals import buyer_limit_error, not_admitted_error, paused_error
 
 # The hold pages (the hold, a checkout's lines) show a lapsed PENDING hold as EXPIRED.
 bp.add_app_template_global(hold_book.status_of, "hold_status")
@@ -166,6 +166,12 @@ def create_reservation():
     except queue.NotAdmitted as refused:
         HOLDS.labels("not_admitted").inc()
         raise not_admitted_error(refused) from None
+    except grants.Paused:
+        HOLDS.labels("paused").inc()
+        raise paused_error() from None
+    except grants.BuyerLimit as limit:
+        HOLDS.labels("buyer_limit").inc()
+        raise buyer_limit_error(limit) from None
 
     status = 201 if placed.created else 200
     (HOLDS_CREATED if placed.created else HOLDS_EXISTING).inc()

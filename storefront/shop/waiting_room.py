@@ -20,8 +20,9 @@ from storefront.htmx import wants_fragment
 from storefront.inventory import queue
 from storefront.inventory.stock import stock_levels
 from storefront.owners import client_address, owner_of, requesting_owner
-from storefront.params import invalid, request_body
+from storefront.params import invalid, optional_uuid, request_body
 from storefront.shop import bp
+from storefront.shop.refusals import paused_error
 
 
 def _settings():
@@ -62,16 +63,22 @@ def join_queue(product_id: int):
     settings = _settings()
     data = request_body()
     owner = owner_of(data.get("userId"))
+    entry_id = optional_uuid(data, "entryId")
     now = utcnow()
     with reading() as conn:
         product = _queued_product(conn, product_id)
     try:
         with db.engine.begin() as conn:
             existing = queue.own_entry(conn, product, owner)
-            if existing is None and now >= product.opens_at and settings.queue_proof_of_work > 0:
+            joining = existing is None or queue.lapsed_unused(existing, now)
+            if joining and now >= product.opens_at and settings.queue_proof_of_work > 0:
                 proof_of_work.spend(conn, data.get("altcha"), now)
+            if joining and now >= product.opens_at and queue.paused(conn, product):
+                raise paused_error()
             entry, created = queue.join(conn, product, owner, client_address(), now,
-                                        queue.QueueSettings.of(settings))
+                                        queue.QueueSettings.of(settings), entry_id)
+    except queue.EntryIdTaken:
+        raise invalid("entryId", "This entry id is taken: draw another (crypto.randomUUID()).") from None
     except proof_of_work.NotSolved as unsolved:
         raise invalid("altcha", f"{unsolved} (GET /api/queue/challenge gives one).") from None
     except queue.QueueNotOpen as closed:
@@ -148,13 +155,3 @@ def _options(conn: Connection, product: queue.QueuedProduct):
                         .where(products.c.id.in_(product.item_ids)).order_by(products.c.id)).all()
     levels = stock_levels(conn, product.item_ids)
     return [(row.id, row.option_label, levels[row.id].available) for row in rows]
-
-
-def not_admitted_error(refused: queue.NotAdmitted) -> ApiError:
-    """409 not_admitted for a hold or a checkout on a queued product without a live pass."""
-    if refused.position is None:
-        message = "This drop lets its buyers in through a line: join it on the product's page."
-    else:
-        message = f"Your place is {refused.position}; the line is let in through {refused.admitted_through}."
-    return ApiError(409, "not_admitted", message, productId=refused.queue_of, position=refused.position,
-                    admittedThrough=refused.admitted_through)

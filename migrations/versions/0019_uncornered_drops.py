@@ -1,0 +1,82 @@
+"""What keeps a drop from being cornered: a pause, a limit per buyer, a place that can be left.
+
+- ``products.paused``: a paused product takes no new hold, checkout, queue place or draw entry
+  (holds and passes already given keep running); its options carry its value.
+- ``products.per_buyer``: the most units one buyer holds and buys of the product and its
+  options together (NULL: no limit); its options carry its value.
+- ``holds.client_block`` and ``queue_entries.client_block``: an IPv6 client's /48, whose owners
+  share every per-address limit at IPV6_BLOCK_FACTOR times its value (NULL for IPv4, so the
+  block's index holds IPv6 holds alone).
+- ``queue_entries.left_at``: an owner whose pass lapsed unused may join again, behind everyone;
+  the lapsed place stays in the published list (it was drawn and ranked) and is marked left, so
+  the owner's one current place is unique among places not left.
+
+storefront_place_hold, version 8, takes the units one pass may take as a tenth argument and
+refuses 'paused', 'pass_limit' and 'buyer_limit' (storefront/inventory/sql/place_hold_v8.sql);
+its signature changes, so version 7 is dropped.
+
+Revision ID: 0019
+Revises: 0018
+"""
+from alembic import op
+import sqlalchemy as sa
+
+from storefront.clock import UTCDateTime
+from storefront.inventory.sql import sql
+
+revision = '0019'
+down_revision = '0018'
+branch_labels = None
+depends_on = None
+
+_V7 = "storefront_place_hold(uuid, integer, varchar, varchar, varchar, integer, integer, integer, integer)"
+_V8 = ("storefront_place_hold(uuid, integer, varchar, varchar, varchar, varchar, integer, integer, integer, integer,"
+       " integer, integer)")
+OWNER = "uq_queue_entries_owner"
+OWNER_COLUMNS = ['product_id', 'user_id', 'browser_id']
+CURRENT = "left_at IS NULL"
+BLOCK = "ix_holds_pending_block"
+BLOCK_WHERE = "status = 'PENDING' AND client_block IS NOT NULL"
+
+
+def upgrade():
+    with op.batch_alter_table('products') as table:
+        table.add_column(sa.Column('paused', sa.Boolean(), server_default=sa.false(), nullable=False))
+        table.add_column(sa.Column('per_buyer', sa.Integer(), nullable=True))
+        table.create_check_constraint('per_buyer_positive', 'per_buyer IS NULL OR per_buyer > 0')
+    with op.batch_alter_table('holds') as table:
+        table.add_column(sa.Column('client_block', sa.String(length=45), nullable=True))
+        table.create_index(BLOCK, ['client_block', 'expires_at'], unique=False,
+                           postgresql_where=sa.text(BLOCK_WHERE), sqlite_where=sa.text(BLOCK_WHERE))
+    with op.batch_alter_table('queue_entries') as table:
+        table.add_column(sa.Column('left_at', UTCDateTime(), nullable=True))
+        table.add_column(sa.Column('client_block', sa.String(length=45), nullable=True))
+        table.create_index('ix_queue_entries_block', ['product_id', 'client_block'], unique=False)
+        table.drop_index(OWNER)
+    with op.batch_alter_table('queue_entries') as table:
+        table.create_index(OWNER, OWNER_COLUMNS, unique=True, postgresql_where=sa.text(CURRENT),
+                           sqlite_where=sa.text(CURRENT))
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(f"DROP FUNCTION {_V7}")
+        op.execute(sql("place_hold_v8.sql"))
+
+
+def downgrade():
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(f"DROP FUNCTION {_V8}")
+        op.execute(sql("place_hold_v7.sql"))
+    op.execute("DELETE FROM queue_entries WHERE left_at IS NOT NULL")
+    with op.batch_alter_table('queue_entries') as table:
+        table.drop_index(OWNER)
+    with op.batch_alter_table('queue_entries') as table:
+        table.create_index(OWNER, OWNER_COLUMNS, unique=True)
+        table.drop_index('ix_queue_entries_block')
+        table.drop_column('client_block')
+        table.drop_column('left_at')
+    with op.batch_alter_table('holds') as table:
+        table.drop_index(BLOCK)
+        table.drop_column('client_block')
+    with op.batch_alter_table('products') as table:
+        table.drop_constraint('per_buyer_positive', type_='check')
+        table.drop_column('per_buyer')
+        table.drop_column('paused')
