@@ -85,7 +85,8 @@ class RequestEnvelope:
             for name, value in headers:
                 name = name.lower()
                 present.add(name)
-                if name == "content-type" and "json" in value:
+                # JSON, and a shared answer (JSON or a fragment, never a page, whatever HX-* came with it).
+                if (name == "content-type" and "json" in value) or (name == "cache-control" and value == SHARED):
                     security = self.not_a_page_headers
             headers.append(("X-Request-Id", request_id))
             if "vary" in present:

@@ -14,6 +14,14 @@ def wants_fragment() -> bool:
     return asks_for_fragment(request.environ)
 
 
+def wants_shared_fragment() -> bool:
+    """For a shared answer (the stock check, a drop's line): its fragment exactly when ``HX-Request:
+    true`` is sent, whatever else comes with it. A shared cache keys these answers on that header
+    alone, so no other header (``HX-Boosted``, ``HX-History-Restore-Request``) may change them: one
+    such request would otherwise hand a crowd's Buy buttons JSON for the cache's second."""
+    return request.environ.get("HTTP_HX_REQUEST", "").lower() == "true"
+
+
 def asks_for_fragment(environ) -> bool:
     """:func:`wants_fragment` from a WSGI environ, for what runs around Flask (storefront/envelope.py)."""
     return (environ.get("HTTP_HX_REQUEST", "").lower() == "true"

@@ -165,3 +165,71 @@ def test_gunicorn_refuses_to_start_with_more_threads_than_postgresql_has_connect
     assert started.returncode != 0
     assert "20 workers x 20 threads need 810 database connections" in started.stdout + started.stderr
     assert "Lower WEB_CONCURRENCY or GUNICORN_THREADS" in started.stdout + started.stderr
+
+
+HX_HEADERS = ["HX-Boosted", "HX-History-Restore-Request", "HX-Target", "HX-Current-URL", "HX-Trigger"]
+
+
+def test_a_shared_answer_depends_on_hx_request_alone(app):
+    """Every combination of the other HX-* headers and Accept gives one of two bodies: the fragment
+    exactly when HX-Request is true (a boosted request or a history restore once got JSON, and a
+    cache keyed on HX-Request handed it to a crowd's Buy buttons)."""
+    import itertools
+
+    from tests.test_queue import NO_DOOR, queued_product  # noqa: F401  (a drop's line is a shared answer too)
+
+    product = make_product(total=3)
+    line = queued_product(total=2)
+    client = app.test_client()
+    for url in (f"/api/inventory/check/{product.id}", f"/api/queue/{line.id}"):
+        bodies: dict[bool, set] = {True: set(), False: set()}
+        for hx_request in ("true", "TRUE", None, "false"):
+            for extra in itertools.chain.from_iterable(itertools.combinations(HX_HEADERS, k) for k in range(3)):
+                headers = {name: "true" for name in extra}
+                if hx_request is not None:
+                    headers["HX-Request"] = hx_request
+                for accept in ("application/json", "text/html"):
+                    answer = client.get(url, headers={**headers, "Accept": accept})
+                    assert answer.status_code == 200 and answer.headers["Cache-Control"] == SHARED
+                    assert "default-src 'none'" in answer.headers["Content-Security-Policy"]
+                    bodies[hx_request in ("true", "TRUE")].add((answer.data, answer.headers["ETag"]))
+        assert len(bodies[True]) == 1 and len(bodies[False]) == 1, url
+        (fragment, _), = bodies[True]
+        (json_body, _), = bodies[False]
+        assert fragment.lstrip().startswith(b"<") and json_body.startswith(b"{")
+
+
+@pytest.mark.parametrize("spelling", ["05", "0005", "+5", "\u0665", "\uff15", "5.0", " 5"])
+def test_a_product_id_has_one_spelling(app, spelling):
+    product = make_product(total=3)
+    assert product.id == 1
+    client = app.test_client()
+    assert client.get("/api/inventory/check/1").status_code == 200
+    wrong = spelling.replace("5", "1").replace("\u0665", "\u0661").replace("\uff15", "\uff11")
+    for url in (f"/api/inventory/check/{wrong}", f"/products/{wrong}"):
+        assert client.get(url).status_code == 404, url
+
+
+def test_through_nginx_no_header_poisons_the_cache_and_no_spelling_reaches_the_shop(behind_nginx):
+    shop, nginx = behind_nginx
+    product = make_product(total=5)
+    url = f"{nginx.url}/api/inventory/check/{product.id}"
+    route = "/api/inventory/check/<product_id:product_id>"
+    poisoned = requests.get(url, headers={"HX-Request": "true", "HX-Boosted": "true",
+                                          "HX-History-Restore-Request": "true"}, timeout=10)
+    assert poisoned.text.lstrip().startswith("<")
+    for _ in range(20):
+        assert requests.get(url, headers={"HX-Request": "true"}, timeout=10).text.lstrip().startswith("<")
+        assert requests.get(url, headers={"HX-Request": "TRUE"}, timeout=10).text.lstrip().startswith("<")
+        assert requests.get(url, timeout=10).text.startswith("{")
+    before = shop_requests(shop.url, route)
+    for spelling in (f"0{product.id}", f"000{product.id}", "%D9%A1"):
+        for base in ("inventory/check", "queue"):
+            answer = requests.get(f"{nginx.url}/api/{base}/{spelling}", timeout=10)
+            assert answer.status_code == 404 and answer.json()["error"] == "not_found"
+    assert shop_requests(shop.url, route) == before
+    assert requests.get(f"{nginx.url}/api/queue/challenge", timeout=10).status_code in (200, 404)
+    # X-Forwarded-Host from the client is overwritten by nginx: the shop never builds a link on it.
+    page = requests.get(f"{nginx.url}/products/{product.id}", headers={"X-Forwarded-Host": "evil.example"},
+                        timeout=10)
+    assert page.status_code == 200 and "evil.example" not in page.text

@@ -11,7 +11,7 @@ from storefront.database import reading
 from storefront.envelope import SHARED
 from storefront.errors import ApiError
 from storefront.extensions import db
-from storefront.htmx import wants_fragment
+from storefront.htmx import wants_fragment, wants_shared_fragment
 from storefront.inventory import grants, queue
 from storefront.inventory import holds as hold_book
 from storefront.inventory.models import HoldStatus
@@ -87,7 +87,7 @@ def check_stock(product_id: int):
     stock = current_stock(product_id)
     if stock is None:
         raise ApiError(404, "not_found", "No such product.")
-    fragment = wants_fragment()
+    fragment = wants_shared_fragment()
     # Exact every time (read fresh), and cheap to repeat: an unchanged answer is a 304.
     etag = (f'"{product_id}-{stock.total}-{stock.available}-{"" if stock.on_sale else "w"}{"q" if stock.queued else ""}'
             f'{"f" if fragment else "j"}"')

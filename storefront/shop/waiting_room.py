@@ -16,7 +16,7 @@ from storefront.database import reading
 from storefront.envelope import SHARED
 from storefront.errors import ApiError
 from storefront.extensions import db
-from storefront.htmx import wants_fragment
+from storefront.htmx import wants_fragment, wants_shared_fragment
 from storefront.inventory import queue
 from storefront.inventory.stock import stock_levels
 from storefront.owners import client_address, owner_of, requesting_owner
@@ -106,7 +106,7 @@ def queue_standing(product_id: int):
     now = utcnow()
     with reading() as conn:
         standing = queue.standing(conn, product, now)
-    fragment = wants_fragment()
+    fragment = wants_shared_fragment()
     answer = standing.as_json()
     digest = hashlib.sha256(json.dumps(answer, sort_keys=True).encode()).hexdigest()[:20]
     etag = f'"q{digest}-{"f" if fragment else "j"}"'
