@@ -87,19 +87,76 @@ def test_the_rate_limit_holds_across_processes_with_redis(settings, redis_server
     assert Counter(answers) == {404: 5, 429: 7}
 
 
-def test_the_in_process_window_slides_and_forgets_stale_addresses(monkeypatch):
+def test_without_redis_the_window_moves_in_the_database(app, monkeypatch):
+    from datetime import UTC, datetime
+
     from limits import parse
 
-    clock = [6000.0]  # the start of a minute
-    monkeypatch.setattr(ratelimit.time, "time", lambda: clock[0])
-    limiter = ratelimit.ProcessLimiter(parse("4/minute"))
-    assert [limiter.allow("a")[0] for _ in range(5)] == [True] * 4 + [False]
-    assert limiter.allow("b")[0] is True  # another address, its own budget
-    clock[0] += 60 + 15  # a quarter into the next minute: the last one still weighs 3 of 4
-    assert limiter.allow("a") == (True, 0)
-    assert limiter.allow("a") == (False, 45)
-    clock[0] += 45 + 60 * 2  # long after: nothing weighs any more
-    assert [limiter.allow("a")[0] for _ in range(5)] == [True] * 4 + [False]
+    clock = [6000.0]
+    monkeypatch.setattr(ratelimit, "utcnow", lambda: datetime.fromtimestamp(clock[0], UTC))
+    limiter = ratelimit.DatabaseLimiter(parse("4/minute"))
+    with app.app_context():
+        assert [limiter.allow("a")[0] for _ in range(5)] == [True] * 4 + [False]
+        assert limiter.allow("b")[0] is True  # another address, its own budget
+        clock[0] += 15
+        assert limiter.allow("a") == (False, 45)  # the oldest of the four ages out in 45 s
+        clock[0] += 45.5
+        assert limiter.allow("a") == (True, 0)
+        assert limiter.allow("a", factor=2)[0] is True  # the same key at twice the limit
+
+
+def test_without_redis_two_processes_share_one_rate_limit_and_one_login_count(settings, live_server, tmp_path):
+    """Embedded mode (SQLite, no Redis) under gunicorn with two workers: 59 of 65 holds once passed a
+    30/minute limit and 20 wrong passwords came before a 429, each worker counting apart."""
+    embedded = {"SECRET_KEY": settings["SECRET_KEY"], "DATABASE_URL": f"sqlite:///{tmp_path}/two.db",
+                "DEMO_PAYMENTS": "1", "HOLD_RATE_LIMIT": "6/minute", "ADMIN_PASSWORD": "a-long-admin-password"}
+    import flask_migrate
+
+    from storefront import create_app
+    made = create_app(embedded)
+    with made.app_context():
+        flask_migrate.upgrade()
+    # Two gunicorns on the one database: two processes for certain, taking requests in turn (the two
+    # workers of one gunicorn may well leave every request to one of them).
+    servers = [live_server(embedded, workers=1, threads=2), live_server(embedded, workers=1, threads=2)]
+    answers = [requests.post(f"{servers[n % 2].url}/api/reservations", json={"productId": 999, "userId": visitor(n)},
+                             timeout=10) for n in range(14)]
+    assert Counter(answer.status_code for answer in answers) == {404: 6, 429: 8}
+    assert len({answer.headers["X-Request-Id"][:16] for answer in answers}) == 2  # each process has its prefix
+    guesses = [requests.get(f"{servers[n % 2].url}/admin/", auth=("admin", f"guess-{n}"), timeout=10).status_code
+               for n in range(12)]
+    assert guesses == [401] * 10 + [429] * 2, guesses
+
+
+def test_an_ipv6_48_is_limited_as_a_whole(make_app, settings):
+    """Three /64s of one /48: each has its own limit, and the /48 together IPV6_BLOCK_FACTOR times it."""
+    app = make_app({**settings, "HOLD_RATE_LIMIT": "2/minute", "IPV6_BLOCK_FACTOR": "2",
+                    "MAX_HELD_UNITS_PER_ADDRESS": "2"})
+    client = app.test_client()
+    with app.app_context():
+        app.extensions["storefront.ratelimit"].reset()
+        product = make_product(total=20)
+        sixty_fours = ["2001:db8:7:1::5", "2001:db8:7:2::5", "2001:db8:7:3::5"]
+        codes = [hold(client, product.id, visitor(f"{i}{k}"), environ_base={"REMOTE_ADDR": address}).status_code
+                 for i, address in enumerate(sixty_fours) for k in range(2)]
+        # The /48's rate: 4 a minute (2 × 2), and its held units: 4 (2 × 2).
+        assert codes == [201, 201, 201, 201, 429, 429], codes
+        other = hold(client, product.id, visitor("x"), environ_base={"REMOTE_ADDR": "2001:db8:8:1::5"})
+        assert other.status_code == 201  # another /48
+        app.extensions["storefront.ratelimit"].reset()
+        held = hold(client, product.id, visitor("y"), environ_base={"REMOTE_ADDR": "2001:db8:7:4::5"})
+        assert held.status_code == 409 and held.get_json()["per"] == "address", held.get_json()
+
+
+def test_the_hold_rate_counts_a_whole_ipv6_64(make_app, settings):
+    app = make_app({**settings, "HOLD_RATE_LIMIT": "2/minute", "IPV6_BLOCK_FACTOR": "0"})
+    client = app.test_client()
+    with app.app_context():
+        app.extensions["storefront.ratelimit"].reset()
+        product = make_product(total=20)
+        codes = [hold(client, product.id, visitor(n), environ_base={"REMOTE_ADDR": f"2001:db8:9:1::{n + 1}"}).status_code
+                 for n in range(3)]
+        assert codes == [201, 201, 429]
 
 
 def test_with_its_redis_down_the_rate_limit_lets_holds_through(make_app, settings):

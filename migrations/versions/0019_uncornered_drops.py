@@ -7,6 +7,8 @@
 - ``holds.client_block`` and ``queue_entries.client_block``: an IPv6 client's /48, whose owners
   share every per-address limit at IPV6_BLOCK_FACTOR times its value (NULL for IPv4, so the
   block's index holds IPv6 holds alone).
+- ``limit_hits``: without Redis, the hold rate and the admin's failed logins are counted in the
+  database, which every process and host shares (each gunicorn worker once counted apart).
 - ``queue_entries.left_at``: an owner whose pass lapsed unused may join again, behind everyone;
   the lapsed place stays in the published list (it was drawn and ranked) and is marked left, so
   the owner's one current place is unique among places not left.
@@ -40,6 +42,15 @@ BLOCK_WHERE = "status = 'PENDING' AND client_block IS NOT NULL"
 
 
 def upgrade():
+    op.create_table(
+        'limit_hits',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('scope', sa.String(length=40), nullable=False),
+        sa.Column('key', sa.String(length=64), nullable=False),
+        sa.Column('at', sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    op.create_index('ix_limit_hits_key_at', 'limit_hits', ['scope', 'key', 'at'])
     with op.batch_alter_table('products') as table:
         table.add_column(sa.Column('paused', sa.Boolean(), server_default=sa.false(), nullable=False))
         table.add_column(sa.Column('per_buyer', sa.Integer(), nullable=True))
@@ -80,3 +91,4 @@ def downgrade():
         table.drop_constraint('per_buyer_positive', type_='check')
         table.drop_column('per_buyer')
         table.drop_column('paused')
+    op.drop_table('limit_hits')

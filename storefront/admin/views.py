@@ -14,7 +14,7 @@ from storefront.errors import ApiError
 from storefront.extensions import db
 from storefront.inventory.models import Hold, HoldStatus
 from storefront.inventory.stock import BelowCommitted, set_total, stock_levels, unit_counts
-from storefront.owners import client_address
+from storefront.owners import address_block, client_address
 from storefront.payments.models import PaymentEvent
 
 # The product forms carry a photo: the one place a request may be larger than MAX_CONTENT_LENGTH.
@@ -41,7 +41,9 @@ def operators_only():
         abort(404)
     address = client_address()
     failed_logins = current_app.extensions["storefront.failed_logins"]
-    wait = failed_logins.wait_seconds(address)
+    factor = current_app.config["STOREFRONT"].ipv6_block_factor
+    block = address_block(address) if factor else None
+    wait = failed_logins.wait_seconds(address) or (failed_logins.wait_seconds(block, factor) if block else 0)
     if wait:
         # Refused before the password is even looked at: a right guess now tells the guesser nothing.
         return current_app.response_class("Too many failed logins from this address; try again later.", 429,
@@ -52,6 +54,8 @@ def operators_only():
     if not (user_ok and hmac.compare_digest(given.encode(), password.encode())):
         if auth is not None:  # a browser's first visit sends nothing: only a wrong guess counts
             failed_logins.failed(address)
+            if block:
+                failed_logins.failed(block, factor)
             log.warning("admin: failed login from %s", address)
         response = current_app.response_class("Authentication required.", 401)
         response.headers["WWW-Authenticate"] = 'Basic realm="Storefront admin", charset="UTF-8"'

@@ -64,6 +64,7 @@ def show_cart():
 
 
 @bp.post("/api/cart/items")
+@holds_rate_limit
 def set_cart_line():
     data = request_body()
     product_id = integer_field(data, "productId", low=1, high=2**31 - 1)
@@ -81,6 +82,7 @@ def set_cart_line():
 
 
 @bp.delete("/api/cart/items/<product_id:product_id>")
+@holds_rate_limit
 def remove_cart_line(product_id: int):
     owner = owner_of(request.headers.get("X-Visitor-Id") or request.args.get("userId")
                      or request_body().get("userId"))
