@@ -9,6 +9,8 @@
   block's index holds IPv6 holds alone).
 - ``limit_hits``: without Redis, the hold rate and the admin's failed logins are counted in the
   database, which every process and host shares (each gunicorn worker once counted apart).
+- ``queues.ranked_places``: how many places the ranking at the start gave by their HMAC, so that
+  the published list says which places anyone can check against the seed.
 - ``queue_entries.left_at``: an owner whose pass lapsed unused may join again, behind everyone;
   the lapsed place stays in the published list (it was drawn and ranked) and is marked left, so
   the owner's one current place is unique among places not left.
@@ -59,6 +61,8 @@ def upgrade():
         table.add_column(sa.Column('client_block', sa.String(length=45), nullable=True))
         table.create_index(BLOCK, ['client_block', 'expires_at'], unique=False,
                            postgresql_where=sa.text(BLOCK_WHERE), sqlite_where=sa.text(BLOCK_WHERE))
+    with op.batch_alter_table('queues') as table:
+        table.add_column(sa.Column('ranked_places', sa.Integer(), nullable=True))
     with op.batch_alter_table('queue_entries') as table:
         table.add_column(sa.Column('left_at', UTCDateTime(), nullable=True))
         table.add_column(sa.Column('client_block', sa.String(length=45), nullable=True))
@@ -84,6 +88,8 @@ def downgrade():
         table.drop_index('ix_queue_entries_block')
         table.drop_column('client_block')
         table.drop_column('left_at')
+    with op.batch_alter_table('queues') as table:
+        table.drop_column('ranked_places')
     with op.batch_alter_table('holds') as table:
         table.drop_index(BLOCK)
         table.drop_column('client_block')

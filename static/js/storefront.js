@@ -302,6 +302,17 @@
     else button.setAttribute("aria-disabled", "true");
   }, true);
 
+  // A line's entry id is drawn here, not by the shop: the shop cannot choose where anyone ranks.
+  function drawEntryIds(root) {
+    (root.querySelectorAll ? root : document).querySelectorAll("input[data-draws-entry-id]").forEach(function (input) {
+      if (!input.value && window.crypto && typeof window.crypto.randomUUID === "function") {
+        input.value = window.crypto.randomUUID();
+      }
+    });
+  }
+  document.addEventListener("htmx:load", function (event) { drawEntryIds(event.detail.elt); });
+  whenLoaded(function () { drawEntryIds(document); });
+
   function mountPayments(root) {
     (root.querySelectorAll ? root : document).querySelectorAll("form[data-stripe-payment]").forEach(mountPayment);
   }

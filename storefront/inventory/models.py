@@ -187,6 +187,9 @@ class Queue(db.Model):
     seed_hash: Mapped[str] = mapped_column(String(64))  # hex SHA-256 of the seed, published at once
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ranked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # entries placed by their HMAC
+    # How many places the ranking at the start gave by their HMAC (positions 1 to this); every later
+    # place (a join after the start, a straggler, a place joined again) is in the order of arrival.
+    ranked_places: Mapped[int | None] = mapped_column(Integer)
     last_position: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     admitted_through: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     advanced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

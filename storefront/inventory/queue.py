@@ -308,7 +308,8 @@ def _rank(conn: Connection, product: QueuedProduct, now: datetime) -> Row:
     behind = conn.execute(select(rooms.c.last_position).where(rooms.c.product_id == product.id)).scalar_one()
     ranked = conn.execute(_RANK, {"product": product.id, "behind": behind}).rowcount
     conn.execute(update(rooms).where(rooms.c.product_id == product.id).values(
-        ranked_at=func.coalesce(rooms.c.ranked_at, now), last_position=rooms.c.last_position + ranked))
+        ranked_at=func.coalesce(rooms.c.ranked_at, now), ranked_places=func.coalesce(rooms.c.ranked_places, ranked),
+        last_position=rooms.c.last_position + ranked))
     return conn.execute(select(rooms).where(rooms.c.product_id == product.id)).one()
 
 
@@ -344,6 +345,23 @@ def advance(conn: Connection, product: QueuedProduct, now: datetime, pass_second
             values["admitted_through"] = max(max(admitted), room.admitted_through)
     conn.execute(update(rooms).where(rooms.c.product_id == product.id).values(**values))
     return conn.execute(select(rooms).where(rooms.c.product_id == product.id)).one()
+
+
+@dataclass(frozen=True)
+class PublishedPlace:
+    position: int
+    entry_id: uuid.UUID
+    joined: str  # "before": ranked at the start by HMAC-SHA256(seed, entry id); "after": in order of arrival
+
+
+def published_places(conn: Connection, product: QueuedProduct) -> list[PublishedPlace]:
+    """Every place given, in position order, as ``entries.csv`` publishes it from the start: with the
+    revealed seed anyone can recompute the order of the places marked "before" and see that the
+    rest follow them. Places whose owner left them (to join again) stay: they were drawn."""
+    ranked = conn.execute(select(rooms.c.ranked_places).where(rooms.c.product_id == product.id)).scalar() or 0
+    rows = conn.execute(select(entries.c.position, entries.c.id).where(
+        entries.c.product_id == product.id, entries.c.position.is_not(None)).order_by(entries.c.position)).all()
+    return [PublishedPlace(row.position, row.id, "before" if row.position <= ranked else "after") for row in rows]
 
 
 def due_for_a_step(room: Row | None, product: QueuedProduct, now: datetime) -> bool:

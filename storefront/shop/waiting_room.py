@@ -3,7 +3,9 @@ line stands (a shared answer, the same for every reader), and one's own place (p
 The rules are the inventory's (``inventory/queue.py``); this module reads the request and answers.
 """
 
+import csv
 import hashlib
+import io
 import json
 
 from flask import current_app, render_template, request
@@ -116,6 +118,39 @@ def queue_standing(product_id: int):
     if fragment:
         return render_template("shop/_queue.html", standing=standing), 200, headers
     return answer, 200, headers
+
+
+@bp.get("/api/queue/<product_id:product_id>/entries.csv")
+def published_line(product_id: int):
+    """Every place, from the start: ``position,entry_id,joined``, a shared answer, so that anyone can
+    recompute the order from the revealed seed (docs/drops.md says what that proves)."""
+    with reading() as conn:
+        product = _queued_product(conn, product_id)
+    _step_if_due(product)
+    if utcnow() < product.starts_at:
+        raise ApiError(409, "not_started", f"The places are drawn at {isoformat_z(product.starts_at)}.",
+                       startsAt=isoformat_z(product.starts_at))
+    with reading() as conn:
+        places = queue.published_places(conn, product)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["position", "entry_id", "joined"])
+    writer.writerows((place.position, str(place.entry_id), place.joined) for place in places)
+    body = out.getvalue()
+    etag = f'"l{hashlib.sha256(body.encode()).hexdigest()[:20]}"'
+    headers = {"ETag": etag, "Cache-Control": SHARED}
+    if etag in request.headers.get("If-None-Match", ""):
+        return "", 304, headers
+    return current_app.response_class(body, 200, headers, mimetype="text/csv")
+
+
+@bp.get("/products/<product_id:product_id>/line")
+def line_check_page(product_id: int):
+    """Check the line: the reader's browser recomputes the order from the seed and the published list."""
+    with reading() as conn:
+        product = _queued_product(conn, product_id)
+        name = conn.execute(select(products.c.name).where(products.c.id == product.id)).scalar_one()
+    return render_template("shop/line_check.html", product=product, name=name)
 
 
 @bp.get("/api/queue/<product_id:product_id>/entries/mine")
