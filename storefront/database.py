@@ -21,6 +21,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 
+from storefront.clock import follow_database_clock
 from storefront.config import threads_per_process
 from storefront.extensions import db
 
@@ -32,6 +33,18 @@ _held = threading.local()
 def init_app(app: Flask) -> None:
     with app.app_context():
         _listen(db.engine)
+        url = db.engine.url
+    if url.get_backend_name() == "postgresql":
+        conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        follow_database_clock(lambda: _database_now(conninfo))
+    else:
+        follow_database_clock(None)
+
+
+def _database_now(conninfo: str):
+    """The database's clock, on a connection of its own (at most once a minute per process)."""
+    with psycopg.connect(conninfo, autocommit=True, connect_timeout=3) as conn:
+        return conn.execute("SELECT clock_timestamp()").fetchone()[0]
 
 
 def _listen(engine: Engine) -> None:
