@@ -64,11 +64,14 @@ def test_unknown_product_is_404_and_varies(client, headers):
         assert response.get_json()["error"] == "not_found"
 
 
-def test_a_boosted_or_history_restore_request_gets_json_not_a_fragment(client):
+def test_the_stock_check_is_its_fragment_for_any_htmx_request_boosted_or_restoring(client):
+    """A shared answer depends on HX-Request alone (issue 41: a boosted request once got JSON, and a
+    cache keyed on HX-Request handed it to every poller for a second)."""
     product = make_product(total=1)
+    plain = client.get(f"/api/inventory/check/{product.id}", headers={"HX-Request": "true"})
     for extra in ({"HX-Boosted": "true"}, {"HX-History-Restore-Request": "true"}):
         response = client.get(f"/api/inventory/check/{product.id}", headers={"HX-Request": "true", **extra})
-        assert response.is_json
+        assert not response.is_json and response.data == plain.data
 
 
 def test_completed_holds_count_against_stock(client):

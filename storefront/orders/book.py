@@ -40,8 +40,10 @@ STRIPE_REFUND_REASON = "refunded in Stripe (its Dashboard or API), not by the sh
 
 
 def reference_of(order_id: uuid.UUID) -> str:
-    """A short reference a shopper can read out: 40 bits of the id in base 32."""
-    return "SF-" + base64.b32encode(order_id.bytes[:5]).decode()
+    """A short reference a shopper can read out: 40 random bits of the id in base 32. The last five
+    bytes: a hold's id is a UUIDv7, whose first six are the time, so two orders of one moment once
+    read alike (SF-AGREXCSZ, SF-AGREXCS4)."""
+    return "SF-" + base64.b32encode(order_id.bytes[-5:]).decode()
 
 
 def _insert(conn: Connection):
