@@ -33,11 +33,26 @@ def _product_options(required: bool):
         ]):
             needed = required and name in ("--sku", "--total")  # name and price: an option has its product's
             command = click.option(name, required=needed, help=help_text)(command)
+        command = click.option("--per-buyer", "per_buyer",
+                               help='the most units one buyer gets of it and its options ("" for no limit); '
+                                    "an option has its product's")(command)
+        command = click.option("--pause/--resume", "paused", default=None,
+                               help="stop and restart its sale on the day: no new hold, checkout or place "
+                                    "meanwhile (those given keep running); an option has its product's")(command)
         return click.option("--queue/--no-queue", "queue", default=None,
                             help="let the drop's crowd in through a waiting room (needs --starts-at); "
                                  "an option has its product's")(command)
     return decorate
-    return decorate
+
+
+def _named_product(conn, named: str) -> int:
+    """The product an owner names on the command line, by its id or its SKU; else a clear refusal."""
+    from storefront.listings.management import product_by_id_or_sku
+
+    product_id = product_by_id_or_sku(conn, named)
+    if product_id is None:
+        raise click.ClickException(f"No product with id or SKU {named}.")
+    return product_id
 
 
 @product_cli.command("add")
@@ -55,10 +70,10 @@ def product_add_command(**values):
 
 
 @product_cli.command("update")
-@click.argument("product_id", type=click.IntRange(min=1))
+@click.argument("product")
 @_product_options(required=False)
-def product_update_command(product_id: int, **values):
-    """Change the given fields of PRODUCT_ID (holds already placed keep their price)."""
+def product_update_command(product: str, **values):
+    """Change the given fields of PRODUCT, named by its id or its SKU (holds already placed keep their price)."""
     from storefront.listings.management import InvalidField, update_product
 
     values = {field: value for field, value in values.items() if value is not None}
@@ -66,25 +81,24 @@ def product_update_command(product_id: int, **values):
         raise click.UsageError("name at least one field to change, e.g. --price 19.50")
     try:
         with db.engine.begin() as conn:
-            found = update_product(conn, product_id, values)
+            product_id = _named_product(conn, product)
+            update_product(conn, product_id, values)
     except InvalidField as invalid:
         raise click.ClickException(f"Refused: {invalid}") from None
-    if not found:
-        raise click.ClickException(f"No product with id {product_id}.")
     click.echo(f"Updated product {product_id}: {', '.join(sorted(values))}.")
 
 
 @product_cli.command("archive")
-@click.argument("product_id", type=click.IntRange(min=1))
+@click.argument("product")
 @click.option("--restore", is_flag=True, help="Bring an archived product back into the catalogue.")
-def product_archive_command(product_id: int, restore: bool):
-    """Retire PRODUCT_ID: gone from the catalogue and from new holds, kept in orders.
+def product_archive_command(product: str, restore: bool):
+    """Retire PRODUCT (its id or its SKU): gone from the catalogue and from new holds, kept in orders.
     Its live holds still complete or lapse as usual."""
     from storefront.listings.management import archive_product
 
     with db.engine.begin() as conn:
-        if not archive_product(conn, product_id, archived=not restore):
-            raise click.ClickException(f"No product with id {product_id}.")
+        product_id = _named_product(conn, product)
+        archive_product(conn, product_id, archived=not restore)
     click.echo(f"Product {product_id} {'restored to' if restore else 'archived: gone from'} the catalogue.")
 
 

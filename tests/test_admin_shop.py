@@ -229,3 +229,40 @@ def test_a_products_page_shows_its_stock_bucket_by_bucket(owner_app):
     levels = bucket_levels(db.session.connection(), product.id)
     assert rows == [tuple(str(n) for n in (lv.bucket, lv.total, lv.held, lv.sold, lv.free)) for lv in levels]
     assert len(rows) == 2 and sum(int(row[2]) for row in rows) == 2 and sum(int(row[1]) for row in rows) == 5
+
+
+def test_the_owner_pauses_and_resumes_a_drop_from_its_live_view_and_sets_a_limit_per_buyer(owner_app):
+    client = owner_app.test_client()
+    product = make_product(total=4, name="Paused drop")
+    page = client.get(f"/admin/drops/{product.id}", headers=basic()).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    assert "Pause the sale" in page
+    paused = client.post(f"/admin/products/{product.id}/pause", data={"csrf_token": token, "back": "drop"},
+                         headers=basic())
+    assert paused.status_code == 303 and paused.headers["Location"].endswith(f"/admin/drops/{product.id}")
+    assert client.get(f"/api/inventory/check/{product.id}").get_json()["paused"] is True
+    refused = client.post("/api/reservations", json={"productId": product.id, "userId": visitor(1)})
+    assert refused.status_code == 409 and refused.get_json()["error"] == "paused"
+    db.session.expire_all()  # the test's own session, shared with its requests, read the product before
+    assert "Resume the sale" in client.get(f"/admin/drops/{product.id}", headers=basic()).get_data(as_text=True)
+    # Without the form's token, nothing changes.
+    assert client.post(f"/admin/products/{product.id}/resume", headers=basic()).status_code == 400
+    assert client.post(f"/admin/products/{product.id}/resume", data={"csrf_token": token},
+                       headers=basic()).status_code == 303
+    assert "paused" not in client.get(f"/api/inventory/check/{product.id}").get_json()
+    assert client.post("/api/reservations", json={"productId": product.id, "userId": visitor(1)}).status_code == 201
+
+    db.session.expire_all()
+    form = client.get(f"/admin/products/{product.id}", headers=basic()).get_data(as_text=True)
+    assert 'name="per_buyer"' in form
+    saved = client.post(f"/admin/products/{product.id}", headers=basic(), data={
+        "csrf_token": token, "name": "Paused drop", "sku": product.sku, "price": "25.00", "currency": "usd",
+        "total": "4", "per_buyer": "1", "queue": "no"})
+    assert saved.status_code == 303, saved.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Product, product.id).per_buyer == 1
+    second = client.post("/api/reservations", json={"productId": product.id, "userId": visitor(1), "quantity": 1})
+    assert second.status_code == 200  # the same live hold back, not a second
+    cart = client.post("/api/cart/items", json={"productId": product.id, "quantity": 2, "userId": visitor(1)})
+    assert cart.status_code == 200
+    assert client.post("/api/checkouts", json={"userId": visitor(1)}).get_json()["error"] == "buyer_limit"

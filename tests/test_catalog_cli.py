@@ -1,7 +1,9 @@
 """Managing the catalogue from scripts: product add and update, and a CSV import that
 checks every row first and imports nothing when one is wrong."""
 
-from sqlalchemy import select
+import csv
+import io
+from sqlalchemy import select, update
 
 from storefront.catalog.models import Product
 from storefront.extensions import db
@@ -175,11 +177,11 @@ def test_an_export_imported_back_changes_nothing_and_an_edit_changes_only_itself
     exported = runner.invoke(args=["catalog", "export"])
     assert exported.exit_code == 0, exported.output
     lines = exported.output.splitlines()
-    assert lines[0] == "sku,name,description,price,currency,total,starts_at,option_of,option,queue"
+    assert lines[0] == "sku,name,description,price,currency,total,starts_at,option_of,option,queue,per_buyer,paused"
     assert [line.split(",")[0] for line in lines[1:]] == ["TEE", "TEE-S", "TEE-M", "CUP", "LAMP"]
     assert "1500,jpy,9" in exported.output and "25.500,kwd,2" in exported.output
     # An option's row repeats its product's start: the same moment, accepted on the way back.
-    assert "TEE-M,Drop tee — M,,32.50,usd,6,2031-05-01T10:00:00Z,TEE,M,no" in lines
+    assert "TEE-M,Drop tee — M,,32.50,usd,6,2031-05-01T10:00:00Z,TEE,M,no,,no" in lines
 
     (tmp_path / "export.csv").write_text(exported.output)
     again = runner.invoke(args=["catalog", "import", str(tmp_path / "export.csv")])
@@ -215,3 +217,63 @@ def test_the_admin_exports_the_same_csv(make_app, settings):
         assert exported.status_code == 200 and exported.mimetype == "text/csv"
         assert exported.get_data(as_text=True) == app.test_cli_runner().invoke(args=["catalog", "export"]).output
         assert client.get("/admin/products.csv").status_code == 401
+
+
+def test_an_owner_pauses_limits_and_moves_a_drop_by_id_or_sku_from_the_cli_and_a_csv(app, runner, tmp_path):
+    from datetime import timedelta
+
+    from storefront.clock import utcnow
+
+    start = (utcnow() + timedelta(hours=2)).replace(microsecond=0)
+    assert runner.invoke(args=["product", "add", "--sku", "JKT", "--name", "Jacket", "--price", "90.00",
+                               "--total", "0", "--starts-at", start.isoformat(), "--per-buyer", "2"]).exit_code == 0
+    assert runner.invoke(args=["product", "add", "--sku", "JKT-S", "--option-of", "JKT", "--option", "S",
+                               "--total", "5"]).exit_code == 0
+    rows = product_flags()
+    assert rows["JKT"] == rows["JKT-S"] == (2, False)
+    paused = runner.invoke(args=["product", "update", "JKT", "--pause"])  # by its SKU
+    assert paused.exit_code == 0, paused.output
+    assert product_flags()["JKT-S"] == (2, True)  # its option carries it
+    jacket_id = db.session.execute(select(Product.id).where(Product.sku == "JKT")).scalar_one()
+    assert runner.invoke(args=["product", "update", str(jacket_id), "--resume", "--per-buyer", ""]).exit_code == 0
+    assert product_flags()["JKT-S"] == (None, False)
+    unknown = runner.invoke(args=["product", "update", "NOPE", "--pause"])
+    assert unknown.exit_code == 1 and "No product with id or SKU NOPE" in unknown.output
+    wrong = runner.invoke(args=["product", "update", "JKT", "--per-buyer", "0"])
+    assert wrong.exit_code == 1 and "per_buyer" in wrong.output
+
+    # A start moves, earlier or later, until it has come; then it is history.
+    later = start + timedelta(hours=1)
+    assert runner.invoke(args=["product", "update", "JKT", "--starts-at", later.isoformat()]).exit_code == 0
+    db.session.execute(update(Product.__table__).where(Product.__table__.c.sku.in_(["JKT", "JKT-S"]))
+                       .values(starts_at=utcnow() - timedelta(minutes=1)))
+    db.session.commit()
+    moved = runner.invoke(args=["product", "update", "JKT", "--starts-at", later.isoformat()])
+    assert moved.exit_code == 1 and "starts_at" in moved.output and "has passed" in moved.output
+
+    # The CSV: per_buyer and paused columns; an option's row may repeat them, never differ.
+    (tmp_path / "day.csv").write_text("sku,name,price,total,per_buyer,paused\nJKT,Jacket,90.00,0,3,yes\n")
+    assert runner.invoke(args=["catalog", "import", str(tmp_path / "day.csv")]).exit_code == 0
+    assert product_flags()["JKT-S"] == (3, True)
+    (tmp_path / "odd.csv").write_text("sku,option_of,option,total,per_buyer\nJKT-S,JKT,S,5,4\n")
+    refused = runner.invoke(args=["catalog", "import", str(tmp_path / "odd.csv")])
+    assert refused.exit_code == 1 and "row 2, per_buyer" in refused.output, refused.output
+
+
+def product_flags():
+    db.session.expire_all()
+    return {p.sku: (p.per_buyer, p.paused) for p in db.session.execute(select(Product)).scalars()}
+
+
+def test_the_catalogue_export_writes_no_formula_and_reads_its_own_cells_back(app, runner, tmp_path):
+    (tmp_path / "evil.csv").write_text('sku,name,description,price,total\n'
+                                       'EVIL,"=HYPERLINK(""http://x"",""y"")","-2+3",10.00,1\n')
+    assert runner.invoke(args=["catalog", "import", str(tmp_path / "evil.csv")]).exit_code == 0
+    exported = runner.invoke(args=["catalog", "export"]).output
+    row = next(csv.DictReader(io.StringIO(exported)))
+    assert row["name"].startswith("'=") and row["description"] == "'-2+3"
+    (tmp_path / "back.csv").write_text(exported)
+    assert runner.invoke(args=["catalog", "import", str(tmp_path / "back.csv")]).exit_code == 0
+    db.session.expire_all()
+    evil = db.session.execute(select(Product).where(Product.sku == "EVIL")).scalar_one()
+    assert evil.name == '=HYPERLINK("http://x","y")' and evil.description == "-2+3"

@@ -302,6 +302,12 @@
     else button.setAttribute("aria-disabled", "true");
   }, true);
 
+  // An owner's switch that changes a live sale asks first (a button with data-confirm).
+  document.addEventListener("submit", function (event) {
+    var button = event.submitter && event.submitter.closest("[data-confirm]");
+    if (button && !window.confirm(button.getAttribute("data-confirm"))) event.preventDefault();
+  });
+
   // A line's entry id is drawn here, not by the shop: the shop cannot choose where anyone ranks.
   function drawEntryIds(root) {
     (root.querySelectorAll ? root : document).querySelectorAll("input[data-draws-entry-id]").forEach(function (input) {

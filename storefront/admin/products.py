@@ -100,7 +100,8 @@ def _edit_page(product: Product, error: InvalidField | None = None, status: int 
         "sku": product.sku, "name": product.name, "description": product.description,
         "price": price_text(product.price, product.currency), "currency": product.currency, "total": str(unit_counts(db.session.connection(), [product.id])[product.id].total),
         "starts_at": isoformat_z(product.starts_at) if product.starts_at else "",
-        "queue": "yes" if product.queued else "no"}
+        "queue": "yes" if product.queued else "no",
+        "per_buyer": "" if product.per_buyer is None else str(product.per_buyer)}
     conn = db.session.connection()
     stock = stock_levels(conn, [product.id])[product.id]
     options = db.session.execute(select(Product).where(Product.option_of == product.id).order_by(Product.id)
@@ -156,4 +157,21 @@ def archive_or_restore(product_id: int, action: str):
     log.info("admin %sd product %s", action, product_id)
     flash("Archived: it left the catalogue; its orders and live holds stay." if action == "archive"
           else "Restored to the catalogue.")
+    return redirect(url_for("admin.edit_product", product_id=product_id), 303)
+
+
+@bp.post("/products/<product_id:product_id>/<any(pause, resume):action>")
+def pause_or_resume(product_id: int, action: str):
+    """Pause a sale on the day (no new hold, checkout or place; those given keep running), or resume it.
+    From the product's page and from the drop's live view, which it goes back to."""
+    product = _product(product_id)
+    db.session.rollback()
+    with db.engine.begin() as conn:
+        update_product(conn, product.id, {"paused": action == "pause"})
+    log.info("admin %sd product %s from %s", action, product_id, request.remote_addr)
+    flash("Paused: nobody can hold, check out or join its line until you resume." if action == "pause"
+          else "Resumed: it is on sale again.")
+    back = request.form.get("back")
+    if back == "drop":
+        return redirect(url_for("admin.drop_page", product_id=product_id), 303)
     return redirect(url_for("admin.edit_product", product_id=product_id), 303)

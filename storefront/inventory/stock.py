@@ -67,6 +67,7 @@ class Stock:
     on_sale: bool = True
     starts_at: datetime | None = None
     queued: bool = False  # held only with a pass from its waiting room (inventory/queue.py)
+    paused: bool = False  # its owner paused its sale: no new hold meanwhile
 
     @property
     def in_stock(self) -> bool:
@@ -88,6 +89,8 @@ class Stock:
         if self.starts_at is not None:  # a product with a start time says whether it came
             answer["onSale"] = self.on_sale
             answer["startsAt"] = isoformat_z(self.starts_at)
+        if self.paused:
+            answer["paused"] = True
         return answer
 
 
@@ -124,7 +127,7 @@ def _stock(now=_now):
     starts_at = products.c.starts_at
     return select(
         products.c.id, _product_stock.c.total, available_units(now),
-        or_(starts_at.is_(None), starts_at <= now), starts_at, products.c.queued,
+        or_(starts_at.is_(None), starts_at <= now), starts_at, products.c.queued, products.c.paused,
     ).select_from(products.join(_product_stock, _product_stock.c.product_id == products.c.id))
 
 

@@ -25,8 +25,11 @@ from storefront.inventory.stock import (
     stock_levels,
 )
 from storefront.money import InvalidAmount, currency, minor_units, price_text
+from storefront.spreadsheets import from_spreadsheet_cell, spreadsheet_cell
 
-FIELDS = ("sku", "name", "description", "price", "currency", "total", "starts_at", "option_of", "option", "queue")
+FIELDS = ("sku", "name", "description", "price", "currency", "total", "starts_at", "option_of", "option", "queue",
+          "per_buyer", "paused")
+MAX_PER_BUYER = 1_000_000
 _YES, _NO = {"yes", "true", "1", "on"}, {"no", "false", "0", "off"}
 QUEUE_NEEDS_A_START = "a waiting room needs a start time: give starts_at too"
 _SKU = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -125,6 +128,18 @@ def parse_product(values: dict, *, partial: bool = False, current_currency: str 
             raise InvalidField("queue", "must be yes or no")
         if columns["queued"] and not partial and not is_option and columns.get("starts_at") is None:
             raise InvalidField("queue", QUEUE_NEEDS_A_START)
+    if values.get("per_buyer") is not None:  # "" (an empty cell, an empty field) clears it
+        text = str(values["per_buyer"]).strip()
+        if text and not (re.fullmatch(r"\d{1,7}", text) and 1 <= int(text) <= MAX_PER_BUYER):
+            raise InvalidField("per_buyer", f"must be a whole number from 1 to {MAX_PER_BUYER:,}, or empty for no limit")
+        columns["per_buyer"] = int(text) if text else None
+    if (paused := values.get("paused")) is not None and str(paused).strip() != "":
+        if isinstance(paused, bool):
+            columns["paused"] = paused
+        elif str(paused).strip().lower() in _YES | _NO:
+            columns["paused"] = str(paused).strip().lower() in _YES
+        else:
+            raise InvalidField("paused", "must be yes or no")
     if (total := given("total")) is not None:
         if not re.fullmatch(r"\d{1,9}", total):
             raise InvalidField("total", "must be a whole number from 0 to 999,999,999")
@@ -144,6 +159,7 @@ def _write(conn: Connection, columns: dict, existing) -> int:
         spread_total(conn, product_id, total or 0)
         return product_id
     lock_product(conn, existing.id)
+    _start_not_passed(conn, columns, existing)
     if total is not None:
         release_lapsed_holds(conn, existing.id, utcnow())
         try:
@@ -159,7 +175,27 @@ def _write(conn: Connection, columns: dict, existing) -> int:
 
 
 _PARENT = select(products.c.id, products.c.sku, products.c.name, products.c.price, products.c.currency,
-                 products.c.starts_at, products.c.option_of, products.c.queued)
+                 products.c.starts_at, products.c.option_of, products.c.queued, products.c.per_buyer, products.c.paused)
+
+
+def _start_not_passed(conn: Connection, columns: dict, existing) -> None:
+    """A start may move, later or earlier, until it has come (by the database's clock): after that the
+    drop's line has been drawn and its seed shown, and the start is history. Raises InvalidField."""
+    if "starts_at" not in columns:
+        return
+    current = conn.execute(select(products.c.starts_at).where(products.c.id == existing.id)).scalar()
+    if current is not None and columns["starts_at"] != current and current <= utcnow():
+        raise InvalidField("starts_at", f"has passed ({isoformat_z(current)}): a start cannot move once it came")
+
+
+def product_by_id_or_sku(conn: Connection, named: str) -> int | None:
+    """The product an owner names: by its id (digits) or its SKU. None when there is none."""
+    named = str(named).strip()
+    if re.fullmatch(r"[1-9][0-9]{0,9}", named):
+        found = conn.execute(select(products.c.id).where(products.c.id == int(named))).scalar()
+        if found is not None:
+            return found
+    return conn.execute(select(products.c.id).where(products.c.sku == named)).scalar()
 
 
 def _queue_needs_a_start(conn: Connection, columns: dict, existing) -> None:
@@ -188,6 +224,7 @@ def _as_option(conn: Connection, columns: dict, existing) -> None:
         parent = conn.execute(_PARENT.where(products.c.id == option_of)).one()
         _same_start_or_none(columns, parent)
         _same_queue_or_none(columns, parent)
+        _same_as_its_product(columns, parent)
         if label is not None or "name" in columns:
             label = label or conn.execute(select(products.c.option_label).where(products.c.id == existing.id)).scalar()
             columns["name"] = f"{parent.name} — {label}"
@@ -199,10 +236,11 @@ def _as_option(conn: Connection, columns: dict, existing) -> None:
         raise InvalidField("option_of", f"{sku} is an option itself: options hang from a product")
     _same_start_or_none(columns, parent)
     _same_queue_or_none(columns, parent)
+    _same_as_its_product(columns, parent)
     if label is None:
         label = conn.execute(select(products.c.option_label).where(products.c.id == existing.id)).scalar()
     columns.update(option_of=parent.id, name=f"{parent.name} — {label}", starts_at=parent.starts_at,
-                   queued=parent.queued)
+                   queued=parent.queued, per_buyer=parent.per_buyer, paused=parent.paused)
     columns.setdefault("price", parent.price)
     columns.setdefault("currency", parent.currency)
 
@@ -223,13 +261,21 @@ def _same_queue_or_none(columns: dict, parent) -> None:
         raise InvalidField("queue", f"is the product's ({'yes' if parent.queued else 'no'}): set it on {parent.sku}")
 
 
+def _same_as_its_product(columns: dict, parent) -> None:
+    """An option's limit per buyer and pause are its product's: a row may repeat them, never differ."""
+    for column, field, shown in (("per_buyer", "per_buyer", lambda v: "none" if v is None else str(v)),
+                                 ("paused", "paused", lambda v: "yes" if v else "no")):
+        if column in columns and columns.pop(column) != getattr(parent, column):
+            raise InvalidField(field, f"is the product's ({shown(getattr(parent, column))}): set it on {parent.sku}")
+
+
 def _pass_on_to_options(conn: Connection, product_id: int) -> None:
-    """A product's name, start time and waiting room are its options' too."""
-    product = conn.execute(select(products.c.name, products.c.starts_at, products.c.queued)
-                           .where(products.c.id == product_id)).one()
+    """A product's name, start time, waiting room, limit per buyer and pause are its options' too."""
+    product = conn.execute(select(products.c.name, products.c.starts_at, products.c.queued, products.c.per_buyer,
+                                  products.c.paused).where(products.c.id == product_id)).one()
     conn.execute(update(products).where(products.c.option_of == product_id).values(
         name=literal(f"{product.name} — ") + products.c.option_label, starts_at=product.starts_at,
-        queued=product.queued))
+        queued=product.queued, per_buyer=product.per_buyer, paused=product.paused))
 
 
 def option_currency(conn: Connection, values: dict) -> str | None:
@@ -286,6 +332,7 @@ def import_rows(conn: Connection, rows: list[dict]) -> tuple[int, int]:
     Rows are numbered as in the file, the header being row 1. Raises CatalogRefused.
     """
     problems, parsed, seen, currencies = [], [], {}, {}
+    rows = [{name: from_spreadsheet_cell(value) for name, value in row.items()} for row in rows]
     for number, row in enumerate(rows, start=2):
         unknown = sorted(set(row) - set(FIELDS) - {None})
         if unknown:
@@ -329,7 +376,7 @@ def export_csv(conn: Connection) -> str:
     rows = conn.execute(
         select(products.c.id, products.c.sku, products.c.name, products.c.description, products.c.price,
                products.c.currency, products.c.starts_at, products.c.option_of, products.c.option_label,
-               products.c.queued)
+               products.c.queued, products.c.per_buyer, products.c.paused)
         .where(products.c.archived_at.is_(None)).order_by(products.c.id)).all()
     totals = {product_id: stock.total for product_id, stock in stock_levels(conn, [row.id for row in rows]).items()}
     skus = {row.id: row.sku for row in rows}
@@ -344,10 +391,11 @@ def export_csv(conn: Connection) -> str:
         if row.option_of is not None:
             continue
         for product in [row, *options.get(row.id, [])]:
-            writer.writerow([
+            writer.writerow([spreadsheet_cell(value) for value in (
                 product.sku, product.name, product.description, price_text(product.price, product.currency),
                 product.currency, totals.get(product.id, 0),
                 isoformat_z(product.starts_at) if product.starts_at else "",
                 skus.get(product.option_of, ""), product.option_label or "", "yes" if product.queued else "no",
-            ])
+                "" if product.per_buyer is None else product.per_buyer, "yes" if product.paused else "no",
+            )])
     return out.getvalue()

@@ -29,6 +29,7 @@ from storefront.orders.delivery import COLUMNS as DELIVERY_COLUMNS
 from storefront.orders.delivery import Delivery, delivery_from_intent, delivery_from_order
 from storefront.orders.models import Order
 from storefront.owners import Owner
+from storefront.spreadsheets import spreadsheet_cell
 
 orders = Order.__table__
 # The demo gateway's PaymentIntent ids start so (payments/gateway.py makes them): an order paid
@@ -295,12 +296,6 @@ def record_stripe_refund(conn: Connection, payment_intent_id: str, amount_refund
     return changed.rowcount
 
 
-def _cell(value) -> str:
-    # A cell starting with = + - @ is a formula to a spreadsheet: written as text instead.
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 CSV_COLUMNS = ("reference", "status", "paid_at", "email", "name", "line1", "line2", "city", "state",
                "postal_code", "country", "items", "amount", "refunded", "currency", "shipped_at", "tracking",
                "payment")
@@ -313,7 +308,7 @@ def orders_csv(summaries: Iterable[OrderSummary]) -> str:
     writer.writerow(CSV_COLUMNS)
     for order in summaries:
         delivery = order.delivery
-        writer.writerow([_cell(value) for value in (
+        writer.writerow([spreadsheet_cell(value) for value in (
             order.reference, order.status, order.paid_at.isoformat() if order.paid_at else "",
             *((delivery.email, delivery.name, delivery.line1, delivery.line2, delivery.city, delivery.state,
                delivery.postal_code, delivery.country) if delivery else ("",) * 8),

@@ -90,7 +90,7 @@ def check_stock(product_id: int):
     fragment = wants_shared_fragment()
     # Exact every time (read fresh), and cheap to repeat: an unchanged answer is a 304.
     etag = (f'"{product_id}-{stock.total}-{stock.available}-{"" if stock.on_sale else "w"}{"q" if stock.queued else ""}'
-            f'{"f" if fragment else "j"}"')
+            f'{"p" if stock.paused else ""}{"f" if fragment else "j"}"')
     # A shared answer: the same bytes for every reader, so a shared cache (nginx, a CDN) may answer a
     # crowd's polls for a second; every browser revalidates (304).
     headers = {"ETag": etag, "Cache-Control": SHARED}
@@ -111,7 +111,8 @@ def stock_answer(stock, *, fragment: bool) -> str:
         # Waiting for its start: the seconds left are in it (the time itself is in UTC, for everyone).
         return render_template("shop/_stock.html", stock=stock)
     made = current_app.extensions.setdefault("storefront.stock_answers", {})
-    key = (stock.product_id, stock.total, stock.available, stock.on_sale, stock.starts_at, stock.queued, fragment)
+    key = (stock.product_id, stock.total, stock.available, stock.on_sale, stock.starts_at, stock.queued, stock.paused,
+           fragment)
     body = made.get(key)
     if body is None:
         if len(made) >= STOCK_ANSWERS_KEPT:
