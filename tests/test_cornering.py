@@ -170,3 +170,53 @@ def test_a_buyer_gets_no_more_than_per_buyer_over_a_product_and_its_options(shop
     lapse(next(item for item in held["orders"] if item["productId"] == small.id)["reservationId"]
           if "orders" in held else held[0]["reservationId"])
     assert client.post("/api/reservations", json={"productId": large.id, "userId": visitor(1)}).status_code == 201
+
+
+def test_a_buyer_is_known_by_email_and_address_at_delivery_and_at_settlement(shop):
+    """Two owners (two visitor ids, no cookie) with one email, then one address spelt two ways: the
+    second's delivery is refused naming the field, and a payment that arrives past the limit anyway
+    (the same buyer paying twice at once) is refunded."""
+    import uuid
+
+    from storefront.inventory.models import Hold
+    from storefront.orders.models import Order
+    from storefront.payments.completion import settle_payment
+    from tests.factories import DELIVERY
+
+    client = shop.test_client()
+    product = make_product(total=5, per_buyer=1)
+
+    def hold_with(n, details):
+        placed = client.post("/api/reservations", json={"productId": product.id, "userId": visitor(n)}).get_json()
+        answer = client.post(f"/api/reservations/{placed['reservationId']}/delivery", json=details,
+                             headers={"X-Visitor-Id": visitor(n)})
+        return placed, answer
+
+    first, saved = hold_with(1, DELIVERY)
+    assert saved.status_code == 200, saved.get_json()
+    same_email = {**DELIVERY, "email": "  " + DELIVERY["email"].upper() + " ", "line1": "1 Other Street"}
+    second, refused = hold_with(2, same_email)
+    assert refused.status_code == 409 and refused.get_json()["error"] == "buyer_limit"
+    assert refused.get_json()["field"] == "email"
+    same_address = {**DELIVERY, "email": "someone.else@example.com",
+                    "line1": DELIVERY["line1"].upper().replace(" ", "  ") + ".", "postalCode": DELIVERY["postalCode"].lower()}
+    third, refused = hold_with(3, same_address)
+    assert refused.status_code == 409 and refused.get_json()["field"] == "address", refused.get_json()
+    other = {**DELIVERY, "email": "third@example.com", "line1": "99 Elsewhere Lane"}
+    fourth, fine = hold_with(4, other)
+    assert fine.status_code == 200
+
+    # The race: owner 4 changes its details to owner 1's after both delivered; both pay.
+    db.session.execute(update(Order.__table__).where(Order.__table__.c.id == uuid.UUID(fourth["reservationId"]))
+                       .values(buyer_email=DELIVERY["email"].lower()))
+    db.session.commit()
+    outcomes = []
+    for placed in (first, fourth):
+        with db.engine.begin() as conn:
+            outcomes.append(settle_payment(conn, {
+                "reservationId": placed["reservationId"], "paymentIntentId": f"pi_{placed['reservationId'][:8]}",
+                "amount": placed["amount"], "currency": placed["currency"]}).outcome)
+    assert outcomes == ["completed", "refund_due"]
+    db.session.expire_all()
+    assert db.session.get(Hold, uuid.UUID(fourth["reservationId"])).status == "REFUNDED"
+    assert units(product.id).sold == 1 and units(product.id).held == 2  # owner 2's and 3's holds; 4's given back

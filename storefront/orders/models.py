@@ -25,6 +25,9 @@ class Order(db.Model):
         Index("ix_orders_paid_shipped", "paid_at", "shipped_at"),
         # Paid orders whose confirmation has not gone out yet: what the sweep re-sends.
         Index("ix_orders_unconfirmed", "paid_at", postgresql_where=_UNCONFIRMED, sqlite_where=_UNCONFIRMED),
+        # One buyer's orders, by email or by address (a product's limit per buyer: orders/buyers.py).
+        Index("ix_orders_buyer_email", "buyer_email"),
+        Index("ix_orders_buyer_address", "buyer_address"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
@@ -41,6 +44,9 @@ class Order(db.Model):
     ship_state: Mapped[str | None] = mapped_column(String(100))
     ship_postal_code: Mapped[str | None] = mapped_column(String(20))
     ship_country: Mapped[str | None] = mapped_column(String(2))
+    # The buyer's keys (orders/delivery.py): the email and the address with case, spacing and punctuation out.
+    buyer_email: Mapped[str | None] = mapped_column(String(254))
+    buyer_address: Mapped[str | None] = mapped_column(String(300))
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     tracking_reference: Mapped[str | None] = mapped_column(String(100))

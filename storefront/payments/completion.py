@@ -9,6 +9,8 @@ or out-of-order event changes the outcome at most once:
 - a hold that lapsed, expired or was cancelled is COMPLETED if its units are
   free now (same guard as a new hold), and otherwise REFUNDED, with the refund
   issued after the commit, idempotently, until it has gone through;
+- a payment that would give its buyer more of a product than its limit per buyer (the same
+  buyer paying twice at once: orders/buyers.py) is refunded and its hold REFUNDED;
 - a payment whose amount or currency differs from the hold's cannot buy it: it
   is refunded in full and recorded with its reason; the hold is left alone.
 """
@@ -21,6 +23,7 @@ from sqlalchemy import Connection, bindparam, func, literal_column, select, upda
 from storefront.cart.checkout import clear_paid_lines, find_checkout, remember_checkout_refund
 from storefront.clock import utcnow
 from storefront.inventory.models import HoldStatus
+from storefront.orders.buyers import over_limit_at_settlement
 from storefront.inventory.stock import (
     give_back_units,
     holds,
@@ -108,6 +111,10 @@ def settle_payment(conn: Connection, message: dict) -> Settlement:
         return Settlement("refund_due" if due else "duplicate", hold_id, refund_amount=due)
 
     now = utcnow()
+    if over_limit_at_settlement(conn, hold, now):
+        _refund_past_buyer_limit(conn, hold, now, intent_id)
+        return Settlement("refund_due", hold_id, refund_amount=hold.amount, paid_order=("hold", hold),
+                          detail="past the product's limit per buyer")
     if hold.status == HoldStatus.PENDING and hold.expires_at > now:
         _set_status(conn, hold_id, HoldStatus.COMPLETED, now, payment_intent_id=intent_id)
         sell_held_units(conn, hold.product_id, hold.bucket, hold.quantity)
@@ -121,6 +128,14 @@ def settle_payment(conn: Connection, message: dict) -> Settlement:
         return Settlement("completed_late", hold_id, paid_order=("hold", hold))
     _set_status(conn, hold_id, HoldStatus.REFUNDED, now, payment_intent_id=intent_id)
     return Settlement("refund_due", hold_id, refund_amount=hold.amount, paid_order=("hold", hold))
+
+
+def _refund_past_buyer_limit(conn: Connection, hold, now, intent_id: str) -> None:
+    """The same buyer paid twice at once: this payment would pass the product's limit per buyer, so
+    its hold is REFUNDED and its units (still held, if it was PENDING) are free again."""
+    if hold.status == HoldStatus.PENDING:
+        give_back_units(conn, hold.product_id, hold.bucket, hold.quantity)
+    _set_status(conn, hold.id, HoldStatus.REFUNDED, now, payment_intent_id=intent_id)
 
 
 def record_refund(conn: Connection, hold_id: uuid.UUID, refund_id: str) -> None:
@@ -187,6 +202,9 @@ def settle_checkout(conn: Connection, message: dict) -> Settlement:
         if line.status in (HoldStatus.COMPLETED, HoldStatus.REFUNDED):
             continue
         changed = True
+        if over_limit_at_settlement(conn, line, now):
+            _refund_past_buyer_limit(conn, line, now, intent_id)
+            continue
         if line.status == HoldStatus.PENDING and line.expires_at > now:
             _set_status(conn, line.id, HoldStatus.COMPLETED, now, payment_intent_id=intent_id)
             sell_held_units(conn, line.product_id, line.bucket, line.quantity)

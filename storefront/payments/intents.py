@@ -9,10 +9,12 @@ import logging
 
 from sqlalchemy import Connection, update
 
-from storefront.cart.checkout import remember_checkout_intent
+from storefront.cart.checkout import checkout_holds, remember_checkout_intent
+from storefront.clock import utcnow
 from storefront.extensions import db
 from storefront.inventory.stock import holds
 from storefront.orders.book import record_delivery
+from storefront.orders.buyers import PastBuyerLimit, refusal_at_delivery
 from storefront.orders.delivery import Delivery
 from storefront.payments.gateway import PaymentError, PaymentSession, checkout_metadata, gateway, intent_metadata
 
@@ -55,11 +57,24 @@ def start_checkout_payment(checkout, hold_ids) -> PaymentSession | None:
                  lambda conn, intent_id: remember_checkout_intent(conn, checkout.id, intent_id))
 
 
+class DeliveryPastBuyerLimit(Exception):
+    """The details tell a buyer who already has (or holds) as many of a product as its limit allows."""
+
+    def __init__(self, past: PastBuyerLimit):
+        super().__init__(f"past the limit per buyer by {past.field}")
+        self.past = past
+
+
 def attach_delivery(kind: str, subject, delivery: Delivery) -> None:
     """The shopper's delivery details, given in the payment form: kept on the order (what
     settling reads; committed first), then put on the PaymentIntent for Stripe's receipt.
-    Stripe being unreachable does not lose them: the order has them."""
+    Stripe being unreachable does not lose them: the order has them. Details that tell a buyer
+    past a product's limit per buyer are refused (DeliveryPastBuyerLimit) before anything is charged."""
     with db.engine.begin() as conn:
+        lines = [subject] if kind == "hold" else checkout_holds(conn, subject.id)
+        past = refusal_at_delivery(conn, lines, delivery, utcnow())
+        if past is not None:
+            raise DeliveryPastBuyerLimit(past)
         record_delivery(conn, kind, subject, delivery)
     if subject.payment_intent_id:
         try:

@@ -18,12 +18,12 @@ from storefront.inventory.stock import on_sale, stock_levels
 from storefront.owners import Owner, client_address, owner_of, requesting_owner
 from storefront.params import integer_field, request_body, reservation_id
 from storefront.payments.gateway import checkout_metadata, gateway
-from storefront.payments.intents import attach_delivery, start_checkout_payment
+from storefront.payments.intents import start_checkout_payment
 from storefront.payments.reconcile import settle_released_intent
 from storefront.payments.settlement import settle_paid_form, settle_returned
 from storefront.ratelimit import holds_rate_limit
 from storefront.shop import bp
-from storefront.shop.payments import delivery_details, demo_gateway, pay_with_demo
+from storefront.shop.payments import delivery_details, demo_gateway, give_delivery, pay_with_demo
 from storefront.shop.refusals import buyer_limit_error, not_admitted_error, paused_error
 
 
@@ -208,7 +208,7 @@ def checkout_demo_payment(checkout: str):
     session = start_checkout_payment(found, hold_ids)
     with reading() as conn:
         found = carts.find_checkout(conn, checkout_id)  # naming its intent now
-    attach_delivery("checkout", found, delivery)
+    give_delivery("checkout", found, delivery)
     pay_with_demo(demo, session.intent_id, found.amount, found.currency, checkout_metadata(found, hold_ids))
     with reading() as conn:
         found = carts.find_checkout(conn, checkout_id)
@@ -220,7 +220,7 @@ def checkout_delivery(checkout: str):
     """The payment form's delivery details for a checkout, sent just before the payment is confirmed."""
     with reading() as conn:
         found, _ = payable_checkout(conn, reservation_id(checkout), requesting_owner())
-    attach_delivery("checkout", found, delivery_details(request_body()))
+    give_delivery("checkout", found, delivery_details(request_body()))
     return jsonify({"saved": True})
 
 

@@ -11,7 +11,7 @@ from storefront.orders.delivery import Delivery, InvalidDelivery, parse_delivery
 from storefront.owners import requesting_owner
 from storefront.params import request_body, reservation_id
 from storefront.payments.gateway import gateway, intent_metadata
-from storefront.payments.intents import attach_delivery, start_payment
+from storefront.payments.intents import DeliveryPastBuyerLimit, attach_delivery, start_payment
 from storefront.payments.settlement import settle_if_succeeded
 from storefront.shop import bp
 from storefront.shop.holds import hold_fragment, owned_hold
@@ -31,6 +31,21 @@ def delivery_details(data) -> Delivery:
         return parse_delivery(data)
     except InvalidDelivery as invalid:
         error = ApiError(400, "invalid_request", invalid.message, field=invalid.field)
+        error.headers = retarget("find .payment-error")
+        raise error from None
+
+
+def give_delivery(kind: str, subject, delivery: Delivery) -> None:
+    """Keep the details on the order; 409 buyer_limit naming the field, shown inside the form, when
+    they tell a buyer who already has as many of a product as its limit per buyer allows."""
+    try:
+        attach_delivery(kind, subject, delivery)
+    except DeliveryPastBuyerLimit as refused:
+        past = refused.past
+        error = ApiError(409, "buyer_limit",
+                         f"One buyer may have {past.limit} of this product, and this {past.field} has {past.held} "
+                         "already: nothing was charged.", field=past.field, limit=past.limit, held=past.held,
+                         productId=past.family)
         error.headers = retarget("find .payment-error")
         raise error from None
 
@@ -57,7 +72,7 @@ def demo_payment(reservation: str):
     delivery = delivery_details(request.form)
     session = start_payment(hold)
     hold = owned_hold(hold_id, owner)  # read again: it names its intent now
-    attach_delivery("hold", hold, delivery)
+    give_delivery("hold", hold, delivery)
     pay_with_demo(demo, session.intent_id, hold.amount, hold.currency, intent_metadata(hold))
     hold = owned_hold(hold_id, owner)
     # Paid from the hold's own page: no product page around it to bring its stock to.
@@ -68,5 +83,5 @@ def demo_payment(reservation: str):
 def hold_delivery(reservation: str):
     """The payment form's delivery details for a hold, sent just before the payment is confirmed."""
     hold = payable_hold(reservation_id(reservation), requesting_owner())
-    attach_delivery("hold", hold, delivery_details(request_body()))
+    give_delivery("hold", hold, delivery_details(request_body()))
     return jsonify({"saved": True})
