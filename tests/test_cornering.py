@@ -220,3 +220,38 @@ def test_a_buyer_is_known_by_email_and_address_at_delivery_and_at_settlement(sho
     db.session.expire_all()
     assert db.session.get(Hold, uuid.UUID(fourth["reservationId"])).status == "REFUNDED"
     assert units(product.id).sold == 1 and units(product.id).held == 2  # owner 2's and 3's holds; 4's given back
+
+
+def test_a_place_whose_hold_lapsed_reads_expired_and_may_join_again(shop):
+    client = shop.test_client()
+    product, (small,) = admitted_product(client, sizes=("S",), per_size=2, owners=(1,))
+    held = hold(client, small.id, 1).get_json()
+    assert mine(client, product.id, 1).get_json()["status"] == "held"
+    lapse(held["reservationId"])  # not swept: the place reads the live state
+    assert mine(client, product.id, 1).get_json()["status"] == "expired"
+    again = join(client, product.id, 1)
+    assert again.status_code == 201 and again.get_json()["status"] in ("waiting", "admitted")
+
+
+def test_the_sweep_leaves_a_sold_out_drop_alone(shop):
+    from storefront.clock import utcnow
+    from storefront.inventory import queue
+    from storefront.inventory.models import Queue
+
+    client = shop.test_client()
+    product, (small,) = admitted_product(client, sizes=("S",), per_size=1, owners=(1,))
+    for n in (2, 3):
+        join(client, product.id, n)
+    with db.engine.connect() as conn:
+        assert queue.queues_to_advance(conn, utcnow()) == [product.id]
+    placed = hold(client, small.id, 1).get_json()
+    from tests.factories import settle
+    settle(placed["reservationId"])
+    with db.engine.connect() as conn:
+        assert queue.queues_to_advance(conn, utcnow()) == []  # sold out: nothing to admit, nothing written
+    before = db.session.execute(select(Queue.advanced_at).where(Queue.product_id == product.id)).scalar()
+    from storefront.inventory.jobs import advance_queues
+    advance_queues()
+    db.session.expire_all()
+    assert db.session.execute(select(Queue.advanced_at).where(Queue.product_id == product.id)).scalar() == before
+    assert {mine(client, product.id, n).get_json()["status"] for n in (2, 3)} == {"closed"}

@@ -370,7 +370,7 @@ def test_in_chromium_a_shopper_joins_before_the_start_is_let_in_and_pays_and_ano
     door = {**settings, "QUEUE_PROOF_OF_WORK": "5000", "STOCK_POLL_SECONDS": "1"}
     app = make_app(door)
     with app.app_context():
-        product = queued_product(total=1, starts_in=timedelta(seconds=8), name="Drop tee")
+        product = queued_product(total=1, starts_in=timedelta(seconds=14), name="Drop tee")
         base_url = live_server(door, workers=2, threads=4).url
         first = shopper(base_url)
         first.page.clock.install(time=datetime.now(UTC) + timedelta(minutes=3))  # its clock 3 minutes fast

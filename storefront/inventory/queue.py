@@ -38,7 +38,7 @@ from sqlalchemy.engine import Row
 from storefront.catalog.models import products
 from storefront.clock import UTCDateTime, isoformat_z
 from storefront.inventory.models import Queue, QueueEntry
-from storefront.inventory.stock import stock_levels, unit_counts
+from storefront.inventory.stock import buckets, holds, stock_levels, unit_counts, units_available
 from storefront.owners import Owner, address_block
 
 rooms = Queue.__table__
@@ -177,6 +177,10 @@ def room_of(conn: Connection, product: QueuedProduct, now: datetime, *, lock: bo
     query = select(rooms).where(rooms.c.product_id == product.id)
     if lock and conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=skip_locked)
+    elif lock:
+        # SQLite ignores FOR UPDATE: a write takes its one writer's lock first, so that two admission
+        # steps (two gunicorn workers) never read the same room and admit past the stock.
+        conn.execute(update(rooms).where(rooms.c.product_id == product.id).values(product_id=rooms.c.product_id))
     room = conn.execute(query).first()
     if room is None and now >= product.opens_at and not skip_locked:
         seed = secrets.token_bytes(32)
@@ -228,9 +232,19 @@ def own_entry(conn: Connection, product: QueuedProduct, owner: Owner) -> Row | N
                                      "browser": owner.browser_id}).first()
 
 
-def lapsed_unused(entry: Row, now: datetime) -> bool:
-    """The place was admitted and its pass ran out before it held: its owner may join again."""
-    return entry.admitted_at is not None and entry.held_at is None and entry.pass_expires_at <= now
+def turn_over(conn: Connection, product: QueuedProduct, entry: Row, now: datetime) -> bool:
+    """The place's turn is over and left nothing: its pass ran out before it held, or the hold it
+    made lapsed or was released. Its status is ``expired`` and its owner may join again, behind
+    everyone. Read from live state: a hold that lapsed a second ago counts as lapsed now."""
+    if entry.admitted_at is None:
+        return False
+    if entry.held_at is None:
+        return entry.pass_expires_at <= now
+    return conn.execute(select(holds.c.id).where(
+        holds.c.user_id == entry.user_id, holds.c.browser_id == entry.browser_id,
+        holds.c.product_id.in_(product.item_ids), holds.c.created_at >= entry.held_at - timedelta(seconds=1),
+        (holds.c.status == "COMPLETED") | ((holds.c.status == "PENDING") & (holds.c.expires_at > now)),
+    ).limit(1)).first() is None
 
 
 def join(conn: Connection, product: QueuedProduct, owner: Owner, address: str, now: datetime,
@@ -251,7 +265,7 @@ def join(conn: Connection, product: QueuedProduct, owner: Owner, address: str, n
     if conn.dialect.name == "postgresql":
         conn.execute(_LOCK_JOINER, {"key": owner.visitor_id, "space": 2})
     existing = own_entry(conn, product, owner)
-    if existing is not None and not lapsed_unused(existing, now):
+    if existing is not None and not turn_over(conn, product, existing, now):
         return existing, False
     if now >= product.starts_at and sold_out(conn, product):
         raise QueueSoldOut(product.id)
@@ -330,8 +344,10 @@ def advance(conn: Connection, product: QueuedProduct, now: datetime, pass_second
         return room
     if room.ranked_at is None or conn.execute(_UNRANKED.limit(1), {"product": product.id}).first() is not None:
         room = _rank(conn, product, now)
-    room_for = available_units(conn, product, now) - conn.execute(
-        _WAITING_FOR_A_HOLD, {"product": product.id, "now": now}).scalar_one()
+    # The units and the passes yet to be spent in one statement: one snapshot, so that a hold committed
+    # between two reads (a unit gone, a pass spent) can never make room for one place too many.
+    room_for = conn.execute(select(units_available(product.item_ids) - _WAITING_FOR_A_HOLD.scalar_subquery()),
+                            {"product": product.id, "now": now}).scalar_one()
     values = {"advanced_at": now}
     if room_for > 0:
         next_places = (select(entries.c.id).where(entries.c.product_id == product.id, entries.c.admitted_at.is_(None),
@@ -408,10 +424,10 @@ def place_of(conn: Connection, product: QueuedProduct, owner: Owner, now: dateti
         return None
     admitted_through = conn.execute(
         select(rooms.c.admitted_through).where(rooms.c.product_id == product.id)).scalar() or 0
-    if entry.held_at is not None:
-        status = "held"
-    elif entry.admitted_at is not None and entry.pass_expires_at <= now:
+    if turn_over(conn, product, entry, now):
         status = "expired"
+    elif entry.held_at is not None:
+        status = "held"
     elif now >= product.starts_at and sold_out(conn, product):
         status = "closed"
     elif entry.admitted_at is not None:
@@ -468,9 +484,16 @@ def not_admitted(conn: Connection, queue_of: int, owner: Owner) -> NotAdmitted:
 
 
 def queues_to_advance(conn: Connection, now: datetime) -> list[int]:
-    """Started queues with places still to admit: the sweep's step runs on each."""
+    """Live started queues: places still to admit, and units not yet all sold (of the product or its
+    options). A drop that sold out, or whose line is all let in, is never written to again."""
+    item = products.alias("item")
+    unsold = (select(buckets.c.product_id).join(item, item.c.id == buckets.c.product_id)
+              .where((item.c.id == products.c.id) | (item.c.option_of == products.c.id),
+                     buckets.c.total_units > buckets.c.sold_units))
     return conn.execute(select(products.c.id).where(
         products.c.queued, products.c.option_of.is_(None), products.c.archived_at.is_(None),
         products.c.starts_at <= now,
-        select(entries.c.id).where(entries.c.product_id == products.c.id, entries.c.admitted_at.is_(None)).exists(),
+        select(entries.c.id).where(entries.c.product_id == products.c.id, entries.c.admitted_at.is_(None),
+                                   entries.c.left_at.is_(None)).exists(),
+        unsold.exists(),
     )).scalars().all()

@@ -123,6 +123,16 @@ def available_units(now=_now):
     return case((products.c.archived_at.is_(None), _product_stock.c.free + lapsed_units), else_=no_units)
 
 
+def units_available(product_ids, now=_now):
+    """A scalar subquery: the units that can be held at ``now`` over these products together (none
+    below 0), to be read in the same statement as whatever it is weighed against."""
+    available = available_units(now)
+    per_product = (select(case((available > 0, available), else_=literal_column("0")).label("units"))
+                   .select_from(products.join(_product_stock, _product_stock.c.product_id == products.c.id))
+                   .where(products.c.id.in_(list(product_ids))).subquery())
+    return select(func.coalesce(func.sum(per_product.c.units), 0)).scalar_subquery()
+
+
 def _stock(now=_now):
     starts_at = products.c.starts_at
     return select(

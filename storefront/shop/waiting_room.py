@@ -72,7 +72,7 @@ def join_queue(product_id: int):
     try:
         with db.engine.begin() as conn:
             existing = queue.own_entry(conn, product, owner)
-            joining = existing is None or queue.lapsed_unused(existing, now)
+            joining = existing is None or queue.turn_over(conn, product, existing, now)
             if joining and now >= product.opens_at and settings.queue_proof_of_work > 0:
                 proof_of_work.spend(conn, data.get("altcha"), now)
             if joining and now >= product.opens_at and queue.paused(conn, product):
@@ -174,7 +174,7 @@ def _place_fragment(product: queue.QueuedProduct, place, status: int = 200):
     now = utcnow()
     context = {}
     with reading() as conn:
-        if place is None:  # whether the join form shows
+        if place is None or place.status == "expired":  # whether the join form shows
             context["state"] = queue.line_state(conn, product, queue.room_of(conn, product, now), now)
         elif place.status == "waiting" and place.position is not None:
             context["admitted_last_minute"] = queue.admitted_last_minute(conn, product, now)
