@@ -44,6 +44,29 @@ def race(url: str, bodies: list[dict]) -> list[requests.Response]:
         return list(pool.map(post, bodies))
 
 
+def race_over(servers, bodies: list[dict]) -> list[requests.Response]:
+    """:func:`race` with the bodies dealt in turn to several gunicorns on one database: the race spans
+    as many processes as there are servers whatever the load (one gunicorn's workers may leave a small
+    crowd to one of them), and the answers' request ids (each process's own prefix) show it did."""
+    start = threading.Barrier(len(bodies))
+
+    def post(numbered):
+        n, body = numbered
+        with requests.Session() as session:
+            session.get(f"{servers[n % len(servers)].url}/healthz", timeout=30)  # connected before the start
+            start.wait()
+            sent_at = time.monotonic()
+            response = session.post(f"{servers[n % len(servers)].url}/api/reservations", json=body, timeout=60)
+            response.sent_at, response.answered_at = sent_at, time.monotonic()
+            return response
+
+    with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+        responses = list(pool.map(post, enumerate(bodies)))
+    processes = {response.headers["X-Request-Id"][:16] for response in responses}
+    assert len(processes) >= len(servers), f"{len(processes)} processes answered, of {len(servers)} servers"
+    return responses
+
+
 def assert_raced_across_processes(server, responses) -> None:
     """The race really raced: answers came from at least two gunicorn worker processes, and two
     requests answered by different processes were in flight at the same moment."""
