@@ -27,6 +27,7 @@ PostgreSQL's server binaries, like the tests. PostgreSQL runs with fsync on,
 as in production, unless --no-fsync is given.
 """
 
+import secrets
 import argparse
 import functools
 import os
@@ -47,7 +48,7 @@ import requests
 from scripts.services import PostgresServer, free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parent.parent
-SECRET_KEY = "bench-secret-key-for-throwaway-databases-only"
+SECRET_KEY = secrets.token_urlsafe(32)  # drawn: a key written here would be an example
 # What every shop process of a bench reads besides its database: no Stripe account, so the demo
 # gateway on purpose; one proxy in front, whose X-Forwarded-For gives each request its own client
 # address, as a crowd has (from one address, MAX_HELD_UNITS_PER_ADDRESS would stop the bench

@@ -8,6 +8,7 @@ vendored JS (raw and gzipped), and requests per page load.
     .venv/bin/python -m bench.page_weight
 """
 
+import secrets
 import gzip
 import os
 import subprocess
@@ -71,7 +72,7 @@ def report(title: str, seen) -> None:
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="storefront-weight-") as folder:
         env = {**os.environ, "DATABASE_URL": f"sqlite:///{Path(folder) / 'store.sqlite3'}",
-               "SECRET_KEY": "page-weight-bench"}
+               "SECRET_KEY": secrets.token_urlsafe(32)}
         flask = [sys.executable, "-m", "flask", "--app", "storefront"]
         subprocess.run([*flask, "db", "upgrade"], env=env, cwd=REPO, check=True, capture_output=True)
         subprocess.run([*flask, "seed"], env=env, cwd=REPO, check=True, capture_output=True)

@@ -11,6 +11,7 @@ half that rate: webhook → COMPLETED p50/p99 (send time to the hold's ``updated
     .venv/bin/python -m bench.pipeline [--events 2000] [--senders 16] [--workers 1]
 """
 
+import secrets
 import argparse
 import hashlib
 import hmac
@@ -183,7 +184,7 @@ def main() -> int:
     with PostgresServer(durable=True) as postgres, RedisServer() as redis, KafkaServer() as kafka:
         kafka.create_topic(TOPIC)
         env = {**os.environ, "DATABASE_URL": postgres.url(), "REDIS_URL": redis.url,
-               "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "SECRET_KEY": "bench-pipeline-secret-key-throwaway-only", "DEMO_PAYMENTS": "1",
+               "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "SECRET_KEY": secrets.token_urlsafe(32), "DEMO_PAYMENTS": "1",
                "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET}
         subprocess.run([sys.executable, "-m", "flask", "--app", "storefront", "db", "upgrade"], env=env, cwd=REPO,
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

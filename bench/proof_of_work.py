@@ -10,6 +10,7 @@ The number to find is uniform below maxnumber, so a solve tries half of it on av
     .venv/bin/python -m bench.proof_of_work            # --solves 20 --difficulty 50000
 """
 
+import secrets
 import argparse
 import os
 import statistics
@@ -43,7 +44,7 @@ def serve(difficulty: int):
     from storefront.listings.seed import seed_demo_catalogue
 
     folder = tempfile.mkdtemp(prefix="storefront-pow-")
-    app = create_app({"QUEUE_PROOF_OF_WORK": str(difficulty), "SECRET_KEY": "bench-" + "x" * 40},
+    app = create_app({"QUEUE_PROOF_OF_WORK": str(difficulty), "SECRET_KEY": secrets.token_urlsafe(32)},
                      instance_path=os.path.join(folder, "instance"))
     with app.app_context():
         flask_migrate.upgrade()

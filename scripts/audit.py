@@ -8,7 +8,8 @@ and these machines' package proxy), pip-audit finds none of them and says so per
 yet exits 0: a green run that checked nothing. So its JSON is read here, and every package it
 could not look up is looked up again on the project's page (``/pypi/<name>/json``), whose
 advisories are those of the latest release: exact for a pin that is the latest release, and
-reported as not audited otherwise. Exit status 1 when any pinned version has an advisory.
+reported as not audited otherwise. Exit status 1 when any pinned version has an advisory, and 2
+when nothing could be audited at all (no index answered): a run that checked nothing is not green.
 """
 
 import json
@@ -80,6 +81,9 @@ def main(locks: list[str]) -> int:
           f"({by_pip_audit} by pip-audit, {by_project_page} on their project page)")
     for line in unaudited:
         print(f"  not audited here: {line}")
+    if total and by_pip_audit + by_project_page == 0:
+        print("nothing could be audited: no index answered for any locked package")
+        return 2
     for name, version, advisory, fixed in findings:
         print(f"  ADVISORY {advisory}: {name} {version} (fixed in {', '.join(fixed) or 'no release yet'})")
     if findings:

@@ -4,6 +4,7 @@ PostgreSQL is started by the suite itself (scripts/services.py) on a free
 loopback port and thrown away at the end; nothing is skipped for lack of it.
 """
 
+import secrets
 import os
 import subprocess
 import sys
@@ -32,7 +33,8 @@ from storefront.extensions import db
 from tests.browsing import CHROMIUM_ARGS, Shopper, chromium_path
 
 REPO = Path(__file__).resolve().parent.parent
-TEST_SECRET_KEY = "test-secret-key-not-for-production"
+# Drawn for each run: a key written in the repository is an example, which start-up refuses.
+TEST_SECRET_KEY = secrets.token_urlsafe(32)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """compose.yaml cannot run here (no Docker), so it is read against the scripts that
 start the same services on this machine, and against the settings the app reads."""
 
+import secrets
 import re
 from pathlib import Path
 
@@ -91,7 +92,7 @@ def test_compose_settings_are_ones_the_app_reads(tmp_path):
     # What an operator must give (compose refuses to start without them): a key of their own,
     # and the demo gateway asked for by name when there are no Stripe keys.
     assert environment["SECRET_KEY"].startswith("${SECRET_KEY:?")
-    resolved.update(SECRET_KEY="an-operators-own-secret-key-0123456789", DEMO_PAYMENTS="1")
+    resolved.update(SECRET_KEY=secrets.token_urlsafe(32), DEMO_PAYMENTS="1")
     config = Config.from_env(resolved, tmp_path)
     assert config.database_url.startswith("postgresql+psycopg://")
     assert config.kafka_bootstrap_servers == ("kafka:9092",)

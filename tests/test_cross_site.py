@@ -124,3 +124,45 @@ def test_stripes_webhook_is_judged_by_its_signature_alone(make_app, settings):
         assert answer.status_code == 200
         db.session.expire_all()
         assert db.session.get(Hold, uuid.UUID(hold["reservationId"])).status == "COMPLETED"
+
+
+def test_no_state_changing_route_is_left_out(make_app, settings):
+    """Every POST, PUT, PATCH and DELETE the shop has (the queue's join, the draw's, every admin form,
+    whatever is added next) answers a cross-site request 403 cross_site, before anything else: read
+    from the app's own URL map, so that a new route cannot be forgotten. Stripe's webhook alone is
+    judged by its signature."""
+    from werkzeug.routing import AnyConverter
+
+    app = make_app({**settings, "ADMIN_PASSWORD": PASSWORD})
+    client = app.test_client()
+    admin = {"Authorization": "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()}
+    checked = []
+    with app.app_context():
+        product = make_product(total=5)
+        values = {"product_id": product.id, "reservation": str(uuid.uuid4()), "checkout": str(uuid.uuid4()),
+                  "order_id": str(uuid.uuid4()), "job_id": "some-job", "filename": "x.png"}
+        for rule in app.url_map.iter_rules():
+            methods = rule.methods & {"POST", "PUT", "PATCH", "DELETE"}
+            if not methods or rule.endpoint in ("payments.stripe_webhook", "static"):
+                continue
+            arguments = {}
+            for name in rule.arguments:
+                converter = rule._converters.get(name)
+                arguments[name] = (sorted(converter.items)[0] if isinstance(converter, AnyConverter)
+                                   else values.get(name, "1"))
+            with app.test_request_context():
+                from flask import url_for
+                url = url_for(rule.endpoint, **arguments)
+            for method in sorted(methods):
+                answer = client.open(url, method=method, json={"userId": visitor(1)},
+                                     headers={**admin, "Sec-Fetch-Site": "cross-site"})
+                # A JSON route says it in JSON; a page's form route (the demo Pay button) with the error page.
+                said = (answer.get_json() or {}).get("error") if answer.is_json else (
+                    "cross_site" if "another site" in answer.get_data(as_text=True) else None)
+                assert answer.status_code == 403 and said == "cross_site", (
+                    method, url, answer.status_code, answer.get_data(as_text=True)[:300])
+                checked.append((method, rule.rule))
+    endpoints = {rule for _, rule in checked}
+    assert "/api/queue/<product_id:product_id>/entries" in endpoints
+    assert any(rule.startswith("/admin/") for rule in endpoints)
+    assert len(checked) >= 15, checked

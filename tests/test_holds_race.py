@@ -8,6 +8,7 @@ without a cap on each worker's connections, one process answered all 40 or 60 re
 8 runs, proving nothing across processes.)
 """
 
+import secrets
 import re
 import threading
 import time
@@ -147,7 +148,7 @@ def test_embedded_sqlite_is_race_free_across_processes_too(tmp_path, live_server
 
     instance = tmp_path / "instance"
     database_url = f"sqlite:///{instance / 'storefront.sqlite3'}"
-    settings = {"DATABASE_URL": database_url, "SECRET_KEY": "embedded-race-test", "HOLD_RATE_LIMIT": "100000/minute"}
+    settings = {"DATABASE_URL": database_url, "SECRET_KEY": secrets.token_urlsafe(32), "HOLD_RATE_LIMIT": "100000/minute"}
     app = create_app(settings, instance_path=str(instance))
     with app.app_context():
         flask_migrate.upgrade()

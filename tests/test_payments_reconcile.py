@@ -6,6 +6,7 @@ Stripe unreachable means "ask again", never "unpaid". On the full stack: jobs
 lost with an emptied Redis, and a PostgreSQL restart during traffic.
 """
 
+import secrets
 import time
 import uuid
 from datetime import timedelta
@@ -251,7 +252,7 @@ def test_a_postgresql_restart_gives_503s_while_down_and_no_5xx_after(tmp_path, l
     server.start()
     try:
         url = server.url()
-        env = {"DATABASE_URL": url, "SECRET_KEY": "restart-test-secret-of-thirty-two-chars", "DEMO_PAYMENTS": "1",
+        env = {"DATABASE_URL": url, "SECRET_KEY": secrets.token_urlsafe(32), "DEMO_PAYMENTS": "1",
                "MAX_HELD_UNITS_PER_ADDRESS": "100000", "STRIPE_WEBHOOK_SECRET": TEST_WEBHOOK_SECRET,
                "HOLD_RATE_LIMIT": "100000/minute"}
         app = create_app(env, instance_path=str(tmp_path / "instance"))

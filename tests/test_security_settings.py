@@ -1,6 +1,7 @@
 """Safe by default: what a production start refuses, and the settings that keep strangers out
 (TRUSTED_HOSTS, METRICS_TOKEN, HSTS and the admin's cookie over HTTPS)."""
 
+import secrets
 import os
 import re
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 from storefront.config import EXAMPLE_SECRET_KEYS, Config, ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
-STRONG_KEY = "a-secret-key-of-forty-characters-or-so-0123"
+STRONG_KEY = secrets.token_urlsafe(32)  # drawn: a key written here would be an example
 POSTGRES_URL = "postgresql://shop:pw@127.0.0.1:9/shop"  # never connected to: start-up stops first
 
 
@@ -72,7 +73,7 @@ def example_secret_keys() -> set[str]:
     """Every value the project's own files show for SECRET_KEY: compose defaults, shell and env lines."""
     found = set()
     files = [REPO / "compose.yaml", REPO / "README.md", REPO / "Dockerfile", *REPO.glob("docs/*.md"),
-             *REPO.glob("scripts/*")]
+             *REPO.glob("scripts/*"), *REPO.glob("tests/*.py"), *REPO.glob("bench/*.py"), *REPO.glob("deploy/**/*")]
     for path in files:
         if not path.is_file():
             continue
@@ -80,12 +81,17 @@ def example_secret_keys() -> set[str]:
         found.update(re.findall(r"(?<![A-Z_])SECRET_KEY:-([^}\s]+)\}", text))
         found.update(value for value in re.findall(r"(?<![A-Z_])SECRET_KEY[=:] *[\"']?([^\s\"'$`(){}]+)", text)
                      if value not in ("", "|"))
-    return found
+        # Python: "SECRET_KEY": "…", SECRET_KEY="…", SECRET_KEY = "…" (a test's or a bench's own key).
+        found.update(re.findall(r"(?<![A-Z_])SECRET_KEY[\"']?\s*[:=]\s*[\"']([^\"']+)[\"']", text))
+    return found - {"SECRET_KEY"}
 
 
 def test_no_example_secret_key_from_the_projects_files_is_accepted(tmp_path):
+    """Every key written in the repository, the tests' and the benches' included (they draw theirs at
+    run time), is public and refused."""
     examples = example_secret_keys() | EXAMPLE_SECRET_KEYS
     assert "local-compose-only-not-a-secret" in examples  # the one compose.yaml once shipped
+    assert "short-but-not-empty" in examples  # a test's own literal is found too
     for example in examples:
         with pytest.raises(ConfigError, match="SECRET_KEY"):
             Config.from_env({"DATABASE_URL": POSTGRES_URL, "SECRET_KEY": example, "DEMO_PAYMENTS": "1"}, tmp_path)
@@ -132,3 +138,10 @@ def test_over_https_the_shop_sends_hsts_and_a_secure_lax_admin_cookie(make_app, 
     cookie = tls.headers.get("Set-Cookie", "")
     assert "SameSite=Lax" in cookie and "Secure" in cookie
     assert client.get("/healthz", headers={"X-Forwarded-Proto": "https"}).headers["Strict-Transport-Security"]
+
+
+def test_a_secret_key_needs_32_characters_exactly(tmp_path):
+    base = {"DATABASE_URL": POSTGRES_URL, "DEMO_PAYMENTS": "1"}
+    with pytest.raises(ConfigError, match="SECRET_KEY must be at least 32 characters"):
+        Config.from_env({**base, "SECRET_KEY": secrets.token_hex(16)[:31]}, tmp_path)
+    assert Config.from_env({**base, "SECRET_KEY": secrets.token_hex(16)}, tmp_path).secret_key
