@@ -1,7 +1,8 @@
 """The hold rule's whole truth table, run through every form the rule takes.
 
 One table of cases (stock, lapsed holds, start time, both limits, the owner's own hold, unknown and
-archived products), each asked of:
+archived products, a pause, the limit per buyer, and a drop's line: no place, waiting, admitted, the
+pass spent or lapsed, more than a pass takes), each asked of:
 
 - ``function``: PostgreSQL's ``storefront_place_hold`` (inventory/sql/), the hot path, alone;
 - ``steps``: the grant step (inventory/grants.py) that a hold falls back to, on PostgreSQL;
@@ -24,8 +25,10 @@ from storefront.catalog.models import Product
 from storefront.clock import utcnow
 from storefront.extensions import db
 from storefront.inventory import holds as hold_book
-from storefront.inventory.grants import HoldLimit, HoldLimits, NotOnSale, OutOfStock, ProductNotFound
-from storefront.inventory.stock import holds, take_units
+from storefront.inventory.grants import BuyerLimit, HoldLimit, HoldLimits, NotOnSale, OutOfStock, Paused, ProductNotFound
+from storefront.inventory.models import Queue, QueueEntry
+from storefront.inventory.queue import NotAdmitted
+from storefront.inventory.stock import holds, sell_free_units, take_units
 from storefront.owners import Owner
 from tests.factories import counters_against_holds, make_product, visitor
 
@@ -44,6 +47,7 @@ class Held:
     product: str = "wanted"  # or "other": a second product, for limits across products
     address: str = MY_ADDRESS
     lapsed: bool = False
+    bought: bool = False  # COMPLETED: paid for
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,11 @@ class Case:
     # The one-statement function hands these to the step by step form, having changed nothing.
     function_needs_lock: bool = False
     only: tuple[str, ...] = field(default=())
+    # A queued product (started a minute ago) and my place in its line: "admitted", "waiting", "spent"
+    # (admitted, and its one hold made), "lapsed" (admitted, its pass run out), or "none" (no place).
+    line: str | None = None
+    paused: bool = False
+    per_buyer: int | None = None
 
 
 SOMEONE = Owner(visitor(2), "browser-someone")
@@ -92,6 +101,21 @@ CASES = [
     Case("someone else with my visitor id gets a hold of their own", ("created", None), held=(Held(MY_OTHER_BROWSER),)),
     Case("an unknown product", ("not_found", None), product="unknown", only=("function", "steps", "steps_sqlite")),
     Case("an archived product", ("not_found", None), product="archived", checkout_expected=("out_of_stock", 0)),
+    Case("a paused product", ("paused", None), paused=True),
+    Case("a paused product gives my live hold back", ("existing", None), paused=True, held=(Held(ME),),
+         checkout_expected=("paused", None)),
+    Case("more than one buyer may have", ("buyer_limit", 0), per_buyer=2, quantity=3, total=5),
+    Case("what I bought counts for the buyer", ("buyer_limit", 1), per_buyer=2, quantity=2, total=5,
+         held=(Held(ME, bought=True),)),
+    Case("what someone else bought does not", ("created", None), per_buyer=1, total=5,
+         held=(Held(SOMEONE, bought=True),)),
+    Case("the line: admitted", ("created", None), line="admitted"),
+    Case("the line: no place", ("not_admitted", None), line="none"),
+    Case("the line: still waiting", ("not_admitted", None), line="waiting"),
+    Case("the line: the pass spent", ("not_admitted", None), line="spent"),
+    Case("the line: the pass lapsed", ("not_admitted", None), line="lapsed"),
+    Case("the line: more than a pass takes", ("hold_limit", ("pass", 2)), line="admitted", quantity=2),
+    Case("the line: admitted, none left", ("out_of_stock", 0), line="admitted", total=1, held=(Held(SOMEONE),)),
 ]
 FORMS = ("function", "steps", "steps_sqlite", "checkout")
 
@@ -100,19 +124,24 @@ def _stage(case: Case):
     """The case's products and holds, as the database would have them; the id asked for."""
     now = utcnow()
     starts_at = now + timedelta(seconds=case.starts_in) if case.starts_in is not None else None
-    wanted = make_product(total=case.total, starts_at=starts_at)
+    if case.line is not None:
+        starts_at = now - timedelta(seconds=60)
+    wanted = make_product(total=case.total, starts_at=starts_at, queued=case.line is not None, paused=case.paused,
+                          per_buyer=case.per_buyer)
     other = make_product(total=10)
     conn = db.session.connection()
     for held in case.held:
         product_id = wanted.id if held.product == "wanted" else other.id
-        bucket = take_units(conn, product_id, held.quantity)
+        bucket = (sell_free_units if held.bought else take_units)(conn, product_id, held.quantity)
         assert bucket is not None, f"{case.name}: the scene holds more than there is"
         expires_at = now + (timedelta(seconds=-5) if held.lapsed else timedelta(seconds=TTL))
         conn.execute(insert(holds).values(
             id=uuid.uuid4(), product_id=product_id, bucket=bucket, user_id=held.owner.visitor_id,
             browser_id=held.owner.browser_id, client_address=held.address, quantity=held.quantity,
-            amount=2500 * held.quantity, currency="usd", status="PENDING", expires_at=expires_at,
-            created_at=now, updated_at=now, intent_checks=0))
+            amount=2500 * held.quantity, currency="usd", status="COMPLETED" if held.bought else "PENDING",
+            expires_at=expires_at, created_at=now, updated_at=now, intent_checks=0))
+    if case.line is not None:
+        _stage_line(conn, wanted.id, case.line, now)
     db.session.commit()
     if case.product == "archived":
         db.session.execute(update(Product).where(Product.id == wanted.id).values(archived_at=now))
@@ -120,9 +149,31 @@ def _stage(case: Case):
     return (wanted.id if case.product != "unknown" else wanted.id + 1000), wanted.id
 
 
+def _stage_line(conn, product_id: int, line: str, now) -> None:
+    """The product's waiting room, ranked at the start, and my place in it as the case says."""
+    seed = b"s" * 32
+    conn.execute(insert(Queue.__table__).values(product_id=product_id, seed=seed, seed_hash="0" * 64, opened_at=now,
+                                                ranked_at=now, ranked_places=1, last_position=1, admitted_through=1))
+    if line == "none":
+        return
+    admitted = line != "waiting"
+    pass_expires_at = now + timedelta(seconds=-1 if line == "lapsed" else 120)
+    conn.execute(insert(QueueEntry.__table__).values(
+        id=uuid.uuid4(), product_id=product_id, user_id=ME.visitor_id, browser_id=ME.browser_id,
+        client_address=MY_ADDRESS, joined_at=now, rank_key=b"k" * 32, position=1,
+        admitted_at=now if admitted else None, pass_expires_at=pass_expires_at if admitted else None,
+        held_at=now if line == "spent" else None))
+
+
 def _outcome(place) -> tuple:
     try:
         placed = place()
+    except NotAdmitted:
+        return ("not_admitted", None)
+    except Paused:
+        return ("paused", None)
+    except BuyerLimit as limit:
+        return ("buyer_limit", limit.held)
     except OutOfStock as short:
         return ("out_of_stock", short.available)
     except NotOnSale:
