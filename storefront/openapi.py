@@ -138,7 +138,10 @@ def document() -> dict:
             "requestBody": {"required": True, "content": _json(delivery_schema)},
             "responses": {"200": {"description": "kept on the order (and on the PaymentIntent)",
                                   "content": _json({"type": "object"})},
-                          "409": {"description": f"the {what} can no longer be paid", "content": _json(_error())},
+                          "409": {"description": f"the {what} can no longer be paid, or buyer_limit (with field: "
+                                                 "email or address) when the details tell a buyer who has as many "
+                                                 "of a product as its limit per buyer allows",
+                                  "content": _json(_error("field", "limit", "held", "productId"))},
                           **ERRORS},
         }}
 
@@ -188,10 +191,11 @@ def document() -> dict:
                             "links": hold_links},
                     "400": ERRORS["400"],
                     "404": ERRORS["404"],
-                    "409": {"description": "out_of_stock (with available), hold_limit (per visitor or per "
-                                           "address, with limit and held), not_on_sale (with startsAt) "
-                                           "before the product's start time, or not_admitted (with position "
-                                           "and admittedThrough) for a queued drop without a live pass",
+                    "409": {"description": "out_of_stock (with available), hold_limit (per visitor, per "
+                                           "address or per pass, with limit and held), not_on_sale (with startsAt) "
+                                           "before the product's start time, paused, buyer_limit, or not_admitted "
+                                           "(with position and admittedThrough) for a queued drop without a live "
+                                           "pass",
                             "content": _json(_error("available", "limit", "held", "per", "startsAt", "position",
                                                     "admittedThrough", "productId"))},
                     "413": {"description": "body too large", "content": _json(_error())},
@@ -265,8 +269,8 @@ def document() -> dict:
                                 "header.X-Visitor-Id": "$request.header.X-Visitor-Id"})}},
                     "400": {"description": "empty_cart or a malformed visitor id", "content": _json(_error("field"))},
                     "409": {"description": "out_of_stock (items: productId, available), not_on_sale (items: "
-                                           "productId, startsAt), mixed_currencies, hold_limit, or "
-                                           "not_admitted for a queued drop's line without a live pass",
+                                           "productId, startsAt), mixed_currencies, hold_limit, paused, "
+                                           "buyer_limit, or not_admitted for a queued drop's line without a live pass",
                             "content": _json(_error("items", "limit", "held", "position", "admittedThrough",
                                                     "productId"))},
                     "429": {"description": "too many holds from this address", "content": _json(_error())},
@@ -299,14 +303,18 @@ def document() -> dict:
                     "type": "object", "required": ["userId", "altcha"] if proof_of_work else ["userId"],
                     "properties": {
                         "userId": VISITOR_ID,
+                        "entryId": {"type": "string", "format": "uuid",
+                                    "description": "the entry's id, drawn by the client (crypto.randomUUID()) so "
+                                                   "that nobody chooses where it ranks; lower case"},
                         "altcha": {"type": "string", "description": "the solved challenge's base64 JSON payload"}}})},
                 "responses": {
                     "201": {"description": "a new place", "content": _json(ENTRY)},
                     "200": {"description": "this owner's place, as it was", "content": _json(ENTRY)},
-                    "400": {"description": "a missing or malformed field (altcha: missing, wrong, lapsed or used)",
+                    "400": {"description": "a missing or malformed field (altcha: missing, wrong, lapsed or used; "
+                                           "entryId: malformed or taken)",
                             "content": _json(_error("field"))},
                     "404": ERRORS["404"],
-                    "409": {"description": "queue_not_open (with opensAt), no_queue, or out_of_stock once "
+                    "409": {"description": "queue_not_open (with opensAt), no_queue, paused, or out_of_stock once "
                                            "nothing is left to wait for",
                             "content": _json(_error("opensAt", "available"))},
                     "429": {"description": "too_many_entries from this address", "content": _json(_error("limit"))},
@@ -319,6 +327,18 @@ def document() -> dict:
                 "responses": {"200": {"description": "the line", "content": _json(STANDING)},
                               "404": ERRORS["404"],
                               "409": {"description": "no_queue", "content": _json(_error())}},
+            }},
+            "/api/queue/{productId}/entries.csv": {"get": {
+                "operationId": "publishedLine",
+                "summary": "Every place in a queued drop's line, from the start: a shared answer anyone can "
+                           "check against the revealed seed (scripts/check_line.py)",
+                "parameters": [queue_path],
+                "responses": {"200": {"description": "position,entry_id,joined (before: ranked by "
+                                                     "HMAC-SHA256(seed, entry id); after: in order of arrival)",
+                                      "content": {"text/csv": {"schema": {"type": "string"}}}},
+                              "404": ERRORS["404"],
+                              "409": {"description": "no_queue, or not_started (with startsAt)",
+                                      "content": _json(_error("startsAt"))}},
             }},
             "/api/queue/{productId}/entries/mine": {"get": {
                 "operationId": "myPlace",
