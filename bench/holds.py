@@ -27,11 +27,11 @@ PostgreSQL's server binaries, like the tests. PostgreSQL runs with fsync on,
 as in production, unless --no-fsync is given.
 """
 
-import secrets
 import argparse
 import functools
 import os
 import re
+import secrets
 import shutil
 import statistics
 import subprocess

@@ -8,9 +8,9 @@ vendored JS (raw and gzipped), and requests per page load.
     .venv/bin/python -m bench.page_weight
 """
 
-import secrets
 import gzip
 import os
+import secrets
 import subprocess
 import sys
 import tempfile

@@ -11,12 +11,12 @@ half that rate: webhook → COMPLETED p50/p99 (send time to the hold's ``updated
     .venv/bin/python -m bench.pipeline [--events 2000] [--senders 16] [--workers 1]
 """
 
-import secrets
 import argparse
 import hashlib
 import hmac
 import json
 import os
+import secrets
 import statistics
 import subprocess
 import sys

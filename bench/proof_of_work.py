@@ -10,9 +10,9 @@ The number to find is uniform below maxnumber, so a solve tries half of it on av
     .venv/bin/python -m bench.proof_of_work            # --solves 20 --difficulty 50000
 """
 
-import secrets
 import argparse
 import os
+import secrets
 import statistics
 import sys
 import tempfile

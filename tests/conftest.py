@@ -4,16 +4,16 @@ PostgreSQL is started by the suite itself (scripts/services.py) on a free
 loopback port and thrown away at the end; nothing is skipped for lack of it.
 """
 
-import secrets
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
 
 import flask_migrate
-from flask import template_rendered
 import pytest
 import requests
+from flask import template_rendered
 from playwright.sync_api import sync_playwright
 from sqlalchemy import text
 
@@ -27,8 +27,7 @@ from scripts.services import (
     start_on_free_port,
     wait_for_port,
 )
-from storefront import create_app
-from storefront import database
+from storefront import create_app, database
 from storefront.extensions import db
 from tests.browsing import CHROMIUM_ARGS, Shopper, chromium_path
 

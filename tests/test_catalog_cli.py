@@ -3,11 +3,12 @@ checks every row first and imports nothing when one is wrong."""
 
 import csv
 import io
+
 from sqlalchemy import select, update
 
 from storefront.catalog.models import Product
 from storefront.extensions import db
-from tests.factories import DELIVERY, make_product, visitor, units
+from tests.factories import DELIVERY, make_product, units, visitor
 
 
 def products_by_sku():

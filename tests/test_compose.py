@@ -1,8 +1,8 @@
 """compose.yaml cannot run here (no Docker), so it is read against the scripts that
 start the same services on this machine, and against the settings the app reads."""
 
-import secrets
 import re
+import secrets
 from pathlib import Path
 
 import yaml

@@ -1,6 +1,7 @@
 """create_app() and the settings it validates at start-up."""
 
 import secrets
+
 import pytest
 
 from storefront import create_app

@@ -8,8 +8,8 @@ without a cap on each worker's connections, one process answered all 40 or 60 re
 8 runs, proving nothing across processes.)
 """
 
-import secrets
 import re
+import secrets
 import threading
 import time
 from collections import Counter
@@ -21,8 +21,7 @@ from sqlalchemy import func, select
 
 from storefront.extensions import db
 from storefront.inventory.models import Hold
-from tests.factories import counters_against_holds, make_product, visitor, units
-
+from tests.factories import counters_against_holds, make_product, units, visitor
 
 # gunicorn's access log, on the server's output: which worker process answered each request.
 ACCESS_LOG = {"GUNICORN_ACCESS_LOG": "-"}

@@ -1,8 +1,8 @@
 """/api/openapi.json is true to the contract and to the app: schemathesis, with every check on,
 finds nothing it promises that the app does not do."""
 
-import secrets
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path

@@ -9,18 +9,17 @@ lost with an emptied Redis, and a PostgreSQL restart during traffic.
 import secrets
 import time
 import uuid
-from datetime import timedelta
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import requests
 from redis import Redis
 from sqlalchemy import select, update
 
 from scripts.services import PostgresServer, RedisServer
-from storefront import create_app
+from storefront import create_app, database
 from storefront.clock import utcnow
 from storefront.events.kafka import consumer_lag
-from storefront import database
 from storefront.extensions import db
 from storefront.inventory.models import Hold
 from storefront.payments.models import PaymentEvent

@@ -1,9 +1,9 @@
 """Safe by default: what a production start refuses, and the settings that keep strangers out
 (TRUSTED_HOSTS, METRICS_TOKEN, HSTS and the admin's cookie over HTTPS)."""
 
-import secrets
 import os
 import re
+import secrets
 import subprocess
 import sys
 from pathlib import Path
