@@ -4,8 +4,8 @@ Built on ``limits`` (the library under Flask-Limiter) and applied to those route
 Flask-Limiter's request hook cost every request about 110 µs, the stock check and /healthz
 included. The address is the limits' key everywhere (an IPv4 address or an IPv6 /64), and an
 IPv6 /48 is counted as a whole too, at IPV6_BLOCK_FACTOR times the limit. Every process and host
-counts together: in Redis when REDIS_URL is set (a sliding window: two counters, constant work per
-request), else in the shop's database (an exact moving window, a row per request let through);
+counts together: in Redis when REDIS_URL is set, else in the shop's database (for the hold rate the
+same sliding window counter, one statement a request; for failed logins an exact moving window);
 past the limit, 429 with ``Retry-After``. While Redis is down the limit fails open (see the README).
 """
 
@@ -20,18 +20,31 @@ from limits import parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
 from redis.exceptions import RedisError
-from sqlalchemy import Float, Index, String, bindparam, delete, func, insert, select
+from sqlalchemy import BigInteger, Float, Index, Integer, String, bindparam, delete, func, insert, select
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storefront.clock import utcnow
+from storefront.database import on_postgresql, one_statement
 from storefront.errors import ApiError
 from storefront.extensions import db
 from storefront.metrics import RATE_LIMITER_DOWN
 from storefront.owners import address_block, client_address
 
 
+class LimitWindow(db.Model):
+    """The hold rate's count for one key in one window, without Redis (:class:`DatabaseLimiter`)."""
+
+    __tablename__ = "limit_windows"
+
+    scope: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # seconds since the epoch // period
+    hits: Mapped[int] = mapped_column(Integer)
+
+
 class LimitHit(db.Model):
-    """One request a limit counted, without Redis (:class:`DatabaseLimiter`): kept for its window."""
+    """One failed admin login, without Redis (:class:`FailedLogins`): kept for its window."""
 
     __tablename__ = "limit_hits"
     __table_args__ = (Index("ix_limit_hits_key_at", "scope", "key", "at"),)
@@ -73,9 +86,11 @@ class DatabaseLimiter:
     """Without Redis: the limit counted in the shop's database, which every process and host shares
     (in embedded mode too: gunicorn's workers once counted apart, each giving an address its own 30).
 
-    An exact moving window: one row per request let through, counted over the last ``period``
-    seconds under the key's lock (PostgreSQL's advisory lock; SQLite's one writer, taken by the
-    insert that comes first). A refusal writes nothing, so it never pushes the wait further out.
+    The sliding window counter Redis keeps (``limits``' SlidingWindowCounter), as one row per key and
+    window in ``limit_windows``: one statement adds this request to its window's count and reads the
+    last window's, so the hot path pays one prepared round trip on the connection it keeps
+    (database.one_statement) and no lock; the upsert takes the row's. Every request counts, a
+    refused one too: a client that keeps asking stays refused until it stops.
     """
 
     def __init__(self, limit, scope: str = SCOPE):
@@ -84,10 +99,47 @@ class DatabaseLimiter:
         self.scope = scope
 
     def allow(self, key: str, factor: int = 1) -> tuple[bool, int]:
-        return allow_in_database(self.scope, key, self.amount * factor, self.period)
+        now = utcnow().timestamp()
+        window, into = divmod(now, self.period)
+        values = {"scope": self.scope, "key": key[:64], "window": int(window)}
+        if on_postgresql():
+            with one_statement() as cursor:
+                current, previous = cursor.execute(_COUNT_HIT, values, prepare=True).fetchone()
+        else:
+            with db.engine.begin() as conn:
+                current, previous = conn.execute(_count_hit_statement(), values).one()
+        if secrets.randbelow(1000) == 0:  # now and then, forget the windows no count reaches any more
+            with db.engine.begin() as conn:
+                conn.execute(delete(_windows).where(_windows.c.window_start < int(window) - 1))
+        # The last window weighs as much of it as the sliding one still overlaps.
+        if (previous or 0) * (self.period - into) / self.period + current > self.amount * factor:
+            return False, max(1, math.ceil(self.period - into))
+        return True, 0
 
     def reset(self) -> None:
-        forget_in_database(self.scope)
+        with db.engine.begin() as conn:
+            conn.execute(delete(_windows).where(_windows.c.scope == self.scope))
+
+
+_windows = LimitWindow.__table__
+_COUNT_HIT = (
+    "INSERT INTO limit_windows AS w (scope, key, window_start, hits) VALUES (%(scope)s, %(key)s, %(window)s, 1)"
+    " ON CONFLICT (scope, key, window_start) DO UPDATE SET hits = w.hits + 1"
+    " RETURNING w.hits AS current, (SELECT last.hits FROM limit_windows last WHERE last.scope = %(scope)s"
+    "                    AND last.key = %(key)s AND last.window_start = %(window)s - 1) AS previous"
+)
+
+
+def _count_hit_statement():
+    """:data:`_COUNT_HIT` for SQLite (embedded mode), through SQLAlchemy."""
+    last = _windows.alias("last")
+    statement = sqlite_insert(_windows).values(scope=bindparam("scope"), key=bindparam("key"),
+                                               window_start=bindparam("window"), hits=1)
+    previous = (select(last.c.hits).where(last.c.scope == bindparam("scope"), last.c.key == bindparam("key"),
+                                          last.c.window_start == bindparam("window") - 1).scalar_subquery())
+    return statement.on_conflict_do_update(
+        index_elements=["scope", "key", "window_start"], set_={"hits": _windows.c.hits + 1},
+    ).returning(_windows.c.hits, previous)
 
 
 _hits = LimitHit.__table__

@@ -122,7 +122,7 @@ def _close_connections(app):
 def _empty_tables():
     db.session.remove()
     if db.engine.dialect.name == "postgresql":
-        db.session.execute(text("TRUNCATE payment_events, orders, holds, checkouts, cart_lines, stock_buckets, queue_entries, queues, spent_challenges, limit_hits, products RESTART IDENTITY CASCADE"))
+        db.session.execute(text("TRUNCATE payment_events, orders, holds, checkouts, cart_lines, stock_buckets, queue_entries, queues, spent_challenges, limit_hits, limit_windows, products RESTART IDENTITY CASCADE"))
     else:
         db.session.execute(text("DELETE FROM payment_events"))
         db.session.execute(text("DELETE FROM orders"))
@@ -134,6 +134,7 @@ def _empty_tables():
         db.session.execute(text("DELETE FROM queues"))
         db.session.execute(text("DELETE FROM spent_challenges"))
         db.session.execute(text("DELETE FROM limit_hits"))
+        db.session.execute(text("DELETE FROM limit_windows"))
         db.session.execute(text("DELETE FROM products WHERE option_of IS NOT NULL"))  # RESTRICT, row by row on SQLite
         db.session.execute(text("DELETE FROM products"))
     db.session.commit()

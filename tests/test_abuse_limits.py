@@ -3,6 +3,7 @@
 import re
 from collections import Counter
 
+import pytest
 import requests
 
 from storefront import ratelimit
@@ -77,22 +78,35 @@ def test_the_rate_limit_holds_across_processes_with_redis(settings, redis_server
     assert Counter(answers) == {404: 5, 429: 7}
 
 
-def test_without_redis_the_window_moves_in_the_database(app, monkeypatch):
+@pytest.mark.parametrize("database", ["postgresql", "sqlite"])
+def test_without_redis_the_window_slides_in_the_database(make_app, settings, tmp_path, monkeypatch, database):
+    """A sliding window counter, as Redis keeps it: the last window weighs as much as it overlaps."""
     from datetime import UTC, datetime
 
+    import flask_migrate
     from limits import parse
 
-    clock = [6000.0]
+    if database == "postgresql":
+        app = make_app(settings)
+    else:
+        app = make_app({"SECRET_KEY": settings["SECRET_KEY"], "DATABASE_URL": f"sqlite:///{tmp_path}/rate.db",
+                        "DEMO_PAYMENTS": "1"})
+        with app.app_context():
+            flask_migrate.upgrade()
+    clock = [6000.0]  # the start of a minute
     monkeypatch.setattr(ratelimit, "utcnow", lambda: datetime.fromtimestamp(clock[0], UTC))
     limiter = ratelimit.DatabaseLimiter(parse("4/minute"))
     with app.app_context():
+        limiter.reset()
         assert [limiter.allow("a")[0] for _ in range(5)] == [True] * 4 + [False]
         assert limiter.allow("b")[0] is True  # another address, its own budget
         clock[0] += 15
-        assert limiter.allow("a") == (False, 45)  # the oldest of the four ages out in 45 s
-        clock[0] += 45.5
-        assert limiter.allow("a") == (True, 0)
-        assert limiter.allow("a", factor=2)[0] is True  # the same key at twice the limit
+        assert limiter.allow("a") == (False, 45)  # until this window ends
+        clock[0] += 60  # a quarter into the next: the last window's 6 still weigh 4.5
+        assert limiter.allow("a")[0] is False
+        clock[0] += 60 * 2  # long after: nothing weighs any more
+        assert [limiter.allow("a")[0] for _ in range(5)] == [True] * 4 + [False]
+        assert limiter.allow("c", factor=2)[0] is True and limiter.allow("a", factor=2)[0] is True
 
 
 def test_without_redis_two_processes_share_one_rate_limit_and_one_login_count(settings, live_server, tmp_path):

@@ -192,6 +192,9 @@ def test_a_buyer_is_known_by_email_and_address_at_delivery_and_at_settlement(sho
                              headers={"X-Visitor-Id": visitor(n)})
         return placed, answer
 
+    form = client.post("/api/reservations", json={"productId": product.id, "userId": visitor(9)},
+                       headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "One buyer may have 1 of" in form and "by the email and delivery address" in form
     first, saved = hold_with(1, DELIVERY)
     assert saved.status_code == 200, saved.get_json()
     same_email = {**DELIVERY, "email": "  " + DELIVERY["email"].upper() + " ", "line1": "1 Other Street"}

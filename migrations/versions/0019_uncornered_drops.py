@@ -10,7 +10,8 @@
 - ``holds.client_block`` and ``queue_entries.client_block``: an IPv6 client's /48, whose owners
   share every per-address limit at IPV6_BLOCK_FACTOR times its value (NULL for IPv4, so the
   block's index holds IPv6 holds alone).
-- ``limit_hits``: without Redis, the hold rate and the admin's failed logins are counted in the
+- ``limit_windows`` and ``limit_hits``: without Redis, the hold rate (a sliding window counter, one
+  row per address and window) and the admin's failed logins (a row each) are counted in the
   database, which every process and host shares (each gunicorn worker once counted apart).
 - ``queues.ranked_places``: how many places the ranking at the start gave by their HMAC, so that
   the published list says which places anyone can check against the seed.
@@ -56,6 +57,14 @@ def upgrade():
         sa.PrimaryKeyConstraint('id'),
     )
     op.create_index('ix_limit_hits_key_at', 'limit_hits', ['scope', 'key', 'at'])
+    op.create_table(
+        'limit_windows',
+        sa.Column('scope', sa.String(length=40), nullable=False),
+        sa.Column('key', sa.String(length=64), nullable=False),
+        sa.Column('window_start', sa.BigInteger(), nullable=False),
+        sa.Column('hits', sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint('scope', 'key', 'window_start'),
+    )
     with op.batch_alter_table('orders') as table:
         table.add_column(sa.Column('buyer_email', sa.String(length=254), nullable=True))
         table.add_column(sa.Column('buyer_address', sa.String(length=300), nullable=True))
@@ -112,4 +121,5 @@ def downgrade():
         table.drop_index('ix_orders_buyer_email')
         table.drop_column('buyer_address')
         table.drop_column('buyer_email')
+    op.drop_table('limit_windows')
     op.drop_table('limit_hits')

@@ -152,11 +152,13 @@ def checkout_fragment(checkout, status: int = 200, *, confirming: bool = False, 
         live = any(status_of(line, now) == HoldStatus.PENDING for line in lines)
         confirming, payment = True, None
     with reading() as conn:
-        names = dict(conn.execute(select(products.c.id, products.c.name)
-                                  .where(products.c.id.in_([line.product_id for line in lines]))).all())
+        rows = conn.execute(select(products.c.id, products.c.name, products.c.per_buyer)
+                            .where(products.c.id.in_([line.product_id for line in lines]))).all()
+    names = {row.id: row.name for row in rows}
+    buyer_limits = [(row.name, row.per_buyer) for row in rows if row.per_buyer is not None]
     body = render_template("shop/_checkout.html", checkout=checkout, lines=lines, names=names, now=now,
                            live=live, payment=payment, gateway=gateway(), confirming=confirming and live,
-                           payment_failed=payment_failed)
+                           payment_failed=payment_failed, buyer_limits=buyer_limits)
     # Paid: its lines left the cart, and the cart on the page shows it at once.
     settled = any(line.status in (HoldStatus.COMPLETED, HoldStatus.REFUNDED) for line in lines)
     return body, status, trigger("cart-changed") if settled else {}

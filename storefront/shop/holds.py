@@ -77,6 +77,7 @@ def hold_fragment(hold, status: int = 200, *, confirming: bool = False, **contex
         payment=payment,
         gateway=gateway(),
         confirming=confirming and live,
+        buyer_limits=[(product.name, product.per_buyer)] if product.per_buyer is not None else [],
         **context,
     )
     return body, status
