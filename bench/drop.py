@@ -54,7 +54,7 @@ PGBENCH_HOLD = textwrap.dedent("""\
     {choose_product}
     SELECT outcome FROM storefront_place_hold(gen_random_uuid(), :product,
         ('pgbench-' || :client_id || '-' || :n)::varchar, ''::varchar,
-        ('198.18.' || (:n % 256) || '.' || (:n / 256 % 256))::varchar, NULL, 1, 600, 1000000, 1000000, 0, 1);
+        ('198.18.' || (:n % 256) || '.' || (:n / 256 % 256))::varchar, NULL, 1, 600, 1000000, 1000000, 0, 1, NULL, NULL, 0, 0, 0, 0);
 """)
 # A hold by one of the admitted places (or, on a product without a queue, by the same visitor ids).
 ADMITTED = 200_000
@@ -63,7 +63,7 @@ PGBENCH_QUEUED_HOLD = textwrap.dedent("""\
     \\set k random(1, {admitted})
     SELECT outcome FROM storefront_place_hold(gen_random_uuid(), {{product}}, ('queued-' || :k)::varchar,
         ''::varchar, ('198.18.' || (:k % 256) || '.' || (:k / 256 % 256))::varchar, NULL, 1, 600, 1000000, 1000000,
-        0, 1);
+        0, 1, NULL, NULL, 0, 0, 0, 0);
 """).format(admitted=ADMITTED)
 PGBENCH_STOCK = "\\set product {product}\n" + _STOCK_OF_ON_POSTGRESQL.replace("%(product)s", ":product") + ";\n"
 SPREAD_LUA = textwrap.dedent("""
@@ -93,7 +93,7 @@ def prepare(server: PostgresServer) -> dict:
         ids["sold_out"] = product("sold-out", 1)
         # Sold out: its one unit held by a shopper who has not paid yet.
         conn.execute("SELECT storefront_place_hold(gen_random_uuid(), %s, 'the-one-buyer', '', '127.0.0.1', NULL, 1,"
-                     " 3600, 10, 20, 0, 1)", (ids["sold_out"],))
+                     " 3600, 10, 20, 0, 1, NULL, NULL, 0, 0, 0, 0)", (ids["sold_out"],))
         # A shop with a past, as a drop meets it: every run's connections plan on the statistics
         # of a table of finished holds, not on those of the empty table a reset would leave, whose
         # plans read the whole table on every hold (docs/holds.md, "Plans made on a quiet shop").

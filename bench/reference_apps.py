@@ -112,7 +112,8 @@ def same_work_hold():
     row = _connection().execute(_PLACE_HOLD, {
         "id": new_hold_id(), "product": int(body["productId"]), "visitor": body["userId"], "browser": "",
         "address": address, "block": None, "quantity": int(body.get("quantity", 1)), "ttl": 600, "limit": 10,
-        "address_limit": 10, "block_limit": 160, "per_pass": 1}, prepare=True).fetchone()
+        "address_limit": 10, "block_limit": 160, "per_pass": 1, "rate_key": None, "rate_block": None,
+        "rate_window": 0, "rate_weight": 0.0, "rate_limit": 0, "rate_block_limit": 0}, prepare=True).fetchone()
     if row[0] not in ("created", "existing"):
         return jsonify({"error": row[0]}), 409
     return jsonify({"reservationId": str(row[2]), "status": row[9], "productId": row[3], "userId": row[4],

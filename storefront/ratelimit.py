@@ -1,12 +1,20 @@
 """HOLD_RATE_LIMIT: holds, checkouts and cart changes per client address, and the admin's failed logins.
 
-Built on ``limits`` (the library under Flask-Limiter) and applied to those routes only:
-Flask-Limiter's request hook cost every request about 110 µs, the stock check and /healthz
-included. The address is the limits' key everywhere (an IPv4 address or an IPv6 /64), and an
-IPv6 /48 is counted as a whole too, at IPV6_BLOCK_FACTOR times the limit. Every process and host
-counts together: in Redis when REDIS_URL is set, else in the shop's database (for the hold rate the
-same sliding window counter, one statement a request; for failed logins an exact moving window);
-past the limit, 429 with ``Retry-After``. While Redis is down the limit fails open (see the README).
+Applied to those routes only (Flask-Limiter's request hook cost every request about 110 µs, the
+stock check and /healthz included). The address is the key everywhere (an IPv4 address or an IPv6
+/64), and an IPv6 /48 is counted as a whole too, at IPV6_BLOCK_FACTOR times the limit. Every
+process and host counts together:
+
+- the hold rate in the shop's database, always: a sliding window counter (the one ``limits`` keeps
+  in Redis), one row per address and window in an UNLOGGED table. On PostgreSQL a hold is counted
+  by the hold function in the hold's own statement; checkouts and cart changes by one prepared
+  upsert. (Counted in Redis, or in a statement of its own, the count cost a hold a quarter of its
+  throughput on this project's benchmark machine: docs/benchmarks.md.) It needs no Redis, so a
+  Redis outage never lifts it;
+- the admin's failed logins with ``limits``' moving window, in Redis when REDIS_URL is set (failing
+  open while Redis is down, see the README), else a row per failure in the database.
+
+Past a limit, 429 with ``Retry-After``.
 """
 
 import functools
@@ -14,11 +22,12 @@ import logging
 import math
 import secrets
 import time
+from dataclasses import dataclass
 
 from flask import Flask, current_app
 from limits import parse
 from limits.storage import storage_from_string
-from limits.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
+from limits.strategies import MovingWindowRateLimiter
 from redis.exceptions import RedisError
 from sqlalchemy import BigInteger, Float, Index, Integer, String, bindparam, delete, func, insert, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -62,26 +71,6 @@ SCOPE = "holds"
 REDIS_TIMEOUT_SECONDS = 1
 
 
-class SharedLimiter:
-    """Across processes and hosts: ``limits``' sliding window counter, kept in Redis."""
-
-    def __init__(self, redis_url: str, limit):
-        self.limit = limit
-        self.limiter = SlidingWindowCounterRateLimiter(storage_from_string(
-            redis_url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS))
-
-    def allow(self, address: str, factor: int = 1) -> tuple[bool, int]:
-        """(allowed, seconds to wait when not). Raises RedisError when Redis is down."""
-        limit = self.limit if factor == 1 else type(self.limit)(self.limit.amount * factor, self.limit.multiples)
-        if self.limiter.hit(limit, SCOPE, address):
-            return True, 0
-        reset_at = self.limiter.get_window_stats(limit, SCOPE, address).reset_time
-        return False, max(1, math.ceil(reset_at - time.time()))
-
-    def reset(self) -> None:
-        self.limiter.storage.reset()
-
-
 class DatabaseLimiter:
     """Without Redis: the limit counted in the shop's database, which every process and host shares
     (in embedded mode too: gunicorn's workers once counted apart, each giving an address its own 30).
@@ -119,6 +108,32 @@ class DatabaseLimiter:
     def reset(self) -> None:
         with db.engine.begin() as conn:
             conn.execute(delete(_windows).where(_windows.c.scope == self.scope))
+
+    def for_the_hold_function(self, address: str, block_factor: int) -> "HoldRate":
+        """What the hold function needs to count this request itself (inventory/sql/place_hold_v8.sql)."""
+        window, into = divmod(utcnow().timestamp(), self.period)
+        block = address_block(address) if block_factor else None
+        return HoldRate(key=address[:64], block=block, window=int(window), weight=(self.period - into) / self.period,
+                        limit=self.amount, block_limit=self.amount * block_factor,
+                        wait_seconds=max(1, math.ceil(self.period - into)))
+
+
+@dataclass(frozen=True)
+class HoldRate:
+    """A hold's count against HOLD_RATE_LIMIT, made by the hold function in the hold's own statement."""
+    key: str
+    block: str | None
+    window: int
+    weight: float  # how much of the last window the sliding one still overlaps
+    limit: int
+    block_limit: int
+    wait_seconds: int
+
+
+class RateLimited(Exception):
+    def __init__(self, wait_seconds: int):
+        super().__init__(f"past the rate limit: wait {wait_seconds} s")
+        self.wait_seconds = wait_seconds
 
 
 _windows = LimitWindow.__table__
@@ -184,8 +199,7 @@ def forget_in_database(scope: str) -> None:
 def init_app(app: Flask) -> None:
     settings = app.config["STOREFRONT"]
     limit = parse(settings.hold_rate_limit)
-    app.extensions["storefront.ratelimit"] = (
-        SharedLimiter(settings.redis_url, limit) if settings.redis_url else DatabaseLimiter(limit))
+    app.extensions["storefront.ratelimit"] = DatabaseLimiter(limit)
     app.extensions["storefront.failed_logins"] = FailedLogins(settings.redis_url)
     app.extensions["storefront.ipv6_block_factor"] = settings.ipv6_block_factor
 
@@ -250,25 +264,44 @@ def allowed_with_its_block(allow, address: str) -> tuple[bool, int]:
     return allowed, wait
 
 
+def rate_limited(wait: int) -> ApiError:
+    error = ApiError(429, "rate_limited", "Too many holds from this address; wait a moment and try again.")
+    error.headers = {"Retry-After": str(wait)}
+    return error
+
+
 def holds_rate_limit(view):
-    """Count this request against its address's HOLD_RATE_LIMIT; refuse it past the limit."""
+    """Count this request against its address's HOLD_RATE_LIMIT (and its IPv6 /48's); refuse it past
+    the limit. Counted in the shop's database, which every process and host shares."""
 
     @functools.wraps(view)
     def limited(*args, **kwargs):
-        limiter = current_app.extensions["storefront.ratelimit"]
-        try:
-            allowed, wait = allowed_with_its_block(limiter.allow, client_address() or "unknown")
-        except RedisError as error:
-            # Fail open: a Redis outage must not stop sales. Stock and the per-visitor
-            # limit are enforced by the database; only the per-address pace goes unchecked.
-            RATE_LIMITER_DOWN.inc()
-            log.warning("rate limiter unavailable (%s): request let through", type(error).__name__)
-            return view(*args, **kwargs)
+        allowed, wait = allowed_with_its_block(current_app.extensions["storefront.ratelimit"].allow,
+                                               client_address() or "unknown")
         if not allowed:
-            error = ApiError(429, "rate_limited", "Too many holds from this address; wait a moment and try again.")
-            error.headers = {"Retry-After": str(wait)}
-            raise error
+            raise rate_limited(wait)
         return view(*args, **kwargs)
 
     return limited
 
+
+def counted_by_the_hold_function(view):
+    """:func:`holds_rate_limit` for a hold: on PostgreSQL the hold function counts the request itself,
+    in the hold's own statement (the view passes it :func:`hold_rate`); elsewhere it is counted here."""
+    counted_here = holds_rate_limit(view)
+
+    @functools.wraps(view)
+    def limited(*args, **kwargs):
+        if on_postgresql():
+            return view(*args, **kwargs)
+        return counted_here(*args, **kwargs)
+
+    return limited
+
+
+def hold_rate() -> HoldRate | None:
+    """This request's count for the hold function (PostgreSQL); None elsewhere (counted already)."""
+    if not on_postgresql():
+        return None
+    return current_app.extensions["storefront.ratelimit"].for_the_hold_function(
+        client_address() or "unknown", current_app.extensions["storefront.ipv6_block_factor"])

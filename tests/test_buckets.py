@@ -255,7 +255,7 @@ def test_a_connection_that_planned_its_holds_on_a_quiet_shop_still_reads_only_th
         add_holds(conn, elsewhere.id, "earlier", "COMPLETED", 5_000)
         conn.execute("VACUUM ANALYZE holds")  # a quiet shop's statistics: holds, none of them PENDING
         explained(conn, plans)
-        place = ("SELECT outcome FROM storefront_place_hold(gen_random_uuid(), %s, %s, '', '127.0.0.1', NULL, 1, 600, 10, 1000000, 0, 1)")
+        place = ("SELECT outcome FROM storefront_place_hold(gen_random_uuid(), %s, %s, '', '127.0.0.1', NULL, 1, 600, 10, 1000000, 0, 1, NULL, NULL, 0, 0, 0, 0)")
         assert conn.execute(place, (product.id, visitor("planned"))).fetchone()[0] == "created"  # plans made, kept
 
         # The drop: 20,000 PENDING holds on another product, the statistics untouched.
@@ -291,7 +291,7 @@ def test_the_holds_statistics_follow_a_drop_and_connections_that_planned_on_a_qu
             url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
             db.session.remove()
             db.engine.dispose()
-        place = "SELECT outcome FROM storefront_place_hold(gen_random_uuid(), %s, %s, '', '127.0.0.1', NULL, 1, 600, 10, 1000000, 0, 1)"
+        place = "SELECT outcome FROM storefront_place_hold(gen_random_uuid(), %s, %s, '', '127.0.0.1', NULL, 1, 600, 10, 1000000, 0, 1, NULL, NULL, 0, 0, 0, 0)"
         plans = []
         with psycopg.connect(url, autocommit=True) as conn:
             add_holds(conn, past, "history", "COMPLETED", 100_000)

@@ -19,9 +19,10 @@
   the lapsed place stays in the published list (it was drawn and ranked) and is marked left, so
   the owner's one current place is unique among places not left.
 
-storefront_place_hold, version 8, takes the units one pass may take as a tenth argument and
-refuses 'paused', 'pass_limit' and 'buyer_limit' (storefront/inventory/sql/place_hold_v8.sql);
-its signature changes, so version 7 is dropped.
+storefront_place_hold, version 8, takes an IPv6 client's /48 and its limit, the units one pass
+may take and the hold rate's count (it counts HOLD_RATE_LIMIT itself, in limit_windows), and
+refuses 'block_limit', 'paused', 'pass_limit', 'buyer_limit' and 'rate_limited'
+(storefront/inventory/sql/place_hold_v8.sql); its signature changes, so version 7 is dropped.
 
 Revision ID: 0019
 Revises: 0018
@@ -39,7 +40,7 @@ depends_on = None
 
 _V7 = "storefront_place_hold(uuid, integer, varchar, varchar, varchar, integer, integer, integer, integer)"
 _V8 = ("storefront_place_hold(uuid, integer, varchar, varchar, varchar, varchar, integer, integer, integer, integer,"
-       " integer, integer)")
+       " integer, integer, varchar, varchar, bigint, double precision, integer, integer)")
 OWNER = "uq_queue_entries_owner"
 OWNER_COLUMNS = ['product_id', 'user_id', 'browser_id']
 CURRENT = "left_at IS NULL"
@@ -57,6 +58,8 @@ def upgrade():
         sa.PrimaryKeyConstraint('id'),
     )
     op.create_index('ix_limit_hits_key_at', 'limit_hits', ['scope', 'key', 'at'])
+    # UNLOGGED on PostgreSQL: a count lasts a minute, so it writes no WAL and waits for no flush; a
+    # crash empties the table, which forgives a minute's requests and loses nothing else.
     op.create_table(
         'limit_windows',
         sa.Column('scope', sa.String(length=40), nullable=False),
@@ -64,6 +67,7 @@ def upgrade():
         sa.Column('window_start', sa.BigInteger(), nullable=False),
         sa.Column('hits', sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint('scope', 'key', 'window_start'),
+        prefixes=['UNLOGGED'] if op.get_bind().dialect.name == "postgresql" else [],
     )
     with op.batch_alter_table('orders') as table:
         table.add_column(sa.Column('buyer_email', sa.String(length=254), nullable=True))

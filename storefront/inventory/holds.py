@@ -34,6 +34,7 @@ from storefront.inventory.models import HoldStatus, is_pending, new_hold_id
 from storefront.inventory.queue import not_admitted
 from storefront.inventory.stock import give_back_units, holds, lock_product, on_sale, release_lapsed_holds, stock_of
 from storefront.owners import Owner, address_block
+from storefront.ratelimit import HoldRate, RateLimited
 
 
 class HoldNotFound(LookupError):
@@ -87,7 +88,7 @@ _CANCEL = (
 )
 
 def place_hold(product_id: int, owner: Owner, address: str, quantity: int, ttl_seconds: int,
-               limits: HoldLimits) -> PlacedHold:
+               limits: HoldLimits, rate: HoldRate | None = None) -> PlacedHold:
     """Hold ``quantity`` units for the owner, or give back the live hold they already have.
 
     Race-free across processes: the visitor id's lock is taken first; the units come from one
@@ -105,7 +106,7 @@ def place_hold(product_id: int, owner: Owner, address: str, quantity: int, ttl_s
     product's lock, as on SQLite. Raises ProductNotFound, NotOnSale, OutOfStock or HoldLimit.
     """
     if on_postgresql():
-        placed = place_hold_in_one_statement(product_id, owner, address, quantity, ttl_seconds, limits)
+        placed = place_hold_in_one_statement(product_id, owner, address, quantity, ttl_seconds, limits, rate)
         if placed is not None:
             return placed
     return place_hold_step_by_step(product_id, owner, address, quantity, ttl_seconds, limits)
@@ -172,25 +173,33 @@ _PLACE_HOLD = (
     + ", placed.starts_at FROM storefront_place_hold("
     "%(id)s::uuid, %(product)s::integer, %(visitor)s::varchar, %(browser)s::varchar, %(address)s::varchar,"
     " %(block)s::varchar, %(quantity)s::integer, %(ttl)s::integer, %(limit)s::integer, %(address_limit)s::integer,"
-    " %(block_limit)s::integer, %(per_pass)s::integer) AS placed"
+    " %(block_limit)s::integer, %(per_pass)s::integer, %(rate_key)s::varchar, %(rate_block)s::varchar,"
+    " %(rate_window)s::bigint, %(rate_weight)s::double precision, %(rate_limit)s::integer,"
+    " %(rate_block_limit)s::integer) AS placed"
 )
 
 
 def place_hold_in_one_statement(product_id: int, owner: Owner, address: str, quantity: int, ttl_seconds: int,
-                                limits: HoldLimits) -> PlacedHold | None:
+                                limits: HoldLimits, rate: HoldRate | None = None) -> PlacedHold | None:
     """PostgreSQL: the function a migration installed, prepared once per connection, one round trip.
-    None when it needs the product's lock (it changed nothing)."""
+    With ``rate`` it counts the request against HOLD_RATE_LIMIT first (RateLimited past it). None when
+    it needs the product's lock (it changed nothing but the rate's count)."""
     with one_statement() as cursor:
         row = cursor.execute(_PLACE_HOLD, {
             "id": new_hold_id(), "product": product_id, "visitor": owner.visitor_id,
             "browser": owner.browser_id, "address": address, "block": address_block(address) if limits.per_block else None,
             "quantity": quantity, "ttl": ttl_seconds, "limit": limits.per_visitor, "address_limit": limits.per_address,
             "block_limit": limits.per_block, "per_pass": limits.per_pass,
+            "rate_key": rate.key if rate else None, "rate_block": rate.block if rate else None,
+            "rate_window": rate.window if rate else 0, "rate_weight": rate.weight if rate else 0.0,
+            "rate_limit": rate.limit if rate else 0, "rate_block_limit": rate.block_limit if rate else 0,
         }, prepare=True).fetchone()
     if row.outcome in ("created", "existing"):
         return PlacedHold(row, created=row.outcome == "created")
     if row.outcome == "needs_lock":
         return None
+    if row.outcome == "rate_limited":
+        raise RateLimited(rate.wait_seconds)
     if row.outcome == "not_on_sale":
         raise NotOnSale([{"productId": product_id, "startsAt": isoformat_z(row.starts_at)}], row.starts_at)
     if row.outcome == "out_of_stock":

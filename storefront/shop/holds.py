@@ -23,7 +23,7 @@ from storefront.payments.gateway import gateway
 from storefront.payments.intents import start_payment
 from storefront.payments.reconcile import close_intent, mark_intent_settled
 from storefront.payments.settlement import settle_paid_form, settle_returned
-from storefront.ratelimit import holds_rate_limit
+from storefront.ratelimit import RateLimited, counted_by_the_hold_function, hold_rate, rate_limited
 from storefront.shop import bp
 from storefront.shop.refusals import buyer_limit_error, not_admitted_error, paused_error
 
@@ -130,7 +130,7 @@ def out_of_stock_body(available: int) -> str:
 
 
 @bp.post("/api/reservations")
-@holds_rate_limit
+@counted_by_the_hold_function
 def create_reservation():
     settings = _settings()
     data = request_body()
@@ -140,7 +140,10 @@ def create_reservation():
 
     try:
         placed = hold_book.place_hold(product_id, owner, client_address(), quantity,
-                                      settings.hold_ttl_seconds, grants.HoldLimits.of(settings))
+                                      settings.hold_ttl_seconds, grants.HoldLimits.of(settings), hold_rate())
+    except RateLimited as limited:
+        HOLDS.labels("rate_limited").inc()
+        raise rate_limited(limited.wait_seconds) from None
     except grants.ProductNotFound:
         HOLDS.labels("unknown_product").inc()
         raise ApiError(404, "not_found", "No such product.") from None
