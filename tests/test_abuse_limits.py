@@ -1,6 +1,5 @@
 """Nobody hoards the stock: holds per visitor, and holds per address."""
 
-import re
 from collections import Counter
 
 import pytest
