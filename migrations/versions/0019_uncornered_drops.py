@@ -11,7 +11,7 @@
   share every per-address limit at IPV6_BLOCK_FACTOR times its value (NULL for IPv4, so the
   block's index holds IPv6 holds alone).
 - ``limit_windows`` and ``limit_hits``: without Redis, the hold rate (a sliding window counter, one
-  row per address and window) and the admin's failed logins (a row each) are counted in the
+  row per address: this window's count and the last one's) and the admin's failed logins (a row each) are counted in the
   database, which every process and host shares (each gunicorn worker once counted apart).
 - ``queues.ranked_places``: how many places the ranking at the start gave by their HMAC, so that
   the published list says which places anyone can check against the seed.
@@ -66,7 +66,8 @@ def upgrade():
         sa.Column('key', sa.String(length=64), nullable=False),
         sa.Column('window_start', sa.BigInteger(), nullable=False),
         sa.Column('hits', sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint('scope', 'key', 'window_start'),
+        sa.Column('last_hits', sa.Integer(), server_default='0', nullable=False),
+        sa.PrimaryKeyConstraint('scope', 'key'),
         prefixes=['UNLOGGED'] if op.get_bind().dialect.name == "postgresql" else [],
     )
     with op.batch_alter_table('orders') as table:

@@ -84,6 +84,7 @@ def sweep_expired_holds() -> dict:
     admitted = advance_queues()
     intents = reconcile_payments(lookahead_seconds=current_app.config["STOREFRONT"].sweep_interval_seconds)
     confirmations = resend_unconfirmed()
+    current_app.extensions["storefront.ratelimit"].forget_old_counts()
     SWEEPS.inc()
     if units or admitted or intents or confirmations:
         log.info("sweep: %d units released; %d places admitted; payment intents: %s;"
