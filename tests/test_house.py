@@ -163,7 +163,7 @@ OWN_TRANSACTIONS = {
     "payments/reconcile.py": (2, "Stripe asked between the transactions"),
     "payments/settlement.py": (6, "a settlement committed before its refund is issued with Stripe"),
     "listings/seed.py": (2, "the demo catalogue, loaded once"),
-    "ratelimit.py": (2, "a limit's count, in the shared database when there is no Redis"),
+    "ratelimit.py": (5, "a limit's count (SQLite's, a failed login), its reset and the sweep's forgetting: its own table"),
 }
 WAYS_IN = ("shop/", "admin/", "cli.py", "jobs.py")  # views, commands and jobs (an area's jobs.py is its way in)
 
