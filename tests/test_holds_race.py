@@ -27,41 +27,37 @@ from tests.factories import counters_against_holds, make_product, units, visitor
 ACCESS_LOG = {"GUNICORN_ACCESS_LOG": "-"}
 
 
-def race(url: str, bodies: list[dict]) -> list[requests.Response]:
-    """POST every body at once: all threads are released together by a barrier. Each answer
-    carries when it was sent and answered (``sent_at``, ``answered_at``, monotonic seconds)."""
+def _post_at_once(urls: list[str], bodies: list[dict], *, connect_first: bool) -> list[requests.Response]:
+    """POST each body to its URL, all at once: the threads are released together by a barrier. Each
+    answer carries when it was sent and answered (``sent_at``, ``answered_at``, monotonic seconds)."""
     start = threading.Barrier(len(bodies))
 
-    def post(body):
+    def post(numbered):
+        n, body = numbered
         with requests.Session() as session:
+            if connect_first:
+                session.get(urls[n].replace("/api/reservations", "/healthz"), timeout=30)
             start.wait()
             sent_at = time.monotonic()
-            response = session.post(f"{url}/api/reservations", json=body, timeout=60)
+            response = session.post(urls[n], json=body, timeout=60)
             response.sent_at, response.answered_at = sent_at, time.monotonic()
             return response
 
     with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
-        return list(pool.map(post, bodies))
+        return list(pool.map(post, enumerate(bodies)))
+
+
+def race(url: str, bodies: list[dict]) -> list[requests.Response]:
+    """POST every body to one server at once."""
+    return _post_at_once([f"{url}/api/reservations"] * len(bodies), bodies, connect_first=False)
 
 
 def race_over(servers, bodies: list[dict]) -> list[requests.Response]:
     """:func:`race` with the bodies dealt in turn to several gunicorns on one database: the race spans
     as many processes as there are servers whatever the load (one gunicorn's workers may leave a small
     crowd to one of them), and the answers' request ids (each process's own prefix) show it did."""
-    start = threading.Barrier(len(bodies))
-
-    def post(numbered):
-        n, body = numbered
-        with requests.Session() as session:
-            session.get(f"{servers[n % len(servers)].url}/healthz", timeout=30)  # connected before the start
-            start.wait()
-            sent_at = time.monotonic()
-            response = session.post(f"{servers[n % len(servers)].url}/api/reservations", json=body, timeout=60)
-            response.sent_at, response.answered_at = sent_at, time.monotonic()
-            return response
-
-    with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
-        responses = list(pool.map(post, enumerate(bodies)))
+    urls = [f"{servers[n % len(servers)].url}/api/reservations" for n in range(len(bodies))]
+    responses = _post_at_once(urls, bodies, connect_first=True)
     processes = {response.headers["X-Request-Id"][:16] for response in responses}
     assert len(processes) >= len(servers), f"{len(processes)} processes answered, of {len(servers)} servers"
     return responses
