@@ -145,20 +145,13 @@ class RateLimited(Exception):
 
 
 _windows = LimitWindow.__table__
-_COUNT_HIT = (
-    "INSERT INTO limit_windows AS w (scope, key, window_start, hits, last_hits)"
-    " VALUES (%(scope)s, %(key)s, %(window)s, 1, 0)"
-    " ON CONFLICT (scope, key) DO UPDATE SET"
-    "  last_hits = CASE WHEN w.window_start >= %(window)s THEN w.last_hits"
-    "                   WHEN w.window_start = %(window)s - 1 THEN w.hits ELSE 0 END,"
-    "  hits = CASE WHEN w.window_start >= %(window)s THEN w.hits + 1 ELSE 1 END,"
-    "  window_start = GREATEST(w.window_start, %(window)s)"
-    " RETURNING w.hits AS current, w.last_hits AS previous"
-)
+# PostgreSQL: the count is one function a migration installed (inventory/sql/count_hit_v1.sql), the
+# one the hold function calls in the hold's own statement.
+_COUNT_HIT = "SELECT hits AS current, last_hits AS previous FROM storefront_count_hit(%(scope)s, %(key)s, %(window)s)"
 
 
 def _count_hit_statement():
-    """:data:`_COUNT_HIT` for SQLite (embedded mode), through SQLAlchemy."""
+    """storefront_count_hit's upsert for SQLite (embedded mode), through SQLAlchemy."""
     window = bindparam("window")
     statement = sqlite_insert(_windows).values(scope=bindparam("scope"), key=bindparam("key"),
                                                window_start=window, hits=1, last_hits=0)

@@ -23,6 +23,8 @@ storefront_place_hold, version 8, takes an IPv6 client's /48 and its limit, the 
 may take and the hold rate's count (it counts HOLD_RATE_LIMIT itself, in limit_windows), and
 refuses 'block_limit', 'paused', 'pass_limit', 'buyer_limit' and 'rate_limited'
 (storefront/inventory/sql/place_hold_v8.sql); its signature changes, so version 7 is dropped.
+The count itself is storefront_count_hit (count_hit_v1.sql), which checkouts and cart changes
+call on their own.
 
 Revision ID: 0019
 Revises: 0018
@@ -97,12 +99,14 @@ def upgrade():
                            sqlite_where=sa.text(CURRENT))
     if op.get_bind().dialect.name == "postgresql":
         op.execute(f"DROP FUNCTION {_V7}")
+        op.execute(sql("count_hit_v1.sql"))
         op.execute(sql("place_hold_v8.sql"))
 
 
 def downgrade():
     if op.get_bind().dialect.name == "postgresql":
         op.execute(f"DROP FUNCTION {_V8}")
+        op.execute("DROP FUNCTION storefront_count_hit(varchar, varchar, bigint)")
         op.execute(sql("place_hold_v7.sql"))
     op.execute("DELETE FROM queue_entries WHERE left_at IS NOT NULL")
     with op.batch_alter_table('queue_entries') as table:

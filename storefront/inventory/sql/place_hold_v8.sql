@@ -7,7 +7,7 @@
 -- (orders/buyers.py). The hold rate (HOLD_RATE_LIMIT) is counted here first, before anything else
 -- is decided, in the same statement as the hold: the sliding window counter of ratelimit.py, one
 -- row a client address (this window's count and the last one's) in the UNLOGGED limit_windows (and one for its IPv6 /48): a
--- request past it is 'rate_limited' (p_rate_key NULL: counted elsewhere, or not at all). A count
+-- request past it is 'rate_limited' (storefront_count_hit, count_hit_v1.sql) (p_rate_key NULL: counted elsewhere, or not at all). A count
 -- kept in a statement of its own cost a hold about 420 us of PostgreSQL's CPU and 300 us of the
 -- app's (bench/holds.py); here it costs the upsert alone. An IPv6 client's /48 (p_block; NULL for IPv4) shares
 -- p_max_block_units live units, IPV6_BLOCK_FACTOR times the address's, under its own lock taken
@@ -80,29 +80,16 @@ DECLARE
     v_hits integer;
     v_last integer;
 BEGIN
-    -- The hold rate, first: every request counts, refused or not (ratelimit.py: DatabaseLimiter).
+    -- The hold rate, first: every request counts, refused or not (count_hit_v1.sql).
     IF p_rate_key IS NOT NULL THEN
-        INSERT INTO limit_windows AS w (scope, key, window_start, hits, last_hits)
-        VALUES ('holds', p_rate_key, p_rate_window, 1, 0)
-        ON CONFLICT (scope, key) DO UPDATE SET
-            last_hits = CASE WHEN w.window_start >= p_rate_window THEN w.last_hits
-                             WHEN w.window_start = p_rate_window - 1 THEN w.hits ELSE 0 END,
-            hits = CASE WHEN w.window_start >= p_rate_window THEN w.hits + 1 ELSE 1 END,
-            window_start = GREATEST(w.window_start, p_rate_window)
-        RETURNING w.hits, w.last_hits INTO v_hits, v_last;
+        SELECT c.hits, c.last_hits INTO v_hits, v_last FROM storefront_count_hit('holds', p_rate_key, p_rate_window) c;
         IF v_last * p_rate_weight + v_hits > p_rate_limit THEN
             RETURN QUERY SELECT 'rate_limited'::text, NULL::integer, NULL::holds, NULL::timestamptz;
             RETURN;
         END IF;
         IF p_rate_block IS NOT NULL THEN
-            INSERT INTO limit_windows AS w (scope, key, window_start, hits, last_hits)
-            VALUES ('holds', p_rate_block, p_rate_window, 1, 0)
-            ON CONFLICT (scope, key) DO UPDATE SET
-                last_hits = CASE WHEN w.window_start >= p_rate_window THEN w.last_hits
-                                 WHEN w.window_start = p_rate_window - 1 THEN w.hits ELSE 0 END,
-                hits = CASE WHEN w.window_start >= p_rate_window THEN w.hits + 1 ELSE 1 END,
-                window_start = GREATEST(w.window_start, p_rate_window)
-            RETURNING w.hits, w.last_hits INTO v_hits, v_last;
+            SELECT c.hits, c.last_hits INTO v_hits, v_last
+              FROM storefront_count_hit('holds', p_rate_block, p_rate_window) c;
             IF v_last * p_rate_weight + v_hits > p_rate_block_limit THEN
                 RETURN QUERY SELECT 'rate_limited'::text, NULL::integer, NULL::holds, NULL::timestamptz;
                 RETURN;
