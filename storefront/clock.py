@@ -62,10 +62,6 @@ def follow_database_clock(source: Callable[[], datetime] | None) -> None:
     _clock.follow(source)
 
 
-def clock_offset() -> timedelta:
-    return _clock.offset
-
-
 def utcnow() -> datetime:
     """Now, by the database's clock (this host's, moved by the last measured offset)."""
     if _clock.source is not None and time.monotonic() - _clock.measured_at > FOLLOW_EVERY_SECONDS:

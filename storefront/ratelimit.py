@@ -34,7 +34,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storefront.clock import utcnow
-from storefront.database import on_postgresql, one_statement
+from storefront.database import on_postgresql, one_statement, reading
 from storefront.errors import ApiError
 from storefront.extensions import db
 from storefront.metrics import RATE_LIMITER_DOWN
@@ -91,10 +91,15 @@ class DatabaseLimiter:
         self.period = limit.get_expiry()
         self.scope = scope
 
+    def _window(self) -> tuple[int, float, int]:
+        """This window's number, how much of the last one the sliding window still overlaps, and the
+        seconds until this one ends (a refusal's Retry-After)."""
+        window, into = divmod(utcnow().timestamp(), self.period)
+        return int(window), (self.period - into) / self.period, max(1, math.ceil(self.period - into))
+
     def allow(self, key: str, factor: int = 1) -> tuple[bool, int]:
-        now = utcnow().timestamp()
-        window, into = divmod(now, self.period)
-        values = {"scope": self.scope, "key": key[:64], "window": int(window)}
+        window, weight, wait = self._window()
+        values = {"scope": self.scope, "key": key[:64], "window": window}
         if on_postgresql():
             with one_statement() as cursor:
                 current, previous = cursor.execute(_COUNT_HIT, values, prepare=True).fetchone()
@@ -102,8 +107,8 @@ class DatabaseLimiter:
             with db.engine.begin() as conn:
                 current, previous = conn.execute(_count_hit_statement(), values).one()
         # The last window weighs as much of it as the sliding one still overlaps.
-        if (previous or 0) * (self.period - into) / self.period + current > self.amount * factor:
-            return False, max(1, math.ceil(self.period - into))
+        if (previous or 0) * weight + current > self.amount * factor:
+            return False, wait
         return True, 0
 
     def reset(self) -> None:
@@ -112,18 +117,17 @@ class DatabaseLimiter:
 
     def forget_old_counts(self) -> int:
         """The sweep's part: keys whose last count is older than the last window weigh nothing."""
-        window = int(utcnow().timestamp() // self.period)
+        window, _, _ = self._window()
         with db.engine.begin() as conn:
             return conn.execute(delete(_windows).where(_windows.c.scope == self.scope,
                                                        _windows.c.window_start < window - 1)).rowcount
 
     def for_the_hold_function(self, address: str, block_factor: int) -> "HoldRate":
         """What the hold function needs to count this request itself (inventory/sql/place_hold_v8.sql)."""
-        window, into = divmod(utcnow().timestamp(), self.period)
+        window, weight, wait = self._window()
         block = address_block(address) if block_factor else None
-        return HoldRate(key=address[:64], block=block, window=int(window), weight=(self.period - into) / self.period,
-                        limit=self.amount, block_limit=self.amount * block_factor,
-                        wait_seconds=max(1, math.ceil(self.period - into)))
+        return HoldRate(key=address[:64], block=block, window=window, weight=weight, limit=self.amount,
+                        block_limit=self.amount * block_factor, wait_seconds=wait)
 
 
 @dataclass(frozen=True)
@@ -165,37 +169,25 @@ def _count_hit_statement():
 
 
 _hits = LimitHit.__table__
-_LOCK_KEY = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("key"), bindparam("space"))))
-LIMIT_KEY_SPACE = 4  # grants.py holds 0 and 1, queue.py 2 and 3, orders/buyers.py 5
 
 
-def _hits_since(conn, scope: str, key: str, since: float):
-    return conn.execute(select(func.count(), func.min(_hits.c.at)).where(
-        _hits.c.scope == scope, _hits.c.key == key, _hits.c.at > since)).one()
+def wait_in_database(scope: str, key: str, amount: int, period: int) -> int:
+    """0 while ``key`` has fewer than ``amount`` hits in the last ``period`` seconds; else the seconds
+    until the oldest of them ages out (an exact moving window, a row a hit)."""
+    now = utcnow().timestamp()
+    with reading() as conn:
+        made, oldest = conn.execute(select(func.count(), func.min(_hits.c.at)).where(
+            _hits.c.scope == scope, _hits.c.key == key, _hits.c.at > now - period)).one()
+    return max(1, math.ceil(oldest + period - now)) if made >= amount else 0
 
 
-def allow_in_database(scope: str, key: str, amount: int, period: int, *, count: bool = True) -> tuple[bool, int]:
-    """(allowed, seconds to wait when not): whether ``key`` made fewer than ``amount`` hits in the last
-    ``period`` seconds; with ``count``, an allowed request is one more hit."""
+def record_in_database(scope: str, key: str, period: int) -> None:
+    """One more hit for ``key``; now and then the hits no window reaches any more are forgotten."""
     now = utcnow().timestamp()
     with db.engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(_LOCK_KEY, {"key": f"{scope}:{key}", "space": LIMIT_KEY_SPACE})
-        elif count:
-            # SQLite: the write lock first (one writer), so that two processes never count together.
-            conn.execute(insert(_hits).values(scope=scope, key=key, at=now))
-        made, oldest = _hits_since(conn, scope, key, now - period)
-        if conn.dialect.name == "sqlite" and count:
-            made -= 1  # this request's own row, written above
-        if made >= amount:
-            if conn.dialect.name == "sqlite" and count:
-                conn.execute(delete(_hits).where(_hits.c.scope == scope, _hits.c.key == key, _hits.c.at == now))
-            return False, max(1, math.ceil((oldest or now) + period - now))
-        if count and conn.dialect.name == "postgresql":
-            conn.execute(insert(_hits).values(scope=scope, key=key, at=now))
-        if secrets.randbelow(100) == 0:  # now and then, forget what no window reaches any more
+        conn.execute(insert(_hits).values(scope=scope, key=key[:64], at=now))
+        if secrets.randbelow(100) == 0:
             conn.execute(delete(_hits).where(_hits.c.scope == scope, _hits.c.at < now - period))
-    return True, 0
 
 
 def forget_in_database(scope: str) -> None:
@@ -233,7 +225,7 @@ class FailedLogins:
         """0 while the address may try; else how long until it may try again."""
         limit = self._limit(factor)
         if self.limiter is None:
-            return allow_in_database(self.SCOPE, address, limit.amount, limit.get_expiry(), count=False)[1]
+            return wait_in_database(self.SCOPE, address, limit.amount, limit.get_expiry())
         try:
             if self.limiter.test(limit, self.SCOPE, address):
                 return 0
@@ -247,7 +239,7 @@ class FailedLogins:
     def failed(self, address: str, factor: int = 1) -> None:
         limit = self._limit(factor)
         if self.limiter is None:
-            allow_in_database(self.SCOPE, address, 2**31, limit.get_expiry())
+            record_in_database(self.SCOPE, address, limit.get_expiry())
             return
         try:
             self.limiter.hit(limit, self.SCOPE, address)
@@ -306,9 +298,9 @@ def counted_by_the_hold_function(view):
     return limited
 
 
-def hold_rate() -> HoldRate | None:
+def hold_rate(address: str) -> HoldRate | None:
     """This request's count for the hold function (PostgreSQL); None elsewhere (counted already)."""
     if not on_postgresql():
         return None
     return current_app.extensions["storefront.ratelimit"].for_the_hold_function(
-        client_address() or "unknown", current_app.extensions["storefront.ipv6_block_factor"])
+        address or "unknown", current_app.extensions["storefront.ipv6_block_factor"])

@@ -99,7 +99,9 @@ def place_checkout(conn: Connection, owner: Owner, address: str, ttl_seconds: in
 
     checkout_id = uuid.uuid4()
     # Nothing renews a hold: a checkout that takes over holds keeps the earliest of their expiries.
-    expires_at = min(granted.expires_at or now + timedelta(seconds=ttl_seconds), now + timedelta(seconds=ttl_seconds))
+    expires_at = now + timedelta(seconds=ttl_seconds)
+    if granted.expires_at is not None:
+        expires_at = min(expires_at, granted.expires_at)
     conn.execute(insert(checkouts).values(
         id=checkout_id, user_id=owner.visitor_id, browser_id=owner.browser_id,
         amount=sum(line.amount for line in granted.lines), currency=granted.lines[0].currency,

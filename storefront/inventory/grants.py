@@ -19,11 +19,11 @@ from datetime import datetime
 from sqlalchemy import Connection, bindparam, case, func, literal_column, select, update
 from sqlalchemy.engine import Row
 
-from storefront.catalog.models import products
 from storefront.clock import UTCDateTime, isoformat_z
 from storefront.inventory.models import is_pending
 from storefront.inventory.queue import live_pass, spend_pass
 from storefront.inventory.stock import (
+    family_items,
     free_units,
     give_back_units,
     holds,
@@ -235,11 +235,9 @@ def _replace_own_holds(conn: Connection, owner: Owner, product_ids: list[int], n
 
 
 # What one owner holds live and has bought of a product and all its options.
-_family_item = select(products.c.id).where(
-    (products.c.id == bindparam("family")) | (products.c.option_of == bindparam("family")))
 _BOUGHT_BY_OWNER = select(func.coalesce(func.sum(holds.c.quantity), 0)).where(
     holds.c.user_id == bindparam("visitor"), holds.c.browser_id == bindparam("browser"),
-    holds.c.product_id.in_(_family_item.scalar_subquery()),
+    holds.c.product_id.in_(family_items(bindparam("family")).scalar_subquery()),
     (holds.c.status == literal_column("'COMPLETED'")) | (is_pending & (holds.c.expires_at > _now)))
 
 

@@ -102,6 +102,7 @@ class QueuedProduct:
     item_ids: tuple[int, ...]  # what its units are counted over: the product, or its options
     starts_at: datetime
     opens_at: datetime
+    paused: bool = False  # its owner paused the sale: nobody joins its line meanwhile
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ def rank_key(seed: bytes, entry_id: uuid.UUID) -> bytes:
 
 
 _QUEUED = select(products.c.id, products.c.option_of, products.c.starts_at, products.c.queued,
-                 products.c.archived_at).where(products.c.id == bindparam("product"))
+                 products.c.archived_at, products.c.paused).where(products.c.id == bindparam("product"))
 _ITEMS = select(products.c.id).where(products.c.option_of == bindparam("product"),
                                      products.c.archived_at.is_(None))
 
@@ -163,7 +164,7 @@ def queued_product(conn: Connection, product_id: int, opens_before_seconds: int)
         raise NoQueue(product_id)
     options = conn.execute(_ITEMS, {"product": row.id}).scalars().all()
     return QueuedProduct(row.id, tuple(options) or (row.id,), row.starts_at,
-                         row.starts_at - timedelta(seconds=opens_before_seconds))
+                         row.starts_at - timedelta(seconds=opens_before_seconds), row.paused)
 
 
 def _insert_ignoring_duplicates(conn: Connection):
@@ -194,11 +195,6 @@ def room_of(conn: Connection, product: QueuedProduct, now: datetime, *, lock: bo
 def room_as_it_is(conn: Connection, product: QueuedProduct) -> Row | None:
     """The room's row, read without a lock and made by no one: None before anybody opened it."""
     return conn.execute(select(rooms).where(rooms.c.product_id == product.id)).first()
-
-
-def paused(conn: Connection, product: QueuedProduct) -> bool:
-    """Its owner paused the sale: nobody joins its line meanwhile (places given keep running)."""
-    return bool(conn.execute(select(products.c.paused).where(products.c.id == product.id)).scalar())
 
 
 def sold_out(conn: Connection, product: QueuedProduct) -> bool:
@@ -440,10 +436,9 @@ def place_of(conn: Connection, product: QueuedProduct, owner: Owner, now: dateti
                  entry.pass_expires_at if status == "admitted" else None, entry.joined_at)
 
 
-_OWN_PASS = select(entries.c.id, entries.c.held_at).where(
+_OWN_PASS = select(entries.c.id, entries.c.held_at, entries.c.pass_expires_at).where(
     entries.c.product_id == bindparam("product"), entries.c.user_id == bindparam("visitor"),
-    entries.c.browser_id == bindparam("browser"), entries.c.left_at.is_(None), entries.c.admitted_at.is_not(None),
-    entries.c.pass_expires_at > _now)
+    entries.c.browser_id == bindparam("browser"), entries.c.left_at.is_(None), entries.c.admitted_at.is_not(None))
 
 
 def live_pass(conn: Connection, queue_of: int, owner: Owner, now: datetime, *,
@@ -453,17 +448,11 @@ def live_pass(conn: Connection, queue_of: int, owner: Owner, now: datetime, *,
     the same admission's one hold). Raises NotAdmitted. The caller spends it (:func:`spend_pass`)
     once the units are taken, in the same transaction, so a refusal leaves it as it was."""
     entry = conn.execute(_OWN_PASS, {"product": queue_of, "visitor": owner.visitor_id,
-                                     "browser": owner.browser_id, "now": now}).first()
-    if entry is None:
-        if spent_on_a_hold_taken_over:
-            # A pass that lapsed after its hold was placed: its hold carries the admission on.
-            entry = conn.execute(select(entries.c.id, entries.c.held_at).where(
-                entries.c.product_id == queue_of, entries.c.user_id == owner.visitor_id,
-                entries.c.browser_id == owner.browser_id, entries.c.left_at.is_(None),
-                entries.c.held_at.is_not(None))).first()
-        if entry is None:
-            raise not_admitted(conn, queue_of, owner)
-    elif entry.held_at is not None and not spent_on_a_hold_taken_over:
+                                     "browser": owner.browser_id}).first()
+    # Unspent, it must be live; spent, only on the hold taken over (whose pass may have lapsed since).
+    usable = entry is not None and (spent_on_a_hold_taken_over if entry.held_at is not None
+                                    else entry.pass_expires_at > now)
+    if not usable:
         raise not_admitted(conn, queue_of, owner)
     return entry.id
 

@@ -284,6 +284,11 @@ _ON_SALE = select(
 ).where(products.c.id == _product_id, products.c.archived_at.is_(None))
 
 
+def family_items(family):
+    """The ids of a product and its options (``family``: the product's id, a value or a bound column)."""
+    return select(products.c.id).where(or_(products.c.id == family, products.c.option_of == family))
+
+
 def on_sale(conn: Connection, product_id: int):
     """The product's terms if it exists and is not archived: ``price``, ``currency``, ``starts_at``
     (it takes new holds from then on), ``queue_of`` (the waiting room a hold needs a pass from, if

@@ -19,12 +19,12 @@ from sqlalchemy import Connection, bindparam, func, or_, select
 
 from storefront.catalog.models import products
 from storefront.inventory.models import HoldStatus, is_pending
-from storefront.inventory.stock import holds
+from storefront.inventory.stock import family_items, holds
 from storefront.orders.delivery import Delivery
 from storefront.orders.models import Order
 
 orders = Order.__table__
-# A family's lock in its own key space (grants.py holds 0 and 1, queue.py 2 and 3, ratelimit.py 4).
+# A family's lock in its own key space (grants.py holds 0 and 1, queue.py 2 and 3).
 FAMILY_KEY_SPACE = 5
 
 
@@ -43,20 +43,18 @@ def family_terms(conn: Connection, product_id: int):
                         .where(products.c.id == product_id)).one()
 
 
-def _family_items(family: int):
-    return select(products.c.id).where(or_(products.c.id == family, products.c.option_of == family))
-
-
-def _units(conn: Connection, family: int, matches, excluding: list, now) -> int:
-    """Units of ``family`` in holds whose order ``matches``, held live or bought."""
+def _units(conn: Connection, family: int, matches, excluding: list, live_at=None) -> int:
+    """Units of ``family`` in holds (their order joined where there is one) that ``matches``: bought,
+    and, with ``live_at``, held live then; the holds ``excluding`` left out."""
     order_of_hold = or_(orders.c.id == holds.c.id, orders.c.id == holds.c.checkout_id)
-    counted = or_(holds.c.status == HoldStatus.COMPLETED.value, is_pending & (holds.c.expires_at > now))
-    query = (select(func.coalesce(func.sum(holds.c.quantity), 0))
-             .select_from(holds.join(orders, order_of_hold))
-             .where(holds.c.product_id.in_(_family_items(family).scalar_subquery()), counted, matches))
-    if excluding:
-        query = query.where(holds.c.id.not_in(excluding))
-    return conn.execute(query).scalar_one()
+    counted = holds.c.status == HoldStatus.COMPLETED.value
+    if live_at is not None:
+        counted = or_(counted, is_pending & (holds.c.expires_at > live_at))
+    return conn.execute(
+        select(func.coalesce(func.sum(holds.c.quantity), 0))
+        .select_from(holds.outerjoin(orders, order_of_hold))
+        .where(holds.c.product_id.in_(family_items(family).scalar_subquery()), counted, matches,
+               holds.c.id.not_in(excluding))).scalar_one()
 
 
 def refusal_at_delivery(conn: Connection, lines: list, delivery: Delivery, now) -> PastBuyerLimit | None:
@@ -75,7 +73,7 @@ def refusal_at_delivery(conn: Connection, lines: list, delivery: Delivery, now) 
         for field, column in (("email", "buyer_email"), ("address", "buyer_address")):
             if keys[column] is None:
                 continue
-            held = _units(conn, family, orders.c[column] == keys[column], mine, now)
+            held = _units(conn, family, orders.c[column] == keys[column], mine, live_at=now)
             if held + wanted[family] > limits[family]:
                 return PastBuyerLimit(family, held, limits[family], field)
     return None
@@ -101,15 +99,4 @@ def over_limit_at_settlement(conn: Connection, line, now) -> bool:
         same_buyer.append(orders.c.buyer_email == order.buyer_email)
     if order is not None and order.buyer_address:
         same_buyer.append(orders.c.buyer_address == order.buyer_address)
-    bought = _units_bought(conn, family, or_(*same_buyer), line.id)
-    return bought + line.quantity > per_buyer
-
-
-def _units_bought(conn: Connection, family: int, matches, excluding) -> int:
-    """Units of ``family`` bought (COMPLETED) in holds matching ``matches``, their order joined where there is one."""
-    order_of_hold = or_(orders.c.id == holds.c.id, orders.c.id == holds.c.checkout_id)
-    return conn.execute(
-        select(func.coalesce(func.sum(holds.c.quantity), 0))
-        .select_from(holds.outerjoin(orders, order_of_hold))
-        .where(holds.c.product_id.in_(_family_items(family).scalar_subquery()),
-               holds.c.status == HoldStatus.COMPLETED.value, holds.c.id != excluding, matches)).scalar_one()
+    return _units(conn, family, or_(*same_buyer), [line.id]) + line.quantity > per_buyer

@@ -138,9 +138,10 @@ def create_reservation():
     owner = owner_of(data.get("userId"))
     quantity = integer_field(data, "quantity", low=1, high=settings.max_hold_quantity, default=1)
 
+    address = client_address()
     try:
-        placed = hold_book.place_hold(product_id, owner, client_address(), quantity,
-                                      settings.hold_ttl_seconds, grants.HoldLimits.of(settings), hold_rate())
+        placed = hold_book.place_hold(product_id, owner, address, quantity,
+                                      settings.hold_ttl_seconds, grants.HoldLimits.of(settings), hold_rate(address))
     except RateLimited as limited:
         HOLDS.labels("rate_limited").inc()
         raise rate_limited(limited.wait_seconds) from None

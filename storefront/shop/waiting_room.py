@@ -75,7 +75,7 @@ def join_queue(product_id: int):
             joining = existing is None or queue.turn_over(conn, product, existing, now)
             if joining and now >= product.opens_at and settings.queue_proof_of_work > 0:
                 proof_of_work.spend(conn, data.get("altcha"), now)
-            if joining and now >= product.opens_at and queue.paused(conn, product):
+            if joining and now >= product.opens_at and product.paused:
                 raise paused_error()
             entry, created = queue.join(conn, product, owner, client_address(), now,
                                         queue.QueueSettings.of(settings), entry_id)
