@@ -9,7 +9,7 @@ from babel.dates import format_date, format_time
 from babel.numbers import format_currency, get_currency_precision
 from flask import Flask, has_request_context, request
 
-from storefront.clock import isoformat_z
+from storefront.clock import isoformat_z, utcnow
 from storefront.money import major_units
 
 
@@ -86,7 +86,15 @@ def minutes_seconds(remaining: timedelta) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
+def shop_clock_milliseconds() -> int:
+    """The shop's clock (the database's, storefront/clock.py) now, in milliseconds since the epoch.
+    Every page carries it, so that its script counts a start down on the shop's time whatever the
+    device's own clock says (static/js/storefront.js, shopNow)."""
+    return int(utcnow().timestamp() * 1000)
+
+
 def init_app(app: Flask) -> None:
+    app.add_template_global(shop_clock_milliseconds)
     app.add_template_filter(money)
     app.add_template_filter(utc_datetime)
     app.add_template_filter(minutes_seconds)

@@ -57,7 +57,8 @@ def test_before_its_start_a_product_says_when_and_takes_no_hold_or_checkout(shop
     browser = shop.test_client()  # a page visit gives a browser its cookie: another owner than the API's
     fragment = browser.get(f"/api/inventory/check/{product.id}", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert 'data-on-sale="false"' in fragment and "Not on sale yet" in fragment and " disabled" in fragment
-    assert 'data-seconds-left="' in fragment
+    # A moment, not the seconds left: the page counts it down on the shop's clock.
+    assert f'<time class="countdown" datetime="{isoformat_z(start)}">' in fragment and "data-seconds-left" not in fragment
     page = browser.get(f"/products/{product.id}").get_data(as_text=True)
     assert "Not on sale yet" in page and '<button type="submit" class="secondary" disabled' in page
 
@@ -79,6 +80,28 @@ def test_an_unchanged_waiting_stock_is_a_304_until_the_start(shop):
     starting(product.id, utcnow() - timedelta(seconds=1))
     after = client.get(f"/api/inventory/check/{product.id}", headers={"If-None-Match": first.headers["ETag"]})
     assert after.status_code == 200 and after.get_json()["onSale"] is True
+
+
+def test_one_etag_is_one_body_while_a_start_counts_down_and_moves(shop):
+    """The fragment a browser revalidates: its bytes do not change with the clock (a 304 is then the
+    same body), and a start that moves is a new body with a new ETag (issue 42: a frozen countdown)."""
+    client = shop.test_client()
+    product = make_product(total=2)
+    start = (utcnow() + timedelta(hours=1)).replace(microsecond=0)
+    starting(product.id, start)
+    url, htmx = f"/api/inventory/check/{product.id}", {"HX-Request": "true"}
+    first = client.get(url, headers=htmx)
+    time.sleep(1.1)
+    again = client.get(url, headers=htmx)
+    assert again.get_data() == first.get_data() and again.headers["ETag"] == first.headers["ETag"]
+    assert client.get(url, headers={**htmx, "If-None-Match": first.headers["ETag"]}).status_code == 304
+
+    starting(product.id, start + timedelta(minutes=10))  # postponed
+    moved = client.get(url, headers={**htmx, "If-None-Match": first.headers["ETag"]})
+    assert moved.status_code == 200 and moved.headers["ETag"] != first.headers["ETag"]
+    assert isoformat_z(start + timedelta(minutes=10)) in moved.get_data(as_text=True)
+    json_answer = client.get(url)
+    assert json_answer.headers["ETag"] not in (first.headers["ETag"], moved.headers["ETag"])
 
 
 def test_the_owner_sets_and_clears_the_start_from_the_cli_and_the_csv(app, runner, tmp_path):

@@ -23,14 +23,14 @@ AHEAD_SECONDS = 300
 
 
 def faketime_env(seconds: int, build: Path) -> dict:
-    """A process's environment under libfaketime, ``seconds`` ahead, its monotonic clock left true (a
+    """A process's environment under libfaketime, ``seconds`` ahead (behind when negative), its monotonic clock left true (a
     faked one hangs every timed lock wait), with tests/clock_nanosleep_fix.c preloaded first."""
     libraries = glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1")
     assert libraries, "libfaketime is not installed (scripts/bootstrap --services installs Debian's faketime)"
     fix = build / "clock_nanosleep_fix.so"
     subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", str(fix), str(Path(__file__).with_name("clock_nanosleep_fix.c")),
                     "-ldl"], check=True)
-    return {"LD_PRELOAD": f"{fix} {libraries[0]}", "FAKETIME": f"+{seconds}", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+    return {"LD_PRELOAD": f"{fix} {libraries[0]}", "FAKETIME": f"{seconds:+d}", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
 
 
 def test_hosts_whose_clocks_run_five_minutes_fast_open_nothing_before_the_databases_start(

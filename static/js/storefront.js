@@ -108,13 +108,128 @@
     }
   }, true);
 
-  // Countdowns (a hold's time, a product's start): every <time data-seconds-left> counts down the seconds the server gave it,
-  // on this page's monotonic clock: a device whose clock is minutes wrong still shows the
-  // shop's time. At 0:00 the hold asks the server whether it lapsed ("lapsed=1"): a 204
-  // means not yet by the server's clock, and nothing is swapped (the payment form under
-  // the shopper's hands stays), so it asks again a little later, less and less often.
+  // The shop's clock. Every page carries the shop's time as it left it (meta shop-clock); its
+  // difference from this device's clock when the page's first byte arrived is added to the device's
+  // clock from then on, so a device minutes wrong still counts a start down to the shop's second.
+  var shopOffsetMs = 0;
+  (function () {
+    var meta = document.querySelector('meta[name="shop-clock"]');
+    var sent = meta ? Number(meta.getAttribute("content")) : NaN;
+    if (!sent) return;
+    var arrived = Date.now();
+    try {
+      var navigation = window.performance.getEntriesByType("navigation")[0];
+      if (navigation && navigation.responseStart > 0) arrived = window.performance.timeOrigin + navigation.responseStart;
+    } catch (e) { /* the script's own start is near enough */ }
+    shopOffsetMs = sent - arrived;
+  })();
+  function shopNow() { return Date.now() + shopOffsetMs; }
+
+  function clockText(left) {
+    var text = Math.floor(left / 60) + ":" + ("0" + (left % 60)).slice(-2);
+    if (left >= 3600) {  // hours away: h:mm:ss
+      text = Math.floor(left / 3600) + ":" + ("0" + Math.floor((left % 3600) / 60)).slice(-2) + ":" + ("0" + (left % 60)).slice(-2);
+    }
+    return text;
+  }
+
+  // A page's live parts (a product's stock and Buy, a drop's line, the shopper's place: [data-live])
+  // are asked for together and swapped together, every few seconds and at once when a moment they
+  // wait for (data-before: a start, the line's opening) comes, so that they never contradict each
+  // other. An answer still from before a moment this page has passed (a shared cache's second, a
+  // clock a little behind) is not shown: the page asks again a moment later, and swaps all at once.
+  var POLL_MS = 1000 * (Number((document.querySelector('meta[name="live-poll-seconds"]') || {}).content) || 5);
+  var STALE_RETRY_MS = 400, STALE_RETRIES = 15;
+  var refreshing = null, refreshAgain = false, staleRounds = 0, momentsSeen = {};
+
+  function fetchPart(part) {
+    var headers = { "HX-Request": "true" };
+    if (part.hasAttribute("data-needs-visitor")) headers["X-Visitor-Id"] = visitorId;
+    return fetch(part.getAttribute("hx-get"), { credentials: "same-origin", headers: headers })
+      .then(function (response) { return response.status === 200 ? response.text() : null; });
+  }
+
+  function elementOf(html) {
+    var box = document.createElement("template");
+    box.innerHTML = html.trim();
+    return box.content.firstElementChild;
+  }
+
+  // Swaps every changed part, or none: false when it should ask again shortly.
+  function swapTogether(parts, answers) {
+    var shop = shopNow(), stale = false;
+    var fresh = answers.map(function (html) {
+      var root = html && elementOf(html);
+      var before = root ? Date.parse(root.getAttribute("data-before") || "") : NaN;
+      if (!isNaN(before) && before <= shop) stale = true;
+      return root ? html : null;
+    });
+    if (stale && staleRounds < STALE_RETRIES) { staleRounds += 1; return false; }
+    staleRounds = 0;
+    // Buy (or a join) is out from inside a part: its answer brings what changed; this round waits.
+    if (parts.some(function (part) { return part.isConnected && part.querySelector(".htmx-request"); })) return true;
+    parts.forEach(function (part, i) {
+      var html = fresh[i];
+      if (!html || !part.isConnected || part.storefrontHtml === html) return;
+      // A join form stays while the answer is a join form too: its proof of work would start again.
+      if (part.querySelector("form.join-queue") && html.indexOf("join-queue") !== -1) return;
+      var id = part.id;
+      htmx.swap(part, html, { swapStyle: "outerHTML" });
+      var swapped = id && document.getElementById(id);
+      if (swapped) swapped.storefrontHtml = html;
+    });
+    tick();
+    followBuy();
+    return true;
+  }
+
+  function refreshLive() {
+    if (refreshing) { refreshAgain = true; return; }
+    var parts = Array.prototype.slice.call(document.querySelectorAll("[data-live][hx-get]"));
+    if (!parts.length || !window.htmx) return;
+    var needsVisitor = parts.some(function (part) { return part.hasAttribute("data-needs-visitor"); });
+    refreshing = (needsVisitor ? visitorReady : Promise.resolve())
+      .then(function () { return Promise.all(parts.map(fetchPart)); })
+      .then(function (answers) { return swapTogether(parts, answers); })
+      .catch(function () { return true; })  // offline for a moment: the next round asks again
+      .then(function (done) {
+        refreshing = null;
+        if (!done) setTimeout(refreshLive, STALE_RETRY_MS);
+        else if (refreshAgain) { refreshAgain = false; refreshLive(); }
+      });
+  }
+
+  setInterval(function () { if (!document.hidden) refreshLive(); }, POLL_MS);
+  document.addEventListener("visibilitychange", function () { if (!document.hidden) refreshLive(); });
+  whenLoaded(function () {  // both are fired at the body, and do not bubble
+    document.body.addEventListener("stock-changed", refreshLive);
+    document.body.addEventListener("visitor-ready", refreshLive);
+  });
+
+  // Countdowns. A start (time.countdown) counts down to its moment on the shop's clock; when a moment
+  // a live part waits for comes, the page asks for its live parts (above). A hold's or a pass's time
+  // (time[data-seconds-left]: the seconds the server gave it, in a private answer) counts down on this
+  // page's monotonic clock. At 0:00 a hold asks the server whether it lapsed ("lapsed=1"): a 204
+  // means not yet by the server's clock, and nothing is swapped (the payment form under the
+  // shopper's hands stays), so it asks again a little later, less and less often.
   var LAPSE_RECHECK_MS = [2000, 4000, 8000, 15000];
   function tick() {
+    var shop = shopNow();
+    document.querySelectorAll("time.countdown[datetime]").forEach(function (el) {
+      var moment = Date.parse(el.getAttribute("datetime"));
+      if (isNaN(moment)) return;
+      var text = clockText(Math.max(0, Math.ceil((moment - shop) / 1000)));
+      if (el.textContent !== text) el.textContent = text;
+      var line = el.closest(".counting-down");
+      if (line && line.hidden) line.hidden = false;
+    });
+    document.querySelectorAll("[data-live][data-before]").forEach(function (part) {
+      var moment = part.getAttribute("data-before");
+      if (!momentsSeen[moment] && Date.parse(moment) <= shop) {
+        momentsSeen[moment] = true;
+        refreshLive();
+      }
+    });
     var now = window.performance.now();
     document.querySelectorAll("time[data-seconds-left]").forEach(function (el) {
       if (el.storefrontDeadline === undefined) {
@@ -123,10 +238,7 @@
         el.storefrontNextCheck = 0;
       }
       var left = Math.max(0, Math.ceil((el.storefrontDeadline - now) / 1000));
-      var text = Math.floor(left / 60) + ":" + ("0" + (left % 60)).slice(-2);
-      if (left >= 3600) {  // a start time hours away: h:mm:ss
-        text = Math.floor(left / 3600) + ":" + ("0" + Math.floor((left % 3600) / 60)).slice(-2) + ":" + ("0" + (left % 60)).slice(-2);
-      }
+      var text = clockText(left);
       if (el.textContent !== text) el.textContent = text;
       if (left === 0 && now >= el.storefrontNextCheck) {
         var wait = LAPSE_RECHECK_MS[Math.min(el.storefrontChecks, LAPSE_RECHECK_MS.length - 1)];
@@ -138,8 +250,9 @@
       }
     });
   }
-  setInterval(tick, 1000);
+  setInterval(tick, 250);
   document.addEventListener("htmx:afterSettle", tick);
+  whenLoaded(tick);
 
   // A product's options: the chosen one's Buy and Add to cart show, the others' stock stays in view.
   function pickOptions() {
@@ -157,17 +270,20 @@
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", pickOptions);
   else pickOptions();
 
-  // Add to cart follows Buy: off until the polled stock says the product is on sale.
-  document.addEventListener("htmx:afterSettle", function () {
+  // Add to cart follows Buy: off while Buy is (before the start, sold out, paused).
+  function followBuy() {
     document.querySelectorAll(".stock[data-on-sale]").forEach(function (stock) {
       var form = document.querySelector('form.add-to-cart[data-product-id="' + stock.id.slice("stock-".length) + '"]');
       if (!form) return;
-      var waiting = stock.dataset.onSale === "false";
-      form.querySelector("button").disabled = waiting;
-      if (waiting) form.querySelector("button").setAttribute("aria-disabled", "true");
-      else form.querySelector("button").removeAttribute("aria-disabled");
+      var buy = stock.querySelector("button.buy-button");
+      var off = !buy || buy.disabled;
+      var button = form.querySelector("button");
+      button.disabled = off;
+      if (off) button.setAttribute("aria-disabled", "true");
+      else button.removeAttribute("aria-disabled");
     });
-  });
+  }
+  document.addEventListener("htmx:afterSettle", followBuy);
   document.addEventListener("htmx:configRequest", function (event) {
     var trigger = event.detail.triggeringEvent;
     if (trigger && trigger.type === "hold-lapsed") event.detail.parameters.lapsed = "1";

@@ -30,7 +30,6 @@ These are the hot path: the statements are built once, at import, and run on a
 plain SQLAlchemy Connection that the caller owns (and commits).
 """
 
-import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -72,12 +71,6 @@ class Stock:
     @property
     def in_stock(self) -> bool:
         return self.available > 0
-
-    def seconds_to_start(self, now: datetime | None = None) -> int:
-        """What a waiting page counts down, by the shop's clock: 0 once on sale."""
-        if self.on_sale or self.starts_at is None:
-            return 0
-        return max(1, math.ceil((self.starts_at - (now or utcnow())).total_seconds()))
 
     def as_json(self) -> dict:
         answer = {

@@ -1,4 +1,5 @@
 import functools
+import hashlib
 import json
 import logging
 
@@ -88,39 +89,36 @@ def check_stock(product_id: int):
     stock = current_stock(product_id)
     if stock is None:
         raise ApiError(404, "not_found", "No such product.")
+    # Exact every time (read fresh), and cheap to repeat: an unchanged answer is a 304. A shared
+    # answer: the same bytes for every reader, so a shared cache (nginx, a CDN) may answer a crowd's
+    # polls for a second; every browser revalidates (304).
     fragment = wants_shared_fragment()
-    # Exact every time (read fresh), and cheap to repeat: an unchanged answer is a 304.
-    etag = (f'"{product_id}-{stock.total}-{stock.available}-{"" if stock.on_sale else "w"}{"q" if stock.queued else ""}'
-            f'{"p" if stock.paused else ""}{"f" if fragment else "j"}"')
-    # A shared answer: the same bytes for every reader, so a shared cache (nginx, a CDN) may answer a
-    # crowd's polls for a second; every browser revalidates (304).
+    body, etag = stock_answer(stock, fragment=fragment)
     headers = {"ETag": etag, "Cache-Control": SHARED}
     if etag in request.headers.get("If-None-Match", ""):
         return "", 304, headers
     if fragment:
-        return stock_answer(stock, fragment=True), 200, headers
-    return current_app.response_class(stock_answer(stock, fragment=False), 200, headers, mimetype="application/json")
+        return body, 200, headers
+    return current_app.response_class(body, 200, headers, mimetype="application/json")
 
 
 STOCK_ANSWERS_KEPT = 10_000
 
 
-def stock_answer(stock, *, fragment: bool) -> str:
-    """The stock as JSON, or as its Buy button. Either depends on the stock alone, and every
-    open product page asks every few seconds: made once per (product, total, available)."""
-    if fragment and not stock.on_sale:
-        # Waiting for its start: the seconds left are in it (the time itself is in UTC, for everyone).
-        return render_template("shop/_stock.html", stock=stock)
+def stock_answer(stock, *, fragment: bool) -> tuple[str, str]:
+    """The stock as JSON, or as its Buy button, with its ETag (a digest of those very bytes: one
+    ETag, one body). Either depends on the stock alone (a start is a moment in it, never the seconds
+    left), and every open product page asks every few seconds: made once per stock."""
     made = current_app.extensions.setdefault("storefront.stock_answers", {})
-    key = (stock.product_id, stock.total, stock.available, stock.on_sale, stock.starts_at, stock.queued, stock.paused,
-           fragment)
-    body = made.get(key)
-    if body is None:
+    key = (stock, fragment)
+    answer = made.get(key)
+    if answer is None:
         if len(made) >= STOCK_ANSWERS_KEPT:
             made.clear()
-        body = made[key] = (render_template("shop/_stock.html", stock=stock)
-                            if fragment else compact_json(stock.as_json()))
-    return body
+        body = render_template("shop/_stock.html", stock=stock) if fragment else compact_json(stock.as_json())
+        digest = hashlib.blake2b(body.encode(), digest_size=12).hexdigest()
+        answer = made[key] = (body, f'"s{digest}{"f" if fragment else "j"}"')
+    return answer
 
 
 @functools.lru_cache(maxsize=64)
