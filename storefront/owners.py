@@ -1,4 +1,4 @@
-"""Who owns a hold, a cart, a checkout and an order: a browser, never a fingerprint alone.
+"""Who owns a hold, a cart, a checkout, a place and an order: a browser, never a fingerprint alone.
 
 The visitor id (FingerprintJS's ``visitorId``) says which device this probably is, and
 identical devices share one. So an owner is the pair (visitor id, browser id): the
@@ -7,6 +7,14 @@ loads, in a signed cookie (HttpOnly, SameSite=Lax, Secure over HTTPS, never rota
 and reads back on every request. A client that sends no such cookie (a script, the
 JSON API's examples) has browser id ``""``: one owner per visitor id, apart from every
 browser. A cookie that does not verify counts as none.
+
+A fingerprint is not stable (a browser update, a phone's changing screen or fonts give
+another), and a browser must keep what it has. So the first visitor id a browser names
+is written into its cookie beside its secret (signed with it), and from then on that
+browser's owner is (that first visitor id, its secret), whatever visitor id it sends
+later: every table keeps its (visitor id, browser id) pair, and nothing else changes.
+A browser whose cookie came before this kept no visitor id: it keeps the first it names
+now (the one it has been sending, which owns what it has).
 
 The hold limits also need the client's address: the owners that share a visitor id and
 an address are one person's private windows, and every owner behind one address (an IPv4
@@ -22,7 +30,7 @@ from flask import Flask, Response, current_app, request
 from itsdangerous import BadSignature, Signer
 
 from storefront.htmx import wants_fragment
-from storefront.params import requesting_visitor, visitor_id
+from storefront.params import VISITOR_ID, optional_visitor, requesting_visitor, visitor_id
 
 COOKIE_NAME = "storefront_browser"
 COOKIE_MAX_AGE_SECONDS = 10 * 365 * 24 * 3600  # kept until the shopper clears site data
@@ -39,27 +47,58 @@ def _signer() -> Signer:
     return current_app.extensions["storefront.browser_signer"]
 
 
+_BROWSER_KEY = "storefront.browser"
+_PIN_KEY = "storefront.pin_visitor"
+
+
+def _browser() -> tuple[str, str | None]:
+    """This request's browser id and the visitor id its cookie keeps (None before it named one);
+    ("", None) without a cookie, or with one that does not verify. Read once a request."""
+    environ = request.environ
+    found = environ.get(_BROWSER_KEY)
+    if found is None:
+        found = (NO_BROWSER, None)
+        # A script calling the API sends no cookie at all: nothing to parse.
+        cookie = request.cookies.get(COOKIE_NAME) if f"{COOKIE_NAME}=" in environ.get("HTTP_COOKIE", "") else None
+        if cookie:
+            try:
+                secret, _, kept = _signer().unsign(cookie).decode().partition(":")
+                found = (secret, kept if VISITOR_ID.match(kept) else None)
+            except (BadSignature, UnicodeDecodeError):
+                pass
+        environ[_BROWSER_KEY] = found
+    return found
+
+
 def browser_id() -> str:
     """This request's browser id, from its signed cookie; "" without one (or with a forged one)."""
-    # A script calling the API sends no cookie at all: nothing to parse.
-    sent = f"{COOKIE_NAME}=" in request.environ.get("HTTP_COOKIE", "")
-    cookie = request.cookies.get(COOKIE_NAME) if sent else None
-    if not cookie:
-        return NO_BROWSER
-    try:
-        return _signer().unsign(cookie).decode()
-    except (BadSignature, UnicodeDecodeError):
-        return NO_BROWSER
+    return _browser()[0]
+
+
+def _owner(sent_visitor: str) -> Owner:
+    secret, kept = _browser()
+    if not secret:
+        return Owner(sent_visitor, NO_BROWSER)
+    if kept is None:  # the first visitor id this browser names is its own from now on
+        request.environ[_PIN_KEY] = sent_visitor
+        return Owner(sent_visitor, secret)
+    return Owner(kept, secret)
 
 
 def requesting_owner() -> Owner:
-    """The owner a read or a release speaks for: X-Visitor-Id (or ?userId=) and the cookie."""
-    return Owner(requesting_visitor(), browser_id())
+    """The owner a read or a release speaks for: X-Visitor-Id (or ?userId=), checked, and the cookie."""
+    return _owner(requesting_visitor())
 
 
 def owner_of(visitor) -> Owner:
     """The owner for a visitor id given in a body (checked), with this request's cookie."""
-    return Owner(visitor_id(visitor), browser_id())
+    return _owner(visitor_id(visitor))
+
+
+def owner_if_named() -> Owner | None:
+    """The owner, when the request names a valid visitor id (a page showing its own hold); else None."""
+    sent = optional_visitor()
+    return _owner(sent) if sent else None
 
 
 def address_key(remote_addr: str | None) -> str:
@@ -99,15 +138,20 @@ def init_app(app: Flask) -> None:
     app.extensions["storefront.browser_signer"] = Signer(
         app.config["SECRET_KEY"], salt="storefront.browser", digest_method=hashlib.sha256)
 
+    def set_browser_cookie(response: Response, value: str) -> None:
+        response.set_cookie(
+            COOKIE_NAME, _signer().sign(value).decode(), max_age=COOKIE_MAX_AGE_SECONDS,
+            httponly=True, samesite="Lax", secure=request.is_secure, path="/",
+        )
+
     @app.after_request
     def issue_browser_cookie(response: Response) -> Response:
         # The first page a browser loads gives it its secret; scripts calling the JSON API get
         # none, and neither does an answer without a page (a 304 to a conditional poll, say).
-        if (response.status_code == 200 and request.method == "GET" and response.mimetype == "text/html"
+        pinned = request.environ.get(_PIN_KEY)
+        if pinned is not None:  # the browser named its first visitor id: its cookie keeps it
+            set_browser_cookie(response, f"{browser_id()}:{pinned}")
+        elif (response.status_code == 200 and request.method == "GET" and response.mimetype == "text/html"
                 and not wants_fragment() and not browser_id()):
-            token = secrets.token_urlsafe(24)
-            response.set_cookie(
-                COOKIE_NAME, _signer().sign(token).decode(), max_age=COOKIE_MAX_AGE_SECONDS,
-                httponly=True, samesite="Lax", secure=request.is_secure, path="/",
-            )
+            set_browser_cookie(response, secrets.token_urlsafe(24))
         return response

@@ -68,10 +68,9 @@ def test_buy_pressed_while_a_stock_poll_is_out_still_brings_the_button_in_step(s
     page.click(f"#stock-{product.id} button.buy-button")
     while not holds:
         page.wait_for_timeout(50)
-    page.evaluate("""() => document.body.addEventListener("htmx:afterRequest", (event) => {
-        if (event.detail.requestConfig.verb === "get") window.pollAnswered = true; })""")
-    polls[0].continue_()
-    page.wait_for_function("() => window.pollAnswered === true")
+    with page.expect_request_finished(lambda request: f"/api/inventory/check/{product.id}" in request.url):
+        polls[0].continue_()
+    page.wait_for_timeout(100)  # the page has the poll's answer in hand before the hold's comes
     holds[0].continue_()
 
     expect(page.locator(".hold-pending")).to_be_visible()

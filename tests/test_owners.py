@@ -1,8 +1,9 @@
 """Two shoppers, one fingerprint: holds belong to a browser, and limits stop hoarders only.
 
-The visitor id is a fingerprint, and identical devices share one. Ownership is the pair
-(visitor id, the browser's signed cookie); a client with no cookie is one owner per
-visitor id. The hold limit counts per owner and per visitor id and address.
+The visitor id is a fingerprint, and identical devices share one, and one device's may change
+between loads. Ownership is the browser's signed cookie (which keeps the first visitor id the
+browser named, so a browser keeps what it has whatever it sends later); a client with no cookie is
+one owner per visitor id. The hold limit counts per owner and per visitor id and address.
 """
 
 import re
@@ -127,6 +128,47 @@ def test_a_forged_cookie_is_no_cookie(app):
     token, signature = value.rsplit(".", 1)
     forger.set_cookie(COOKIE_NAME, token + "." + signature[::-1])
     assert forger.get(f"/api/reservations/{reservation_id}", headers={"X-Visitor-Id": SAME_PHONE}).status_code == 404
+
+
+def test_a_browser_keeps_its_hold_cart_place_and_orders_when_its_fingerprint_changes(app):
+    """Issue 42: a phone's fingerprint changed between loads and its cart lost a line."""
+    product, other = make_product(total=3), make_product(total=3)
+    phone = browser(app)
+    first = hold(phone, product.id, visitor("first-load"))
+    assert first.status_code == 201
+    assert "Set-Cookie" in first.headers  # the cookie now keeps the first visitor id named
+    assert phone.post("/api/cart/items", json={"productId": other.id, "userId": visitor("first-load")}).status_code == 200
+    reservation_id = first.get_json()["reservationId"]
+
+    later = {"X-Visitor-Id": visitor("second-load")}  # another fingerprint, the same browser
+    shown = phone.get(f"/api/reservations/{reservation_id}", headers=later)
+    assert shown.status_code == 200 and shown.get_json()["userId"] == visitor("first-load")
+    again = hold(phone, product.id, visitor("second-load"))
+    assert again.status_code == 200 and again.get_json()["reservationId"] == reservation_id  # no second hold
+    assert [item["productId"] for item in phone.get("/api/cart", headers=later).get_json()["items"]] == [other.id]
+    assert [o["reservationId"] for o in phone.get("/api/orders", headers=later).get_json()["orders"]] == [reservation_id]
+    assert "Set-Cookie" not in phone.get("/api/cart", headers=later).headers  # kept once, never rotated
+
+    # Another browser sending the first visitor id sees none of it, and a script with it neither.
+    stranger = browser(app, "198.51.100.7")
+    assert stranger.get(f"/api/reservations/{reservation_id}", headers={"X-Visitor-Id": visitor("first-load")}).status_code == 404
+    assert app.test_client().get(f"/api/reservations/{reservation_id}",
+                                 headers={"X-Visitor-Id": visitor("first-load")}).status_code == 404
+    assert phone.delete(f"/api/reservations/{reservation_id}", headers=later).status_code == 200
+
+
+def test_a_browser_whose_cookie_kept_no_visitor_id_keeps_what_it_has(app):
+    """A cookie from before the change (the secret alone) keeps the first visitor id it names now."""
+    from storefront.owners import _signer
+
+    product = make_product(total=2)
+    old = app.test_client()
+    with app.test_request_context():
+        old.set_cookie(COOKIE_NAME, _signer().sign("an-old-browsers-secret").decode())
+    made = hold(old, product.id, SAME_PHONE)
+    assert made.status_code == 201
+    reservation_id = made.get_json()["reservationId"]
+    assert old.get(f"/api/reservations/{reservation_id}", headers={"X-Visitor-Id": visitor("changed")}).status_code == 200
 
 
 def test_carts_and_checkouts_belong_to_their_browser(app):

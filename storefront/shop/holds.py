@@ -18,8 +18,8 @@ from storefront.inventory import holds as hold_book
 from storefront.inventory.models import HoldStatus
 from storefront.inventory.stock import current_stock, stock_of
 from storefront.metrics import HOLDS
-from storefront.owners import Owner, browser_id, client_address, owner_of, requesting_owner
-from storefront.params import integer_field, optional_visitor, request_body, reservation_id
+from storefront.owners import Owner, client_address, owner_if_named, owner_of, requesting_owner
+from storefront.params import integer_field, request_body, reservation_id
 from storefront.payments.gateway import gateway
 from storefront.payments.intents import start_payment
 from storefront.payments.reconcile import close_intent, mark_intent_settled
@@ -265,10 +265,10 @@ def reservation_page(reservation: str):
 @bp.get("/products/<product_id:product_id>/hold")
 def visitor_hold_slot(product_id: int):
     """What goes in the product page's checkout slot: the visitor's live hold, if any, after a reload."""
-    visitor = optional_visitor()
+    owner = owner_if_named()
     with reading() as conn:
         _product(conn, product_id)  # 404 for an unknown product
-        hold = grants.own_live_hold(conn, product_id, Owner(visitor, browser_id()), utcnow()) if visitor else None
+        hold = grants.own_live_hold(conn, product_id, owner, utcnow()) if owner else None
     if hold is None:
         # 204: htmx swaps nothing, so a Buy pressed meanwhile keeps the hold it put here.
         return "", 204
