@@ -2,6 +2,7 @@
 to their own browser; /orders groups a checkout into one order; the confirmation email goes
 out once, through a real SMTP server (aiosmtpd), and never holds up the payment."""
 
+import re
 import socket
 import time
 import uuid
@@ -107,9 +108,12 @@ def test_paying_with_an_address_makes_a_paid_order_its_shopper_can_read(shop):
     assert "12 Marylebone Road" in html and "NW1 5LR London" in html and "United Kingdom" in html
     assert 'data-status="paid"' in html and "$42.00" in html
 
-    # Another visitor, and another browser with the same fingerprint, see no such order.
+    # The same browser whose fingerprint changed still sees it; a script with another visitor id, and
+    # another browser with the same fingerprint, see no such order.
     assert client.get(f"/orders/{hold['reservationId']}",
-                      headers={**HTMX, "X-Visitor-Id": visitor(2)}).status_code == 404
+                      headers={**HTMX, "X-Visitor-Id": visitor(2)}).status_code == 200
+    assert shop.test_client().get(f"/orders/{hold['reservationId']}",
+                                  headers={**HTMX, "X-Visitor-Id": visitor(2)}).status_code == 404
     other_browser = shop.test_client()
     other_browser.get("/")  # a page load gives it a browser cookie of its own
     assert other_browser.get(f"/orders/{hold['reservationId']}",
@@ -236,6 +240,43 @@ def test_the_confirmation_is_emailed_once_through_smtp(make_app, settings, inbox
         assert send_order_confirmation(hold["reservationId"]) == "already_sent"
         assert app.test_cli_runner().invoke(args=["sweep"]).exit_code == 0
         assert len(inbox.messages) == 1
+
+
+def test_the_confirmation_links_to_the_order_in_any_browser_and_the_links_can_be_asked_for_again(
+        make_app, settings, inbox):
+    """Issue 42: orders lived in one browser; clear its data and they were gone."""
+    app = make_app({**settings, "MAIL_URL": inbox.url})
+    with app.app_context():
+        client = app.test_client()
+        client.get("/")  # a browser
+        first = hold_for(client, make_product(total=1, name="Copper kettle", price=4200))
+        assert pay_in_demo(client, first).status_code == 200
+        second = hold_for(client, make_product(total=1, name="Tea tin", price=1450))
+        assert pay_in_demo(client, second).status_code == 200
+        link = re.search(r"http://localhost/orders/\S+", inbox.messages[0].get_content()).group(0)
+        assert link.startswith(f"http://localhost/orders/{first['reservationId']}?key=")
+
+        elsewhere = app.test_client()  # another browser, no cookie, no visitor id
+        page = elsewhere.get(link.removeprefix("http://localhost"))
+        html = page.get_data(as_text=True)
+        assert page.status_code == 200 and "Copper kettle" in html and "12 Marylebone Road" in html
+        path, key = link.removeprefix("http://localhost").split("?key=")
+        assert elsewhere.get(f"{path}?key={'A' if key[0] != 'A' else 'B'}{key[1:]}").status_code == 404
+        assert elsewhere.get(f"/orders/{second['reservationId']}?key={key}").status_code == 404  # another order's key
+
+        reference = reference_of(uuid.UUID(second["reservationId"]))
+        for email, typed in [("someone@example.com", reference), ("ada@example.com", "SF-AAAAAAAA")]:
+            asked = elsewhere.post("/orders/find", data={"email": email, "reference": typed})
+            assert asked.status_code == 202 and "on their way" in asked.get_data(as_text=True)
+        assert len(inbox.messages) == 2  # the two confirmations: nothing matched, nothing sent
+        asked = elsewhere.post("/orders/find", data={"email": "  ADA@example.com ", "reference": reference.lower()})
+        assert asked.status_code == 202 and reference not in asked.get_data(as_text=True)  # shows nothing
+        assert len(inbox.messages) == 3
+        again = inbox.messages[2]
+        assert again["To"] == "ada@example.com"
+        body = again.get_content()
+        assert body.count("http://localhost/orders/") == 2 and link in body  # every paid order of that email
+        assert elsewhere.post("/orders/find", data={"email": "ada", "reference": reference}).status_code == 400
 
 
 def test_a_mail_server_that_is_down_never_holds_up_the_payment_and_the_sweep_sends_later(make_app, settings):

@@ -56,16 +56,17 @@ def _owner_columns(kind: str, subject) -> dict:
             "amount": subject.amount, "currency": subject.currency}
 
 
-def record_delivery(conn: Connection, kind: str, subject, delivery: Delivery) -> None:
-    """Keep the shopper's delivery details on the order of ``subject`` (a hold or a checkout row).
+def record_delivery(conn: Connection, kind: str, subject, delivery: Delivery, shop_url: str | None = None) -> None:
+    """Keep the shopper's delivery details on the order of ``subject`` (a hold or a checkout row), and
+    the shop's address as their browser reached it (the order's link in its emails).
 
     Given again before the payment, they replace the earlier ones; once it is paid they stay.
     """
     now = utcnow()
-    statement = _insert(conn).values(**_owner_columns(kind, subject), **delivery.columns(),
-                                     created_at=now, updated_at=now)
+    given = {**delivery.columns(), "shop_url": shop_url[:200] if shop_url else None}
+    statement = _insert(conn).values(**_owner_columns(kind, subject), **given, created_at=now, updated_at=now)
     conn.execute(statement.on_conflict_do_update(
-        index_elements=[orders.c.id], set_={**delivery.columns(), "updated_at": now},
+        index_elements=[orders.c.id], set_={**given, "updated_at": now},
         where=orders.c.paid_at.is_(None)))
 
 
@@ -231,8 +232,10 @@ def _as_seen_by(summaries: list[OrderSummary], owner: Owner | None) -> list[Orde
 
 
 def orders_of(conn: Connection, owner: Owner, limit: int = 100) -> list[OrderSummary]:
-    """The owner's orders, newest first (their last ``limit`` holds, grouped)."""
-    return _as_seen_by(_summaries(conn, holds_of(conn, owner, limit), utcnow()), owner)
+    """The owner's orders, newest first (their last ``limit`` holds, grouped): what is held, paid or
+    refunded. A hold released or lapsed unpaid was never an order (the JSON list still has it)."""
+    summaries = _summaries(conn, holds_of(conn, owner, limit), utcnow())
+    return _as_seen_by([summary for summary in summaries if summary.status not in ("cancelled", "expired")], owner)
 
 
 def _lines_of(order_ids: list[uuid.UUID]):
@@ -246,6 +249,12 @@ def order_of(conn: Connection, order_id: uuid.UUID, owner: Owner | None = None) 
         query = query.where(holds.c.user_id == owner.visitor_id, holds.c.browser_id == owner.browser_id)
     found = _as_seen_by(_summaries(conn, conn.execute(query.order_by(holds.c.product_id)).all(), utcnow()), owner)
     return found[0] if found else None
+
+
+def paid_order_ids_of_buyer(conn: Connection, email_key: str, limit: int = 200) -> list[uuid.UUID]:
+    """The paid orders placed with this email (its buyer key: orders/delivery.py's buyer_email)."""
+    return list(conn.execute(select(orders.c.id).where(orders.c.buyer_email == email_key, orders.c.paid_at.is_not(None))
+                             .order_by(orders.c.paid_at.desc()).limit(limit)).scalars())
 
 
 def paid_orders(conn: Connection, limit: int = 200) -> list[OrderSummary]:

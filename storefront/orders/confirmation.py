@@ -6,6 +6,7 @@ server is down, the sweep enqueues it again until it has gone out once.
 """
 
 import logging
+import time
 import uuid
 from email.message import EmailMessage
 from email.utils import parseaddr
@@ -13,6 +14,7 @@ from email.utils import parseaddr
 from storefront import jobs
 from storefront.formatting import money
 from storefront.orders.book import DEMO_LABEL, OrderSummary
+from storefront.orders.links import order_link
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +50,29 @@ def confirmation_message(order: OrderSummary, sender: str) -> EmailMessage:
         lines.append(f"  Refunded {money(order.refunded_amount, order.currency)}")
     if not refunded_only:
         lines += ["", "We will send it to:", *(f"  {part}" for part in delivery.lines())]
-    lines += ["", f"Your reference: {order.reference}. Your orders are listed under Orders in the shop,",
-              "in the browser you bought with.", ""]
+    lines += ["", f"Your reference: {order.reference}.", *where_to_see(order), ""]
+    message.set_content("\n".join(lines))
+    return message
+
+
+def where_to_see(order: OrderSummary) -> list[str]:
+    """Where the shopper finds the order again: its link (any browser), or the browser they bought with."""
+    link = order_link(order.row.shop_url if order.row is not None else None, order.id)
+    if link:
+        return ["Your order, in any browser (keep this link to yourself):", f"  {link}"]
+    return ["Your orders are listed under Orders in the shop, in the browser you bought with."]
+
+
+def order_links_message(found: list[OrderSummary], to: str, sender: str) -> EmailMessage:
+    """The links to a shopper's orders, asked for again at /orders/find."""
+    message = EmailMessage()
+    message["From"], message["To"] = sender, to
+    message["Subject"] = "Your orders, as you asked"
+    lines = ["Hello,", "", "Someone (we hope you) asked the shop for the links to your orders:", ""]
+    for order in found:
+        lines += [f"Order {order.reference}, {money(order.amount, order.currency)}"
+                  f"{f' ({DEMO_LABEL})' if order.demo else ''}:", *where_to_see(order), ""]
+    lines += ["If it was not you, nothing has changed: the links went to this address only.", ""]
     message.set_content("\n".join(lines))
     return message
 
@@ -62,3 +85,10 @@ def confirm_later(order_id: uuid.UUID) -> None:
     except Exception as error:
         log.warning("order %s: confirmation not sent yet (%s); the sweep will try again", order_id,
                     type(error).__name__)
+
+
+def send_links_later(order_id: uuid.UUID) -> None:
+    """Enqueue the email with the links to the buyer's orders (asked for at /orders/find with this
+    order's reference); at most one a minute an order."""
+    minute = int(time.time() // 60)
+    jobs.enqueue("storefront.orders.jobs.send_order_links", str(order_id), job_id=f"order-links-{order_id}-{minute}")

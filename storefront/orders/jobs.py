@@ -12,13 +12,14 @@ from storefront.database import reading
 from storefront.extensions import db
 from storefront.mail import mailer
 from storefront.metrics import measured_job
-from storefront.orders.book import order_of, orders, unconfirmed_orders
-from storefront.orders.confirmation import confirm_later, confirmation_message
+from storefront.orders.book import order_of, orders, paid_order_ids_of_buyer, unconfirmed_orders
+from storefront.orders.confirmation import confirm_later, confirmation_message, order_links_message
 
 log = logging.getLogger(__name__)
 
 # A confirmation normally goes out within seconds; one still unsent after this is sent again.
 RESEND_AFTER = timedelta(seconds=60)
+LINKS_SENT = 20  # a buyer's latest paid orders, in one email asked for at /orders/find
 
 
 @measured_job("send_order_confirmation")
@@ -38,6 +39,23 @@ def send_order_confirmation(order_id: str) -> str:
         mailer().send(message)
         conn.execute(update(orders).where(orders.c.id == order_uuid).values(confirmation_sent_at=utcnow()))
     log.info("order %s: confirmation sent", order_id)
+    return "sent"
+
+
+@measured_job("send_order_links")
+def send_order_links(order_id: str) -> str:
+    """Email the links of this order and of the buyer's other paid orders to the address it was placed
+    with (asked for at /orders/find with its reference). Sending twice sends the same links twice; a
+    MailError propagates so that the job is retried."""
+    with reading() as conn:
+        order = order_of(conn, uuid.UUID(order_id))
+        if order is None or order.row is None or not order.row.email:
+            return "nothing_to_send"
+        others = [order_of(conn, other) for other in paid_order_ids_of_buyer(conn, order.row.buyer_email, LINKS_SENT)
+                  if other != order.id]
+    found = [order, *(other for other in others if other is not None)]
+    mailer().send(order_links_message(found, order.row.email, current_app.config["STOREFRONT"].mail_from))
+    log.info("order %s: its links sent again (%d orders)", order_id, len(found))
     return "sent"
 
 

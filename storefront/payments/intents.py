@@ -65,7 +65,7 @@ class DeliveryPastBuyerLimit(Exception):
         self.past = past
 
 
-def attach_delivery(kind: str, subject, delivery: Delivery) -> None:
+def attach_delivery(kind: str, subject, delivery: Delivery, shop_url: str | None = None) -> None:
     """The shopper's delivery details, given in the payment form: kept on the order (what
     settling reads; committed first), then put on the PaymentIntent for Stripe's receipt.
     Stripe being unreachable does not lose them: the order has them. Details that tell a buyer
@@ -75,7 +75,7 @@ def attach_delivery(kind: str, subject, delivery: Delivery) -> None:
         past = refusal_at_delivery(conn, lines, delivery, utcnow())
         if past is not None:
             raise DeliveryPastBuyerLimit(past)
-        record_delivery(conn, kind, subject, delivery)
+        record_delivery(conn, kind, subject, delivery, shop_url)
     if subject.payment_intent_id:
         try:
             gateway().set_delivery(subject.payment_intent_id, delivery.email, delivery.stripe_shipping())

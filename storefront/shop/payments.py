@@ -39,7 +39,7 @@ def give_delivery(kind: str, subject, delivery: Delivery) -> None:
     """Keep the details on the order; 409 buyer_limit naming the field, shown inside the form, when
     they tell a buyer who already has as many of a product as its limit per buyer allows."""
     try:
-        attach_delivery(kind, subject, delivery)
+        attach_delivery(kind, subject, delivery, request.url_root)
     except DeliveryPastBuyerLimit as refused:
         past = refused.past
         error = ApiError(409, "buyer_limit",
