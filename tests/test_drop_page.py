@@ -4,6 +4,7 @@ the shop's to within 2 s, the page polls at its default pace (5 s, so that nothi
 countdown), and at the start the stock, the line and the shopper's place change together, never
 contradicting each other, with Buy on within 2 s."""
 
+import re
 import time
 from datetime import timedelta
 
@@ -20,6 +21,7 @@ from tests.test_one_clock import faketime_env
 from tests.test_queue import NO_DOOR
 
 BEHIND_SECONDS = 180
+TURN_BUY = "form.buy button.buy-button"  # the Buy a turn brings (Join the line looks like it)
 
 
 @pytest.fixture(params=["right", "3 minutes behind"])
@@ -115,6 +117,130 @@ def test_the_countdown_is_the_shops_and_the_start_opens_everything_at_once(app, 
     turned = [moment for moment, state in states if state["place"] == "admitted"]
     assert turned, states[-1]
     assert start <= turned[0] < start + timedelta(seconds=2), turned[0] - start
-    expect(page.locator(f"#place-{product.id} button.buy-button")).to_be_enabled()
+    expect(page.locator(f"#place-{product.id} {TURN_BUY}")).to_be_enabled()
     assert shopper.problems == []
     shopper.context.close()
+
+
+def queued_drop(sizes: dict[str, int], starts_in: float):
+    start = (utcnow() + timedelta(seconds=starts_in)).replace(microsecond=0)
+    product = make_product(total=0, name="Runner", starts_at=start, queued=True)
+    options = {label: make_product(total=units, option_of=product.id, option_label=label, starts_at=start, queued=True)
+               for label, units in sizes.items()}
+    return product, options
+
+
+def test_one_size_picker_buy_gone_with_the_pass_an_error_beside_the_hold_and_one_message_after_a_release(
+        app, settings, live_server, shopper):
+    product, options = queued_drop({"S": 1, "M": 2}, starts_in=6)
+    server = live_server({**settings, **NO_DOOR, "STOCK_POLL_SECONDS": "1"})
+    buyer = shopper(server.url, expected=[r"^409: .*/api/reservations$",
+                                          r"^console: Failed to load resource: .* 409 \(CONFLICT\)$"])
+    page = buyer.visit(f"/products/{product.id}")
+    page.click("button.join-button")
+    place = page.locator(f"#place-{product.id}")
+    expect(place.locator(TURN_BUY)).to_be_visible(timeout=15_000)  # admitted at the start
+
+    # One size picker: the turn's; the sizes above only say what is left.
+    assert page.locator("input[name=option], select").count() == 0
+    assert place.locator("input[type=radio][name=productId]").count() == 2
+    place.locator(f"input[value='{options['M'].id}']").check()
+    place.locator(TURN_BUY).click()
+    hold = page.locator(f"#checkout-queue-{product.id} .hold[data-status=PENDING]")
+    expect(hold).to_be_visible()
+    expect(place).to_contain_text("You used your turn", timeout=2_000)
+    assert place.locator(TURN_BUY).count() == 0  # the pass is spent: no Buy
+
+    # A Buy that still goes out (a second tab's, a double press) is refused beside the hold, not over it.
+    page.evaluate("""([slot, product, visitor]) => htmx.ajax("POST", "/api/reservations",
+        {target: slot, swap: "innerHTML", values: {productId: product, quantity: 1, userId: visitor}})""",
+                  [f"#checkout-queue-{product.id}", options["S"].id, buyer.wait_for_visitor()])
+    expect(page.locator(f"#checkout-queue-{product.id} .slot-error")).to_contain_text("line")
+    expect(hold).to_be_visible()
+    expect(page.locator("#payment-form")).to_be_visible()
+
+    # Released: one message, and the turn that ended offers to join again while anything is left.
+    hold.locator("button", has_text="Release this hold").click()
+    expect(page.locator(f"#checkout-queue-{product.id} .hold")).to_contain_text("Hold released")
+    expect(place).to_contain_text("join again", timeout=3_000)
+    text = page.locator("main").inner_text()
+    assert "back on sale" not in text and "You used your turn" not in text
+    place.locator("button.join-button").click()
+    expect(place.locator(TURN_BUY)).to_be_visible(timeout=5_000)  # nobody else waits: let in again
+
+
+def test_next_in_line_says_why_it_waits_and_a_sell_out_is_said_once(app, settings, live_server, shopper):
+    product, options = queued_drop({"One size": 1}, starts_in=6)
+    server = live_server({**settings, **NO_DOOR, "STOCK_POLL_SECONDS": "1"})
+    first, second = shopper(server.url), shopper(server.url)
+    pages = [first.visit(f"/products/{product.id}"), second.visit(f"/products/{product.id}")]
+    for page in pages:
+        page.click("button.join-button")
+        expect(page.locator(f"#place-{product.id}")).to_contain_text("drawn at the start")
+    buy = [page.locator(f"#place-{product.id} {TURN_BUY}") for page in pages]
+    deadline = time.monotonic() + 15
+    while not (buy[0].is_visible() or buy[1].is_visible()):  # one of the two is let in at the start
+        assert time.monotonic() < deadline, "nobody was let in"
+        time.sleep(0.2)
+    turn, waiting = (0, 1) if buy[0].is_visible() else (1, 0)
+    buy[turn].click()
+    expect(pages[turn].locator("#payment-form")).to_be_visible()
+    place = pages[waiting].locator(f"#place-{product.id}")
+    expect(place).to_contain_text("You are next")
+    expect(place).to_contain_text("held by shoppers paying now")
+
+    (first, second)[turn].pay()  # the demo gateway pays at once
+    expect(pages[turn].locator(".hold")).to_contain_text("Paid")
+    expect(place).to_contain_text("nothing left to wait for", timeout=4_000)
+    text = pages[waiting].locator("main").inner_text()
+    assert "You are next" not in text and "Opens in" not in text
+
+
+def test_a_browser_whose_fingerprint_changes_at_every_load_keeps_its_hold_cart_and_orders(app, settings, live_server,
+                                                                                       shopper):
+    """A stub FingerprintJS (served in the vendored file's place) that gives another visitor id at every load."""
+    product, other = make_product(total=3, name="Tea tin"), make_product(total=3, name="Glaze jar")
+    server = live_server({**settings, "STOCK_POLL_SECONDS": "1"})
+    phone = shopper(server.url)
+    stub = ("window.FingerprintJS = {load: () => Promise.resolve({get: () => Promise.resolve("
+            "{visitorId: 'stub' + crypto.randomUUID().replaceAll('-', '')})})};")
+    phone.context.route(re.compile(r"/static/vendor/fp\.min\.[0-9a-f]+\.js$"),
+                        lambda route: route.fulfill(body=stub, content_type="text/javascript"))
+    ids = set()
+    page = phone.visit(f"/products/{product.id}")
+    ids.add(phone.wait_for_visitor())
+    phone.buy(product.id)
+    phone.add_to_cart(other)
+    ids.add(phone.wait_for_visitor())
+    page = phone.visit(f"/products/{product.id}")  # another load, another fingerprint: its hold comes back
+    ids.add(phone.wait_for_visitor())
+    expect(page.locator(f"#checkout-{product.id} .hold[data-status=PENDING]")).to_be_visible()
+    page = phone.visit("/cart")
+    ids.add(phone.wait_for_visitor())
+    expect(page.locator("#cart-lines")).to_contain_text("Glaze jar")
+    page = phone.visit("/orders")
+    ids.add(phone.wait_for_visitor())
+    expect(page.locator("#orders")).to_contain_text("Tea tin")
+    assert len(ids) == 5  # a new visitor id at every load
+
+
+def test_release_on_the_hold_page_lands_somewhere_useful_and_the_cart_says_what_it_has(app, settings, live_server,
+                                                                                       shopper):
+    product = make_product(total=1, name="Tea tin")
+    server = live_server({**settings, "STOCK_POLL_SECONDS": "1"})
+    buyer = shopper(server.url)
+    page = buyer.visit(f"/products/{product.id}")
+    hold_id = buyer.buy(product.id).get_attribute("id").removeprefix("hold-")
+    add = page.locator(f"form.add-to-cart[data-product-id='{product.id}'] button")
+    expect(add).to_be_disabled()  # the last one is held: nothing to add
+    page = buyer.visit(f"/reservations/{hold_id}")
+    page.locator("button", has_text="Release this hold").click()
+    expect(page.locator(".hold")).to_contain_text("Hold released")
+    page.locator("a", has_text="Back to Tea tin").click()  # a way back (and no htmx:oobErrorNoTarget)
+    buy = page.locator(f"#stock-{product.id} button.buy-button")
+    expect(buy).to_be_enabled()
+    expect(add).to_be_enabled()
+    add.click()
+    expect(page.locator(f"#cart-note-{product.id}")).to_contain_text("In your cart")
+    add.click()
+    expect(page.locator(f"#cart-note-{product.id}")).to_contain_text("Already in your cart")

@@ -123,7 +123,7 @@ def test_paying_with_an_address_makes_a_paid_order_its_shopper_can_read(shop):
 
 @pytest.mark.parametrize(("field", "value"), [
     ("email", ""), ("email", "ada.example.com"), ("name", ""), ("line1", ""), ("city", ""),
-    ("country", "ZZ"), ("country", ""), ("postalCode", "x" * 21), ("line2", "y" * 201),
+    ("country", "ZZ"), ("country", ""), ("postalCode", "x" * 21), ("postalCode", "ABC"), ("line2", "y" * 201),
 ])
 def test_bad_delivery_details_are_refused_in_the_form_and_change_nothing(shop, field, value):
     client = shop.test_client()
@@ -219,6 +219,22 @@ def test_orders_group_a_checkouts_lines_with_one_reference_and_local_dates(shop)
 
     json_orders = client.get("/api/orders", headers={"X-Visitor-Id": visitor(1)}).get_json()["orders"]
     assert {o["reference"] for o in json_orders if o["checkoutId"]} == {checkout_reference}
+
+
+@pytest.mark.parametrize(("country", "state", "postal_code", "accepted"), [
+    ("US", "CA", "ABC", False), ("US", "CA", "95014", True), ("US", "CA", "22162-1010", True),
+    ("GB", "", "nw1 5lr", True), ("GB", "", "12345", False), ("JP", "Tokyo", "100-0001", True), ("JP", "Tokyo", "1000", False),
+])
+def test_a_postal_code_is_checked_for_its_country(country, state, postal_code, accepted):
+    from storefront.orders.delivery import InvalidDelivery, parse_delivery
+
+    details = {**DELIVERY, "country": country, "state": state, "postalCode": postal_code}
+    if accepted:
+        assert parse_delivery(details).postal_code == postal_code
+    else:
+        with pytest.raises(InvalidDelivery) as refused:
+            parse_delivery(details)
+        assert refused.value.field == "postalCode" and "does not look right" in refused.value.message
 
 
 def test_the_confirmation_is_emailed_once_through_smtp(make_app, settings, inbox):

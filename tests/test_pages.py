@@ -83,7 +83,7 @@ def test_hold_page_is_a_shell_that_loads_the_hold_for_its_own_visitor_only(clien
     assert 'id="stock-' not in html  # no out-of-band stock on the hold page: nothing to swap it into
     assert "HX-Request" in fragment.headers["Vary"]
 
-    other = client.get(url, headers={"HX-Request": "true", "X-Visitor-Id": visitor(2)})
+    other = client.application.test_client().get(url, headers={"HX-Request": "true", "X-Visitor-Id": visitor(2)})
     assert other.status_code == 404
     assert "<html" not in other.get_data(as_text=True)
 

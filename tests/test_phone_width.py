@@ -61,7 +61,7 @@ def test_the_shoppers_pages_fit_the_screen_and_pass_axe(seeded_store, shopper, v
     page = visitor.visit(f"/products/{drop.id}")
     expect(page.locator(".options .stock").first).to_contain_text("Opens in")
     assert page.locator("time.starts-at:visible").count() == 1
-    assert page.locator(".options .stock time[data-seconds-left]:visible").count() == 3
+    assert page.locator(".options .stock time.countdown:visible").count() == 3
     page = visitor.visit("/products/2")
     visitor.buy(2)
     expect(page.locator("#payment-form")).to_be_visible()

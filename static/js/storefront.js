@@ -98,6 +98,24 @@
     }
   });
 
+  // An error never replaces a live hold's payment form: it is said beside the form that asked (or at
+  // the top of the slot), and the hold under the shopper's hands stays.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target, xhr = event.detail.xhr;
+    if (!xhr || xhr.status < 400 || !target || !target.querySelector || !target.querySelector('.hold[data-status="PENDING"]')) return;
+    var sender = event.detail.requestConfig && event.detail.requestConfig.elt;
+    var form = sender && sender.closest && sender.closest("form");
+    var box = form ? form.querySelector(".form-error") : target.querySelector(":scope > .slot-error");
+    if (!box) {
+      box = document.createElement("div");
+      box.className = form ? "form-error" : "slot-error";
+      box.setAttribute("role", "alert");
+      if (form) form.appendChild(box); else target.insertBefore(box, target.firstChild);
+    }
+    event.detail.target = box;
+    event.detail.swapOverride = "innerHTML";
+  });
+
   // A form swapped in a moment ago may not have been wired by htmx yet (it does so as
   // the swap settles); a quick shopper's submit would then leave as a plain GET. Wire it
   // now, in the capture phase, so htmx's own listener takes this very submit.
@@ -133,7 +151,7 @@
     return text;
   }
 
-  // A page's live parts (a product's stock and Buy, a drop's line, the shopper's place: [data-live])
+  // A page's live parts (a product's stock and Buy, a drop's line, the shopper's place: [data-live-url])
   // are asked for together and swapped together, every few seconds and at once when a moment they
   // wait for (data-before: a start, the line's opening) comes, so that they never contradict each
   // other. An answer still from before a moment this page has passed (a shared cache's second, a
@@ -145,7 +163,7 @@
   function fetchPart(part) {
     var headers = { "HX-Request": "true" };
     if (part.hasAttribute("data-needs-visitor")) headers["X-Visitor-Id"] = visitorId;
-    return fetch(part.getAttribute("hx-get"), { credentials: "same-origin", headers: headers })
+    return fetch(part.getAttribute("data-live-url"), { credentials: "same-origin", headers: headers })
       .then(function (response) { return response.status === 200 ? response.text() : null; });
   }
 
@@ -185,7 +203,7 @@
 
   function refreshLive() {
     if (refreshing) { refreshAgain = true; return; }
-    var parts = Array.prototype.slice.call(document.querySelectorAll("[data-live][hx-get]"));
+    var parts = Array.prototype.slice.call(document.querySelectorAll("[data-live-url]"));
     if (!parts.length || !window.htmx) return;
     var needsVisitor = parts.some(function (part) { return part.hasAttribute("data-needs-visitor"); });
     refreshing = (needsVisitor ? visitorReady : Promise.resolve())
@@ -223,7 +241,7 @@
       var line = el.closest(".counting-down");
       if (line && line.hidden) line.hidden = false;
     });
-    document.querySelectorAll("[data-live][data-before]").forEach(function (part) {
+    document.querySelectorAll("[data-live-url][data-before]").forEach(function (part) {
       var moment = part.getAttribute("data-before");
       if (!momentsSeen[moment] && Date.parse(moment) <= shop) {
         momentsSeen[moment] = true;

