@@ -15,7 +15,7 @@ from sqlalchemy import update
 from storefront.catalog.models import Product
 from storefront.clock import isoformat_z, utcnow
 from storefront.extensions import db
-from tests.browsing import CHROMIUM_ARGS, Shopper, chromium_path
+from tests.browsing import CHROMIUM_ARGS, PHONE, Shopper, chromium_path
 from tests.factories import make_product
 from tests.test_one_clock import faketime_env
 from tests.test_queue import NO_DOOR
@@ -172,7 +172,7 @@ def test_one_size_picker_buy_gone_with_the_pass_an_error_beside_the_hold_and_one
 def test_next_in_line_says_why_it_waits_and_a_sell_out_is_said_once(app, settings, live_server, shopper):
     product, options = queued_drop({"One size": 1}, starts_in=6)
     server = live_server({**settings, **NO_DOOR, "STOCK_POLL_SECONDS": "1"})
-    first, second = shopper(server.url), shopper(server.url)
+    first, second = shopper(server.url, viewport=PHONE), shopper(server.url, viewport=PHONE)
     pages = [first.visit(f"/products/{product.id}"), second.visit(f"/products/{product.id}")]
     for page in pages:
         page.click("button.join-button")
@@ -183,11 +183,13 @@ def test_next_in_line_says_why_it_waits_and_a_sell_out_is_said_once(app, setting
         assert time.monotonic() < deadline, "nobody was let in"
         time.sleep(0.2)
     turn, waiting = (0, 1) if buy[0].is_visible() else (1, 0)
+    (first, second)[turn].shot("queue-turn-phone")
     buy[turn].click()
     expect(pages[turn].locator("#payment-form")).to_be_visible()
     place = pages[waiting].locator(f"#place-{product.id}")
     expect(place).to_contain_text("You are next")
     expect(place).to_contain_text("held by shoppers paying now")
+    (first, second)[waiting].shot("queue-next-phone")
 
     (first, second)[turn].pay()  # the demo gateway pays at once
     expect(pages[turn].locator(".hold")).to_contain_text("Paid")
