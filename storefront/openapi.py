@@ -110,7 +110,9 @@ def _delivery_schema() -> dict:
                       "pattern": r"^[^@\s\u0000-\u001f\u007f-\u009f]{1,64}@[^@\s\u0000-\u001f\u007f-\u009f]+"
                                  r"\.[^@\s\u0000-\u001f\u007f-\u009f]+$"},
             "name": text(200, required=True), "line1": text(200, required=True),
-            "line2": text(200), "city": text(100), "state": text(100), "postalCode": text(20),
+            "line2": text(200), "city": text(100), "state": text(100), "postalCode": {**text(20), "description": (
+                "the country's format where it has one (Google's address data; letters in either case, "
+                "spaces as typed): else 400 naming postalCode")},
             "country": {"enum": codes, "description": "ISO 3166 two-letter code"},
         },
         "allOf": [{"if": {"properties": {"country": {"enum": countries_alike}}, "required": ["country"]},

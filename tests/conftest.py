@@ -286,12 +286,18 @@ def worker(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def browser():
-    """Debian's Chromium (never a downloaded one), for the suite."""
+def playwright_driver():
+    """Playwright's driver, one for the suite (a second one cannot start beside it)."""
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
+        yield playwright
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_driver):
+    """Debian's Chromium (never a downloaded one), for the suite."""
+    launched = playwright_driver.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+    yield launched
+    launched.close()
 
 
 @pytest.fixture

@@ -127,7 +127,7 @@ def test_the_product_page_picks_an_option_and_the_catalogue_shows_one_card(clien
     parent, (forty, forty_one, forty_two) = sneaker(sizes=(("EU 40", 0), ("EU 41", 2), ("EU 42", 1)))
     page = client.get(f"/products/{parent}").get_data(as_text=True)
     for pid in (forty, forty_one, forty_two):
-        assert f'id="stock-{pid}"' in page and f'hx-get="/api/inventory/check/{pid}"' in page
+        assert f'id="stock-{pid}"' in page and f'data-live-url="/api/inventory/check/{pid}"' in page
     assert 'class="option chosen" id="option-%d"' % forty_one in page  # the first one left
     sold_out = page.split(f'id="stock-{forty}"')[1].split("</form>")[0]
     assert "disabled" in sold_out and "Sold out" in sold_out

