@@ -21,6 +21,10 @@ from tests.test_one_clock import faketime_env
 from tests.test_queue import NO_DOOR
 
 BEHIND_SECONDS = 180
+# A renderer under libfaketime is slow on the network: three fetches at once took 120 to 640 ms where
+# they take 9 without it (measured in Chromium here), and the start costs the page two or three rounds
+# of them. The turn comes within 2 s with a true clock; under libfaketime within this.
+LIBFAKETIME_SECONDS = 4
 TURN_BUY = "form.buy button.buy-button"  # the Buy a turn brings (Join the line looks like it)
 
 
@@ -117,8 +121,8 @@ def test_the_countdown_is_the_shops_and_the_start_opens_everything_at_once(app, 
     for moment, state in states:
         assert contradictions(state) == [], (moment - start, state)
     turned = [moment for moment, state in states if state["place"] == "admitted"]
-    assert turned, states[-1]
-    assert start <= turned[0] < start + timedelta(seconds=2), turned[0] - start
+    assert turned, (states[-1], page.get_attribute("html", "data-shop-clock-offset"))
+    assert start <= turned[0] < start + timedelta(seconds=2 if clock == "right" else LIBFAKETIME_SECONDS), turned[0] - start
     expect(page.locator(f"#place-{product.id} {TURN_BUY}")).to_be_enabled()
     assert shopper.problems == []
     shopper.context.close()

@@ -262,8 +262,8 @@ def test_htmx_hold_answers_with_the_hold_fragment(client, rendered):
     assert "<html" not in html
     assert "HX-Request" in response.headers["Vary"]
     assert 'data-status="PENDING"' in html
-    # The Buy button rides along out of band, disabled now that the last unit is held.
-    assert 'hx-swap-oob="true"' in html and "disabled" in html
+    # The page hears that the stock changed, and asks for its live parts (the Buy button among them).
+    assert response.headers["HX-Trigger"] == "stock-changed" and "hx-swap-oob" not in html
 
 
 def test_htmx_out_of_stock_answers_409_with_the_sold_out_fragment(client, rendered):
@@ -275,6 +275,7 @@ def test_htmx_out_of_stock_answers_409_with_the_sold_out_fragment(client, render
     assert response.status_code == 409
     assert rendered[0] == "shop/_sold_out.html"
     assert "<html" not in response.get_data(as_text=True)
+    assert response.headers["HX-Trigger"] == "stock-changed"
 
 
 def test_htmx_bad_input_answers_400_with_an_error_fragment(client, rendered):

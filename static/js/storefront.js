@@ -140,6 +140,7 @@
       if (navigation && navigation.responseStart > 0) arrived = window.performance.timeOrigin + navigation.responseStart;
     } catch (e) { /* the script's own start is near enough */ }
     shopOffsetMs = sent - arrived;
+    document.documentElement.dataset.shopClockOffset = String(Math.round(shopOffsetMs));  // for a reader checking
   })();
   function shopNow() { return Date.now() + shopOffsetMs; }
 
@@ -157,7 +158,7 @@
   // other. An answer still from before a moment this page has passed (a shared cache's second, a
   // clock a little behind) is not shown: the page asks again a moment later, and swaps all at once.
   var POLL_MS = 1000 * (Number((document.querySelector('meta[name="live-poll-seconds"]') || {}).content) || 5);
-  var STALE_RETRY_MS = 400, STALE_RETRIES = 15;
+  var STALE_RETRY_MS = 250, STALE_RETRIES = 24;
   var refreshing = null, refreshAgain = false, staleRounds = 0, momentsSeen = {};
 
   function fetchPart(part) {
@@ -184,8 +185,8 @@
     });
     if (stale && staleRounds < STALE_RETRIES) { staleRounds += 1; return false; }
     staleRounds = 0;
-    // Buy (or a join) is out from inside a part: its answer brings what changed; this round waits.
-    if (parts.some(function (part) { return part.isConnected && part.querySelector(".htmx-request"); })) return true;
+    // Buy (or a join) is out from inside a part: its answer brings what changed; this round waits a moment.
+    if (parts.some(function (part) { return part.isConnected && part.querySelector(".htmx-request"); })) return false;
     parts.forEach(function (part, i) {
       var html = fresh[i];
       if (!html || !part.isConnected || part.storefrontHtml === html) return;
@@ -242,10 +243,14 @@
       if (line && line.hidden) line.hidden = false;
     });
     document.querySelectorAll("[data-live-url][data-before]").forEach(function (part) {
-      var moment = part.getAttribute("data-before");
-      if (!momentsSeen[moment] && Date.parse(moment) <= shop) {
+      var moment = part.getAttribute("data-before"), wait = Date.parse(moment) - shop;
+      if (momentsSeen[moment] || isNaN(wait)) return;
+      if (wait <= 0) {
         momentsSeen[moment] = true;
         refreshLive();
+      } else if (wait < 1000 && !momentsSeen[moment + "@"]) {  // the moment itself, not the next tick
+        momentsSeen[moment + "@"] = true;
+        setTimeout(tick, wait + 10);
       }
     });
     var now = window.performance.now();

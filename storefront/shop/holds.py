@@ -49,8 +49,12 @@ def _product(conn: Connection, product_id: int):
     return product
 
 
-def hold_fragment(hold, status: int = 200, *, confirming: bool = False, **context):
+def hold_fragment(hold, status: int = 200, *, confirming: bool = False, changed: bool = False, **context):
     """The hold as its visitor sees it, with the payment form while it can be paid.
+
+    When the hold just changed the stock (``changed``: placed or released) or is no longer live (lapsed,
+    paid), the answer tells the page (HX-Trigger stock-changed), which asks for its live parts at once:
+    the stock, and a drop's line and place, in one swap (static/js/storefront.js).
 
     The form asks Stripe for the intent once per render (its client secret), with no
     transaction open; an intent found paid already (a reload after paying, before the webhook)
@@ -69,12 +73,11 @@ def hold_fragment(hold, status: int = 200, *, confirming: bool = False, **contex
         live = hold_book.status_of(hold, now) == HoldStatus.PENDING
         confirming, payment = True, None
     with reading() as conn:
-        product, stock = _product(conn, hold.product_id), stock_of(conn, hold.product_id, now)
+        product = _product(conn, hold.product_id)
     body = render_template(
         "shop/_hold.html",
         hold=hold,
         product=product,
-        stock=stock,
         now=now,
         payment=payment,
         gateway=gateway(),
@@ -82,7 +85,7 @@ def hold_fragment(hold, status: int = 200, *, confirming: bool = False, **contex
         buyer_limits=[(product.name, product.per_buyer)] if product.per_buyer is not None else [],
         **context,
     )
-    return body, status
+    return body, status, (htmx.trigger("stock-changed") if changed or not live else {})
 
 
 @bp.get("/api/inventory/check/<product_id:product_id>")
@@ -161,7 +164,7 @@ def create_reservation():
                     stock=stock_of(conn, product_id),
                     asked=quantity,
                 )
-            return body, 409
+            return body, 409, htmx.trigger("stock-changed")  # the page's Buy follows at once
         # The answer a crowd gets once it is gone: the body the error handler would make
         # (error_response), without its exception round, and made once per count.
         return current_app.response_class(out_of_stock_body(short.available), 409, mimetype="application/json")
@@ -181,8 +184,7 @@ def create_reservation():
     status = 201 if placed.created else 200
     (HOLDS_CREATED if placed.created else HOLDS_EXISTING).inc()
     if wants_fragment():
-        body, status = hold_fragment(placed.hold, status)
-        return body, status, htmx.trigger("stock-changed")  # the line and the place hear of it at once
+        return hold_fragment(placed.hold, status, changed=True)
     # The hot path's answer, serialised directly: the same JSON as jsonify, without its sorting.
     return current_app.response_class(compact_json(hold_book.hold_json(placed.hold)),
                                       status, mimetype="application/json")
@@ -230,9 +232,7 @@ def cancel_reservation(reservation: str):
     if intent_status == "canceled":
         mark_intent_settled(hold.payment_intent_id)
     if wants_fragment():
-        # The page's other live parts (the line, the place) hear of it at once.
-        body, status = hold_fragment(hold, on_hold_page=request.args.get("page") == "hold")
-        return body, status, htmx.trigger("stock-changed")
+        return hold_fragment(hold, changed=True, on_hold_page=request.args.get("page") == "hold")
     return jsonify(hold_book.hold_json(hold))
 
 
