@@ -63,7 +63,10 @@ def page_state(page, product_id: int) -> dict:
         const place = document.getElementById('place-' + id);
         return {onSale: stock && stock.dataset.onSale, line: line && line.dataset.state,
                 place: place && place.dataset.status, placeText: place && place.textContent.replace(/\\s+/g, ' ').trim(),
-                opensIn: !!document.querySelector('.stock .counting-down:not([hidden])')};
+                opensIn: !!document.querySelector('.stock .counting-down:not([hidden])'),
+                sizesOpen: !!document.querySelector('.options-opens:not([hidden])'),
+                admittedThrough: line && Number(line.dataset.admittedThrough),
+                position: place && Number(place.dataset.position || 0)};
     }""", product_id)
 
 
@@ -78,8 +81,10 @@ def contradictions(state: dict) -> list[str]:
         found.append("the place has its turn, the stock says it opens later")
     if state["place"] == "waiting" and "drawn at the start" in state["placeText"] and not before:
         found.append("the place waits for a draw that happened")
-    if state["opensIn"] and state["onSale"] == "true":
-        found.append("a countdown beside a sale")
+    if (state["opensIn"] or state["sizesOpen"]) and state["onSale"] == "true":
+        found.append("a countdown or a start beside a sale")
+    if state["place"] == "admitted" and state["admittedThrough"] < state["position"]:
+        found.append("the place is let in, the line not up to it")
     return found
 
 

@@ -176,13 +176,17 @@
 
   // Swaps every changed part, or none: false when it should ask again shortly.
   function swapTogether(parts, answers) {
-    var shop = shopNow(), stale = false;
+    var shop = shopNow(), stale = false, admittedThrough = null, admittedAt = null;
     var fresh = answers.map(function (html) {
       var root = html && elementOf(html);
       var before = root ? Date.parse(root.getAttribute("data-before") || "") : NaN;
       if (!isNaN(before) && before <= shop) stale = true;
+      if (root && root.hasAttribute("data-admitted-through")) admittedThrough = Number(root.getAttribute("data-admitted-through"));
+      if (root && root.getAttribute("data-status") === "admitted") admittedAt = Number(root.getAttribute("data-position"));
       return root ? html : null;
     });
+    // The line read a moment before the shopper's place was let in: it would say "up to place 0".
+    if (admittedThrough !== null && admittedAt !== null && admittedThrough < admittedAt) stale = true;
     if (stale && staleRounds < STALE_RETRIES) { staleRounds += 1; return false; }
     staleRounds = 0;
     // Buy (or a join) is out from inside a part: its answer brings what changed; this round waits a moment.
@@ -293,8 +297,11 @@
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", pickOptions);
   else pickOptions();
 
-  // Add to cart follows Buy: off while Buy is (before the start, sold out, paused).
+  // Add to cart follows Buy: off while Buy is (before the start, sold out, paused); a drop's sizes
+  // stop saying when they go on sale once none of them waits any more.
   function followBuy() {
+    var waiting = document.querySelector('.stock[data-on-sale="false"]');
+    document.querySelectorAll(".options-opens").forEach(function (line) { line.hidden = !waiting; });
     document.querySelectorAll(".stock[data-on-sale]").forEach(function (stock) {
       var form = document.querySelector('form.add-to-cart[data-product-id="' + stock.id.slice("stock-".length) + '"]');
       if (!form) return;
