@@ -6,6 +6,7 @@ contradicting each other, with Buy on within 2 s."""
 
 import re
 import time
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -257,3 +258,28 @@ def test_release_on_the_hold_page_lands_somewhere_useful_and_the_cart_says_what_
     expect(page.locator(f"#cart-note-{product.id}")).to_contain_text("In your cart")
     add.click()
     expect(page.locator(f"#cart-note-{product.id}")).to_contain_text("Already in your cart")
+
+
+def test_an_orders_link_opens_it_in_another_browser(app, settings, live_server, shopper):
+    """The link the confirmation email carries (orders/links.py), opened where the order was not placed."""
+    from storefront.orders.links import order_link
+
+    product = make_product(total=2, name="Tea tin")
+    server = live_server(settings)
+    buyer = shopper(server.url)
+    buyer.visit(f"/products/{product.id}")
+    hold_id = buyer.buy(product.id).get_attribute("id").removeprefix("hold-")
+    buyer.pay()
+    expect(buyer.page.locator(".hold")).to_contain_text("Paid")
+
+    elsewhere = shopper(server.url, expected=[r"^404: .*/orders/[0-9a-f-]+$",  # asked below, without the key
+                                              r"^console: Failed to load resource: .* 404 \(NOT FOUND\)$"])
+    with app.test_request_context():
+        link = order_link(server.url, uuid.UUID(hold_id))
+    page = elsewhere.visit(link)
+    expect(page.locator("#order")).to_contain_text("Tea tin")
+    expect(page.locator("#order")).to_contain_text("12 Marylebone Road")
+    page = elsewhere.visit(f"/orders/{hold_id}")  # without the key: this browser has no such order
+    expect(page.locator("main")).to_contain_text("No such order")
+    expect(page.locator("main")).to_contain_text("have it sent again")
+    expect(page.locator("#order")).to_have_count(0)
