@@ -16,8 +16,10 @@ from storefront.inventory.stock import bucket_levels
 from storefront.orders.book import reference_of
 from tests.factories import DELIVERY, TEST_WEBHOOK_SECRET, intent_event, lapse, make_product, stripe_signature, visitor, units
 from tests.test_admin import PASSWORD, basic
+from tests import test_orders
 
 HTMX = {"HX-Request": "true"}
+inbox = test_orders.inbox  # the fixture: a real SMTP server (aiosmtpd)
 
 
 @pytest.fixture
@@ -266,3 +268,33 @@ def test_the_owner_pauses_and_resumes_a_drop_from_its_live_view_and_sets_a_limit
     cart = client.post("/api/cart/items", json={"productId": product.id, "quantity": 2, "userId": visitor(1)})
     assert cart.status_code == 200
     assert client.post("/api/checkouts", json={"userId": visitor(1)}).get_json()["error"] == "buyer_limit"
+
+
+def test_marking_an_order_shipped_emails_the_shopper_once_with_the_tracking_link(make_app, settings, inbox):
+    app = make_app({**settings, "ADMIN_PASSWORD": PASSWORD, "MAIL_URL": inbox.url})
+    with app.app_context():
+        client, shopper = app.test_client(), app.test_client()
+        hold = pay(shopper, make_product(total=1, name="Copper kettle"), 1)
+        assert len(inbox.messages) == 1  # the confirmation
+        page = client.get("/admin/orders", headers=basic()).get_data(as_text=True)
+        token = re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)
+        link = "https://track.example/?id=RM12345678GB"
+
+        def ship(tracking):
+            return client.post(f"/admin/orders/{hold['reservationId']}/ship", data={"tracking": tracking},
+                               headers={**basic(), **HTMX, "X-CSRFToken": token})
+
+        assert ship(link).status_code == 200
+        assert len(inbox.messages) == 2
+        notice = inbox.messages[1]
+        reference = reference_of(uuid.UUID(hold["reservationId"]))
+        assert notice["To"] == "ada@example.com" and notice["Subject"].startswith(f"Order {reference}: on its way")
+        assert "demo: no money taken" in notice["Subject"]  # the demo gateway took it
+        body = notice.get_content()
+        assert "Copper kettle" in body and link in body and "12 Marylebone Road" in body
+        assert f"/orders/{hold['reservationId']}?key=" in body  # the order, in any browser
+
+        assert ship("RM 1234 5678 GB").status_code == 200  # marked again: a new reference, no second email
+        assert len(inbox.messages) == 2
+        order = shopper.get(f"/orders/{hold['reservationId']}", headers={**HTMX, "X-Visitor-Id": visitor(1)})
+        assert "RM 1234 5678 GB" in order.get_data(as_text=True)

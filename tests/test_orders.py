@@ -430,3 +430,21 @@ def test_an_order_paid_through_stripe_carries_no_demo_label(shop):
     page = client.get(f"/orders/{hold['reservationId']}", headers={**HTMX, "X-Visitor-Id": visitor(1)})
     assert 'data-status="paid"' in page.get_data(as_text=True)
     assert "demo" not in page.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("trusted", [None, "shop.example"])
+def test_an_orders_link_is_built_only_from_a_host_the_shop_answers_for(make_app, settings, inbox, trusted):
+    """A Host header anyone can send must not put another site's link in the shop's email."""
+    app = make_app({**settings, "MAIL_URL": inbox.url, **({"TRUSTED_HOSTS": trusted} if trusted else {})})
+    with app.app_context():
+        client = app.test_client()
+        hold = client.post("/api/reservations", json={"productId": make_product(total=1).id, "userId": visitor(1)},
+                           base_url="https://shop.example").get_json()
+        paid = client.post(f"/reservations/{hold['reservationId']}/demo-payment", data=DELIVERY,
+                           headers={**HTMX, "X-Visitor-Id": visitor(1)}, base_url="https://shop.example")
+        assert paid.status_code == 200
+        body = inbox.messages[0].get_content()
+        if trusted:
+            assert f"https://shop.example/orders/{hold['reservationId']}?key=" in body
+        else:
+            assert "/orders/" not in body and "in the browser you bought with" in body

@@ -12,10 +12,12 @@ from storefront.database import reading
 from storefront.errors import ApiError
 from storefront.extensions import db
 from storefront.orders.book import NotShippable, mark_shipped, orders_csv, paid_orders
+from storefront.orders.confirmation import tell_shipped_later
 
 log = logging.getLogger(__name__)
 ORDERS_PER_PAGE = 200
-_TRACKING = re.compile(r"^[\w .:/#-]{0,100}$")
+# A carrier's reference, or its tracking link (https://…, sent to the shopper as a link).
+_TRACKING = re.compile(r"^[\w .:/#?=&%+~-]{0,100}$")
 
 
 @bp.get("/orders")
@@ -40,7 +42,7 @@ def ship_order(order: str):
         abort(404)
     tracking = " ".join((request.form.get("tracking") or "").split())
     if not _TRACKING.match(tracking):
-        raise ApiError(400, "invalid_request", "A tracking reference is up to 100 letters, digits and . : / # -",
+        raise ApiError(400, "invalid_request", "A tracking reference or link is up to 100 letters, digits and . : / # ? = & % + ~ -",
                        field="tracking")
     try:
         with db.engine.begin() as conn:
@@ -50,4 +52,5 @@ def ship_order(order: str):
     if shipped is None:
         raise ApiError(404, "not_found", "No such order.")
     log.info("admin marked order %s shipped", shipped.reference)
+    tell_shipped_later(order_id)  # once: marking again changes the tracking reference only
     return render_template("admin/_order_row.html", order=shipped)

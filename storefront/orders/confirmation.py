@@ -55,6 +55,33 @@ def confirmation_message(order: OrderSummary, sender: str) -> EmailMessage:
     return message
 
 
+def shipping_message(order: OrderSummary, sender: str) -> EmailMessage:
+    """The order is on its way: its lines, the tracking reference (a link when the owner gave one), and
+    where to see the order."""
+    delivery = order.delivery
+    message = EmailMessage()
+    message["From"], message["To"] = sender, delivery.email
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+    message["Message-ID"] = f"<order-{order.id}-shipped@{domain}>"
+    message["Subject"] = f"Order {order.reference}: on its way" + (f" ({DEMO_LABEL})" if order.demo else "")
+    lines = [f"Hello {delivery.name}," if delivery.name else "Hello,", "",
+             f"Order {order.reference} has left us, to:", *(f"  {part}" for part in delivery.lines()), ""]
+    if order.demo:
+        lines += [f"This is a demo order ({DEMO_LABEL}): nothing was charged, and nothing will arrive.", ""]
+    for line in order.lines:
+        if line.status != "REFUNDED":
+            lines.append(f"  {line.quantity} x {line.name}")
+    tracking = order.row.tracking_reference
+    if tracking:
+        is_link = tracking.startswith(("https://", "http://"))
+        lines += ["", "Follow it with the carrier:" if is_link else f"The carrier's tracking reference: {tracking}"]
+        if is_link:
+            lines.append(f"  {tracking}")
+    lines += ["", *where_to_see(order), ""]
+    message.set_content("\n".join(lines))
+    return message
+
+
 def where_to_see(order: OrderSummary) -> list[str]:
     """Where the shopper finds the order again: its link (any browser), or the browser they bought with."""
     link = order_link(order.row.shop_url if order.row is not None else None, order.id)
@@ -92,3 +119,11 @@ def send_links_later(order_id: uuid.UUID) -> None:
     order's reference); at most one a minute an order."""
     minute = int(time.time() // 60)
     jobs.enqueue("storefront.orders.jobs.send_order_links", str(order_id), job_id=f"order-links-{order_id}-{minute}")
+
+
+def tell_shipped_later(order_id: uuid.UUID) -> None:
+    """Enqueue the shipping email. Never raises: the owner's click is done; a failure is logged."""
+    try:
+        jobs.enqueue("storefront.orders.jobs.send_shipping_notice", str(order_id), job_id=f"order-shipped-{order_id}")
+    except Exception as error:
+        log.warning("order %s: shipping email not sent (%s)", order_id, type(error).__name__)

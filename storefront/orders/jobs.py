@@ -13,7 +13,7 @@ from storefront.extensions import db
 from storefront.mail import mailer
 from storefront.metrics import measured_job
 from storefront.orders.book import order_of, orders, paid_order_ids_of_buyer, unconfirmed_orders
-from storefront.orders.confirmation import confirm_later, confirmation_message, order_links_message
+from storefront.orders.confirmation import confirm_later, confirmation_message, order_links_message, shipping_message
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,23 @@ def send_order_confirmation(order_id: str) -> str:
         mailer().send(message)
         conn.execute(update(orders).where(orders.c.id == order_uuid).values(confirmation_sent_at=utcnow()))
     log.info("order %s: confirmation sent", order_id)
+    return "sent"
+
+
+@measured_job("send_shipping_notice")
+def send_shipping_notice(order_id: str) -> str:
+    """Tell the shopper their order is on its way, once: the row stays locked from the check to the record.
+    A MailError propagates so that the job is retried."""
+    order_uuid = uuid.UUID(order_id)
+    with db.engine.begin() as conn:
+        row = conn.execute(select(orders).where(orders.c.id == order_uuid).with_for_update()).first()
+        if row is None or row.shipped_at is None or not row.email:
+            return "nothing_to_send"
+        if row.shipping_notice_sent_at is not None:
+            return "already_sent"
+        mailer().send(shipping_message(order_of(conn, order_uuid), current_app.config["STOREFRONT"].mail_from))
+        conn.execute(update(orders).where(orders.c.id == order_uuid).values(shipping_notice_sent_at=utcnow()))
+    log.info("order %s: shipping email sent", order_id)
     return "sent"
 
 

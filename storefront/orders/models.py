@@ -51,6 +51,7 @@ class Order(db.Model):
     shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     tracking_reference: Mapped[str | None] = mapped_column(String(100))
     confirmation_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    shipping_notice_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # "on its way", sent once
     # The shop's address as the shopper reached it (https://shop.example/), for the order's link in emails.
     shop_url: Mapped[str | None] = mapped_column(String(200))
     # What Stripe says was refunded of the payment (charge.refunded), whoever refunded it.

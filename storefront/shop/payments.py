@@ -1,7 +1,7 @@
 """The payment form's routes for a single hold: the demo gateway's Pay button and the delivery
 details sent before a Stripe payment is confirmed (a checkout's are in ``carts.py``)."""
 
-from flask import jsonify, request
+from flask import current_app, jsonify, request
 
 from storefront.errors import ApiError
 from storefront.htmx import retarget
@@ -35,11 +35,25 @@ def delivery_details(data) -> Delivery:
         raise error from None
 
 
+LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "[::1]"}
+
+
+def shop_url() -> str | None:
+    """The shop's address for the order's link in its emails: this request's, when its host is one the
+    shop answers for (TRUSTED_HOSTS; a request with another Host is refused), or a loopback one (a
+    shop on this machine). Otherwise none: a link built from a Host header anyone can send would let
+    a buyer have the shop email someone a link to another site."""
+    host = request.host.rsplit(":", 1)[0] if not request.host.endswith("]") else request.host
+    if current_app.config["STOREFRONT"].trusted_hosts or host in LOOPBACK_HOSTS:
+        return request.url_root
+    return None
+
+
 def give_delivery(kind: str, subject, delivery: Delivery) -> None:
     """Keep the details on the order; 409 buyer_limit naming the field, shown inside the form, when
     they tell a buyer who already has as many of a product as its limit per buyer allows."""
     try:
-        attach_delivery(kind, subject, delivery, request.url_root)
+        attach_delivery(kind, subject, delivery, shop_url())
     except DeliveryPastBuyerLimit as refused:
         past = refused.past
         error = ApiError(409, "buyer_limit",
