@@ -298,3 +298,48 @@ def test_marking_an_order_shipped_emails_the_shopper_once_with_the_tracking_link
         assert len(inbox.messages) == 2
         order = shopper.get(f"/orders/{hold['reservationId']}", headers={**HTMX, "X-Visitor-Id": visitor(1)})
         assert "RM 1234 5678 GB" in order.get_data(as_text=True)
+
+
+def test_the_products_list_says_where_each_sale_stands(owner_app):
+    from datetime import timedelta
+
+    from storefront.clock import utcnow
+
+    client, shopper = owner_app.test_client(), owner_app.test_client()
+    on_sale = make_product(total=2, name="On sale one")
+    scheduled = make_product(total=2, name="Scheduled one", starts_at=utcnow() + timedelta(hours=3))
+    paused = make_product(total=2, name="Paused one", paused=True)
+    gone = make_product(total=1, name="Held one")
+    assert shopper.post("/api/reservations", json={"productId": gone.id, "userId": visitor(1)}).status_code == 201
+    archived = make_product(total=2, name="Archived one", archived_at=utcnow())
+    tee = make_product(total=0, name="Tee")
+    make_product(total=0, name="Tee — S", option_of=tee.id, option_label="S")
+    make_product(total=1, name="Tee — M", option_of=tee.id, option_label="M")
+    page = client.get("/admin/products", headers=basic()).get_data(as_text=True)
+    states = dict(re.findall(r'<tr data-product="(\d+)".*?data-state="(\w+)"', page, re.S))
+    assert {int(k): v for k, v in states.items() if int(k) in (on_sale.id, scheduled.id, paused.id, gone.id,
+                                                                 archived.id, tee.id)} == {
+        on_sale.id: "on_sale", scheduled.id: "scheduled", paused.id: "paused", gone.id: "sold_out",
+        archived.id: "archived", tee.id: "on_sale"}  # a product with sizes sells while one of them does
+    assert "Scheduled: " in page
+
+
+def test_the_live_view_says_sold_out_once_the_last_unit_is_paid_and_paused_while_paused(owner_app):
+    from datetime import timedelta
+
+    from sqlalchemy import update as update_rows
+
+    from storefront.clock import utcnow
+
+    client, shopper = owner_app.test_client(), owner_app.test_client()
+    product = make_product(total=1, name="Last one", starts_at=utcnow() - timedelta(minutes=1))
+    live = f"/admin/drops/{product.id}/live"
+    assert "<strong>On sale</strong>: 1 of 1 left" in client.get(live, headers={**basic(), **HTMX}).get_data(as_text=True)
+    db.session.execute(update_rows(Product).where(Product.id == product.id).values(paused=True))
+    db.session.commit()
+    assert "<strong>Paused</strong>" in client.get(live, headers={**basic(), **HTMX}).get_data(as_text=True)
+    db.session.execute(update_rows(Product).where(Product.id == product.id).values(paused=False))
+    db.session.commit()
+    pay(shopper, product, 1)
+    html = client.get(live, headers={**basic(), **HTMX}).get_data(as_text=True)
+    assert "<strong>Sold out</strong>" in html and "0 of 1 left" not in html

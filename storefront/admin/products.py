@@ -15,8 +15,8 @@ from storefront.admin import bp
 from storefront.admin.downloads import csv_download
 from storefront.assets import upload_root
 from storefront.catalog.images import InvalidImage, store_image
-from storefront.catalog.models import Product
-from storefront.clock import isoformat_z
+from storefront.catalog.models import SALE_STATES, Product
+from storefront.clock import isoformat_z, utcnow
 from storefront.database import reading
 from storefront.errors import ApiError
 from storefront.extensions import db
@@ -57,9 +57,20 @@ def _photo() -> str | None:
         raise InvalidField("image", str(invalid)) from None
 
 
+def sale_states(products, levels) -> dict[int, str]:
+    """Each product's sale state; a product with options is available while any of them is."""
+    available = {product.id: levels[product.id].available for product in products}
+    for product in products:
+        if product.option_of is not None and product.option_of in available and not product.archived:
+            available[product.option_of] += levels[product.id].available
+    now = utcnow()
+    return {product.id: product.sale_state(available[product.id], now) for product in products}
+
+
 def _list_page(error: InvalidField | None = None, status: int = 200):
     products, levels = _products()
     return render_template("admin/products.html", products=products, levels=levels, error=error,
+                           states=sale_states(products, levels), state_labels=SALE_STATES,
                            values=_form_values() if error else {"currency": "usd"}), status
 
 

@@ -49,9 +49,23 @@ class Product(db.Model):
     def archived(self) -> bool:
         return self.archived_at is not None
 
+    def sale_state(self, available: int, now: datetime) -> str:
+        """Where its sale stands, as its owner reads it (SALE_STATES): archived, paused, scheduled (before
+        its start), sold_out (nothing available: sold, or held by shoppers paying) or on_sale."""
+        if self.archived:
+            return "archived"
+        if self.paused:
+            return "paused"
+        if self.starts_at is not None and now < self.starts_at:
+            return "scheduled"
+        return "sold_out" if available <= 0 else "on_sale"
+
     def __repr__(self) -> str:
         return f"<Product {self.id} {self.sku}>"
 
+
+SALE_STATES = {"archived": "Archived", "paused": "Paused", "scheduled": "Scheduled", "sold_out": "Sold out",
+               "on_sale": "On sale"}
 
 # The table as SQLAlchemy Core sees it, for the areas' statements (the hot paths write Core, not the ORM).
 products = Product.__table__
