@@ -1,10 +1,10 @@
-"""flask seed and flask stock set."""
+"""flask seed, flask stock set, flask sweep and flask jobs failed."""
 
 from sqlalchemy import func, select
 
 from storefront.catalog.models import Product
 from storefront.extensions import db
-from tests.factories import make_product, visitor, units
+from tests.factories import lapse, make_product, visitor, units
 
 
 def test_seed_loads_the_demo_catalogue_once_with_a_drop_a_few_minutes_off(runner, client):
@@ -57,3 +57,14 @@ def test_stock_set_on_an_unknown_product_fails_clearly(runner):
     assert result.exit_code == 1
     assert "No product with id 4242" in result.output
     assert db.session.execute(select(func.count()).select_from(Product)).scalar_one() == 0
+
+
+def test_sweep_says_what_it_did_and_jobs_failed_without_redis_is_not_an_error(runner, client):
+    product = make_product(total=2)
+    held = client.post("/api/reservations", json={"productId": product.id, "userId": visitor(1), "quantity": 2})
+    lapse(held.get_json()["reservationId"])
+    swept = runner.invoke(args=["sweep"])
+    assert swept.exit_code == 0 and swept.output.startswith("2 units released")
+    listed = runner.invoke(args=["jobs", "failed"])  # the suite's app has no REDIS_URL: nothing can fail and wait
+    assert listed.exit_code == 0 and listed.output.startswith("No failed jobs")
+    assert runner.invoke(args=["jobs", "retry", "--all"]).exit_code == 1  # nothing to retry from: said, status 1
