@@ -19,19 +19,21 @@ from storefront.orders.links import order_link
 log = logging.getLogger(__name__)
 
 
+def _addressed(order: OrderSummary, sender: str, subject: str, kind: str = "") -> EmailMessage:
+    """An email about ``order`` to its shopper: "demo" said in the subject of a demo order, and the same
+    Message-ID however often it is sent (a second copy is recognisable as one)."""
+    message = EmailMessage()
+    message["From"], message["To"] = sender, order.delivery.email
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+    message["Message-ID"] = f"<order-{order.id}{kind}@{domain}>"
+    message["Subject"] = f"Order {order.reference}: {subject}" + (f" ({DEMO_LABEL})" if order.demo else "")
+    return message
+
+
 def confirmation_message(order: OrderSummary, sender: str) -> EmailMessage:
     delivery = order.delivery
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = delivery.email
-    # The same id however often it is sent: a second copy is recognisable as one.
-    domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
-    message["Message-ID"] = f"<order-{order.id}@{domain}>"
     refunded_only = order.status == "refunded"
-    message["Subject"] = (f"Order {order.reference}: your payment was refunded" if refunded_only
-                          else f"Order {order.reference}: thank you, it is paid")
-    if order.demo:
-        message.replace_header("Subject", f"{message['Subject']} ({DEMO_LABEL})")
+    message = _addressed(order, sender, "your payment was refunded" if refunded_only else "thank you, it is paid")
     lines = [
         f"Hello {delivery.name}," if delivery.name else "Hello,",
         "",
@@ -59,11 +61,7 @@ def shipping_message(order: OrderSummary, sender: str) -> EmailMessage:
     """The order is on its way: its lines, the tracking reference (a link when the owner gave one), and
     where to see the order."""
     delivery = order.delivery
-    message = EmailMessage()
-    message["From"], message["To"] = sender, delivery.email
-    domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
-    message["Message-ID"] = f"<order-{order.id}-shipped@{domain}>"
-    message["Subject"] = f"Order {order.reference}: on its way" + (f" ({DEMO_LABEL})" if order.demo else "")
+    message = _addressed(order, sender, "on its way", "-shipped")
     lines = [f"Hello {delivery.name}," if delivery.name else "Hello,", "",
              f"Order {order.reference} has left us, to:", *(f"  {part}" for part in delivery.lines()), ""]
     if order.demo:

@@ -24,38 +24,30 @@ LINKS_SENT = 20  # a buyer's latest paid orders, in one email asked for at /orde
 
 @measured_job("send_order_confirmation")
 def send_order_confirmation(order_id: str) -> str:
-    """Email the order's confirmation, once: the order row stays locked from the check to the record.
-
-    A MailError (server down, refused) propagates so that the job is retried.
-    """
-    order_uuid = uuid.UUID(order_id)
-    with db.engine.begin() as conn:
-        row = conn.execute(select(orders).where(orders.c.id == order_uuid).with_for_update()).first()
-        if row is None or row.paid_at is None or not row.email:
-            return "nothing_to_send"
-        if row.confirmation_sent_at is not None:
-            return "already_sent"
-        message = confirmation_message(order_of(conn, order_uuid), current_app.config["STOREFRONT"].mail_from)
-        mailer().send(message)
-        conn.execute(update(orders).where(orders.c.id == order_uuid).values(confirmation_sent_at=utcnow()))
-    log.info("order %s: confirmation sent", order_id)
-    return "sent"
+    """Email the order's confirmation, once it is paid; once."""
+    return _mail_once(order_id, "paid_at", "confirmation_sent_at", confirmation_message)
 
 
 @measured_job("send_shipping_notice")
 def send_shipping_notice(order_id: str) -> str:
-    """Tell the shopper their order is on its way, once: the row stays locked from the check to the record.
-    A MailError propagates so that the job is retried."""
+    """Tell the shopper their order is on its way, once it is marked shipped; once."""
+    return _mail_once(order_id, "shipped_at", "shipping_notice_sent_at", shipping_message)
+
+
+def _mail_once(order_id: str, due_column: str, sent_column: str, message_of) -> str:
+    """Send ``message_of(order, sender)`` once the order's ``due_column`` is set, and record it in
+    ``sent_column``: the order row stays locked from the check to the record, so a job run twice sends
+    once. A MailError (server down, refused) propagates so that the job is retried."""
     order_uuid = uuid.UUID(order_id)
     with db.engine.begin() as conn:
         row = conn.execute(select(orders).where(orders.c.id == order_uuid).with_for_update()).first()
-        if row is None or row.shipped_at is None or not row.email:
+        if row is None or row._mapping[due_column] is None or not row.email:
             return "nothing_to_send"
-        if row.shipping_notice_sent_at is not None:
+        if row._mapping[sent_column] is not None:
             return "already_sent"
-        mailer().send(shipping_message(order_of(conn, order_uuid), current_app.config["STOREFRONT"].mail_from))
-        conn.execute(update(orders).where(orders.c.id == order_uuid).values(shipping_notice_sent_at=utcnow()))
-    log.info("order %s: shipping email sent", order_id)
+        mailer().send(message_of(order_of(conn, order_uuid), current_app.config["STOREFRONT"].mail_from))
+        conn.execute(update(orders).where(orders.c.id == order_uuid).values({sent_column: utcnow()}))
+    log.info("order %s: %s recorded", order_id, sent_column)
     return "sent"
 
 

@@ -1,6 +1,8 @@
 """The payment form's routes for a single hold: the demo gateway's Pay button and the delivery
 details sent before a Stripe payment is confirmed (a checkout's are in ``carts.py``)."""
 
+from urllib.parse import urlsplit
+
 from flask import current_app, jsonify, request
 
 from storefront.errors import ApiError
@@ -35,7 +37,7 @@ def delivery_details(data) -> Delivery:
         raise error from None
 
 
-LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "[::1]"}
+LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 
 def shop_url() -> str | None:
@@ -43,8 +45,7 @@ def shop_url() -> str | None:
     shop answers for (TRUSTED_HOSTS; a request with another Host is refused), or a loopback one (a
     shop on this machine). Otherwise none: a link built from a Host header anyone can send would let
     a buyer have the shop email someone a link to another site."""
-    host = request.host.rsplit(":", 1)[0] if not request.host.endswith("]") else request.host
-    if current_app.config["STOREFRONT"].trusted_hosts or host in LOOPBACK_HOSTS:
+    if current_app.config["STOREFRONT"].trusted_hosts or urlsplit(request.url_root).hostname in LOOPBACK_HOSTS:
         return request.url_root
     return None
 
