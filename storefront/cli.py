@@ -26,7 +26,8 @@ def _product_options(required: bool):
             ("--price", "price of one unit in major units: 25.00 (usd), 1500 (jpy), 25.500 (kwd)"),
             ("--currency", "three-letter code (default usd)"),
             ("--total", "units in stock in all (never below what is sold and held)"),
-            ("--starts-at", 'when it goes on sale: 2026-01-01T10:00:00Z ("" clears it); an option has its product\'s'),
+            ("--starts-at", "when it goes on sale: 2026-01-01T10:00 in SHOP_TIMEZONE, or an exact moment such as "
+                            '2026-01-01T10:00:00Z ("" clears it); an option has its product\'s'),
             ("--option-of", "SKU of the product this is an option of (a size, a colour): its own stock, "
                             "its product's name, price and start time"),
             ("--option", "the option's label: EU 42, Blue"),
@@ -55,6 +56,20 @@ def _named_product(conn, named: str) -> int:
     return product_id
 
 
+def _starting(product_id: int) -> str:
+    """When the product goes on sale, as the owner reads it back: in the shop's zone, saying which."""
+    from sqlalchemy import select
+
+    from storefront.catalog.models import products
+    from storefront.database import reading
+    from storefront.shop_zone import shop_zone, zoned_text
+
+    with reading() as conn:
+        starts_at = conn.execute(select(products.c.starts_at).where(products.c.id == product_id)).scalar_one()
+    zone = shop_zone()
+    return f"; on sale from {zoned_text(starts_at, zone)} ({zone.key})" if starts_at else "; on sale at once"
+
+
 @product_cli.command("add")
 @_product_options(required=True)
 def product_add_command(**values):
@@ -66,7 +81,7 @@ def product_add_command(**values):
             product_id = add_product(conn, values)
     except InvalidField as invalid:
         raise click.ClickException(f"Refused: {invalid}") from None
-    click.echo(f"Added product {product_id} ({values['sku']}).")
+    click.echo(f"Added product {product_id} ({values['sku']}){_starting(product_id)}.")
 
 
 @product_cli.command("update")
@@ -85,7 +100,8 @@ def product_update_command(product: str, **values):
             update_product(conn, product_id, values)
     except InvalidField as invalid:
         raise click.ClickException(f"Refused: {invalid}") from None
-    click.echo(f"Updated product {product_id}: {', '.join(sorted(values))}.")
+    click.echo(f"Updated product {product_id}: {', '.join(sorted(values))}"
+               f"{_starting(product_id) if 'starts_at' in values else ''}.")
 
 
 @product_cli.command("archive")
@@ -104,13 +120,32 @@ def product_archive_command(product: str, restore: bool):
 
 @catalog_cli.command("import")
 @click.argument("csv_file", type=click.File("r", encoding="utf-8-sig"))
-def catalog_import_command(csv_file):
+@click.option("--dry-run", is_flag=True, help="Say what the file would change, product by product, and change nothing.")
+def catalog_import_command(csv_file, dry_run: bool):
     """Add or update products from CSV_FILE, by sku: columns sku, name, description, price,
-    currency, total, starts_at, option_of, option, queue (yes or no) (catalog export writes them all). Every row
-    is checked first; one wrong row and nothing is imported."""
-    from storefront.listings.management import CatalogRefused, import_rows
+    currency, total, starts_at, option_of, option, queue (yes or no), per_buyer, paused (catalog export writes them
+    all). A starts_at without an offset is read in SHOP_TIMEZONE. Every row is checked first; one wrong row and
+    nothing is imported. --dry-run says what would change and changes nothing."""
+    from storefront.listings.management import CatalogRefused, import_rows, import_with_changes
 
     rows = list(csv.DictReader(csv_file))
+    if dry_run:
+        with db.engine.connect() as conn, conn.begin() as transaction:
+            try:
+                changes = import_with_changes(conn, rows)
+            except CatalogRefused as refused:
+                for problem in refused.problems:
+                    click.echo(f"Refused: {problem}", err=True)
+                raise click.ClickException("the file would import nothing") from None
+            finally:
+                transaction.rollback()
+        for change in changes:
+            click.echo(f"{change.sku}: {'added' if change.added else 'changed'}: " + "; ".join(
+                f"{name} {after}" if change.added else f"{name} {before or '(empty)'} → {after or '(empty)'}"
+                for name, before, after in change.fields))
+        click.echo(f"Dry run: {len(rows)} rows would add {sum(c.added for c in changes)} and change "
+                   f"{sum(not c.added for c in changes)} products; nothing was changed.")
+        return
     try:
         with db.engine.begin() as conn:
             added, updated = import_rows(conn, rows)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -71,6 +72,7 @@ class Config:
     demo_payments: bool = False
     trusted_hosts: tuple[str, ...] = ()
     metrics_token: str | None = field(default=None, repr=False)
+    shop_timezone: str = "UTC"  # the zone an owner types and reads times in (storefront/shop_zone.py)
 
     @classmethod
     def from_env(cls, environ=None, instance_path: str | os.PathLike = "instance") -> "Config":
@@ -173,6 +175,7 @@ class Config:
             demo_payments=demo_payments,
             trusted_hosts=_trusted_hosts(get("TRUSTED_HOSTS")),
             metrics_token=get("METRICS_TOKEN"),
+            shop_timezone=_time_zone(get("SHOP_TIMEZONE"), cls.shop_timezone),
         )
 
     def flask_settings(self) -> dict:
@@ -248,6 +251,16 @@ def _check_secret_key(secret_key: str) -> None:
                           "(python -c \"import secrets; print(secrets.token_urlsafe(48))\")")
     if secret_key.lower() in EXAMPLE_SECRET_KEYS:
         raise ConfigError("SECRET_KEY is an example value from the project's own files: set a random one of your own")
+
+
+def _time_zone(value: str | None, default: str) -> str:
+    """An IANA zone name (Europe/Paris, America/New_York, UTC), checked against the zone database."""
+    if value is None:
+        return default
+    try:
+        return ZoneInfo(value).key
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError("SHOP_TIMEZONE must be a time zone name such as Europe/Paris or America/New_York") from None
 
 
 def _flag(value: str | None, name: str, default: bool) -> bool:

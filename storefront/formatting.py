@@ -11,6 +11,7 @@ from flask import Flask, has_request_context, request
 
 from storefront.clock import isoformat_z, utcnow
 from storefront.money import major_units
+from storefront.shop_zone import picker_value, shop_zone
 
 
 def money(minor_units: int, currency: str) -> str:
@@ -69,6 +70,26 @@ def _formatted(moment: datetime, zone: ZoneInfo | None, locale: Locale) -> str:
     return text if zone else f"{text} UTC"
 
 
+def shop_datetime(moment: datetime | None) -> str:
+    """A moment as the owner reads it, in the shop's zone and naming it (``Mar 29, 2026, 10:00 AM
+    Europe/Paris``): what the admin pages and the emails say, whatever the reader's browser says."""
+    if moment is None:
+        return ""
+    zone = shop_zone()
+    return f"{_formatted(moment, zone, ENGLISH)} {zone.key}"
+
+
+def shop_time_of_day(moment: datetime) -> str:
+    """The time of day in the shop's zone, to the second, naming it (``10:00:05 Europe/Paris``)."""
+    zone = shop_zone()
+    return f"{moment.astimezone(zone):%H:%M:%S} {zone.key}"
+
+
+def shop_stamp(moment: datetime | None, pattern: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """A moment in the shop's zone, to the second, for a table whose heading names the zone."""
+    return "" if moment is None else moment.astimezone(shop_zone()).strftime(pattern)
+
+
 def utc_datetime(moment: datetime | None) -> str:
     """A moment in UTC, in English, saying so (``Nov 23, 2026, 10:02 AM UTC``): what a shared answer
     writes, the same for every reader, inside a ``<time datetime>`` the page then says in the
@@ -100,4 +121,9 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(minutes_seconds)
     app.add_template_filter(seconds_left)
     app.add_template_filter(local_datetime)
+    app.add_template_filter(shop_datetime)
+    app.add_template_filter(shop_time_of_day)
+    app.add_template_filter(shop_stamp)
+    app.add_template_filter(lambda moment: picker_value(moment, shop_zone()), "picker_value")
+    app.add_template_global(shop_zone)
     app.add_template_filter(isoformat_z)

@@ -271,11 +271,12 @@ def test_the_owner_pauses_and_resumes_a_drop_from_its_live_view_and_sets_a_limit
 
 
 def test_marking_an_order_shipped_emails_the_shopper_once_with_the_tracking_link(make_app, settings, inbox):
-    app = make_app({**settings, "ADMIN_PASSWORD": PASSWORD, "MAIL_URL": inbox.url})
+    app = make_app({**settings, "ADMIN_PASSWORD": PASSWORD, "MAIL_URL": inbox.url, "SHOP_TIMEZONE": "Europe/Paris"})
     with app.app_context():
         client, shopper = app.test_client(), app.test_client()
         hold = pay(shopper, make_product(total=1, name="Copper kettle"), 1)
-        assert len(inbox.messages) == 1  # the confirmation
+        assert len(inbox.messages) == 1  # the confirmation, its time in the shop's zone
+        assert re.search(r"placed \w{3} \d+, \d{4}, .* Europe/Paris, is paid", inbox.messages[0].get_content())
         page = client.get("/admin/orders", headers=basic()).get_data(as_text=True)
         token = re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)
         link = "https://track.example/?id=RM12345678GB"
@@ -292,6 +293,7 @@ def test_marking_an_order_shipped_emails_the_shopper_once_with_the_tracking_link
         assert "demo: no money taken" in notice["Subject"]  # the demo gateway took it
         body = notice.get_content()
         assert "Copper kettle" in body and link in body and "12 Marylebone Road" in body
+        assert re.search(r"left us \w{3} \d+, \d{4}, .* Europe/Paris, to:", body)
         assert f"/orders/{hold['reservationId']}?key=" in body  # the order, in any browser
 
         assert ship("RM 1234 5678 GB").status_code == 200  # marked again: a new reference, no second email

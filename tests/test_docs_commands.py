@@ -1,20 +1,25 @@
-"""The commands the README and docs/ show run as written: every ``flask --app storefront …``
-command named there exists (its ``--help`` runs), every ``scripts/…`` and ``bench`` module named
-exists, no ``flask`` command is shown without ``--app storefront``, and no link leaves the
-repository."""
+"""The commands the README and docs/ show run as written, from the repository: every flask command
+is printed as ``.venv/bin/flask --app storefront …`` (the docs' one convention: no activated
+virtualenv assumed), each exists (its ``--help`` runs) and takes every option shown with it, and the
+ones that need nothing named (``db upgrade``, ``seed``, ``catalog export``, ``sweep``, ``jobs failed``)
+run exactly as printed on a fresh embedded database; every ``scripts/…`` and ``bench`` module named
+exists, and no link leaves the repository."""
 
 import itertools
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-FLASK = re.compile(r"flask --app storefront((?: [a-z][a-z-]*(?:\|[a-z][a-z-]*)*)+)")
+FLASK = re.compile(r"\.venv/bin/flask --app\s+storefront((?:\s+[a-z][a-z-]*(?:\|[a-z][a-z-]*)*)+)")
+# Each command as printed: a code span, or a line of a code block (its comment left off).
+PRINTED = re.compile(r"`(\.venv/bin/flask --app\s+storefront[^`]*)`|^(\.venv/bin/flask --app storefront[^#\n]*)", re.M)
+# Commands that name nothing of a shop's own (no product, no file): run as printed.
+RUN_AS_PRINTED = {("db", "upgrade"), ("seed",), ("catalog", "export"), ("sweep",), ("jobs", "failed")}
 
 
 def _text() -> dict[Path, str]:
@@ -34,20 +39,56 @@ def flask_commands() -> list[tuple[str, ...]]:
 
 def test_the_docs_show_flask_commands_to_check():
     assert ("db", "upgrade") in flask_commands() and ("catalog", "export") in flask_commands()
+    assert "--pause" in printed_commands()[("product", "update")]
+
+
+def printed_commands() -> dict[tuple[str, ...], set[str]]:
+    """Each command path printed, with every option printed beside it anywhere."""
+    options: dict[tuple[str, ...], set[str]] = {}
+    for text in _text().values():
+        for match in PRINTED.finditer(text):
+            printed = " ".join((match.group(1) or match.group(2)).split())
+            path = FLASK.match(printed)
+            if path is None:  # the convention itself, no command named (".venv/bin/flask --app storefront …")
+                continue
+            for command in itertools.product(*[word.split("|") for word in path.group(1).split()]):
+                options.setdefault(command, set()).update(re.findall(r"(?<![\w-])--[a-z][a-z-]*", printed[path.end():]))
+    return options
+
+
+def _flask(*args, env: dict, timeout=60):
+    return subprocess.run([str(REPO / ".venv" / "bin" / "flask"), "--app", "storefront", *args], cwd=REPO,
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.parametrize("command", flask_commands(), ids=" ".join)
-def test_each_flask_command_shown_exists(command, tmp_path):
+def test_each_flask_command_shown_exists_and_takes_the_options_shown(command, tmp_path):
     embedded = {"DATABASE_URL": f"sqlite:///{tmp_path / 'shop.sqlite3'}"}
-    run = subprocess.run([sys.executable, "-m", "flask", "--app", "storefront", *command, "--help"], cwd=REPO,
-                         env={**os.environ, **embedded}, capture_output=True, text=True, timeout=60)
+    run = _flask(*command, "--help", env=embedded)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Usage:" in run.stdout
+    taken = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", run.stdout))
+    assert printed_commands().get(command, set()) - taken - {"--help"} == set()
 
 
-def test_no_flask_command_is_shown_without_the_app():
+def test_the_commands_that_name_nothing_run_exactly_as_printed(tmp_path):
+    """From a fresh embedded database: each printed line run as it stands (after ``db upgrade``)."""
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'shop.sqlite3'}", "SECRET_KEY": "x" * 40}
+    lines = sorted({" ".join((match.group(1) or match.group(2)).split()) for text in _text().values()
+                    for match in PRINTED.finditer(text)})
+    ran = set()
+    for line in sorted(lines, key=lambda line: "db upgrade" not in line):  # the schema first
+        words = line.split()[3:]
+        if tuple(words) in RUN_AS_PRINTED:
+            run = _flask(*words, env=env, timeout=120)
+            assert run.returncode == 0, f"{line}: {run.stdout}{run.stderr}"
+            ran.add(tuple(words))
+    assert ran == RUN_AS_PRINTED
+
+
+def test_no_flask_command_is_shown_but_as_the_docs_convention_has_it():
     bare = [f"{page.name}: {match.group(0)}" for page, text in _text().items()
-            for match in re.finditer(r"(?<![\w/.-])flask (?!--app storefront)\S+", text)]
+            for match in re.finditer(r"(?<![\w/.-])flask (?!--app storefront)\S+|(?<!\.venv/bin/)(?<![\w/.-])flask --app", text)]
     assert bare == []
 
 

@@ -12,17 +12,26 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from flask import current_app, render_template
+import logging
+
+from flask import current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import Connection, Integer, case, cast, func, literal_column, select
 
 from storefront.admin import bp
+from storefront.admin.log import recent_actions, record_action
 from storefront.catalog.models import Product
 from storefront.clock import utcnow
 from storefront.errors import ApiError
 from storefront.extensions import db
+from storefront.formatting import shop_datetime
 from storefront.inventory import queue
 from storefront.inventory.models import Hold, QueueEntry
-from storefront.inventory.stock import stock_levels, unit_counts
+from storefront.inventory.stock import add_units, stock_levels, unit_counts
+from storefront.listings.management import InvalidField, update_product
+from storefront.shop_zone import picker_value, shop_zone
+
+log = logging.getLogger(__name__)
+MAX_UNITS_ADDED = 1_000_000
 
 holds = Hold.__table__
 CHART_POINTS = 120  # the chart's width: the last 120 steps of the drop at most
@@ -60,6 +69,7 @@ class Drop:
     step_seconds: int = 60
     counts: dict[str, list[int]] = field(default_factory=dict)  # placed, paid, lapsed: a count per step
     line: dict | None = None  # a queued drop's line: joined, admitted, held, expired, closed, and its seed
+    actions: list = field(default_factory=list)  # the admin log's newest lines about it
 
     @property
     def sold_out_after(self) -> timedelta | None:
@@ -85,9 +95,7 @@ def step_for(age_seconds: float) -> int:
 
 def drop_of(conn: Connection, product: Product, now: datetime | None = None) -> Drop:
     now = now or utcnow()
-    options = db.session.execute(select(Product).where(Product.option_of == product.id)
-                                 .order_by(Product.id)).scalars().all()
-    products = options or [product]
+    products = _options_of(product) or [product]
     start = product.starts_at or product.created_at
     ids = [item.id for item in products]
     levels = stock_levels(conn, ids, now)
@@ -140,7 +148,8 @@ def drop_of(conn: Connection, product: Product, now: datetime | None = None) -> 
             if at is not None and first_step <= int(at) <= last_step:
                 counts[name][int(at) - first_step] += number
     line = _line(conn, product, now) if product.queued else None
-    return Drop(product, start, now, list(items.values()), first_step, seconds, counts, line)
+    return Drop(product, start, now, list(items.values()), first_step, seconds, counts, line,
+                recent_actions(conn, [product.id, *ids]))
 
 
 def _line(conn: Connection, product: Product, now: datetime) -> dict:
@@ -156,8 +165,10 @@ def _line(conn: Connection, product: Product, now: datetime) -> dict:
     sold_out = queue.sold_out(conn, line)
     started = now >= line.starts_at
     waiting = joined - admitted_count
-    return {"joined": joined, "admitted": admitted_count, "held": held_count, "expired": expired_count,
-            "closed": waiting if started and sold_out else 0, "waiting": 0 if started and sold_out else waiting,
+    return {"closed_at": room.closed_at if room else None, "opened": now >= line.opens_at,
+            "joined": joined, "admitted": admitted_count, "held": held_count, "expired": expired_count,
+            "closed": waiting if (started and sold_out) or (room and room.closed_at) else 0,
+            "waiting": 0 if (started and sold_out) or (room and room.closed_at) else waiting,
             "admitted_through": room.admitted_through if room else 0,
             "seed_hash": room.seed_hash if room else None,
             "seed": room.seed.hex() if room is not None and started else None}
@@ -189,19 +200,98 @@ def chart(drop: Drop, width: int = 720, height: int = 220) -> dict:
             "labels": [since_start((drop.first_step + index) * step) for index in range(length)]}
 
 
-def _drop_page(product_id: int, template: str):
+def _drop_product(product_id: int) -> Product:
+    """The drop a product or one of its options belongs to."""
     product = db.session.get(Product, product_id)
     if product is None:
         raise ApiError(404, "not_found", "No such product.")
     if product.option_of is not None:
         product = db.session.get(Product, product.option_of)
-    drop = drop_of(db.session.connection(), product)
-    return render_template(template, drop=drop, chart=chart(drop))
+    return product
+
+
+def _drop_page(product_id: int, template: str, error: InvalidField | None = None, status: int = 200):
+    drop = drop_of(db.session.connection(), _drop_product(product_id))
+    start_value = request.form.get("starts_at") if error else picker_value(drop.product.starts_at, shop_zone())
+    return render_template(template, drop=drop, chart=chart(drop), error=error, start_value=start_value), status
 
 
 @bp.get("/drops/<product_id:product_id>")
 def drop_page(product_id: int):
     return _drop_page(product_id, "admin/drop.html")
+
+
+def _back_to_the_drop(product_id: int, message: str):
+    flash(message)
+    return redirect(url_for("admin.drop_page", product_id=product_id), 303)
+
+
+@bp.post("/drops/<product_id:product_id>/start")
+def move_start(product_id: int):
+    """Move the drop's start, later or earlier, until it has come (listings/management.py refuses after)."""
+    product = _drop_product(product_id)
+    before = product.starts_at
+    db.session.rollback()  # the update takes the product's lock on its own connection
+    text = (request.form.get("starts_at") or "").strip()
+    try:
+        if not text:
+            raise InvalidField("starts_at", "give the new start; a start already passed cannot move")
+        with db.engine.begin() as conn:
+            update_product(conn, product.id, {"starts_at": text})
+            after = conn.execute(select(Product.starts_at).where(Product.id == product.id)).scalar_one()
+            record_action(conn, product.id, "move_start",
+                          f"Moved the start from {shop_datetime(before) or 'none'} to {shop_datetime(after)}.")
+    except InvalidField as invalid:
+        return _drop_page(product.id, "admin/drop.html", invalid, 400)
+    log.info("admin moved the start of product %s from %s", product.id, request.remote_addr)
+    return _back_to_the_drop(product.id, f"The start is now {shop_datetime(after)}.")
+
+
+@bp.post("/drops/<product_id:product_id>/stock")
+def add_stock(product_id: int):
+    """Add units to one of the drop's items (a size, or the product itself): on sale at once."""
+    product = _drop_product(product_id)
+    item_id = request.form.get("item", type=int)
+    item = db.session.get(Product, item_id) if item_id else None
+    if item is None or item.id not in (product.id, *(option.id for option in _options_of(product))):
+        raise ApiError(400, "invalid_request", "Choose one of this drop's items.", field="item")
+    units = (request.form.get("units") or "").strip()
+    if not (units.isascii() and units.isdigit() and 1 <= int(units) <= MAX_UNITS_ADDED):
+        error = InvalidField("units", f"must be a whole number from 1 to {MAX_UNITS_ADDED:,}")
+        return _drop_page(product.id, "admin/drop.html", error, 400)
+    label = item.option_label or item.name
+    db.session.rollback()
+    with db.engine.begin() as conn:
+        before, stock = add_units(conn, item.id, int(units))
+        record_action(conn, item.id, "add_stock",
+                      f"Added {units} to {label}: total {before} → {stock.total}, {stock.available} left.")
+    log.info("admin added %s units to product %s from %s", units, item.id, request.remote_addr)
+    return _back_to_the_drop(product.id, f"Added {units} to {label}: {stock.available} left now.")
+
+
+@bp.post("/drops/<product_id:product_id>/close-line")
+def close_line(product_id: int):
+    """Close a queued drop's line: nobody joins or is let in from now on; every waiting place is told."""
+    product = _drop_product(product_id)
+    if not product.queued:
+        raise ApiError(409, "no_queue", "This drop has no line to close.")
+    db.session.rollback()
+    now = utcnow()
+    try:
+        with db.engine.begin() as conn:
+            line = queue.queued_product(conn, product.id, current_app.config["STOREFRONT"].queue_opens_before_seconds)
+            waiting = queue.close_line(conn, line, now)
+            record_action(conn, product.id, "close_line",
+                          f"Closed the line: {waiting} waiting {'place' if waiting == 1 else 'places'} told it is closed.")
+    except queue.QueueNotOpen:
+        raise ApiError(409, "queue_not_open", "The line has not opened yet: there is nobody in it to tell.") from None
+    log.info("admin closed the line of product %s from %s", product.id, request.remote_addr)
+    return _back_to_the_drop(product.id, f"The line is closed: {waiting} waiting {'place' if waiting == 1 else 'places'} told.")
+
+
+def _options_of(product: Product) -> list[Product]:
+    return db.session.execute(select(Product).where(Product.option_of == product.id).order_by(Product.id)
+                              ).scalars().all()
 
 
 @bp.get("/drops/<product_id:product_id>/live")

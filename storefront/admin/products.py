@@ -13,23 +13,29 @@ from sqlalchemy import select
 
 from storefront.admin import bp
 from storefront.admin.downloads import csv_download
+from storefront.admin.log import record_action
 from storefront.assets import upload_root
 from storefront.catalog.images import InvalidImage, store_image
 from storefront.catalog.models import SALE_STATES, Product
-from storefront.clock import isoformat_z, utcnow
+from storefront.clock import utcnow
 from storefront.database import reading
 from storefront.errors import ApiError
 from storefront.extensions import db
 from storefront.inventory.stock import bucket_levels, stock_levels, unit_counts
 from storefront.listings.management import (
     FIELDS,
+    CatalogRefused,
     InvalidField,
     add_product,
     archive_product,
+    changes_digest,
     export_csv,
+    import_with_changes,
+    read_csv_text,
     update_product,
 )
 from storefront.money import price_text
+from storefront.shop_zone import picker_value, shop_zone
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +92,60 @@ def products_export():
         return csv_download(export_csv(conn), "catalogue")
 
 
+def _preview(csv_text: str, rows: list[dict], status: int = 200, outdated: bool = False):
+    """What the file would change, found by importing it in a transaction that is then rolled back."""
+    with db.engine.connect() as conn, conn.begin() as transaction:
+        try:
+            changes = import_with_changes(conn, rows)
+        except CatalogRefused as refused:
+            return render_template("admin/import.html", problems=refused.problems, rows=rows), 400
+        finally:
+            transaction.rollback()
+    return render_template("admin/import.html", changes=changes, rows=rows, csv_text=csv_text,
+                           digest=changes_digest(changes), outdated=outdated), status
+
+
+@bp.post("/products/import")
+def preview_import():
+    """Step one of an import from the admin: the uploaded file checked whole, and what it would change."""
+    upload = request.files.get("catalogue")
+    if upload is None or not upload.filename:
+        raise ApiError(400, "invalid_request", "Choose a CSV file to import.", field="catalogue")
+    data = upload.read()
+    try:
+        rows = read_csv_text(data)
+    except CatalogRefused as refused:
+        return render_template("admin/import.html", problems=refused.problems, rows=[]), 400
+    return _preview(data.decode("utf-8-sig"), rows)
+
+
+@bp.post("/products/import/apply")
+def apply_import():
+    """Step two: the same file again, applied only when it changes exactly what the preview showed
+    (the catalogue may have moved since: then the new preview is shown instead, 409)."""
+    csv_text = request.form.get("csv_text") or ""
+    try:
+        rows = read_csv_text(csv_text.encode())
+        with db.engine.begin() as conn:
+            changes = import_with_changes(conn, rows)
+            if changes_digest(changes) != request.form.get("digest"):
+                raise _PreviewOutdated
+            added = sum(change.added for change in changes)
+            record_action(conn, None, "import", f"Imported the catalogue from a CSV file: {len(rows)} rows, "
+                                                f"{added} products added, {len(changes) - added} changed.")
+    except CatalogRefused as refused:
+        return render_template("admin/import.html", problems=refused.problems, rows=rows), 400
+    except _PreviewOutdated:
+        return _preview(csv_text, rows, 409, outdated=True)
+    log.info("admin imported the catalogue from %s", request.remote_addr)
+    flash(f"Imported {len(rows)} rows: {added} products added, {len(changes) - added} changed.")
+    return redirect(url_for("admin.products_page"), 303)
+
+
+class _PreviewOutdated(Exception):
+    """The file no longer changes what its preview showed: nothing is applied."""
+
+
 @bp.post("/products")
 def create_product():
     try:
@@ -110,14 +170,17 @@ def _edit_page(product: Product, error: InvalidField | None = None, status: int 
     values = _form_values() if error else {
         "sku": product.sku, "name": product.name, "description": product.description,
         "price": price_text(product.price, product.currency), "currency": product.currency, "total": str(unit_counts(db.session.connection(), [product.id])[product.id].total),
-        "starts_at": isoformat_z(product.starts_at) if product.starts_at else "",
+        "starts_at": picker_value(product.starts_at, shop_zone()),
         "queue": "yes" if product.queued else "no",
         "per_buyer": "" if product.per_buyer is None else str(product.per_buyer)}
     conn = db.session.connection()
     stock = stock_levels(conn, [product.id])[product.id]
     options = db.session.execute(select(Product).where(Product.option_of == product.id).order_by(Product.id)
                                  ).scalars().all()
+    family = [product, *options]
+    state = sale_states(family, stock_levels(conn, [item.id for item in family]))[product.id]
     return render_template("admin/product.html", product=product, values=values, error=error, stock=stock,
+                           state=state, state_labels=SALE_STATES,
                            sold=unit_counts(conn, [product.id])[product.id].sold,
                            buckets=bucket_levels(conn, product.id), options=options,
                            option_levels=stock_levels(conn, [option.id for option in options]),
@@ -165,6 +228,8 @@ def archive_or_restore(product_id: int, action: str):
     with db.engine.begin() as conn:
         if not archive_product(conn, product_id, archived=action == "archive"):
             raise ApiError(404, "not_found", "No such product.")
+        record_action(conn, product_id, action, "Archived the product." if action == "archive"
+                      else "Restored the product to the catalogue.")
     log.info("admin %sd product %s", action, product_id)
     flash("Archived: it left the catalogue; its orders and live holds stay." if action == "archive"
           else "Restored to the catalogue.")
@@ -179,6 +244,7 @@ def pause_or_resume(product_id: int, action: str):
     db.session.rollback()
     with db.engine.begin() as conn:
         update_product(conn, product.id, {"paused": action == "pause"})
+        record_action(conn, product.id, action, "Paused the sale." if action == "pause" else "Resumed the sale.")
     log.info("admin %sd product %s from %s", action, product_id, request.remote_addr)
     flash("Paused: nobody can hold, check out or join its line until you resume." if action == "pause"
           else "Resumed: it is on sale again.")

@@ -17,8 +17,9 @@ from storefront.inventory.stock import BelowCommitted, set_total, stock_levels, 
 from storefront.owners import address_block, client_address
 from storefront.payments.models import PaymentEvent
 
-# The product forms carry a photo: the one place a request may be larger than MAX_CONTENT_LENGTH.
-UPLOAD_ENDPOINTS = ("admin.create_product", "admin.save_product")
+# The product forms carry a photo, and an import a catalogue: the places a request may be larger
+# than MAX_CONTENT_LENGTH.
+UPLOAD_ENDPOINTS = ("admin.create_product", "admin.save_product", "admin.preview_import", "admin.apply_import")
 UPLOAD_REQUEST_BYTES = MAX_UPLOAD_BYTES + 256 * 1024
 csrf = CSRFProtect()
 log = logging.getLogger(__name__)
@@ -61,7 +62,8 @@ def operators_only():
         response.headers["WWW-Authenticate"] = 'Basic realm="Storefront admin", charset="UTF-8"'
         return response
     if request.endpoint in UPLOAD_ENDPOINTS:
-        request.max_content_length = UPLOAD_REQUEST_BYTES  # a photo; everything else stays small
+        request.max_content_length = UPLOAD_REQUEST_BYTES  # a photo or a catalogue; everything else stays small
+        request.max_form_memory_size = UPLOAD_REQUEST_BYTES  # a catalogue sent back to be applied
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         csrf.protect()
 

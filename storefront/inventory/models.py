@@ -193,6 +193,7 @@ class Queue(db.Model):
     last_position: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     admitted_through: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     advanced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # its owner closed it: nobody more let in
 
 
 class QueueEntry(db.Model):

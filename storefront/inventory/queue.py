@@ -67,6 +67,10 @@ class QueueSoldOut(Exception):
     """Nothing left and nothing held: there is nothing to wait for."""
 
 
+class QueueClosed(Exception):
+    """Its owner closed the line on the day: nobody joins it, and nobody more is let in."""
+
+
 class TooManyEntries(Exception):
     def __init__(self, limit: int):
         super().__init__(f"{limit} entries from this address already")
@@ -109,7 +113,7 @@ class QueuedProduct:
 class Standing:
     """How the line stands: the shared answer of ``GET /api/queue/<id>``."""
     product: QueuedProduct
-    state: str  # not_open, open, admitting, sold_out
+    state: str  # not_open, open, admitting, sold_out, closed
     seed_hash: str | None
     seed: str | None  # revealed from the start on
     length: int
@@ -207,6 +211,7 @@ def available_units(conn: Connection, product: QueuedProduct, now: datetime) -> 
     return sum(max(stock.available, 0) for stock in stock_levels(conn, product.item_ids, now).values())
 
 
+_CLOSED = select(rooms.c.closed_at).where(rooms.c.product_id == bindparam("product"))
 _OWN_ENTRY = select(entries).where(entries.c.product_id == bindparam("product"),
                                    entries.c.user_id == bindparam("visitor"),
                                    entries.c.browser_id == bindparam("browser"), entries.c.left_at.is_(None))
@@ -265,6 +270,8 @@ def join(conn: Connection, product: QueuedProduct, owner: Owner, address: str, n
         return existing, False
     if now >= product.starts_at and sold_out(conn, product):
         raise QueueSoldOut(product.id)
+    if conn.execute(_CLOSED, {"product": product.id}).scalar() is not None:
+        raise QueueClosed(product.id)
     block = address_block(address) if settings.block_factor else None
     if conn.dialect.name == "postgresql":
         conn.execute(_LOCK_JOINER, {"key": address, "space": 3})
@@ -340,6 +347,8 @@ def advance(conn: Connection, product: QueuedProduct, now: datetime, pass_second
         return room
     if room.ranked_at is None or conn.execute(_UNRANKED.limit(1), {"product": product.id}).first() is not None:
         room = _rank(conn, product, now)
+    if room.closed_at is not None:  # its owner closed it: nobody more is let in
+        return room
     # The units and the passes yet to be spent in one statement: one snapshot, so that a hold committed
     # between two reads (a unit gone, a pass spent) can never make room for one place too many.
     room_for = conn.execute(select(units_available(product.item_ids) - _WAITING_FOR_A_HOLD.scalar_subquery()),
@@ -383,9 +392,11 @@ def due_for_a_step(room: Row | None, product: QueuedProduct, now: datetime) -> b
 
 
 def line_state(conn: Connection, product: QueuedProduct, room: Row | None, now: datetime) -> str:
-    """not_open, open, admitting or sold_out, by the shop's clock and the stock."""
+    """not_open, open, admitting or sold_out, by the shop's clock and the stock; closed once its owner closed it."""
     if now < product.opens_at:
         return "not_open"
+    if room is not None and room.closed_at is not None:
+        return "closed"
     if room is None or now < product.starts_at:
         return "open"
     return "sold_out" if sold_out(conn, product) else "admitting"
@@ -418,12 +429,15 @@ def place_of(conn: Connection, product: QueuedProduct, owner: Owner, now: dateti
     entry = own_entry(conn, product, owner)
     if entry is None:
         return None
-    admitted_through = conn.execute(
-        select(rooms.c.admitted_through).where(rooms.c.product_id == product.id)).scalar() or 0
+    room = conn.execute(select(rooms.c.admitted_through, rooms.c.closed_at)
+                        .where(rooms.c.product_id == product.id)).first()
+    admitted_through = room.admitted_through if room is not None else 0
     if turn_over(conn, product, entry, now):
         status = "expired"
     elif entry.held_at is not None:
         status = "held"
+    elif entry.admitted_at is None and room is not None and room.closed_at is not None:
+        status = "closed"
     elif now >= product.starts_at and sold_out(conn, product):
         status = "closed"
     elif entry.admitted_at is not None:
@@ -485,4 +499,20 @@ def queues_to_advance(conn: Connection, now: datetime) -> list[int]:
         select(entries.c.id).where(entries.c.product_id == products.c.id, entries.c.admitted_at.is_(None),
                                    entries.c.left_at.is_(None)).exists(),
         unsold.exists(),
+        ~select(rooms.c.product_id).where(rooms.c.product_id == products.c.id, rooms.c.closed_at.is_not(None)).exists(),
     )).scalars().all()
+
+
+def close_line(conn: Connection, product: QueuedProduct, now: datetime) -> int:
+    """Close the line, its owner's call on the day: nobody joins it or is let in from now on, and every
+    place still waiting reads ``closed`` at once; a place already let in keeps its pass (as a pause
+    keeps them). Closing again changes nothing. Returns the places still waiting, now closed.
+    Raises QueueNotOpen before the room opens (nobody is in it to tell)."""
+    room = room_of(conn, product, now, lock=True)
+    if room is None:
+        raise QueueNotOpen(product.opens_at)
+    if room.closed_at is None:
+        conn.execute(update(rooms).where(rooms.c.product_id == product.id).values(closed_at=now))
+    return conn.execute(select(func.count()).select_from(entries).where(
+        entries.c.product_id == product.id, entries.c.admitted_at.is_(None), entries.c.left_at.is_(None))
+    ).scalar_one()

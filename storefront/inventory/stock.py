@@ -407,6 +407,17 @@ def spread_total(conn: Connection, product_id: int, total: int, buckets_wanted: 
                                        for level, new_total in zip(levels[existing:], totals[existing:])])
 
 
+def add_units(conn: Connection, product_id: int, units: int, now: datetime | None = None) -> tuple[int, Stock] | None:
+    """Add units to a product's total under its lock, on sale at once: (the total before, the new
+    stock); None for an unknown product."""
+    now = now or utcnow()
+    if not lock_product(conn, product_id):
+        return None
+    before = unit_counts(conn, [product_id])[product_id].total
+    spread_total(conn, product_id, before + units)
+    return before, stock_of(conn, product_id, now)
+
+
 def set_total(conn: Connection, product_id: int, total: int, now: datetime | None = None) -> Stock | None:
     """Set a product's total quantity, never below what is sold and held, under its lock.
 

@@ -8,14 +8,17 @@ the amount it was placed at.
 """
 
 import csv
+import hashlib
 import io
+import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, insert, literal, select, update
 
-from storefront.clock import isoformat_z, utcnow
+from storefront.clock import utcnow
 from storefront.inventory.stock import (
     BelowCommitted,
     lock_product,
@@ -25,6 +28,7 @@ from storefront.inventory.stock import (
     stock_levels,
 )
 from storefront.money import InvalidAmount, currency, minor_units, price_text
+from storefront.shop_zone import UnreadableTime, read_moment, shop_zone, zoned_text
 from storefront.spreadsheets import from_spreadsheet_cell, spreadsheet_cell
 
 FIELDS = ("sku", "name", "description", "price", "currency", "total", "starts_at", "option_of", "option", "queue",
@@ -55,21 +59,22 @@ class CatalogRefused(Exception):
         self.problems = problems
 
 
-def _moment(text: str) -> datetime:
-    """A start time as ISO 8601 with its zone (``2026-01-01T10:00:00Z``), kept in UTC."""
+def _moment(text: str, zone: ZoneInfo, current: datetime | None) -> datetime:
+    """A start time as ISO 8601, kept in UTC: with its offset as written, without one in the shop's zone."""
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidField("starts_at", "must be a moment such as 2026-01-01T10:00:00Z") from None
-    if moment.tzinfo is None:
-        raise InvalidField("starts_at", "must say its time zone, as in 2026-01-01T10:00:00Z")
-    return moment.astimezone(UTC)
+        return read_moment(text, zone, current)
+    except UnreadableTime as unreadable:
+        raise InvalidField("starts_at", str(unreadable)) from None
 
 
-def parse_product(values: dict, *, partial: bool = False, current_currency: str | None = None) -> dict:
+def parse_product(values: dict, *, partial: bool = False, current_currency: str | None = None,
+                  current_starts_at: datetime | None = None, zone: ZoneInfo | None = None) -> dict:
     """Check the given fields and turn them into column values. ``partial``: only those given,
-    a price then being in ``current_currency`` (the product's) unless a currency is given too."""
+    a price then being in ``current_currency`` (the product's) unless a currency is given too.
+    A start without an offset is read in ``zone`` (the shop's by default); ``current_starts_at``,
+    the start already set, settles a local time that the clocks' going back makes happen twice."""
     columns = {}
+    zone = zone or shop_zone()
 
     def given(field):
         value = values.get(field)
@@ -118,7 +123,8 @@ def parse_product(values: dict, *, partial: bool = False, current_currency: str 
     elif "currency" in columns and partial:
         raise InvalidField("price", "give the price in the new currency too")
     if values.get("starts_at") is not None:  # "" clears it
-        columns["starts_at"] = _moment(str(values["starts_at"]).strip()) if str(values["starts_at"]).strip() else None
+        text = str(values["starts_at"]).strip()
+        columns["starts_at"] = _moment(text, zone, current_starts_at) if text else None
     if (queued := values.get("queue")) is not None and str(queued).strip() != "":
         if isinstance(queued, bool):
             columns["queued"] = queued
@@ -185,7 +191,7 @@ def _start_not_passed(conn: Connection, columns: dict, existing) -> None:
         return
     current = conn.execute(select(products.c.starts_at).where(products.c.id == existing.id)).scalar()
     if current is not None and columns["starts_at"] != current and current <= utcnow():
-        raise InvalidField("starts_at", f"has passed ({isoformat_z(current)}): a start cannot move once it came")
+        raise InvalidField("starts_at", f"has passed ({zoned_text(current, shop_zone())}): a start cannot move once it came")
 
 
 def product_by_id_or_sku(conn: Connection, named: str) -> int | None:
@@ -251,7 +257,7 @@ def _same_start_or_none(columns: dict, parent) -> None:
         return
     starts_at = columns.pop("starts_at")
     if starts_at is not None and starts_at != parent.starts_at:
-        raise InvalidField("starts_at", f"is the product's ({isoformat_z(parent.starts_at) if parent.starts_at else 'none'})"
+        raise InvalidField("starts_at", f"is the product's ({zoned_text(parent.starts_at, shop_zone()) if parent.starts_at else 'none'})"
                            f": set it on {parent.sku}")
 
 
@@ -299,10 +305,12 @@ def add_product(conn: Connection, values: dict, image: str | None = None) -> int
 
 def update_product(conn: Connection, product_id: int, values: dict, image: str | None = None) -> bool:
     """Change the given fields of a product (and its photo). False for an unknown id."""
-    existing = conn.execute(select(products.c.id, products.c.currency).where(products.c.id == product_id)).first()
+    existing = conn.execute(select(products.c.id, products.c.currency, products.c.starts_at)
+                            .where(products.c.id == product_id)).first()
     if existing is None:
         return False
-    columns = parse_product(values, partial=True, current_currency=existing.currency)
+    columns = parse_product(values, partial=True, current_currency=existing.currency,
+                            current_starts_at=existing.starts_at)
     if image:
         columns["image"] = image
     if "sku" in columns and conn.execute(select(products.c.id).where(
@@ -339,8 +347,12 @@ def import_rows(conn: Connection, rows: list[dict]) -> tuple[int, int]:
             problems.append(InvalidField(unknown[0], "is not a column this import knows", number))
             continue
         option_of = str(row.get("option_of") or "").strip()
+        # The start already set: its product's for an option (whose row may repeat it), else its own.
+        current_starts_at = conn.execute(select(products.c.starts_at).where(
+            products.c.sku == (option_of or str(row.get("sku") or "").strip()))).scalar()
         try:
-            columns = parse_product(row, current_currency=currencies.get(option_of) or option_currency(conn, row))
+            columns = parse_product(row, current_currency=currencies.get(option_of) or option_currency(conn, row),
+                                    current_starts_at=current_starts_at)
         except InvalidField as invalid:
             problems.append(InvalidField(invalid.field, invalid.message, number))
             continue
@@ -372,13 +384,15 @@ def import_rows(conn: Connection, rows: list[dict]) -> tuple[int, int]:
 def export_csv(conn: Connection) -> str:
     """The catalogue as the import reads it (FIELDS), each product followed by its options:
     imported back unchanged, it changes nothing; edited, it changes what was edited. Prices
-    are in major units as an owner types them, times in UTC. Archived products stay out."""
+    are in major units as an owner types them, times in the shop's zone with their offset (exact,
+so read back as the same moment). Archived products stay out."""
     rows = conn.execute(
         select(products.c.id, products.c.sku, products.c.name, products.c.description, products.c.price,
                products.c.currency, products.c.starts_at, products.c.option_of, products.c.option_label,
                products.c.queued, products.c.per_buyer, products.c.paused)
         .where(products.c.archived_at.is_(None)).order_by(products.c.id)).all()
     totals = {product_id: stock.total for product_id, stock in stock_levels(conn, [row.id for row in rows]).items()}
+    zone = shop_zone()
     skus = {row.id: row.sku for row in rows}
     options = {}
     for row in rows:
@@ -394,8 +408,57 @@ def export_csv(conn: Connection) -> str:
             writer.writerow([spreadsheet_cell(value) for value in (
                 product.sku, product.name, product.description, price_text(product.price, product.currency),
                 product.currency, totals.get(product.id, 0),
-                isoformat_z(product.starts_at) if product.starts_at else "",
+                zoned_text(product.starts_at, zone) if product.starts_at else "",
                 skus.get(product.option_of, ""), product.option_label or "", "yes" if product.queued else "no",
                 "" if product.per_buyer is None else product.per_buyer, "yes" if product.paused else "no",
             )])
     return out.getvalue()
+
+
+@dataclass(frozen=True)
+class RowChange:
+    """What an import did to one product, as the export writes it: ``added``, or each field changed
+    as (field, before, after)."""
+    sku: str
+    added: bool
+    fields: tuple[tuple[str, str, str], ...]
+
+
+def _catalogue_by_sku(conn: Connection) -> dict[str, dict]:
+    return {row["sku"]: row for row in csv.DictReader(io.StringIO(export_csv(conn)))}
+
+
+def import_with_changes(conn: Connection, rows: list[dict]) -> list[RowChange]:
+    """Import ``rows`` (:func:`import_rows`, all or nothing) and say what it changed, product by product,
+    as the export reads before and after: a preview is this in a transaction rolled back, and applying
+    it again checks that the same changes come out. Raises CatalogRefused."""
+    before = _catalogue_by_sku(conn)
+    import_rows(conn, rows)
+    changes = []
+    for sku, row in _catalogue_by_sku(conn).items():
+        old = before.get(sku)
+        if old is None:
+            changes.append(RowChange(sku, True, tuple((name, "", row[name]) for name in FIELDS
+                                                      if name != "sku" and row[name] != "")))
+        elif differing := tuple((name, old[name], row[name]) for name in FIELDS if old[name] != row[name]):
+            changes.append(RowChange(sku, False, differing))
+    return changes
+
+
+def changes_digest(changes: list[RowChange]) -> str:
+    """A preview's fingerprint: the same changes, the same digest."""
+    return hashlib.sha256(json.dumps([[change.sku, change.added, change.fields] for change in changes]).encode()
+                          ).hexdigest()
+
+
+def read_csv_text(data: bytes) -> list[dict]:
+    """An uploaded file's rows (UTF-8, with or without a byte-order mark, as spreadsheets save them).
+    Raises CatalogRefused naming the file when it is not text this import reads."""
+    try:
+        text = data.decode("utf-8-sig")
+        return list(csv.DictReader(io.StringIO(text, newline="")))
+    except UnicodeDecodeError:
+        raise CatalogRefused([InvalidField("file", "must be UTF-8 text: save it from the spreadsheet as "
+                                                   "CSV UTF-8", 1)]) from None
+    except csv.Error as error:
+        raise CatalogRefused([InvalidField("file", f"is not a CSV file this import reads ({error})", 1)]) from None

@@ -12,7 +12,7 @@ from email.message import EmailMessage
 from email.utils import parseaddr
 
 from storefront import jobs
-from storefront.formatting import money
+from storefront.formatting import money, shop_datetime
 from storefront.orders.book import DEMO_LABEL, OrderSummary
 from storefront.orders.links import order_link
 
@@ -38,7 +38,7 @@ def confirmation_message(order: OrderSummary, sender: str) -> EmailMessage:
         f"Hello {delivery.name}," if delivery.name else "Hello,",
         "",
         (f"Your payment for order {order.reference} was refunded in full: {order.refund_reason}."
-         if refunded_only else f"Thank you: order {order.reference} is paid."),
+         if refunded_only else f"Thank you: order {order.reference}, placed {shop_datetime(order.created_at)}, is paid."),
         "",
     ]
     if order.demo:
@@ -63,7 +63,8 @@ def shipping_message(order: OrderSummary, sender: str) -> EmailMessage:
     delivery = order.delivery
     message = _addressed(order, sender, "on its way", "-shipped")
     lines = [f"Hello {delivery.name}," if delivery.name else "Hello,", "",
-             f"Order {order.reference} has left us, to:", *(f"  {part}" for part in delivery.lines()), ""]
+             f"Order {order.reference} left us {shop_datetime(order.row.shipped_at)}, to:"
+             if order.row.shipped_at else f"Order {order.reference} has left us, to:", *(f"  {part}" for part in delivery.lines()), ""]
     if order.demo:
         lines += [f"This is a demo order ({DEMO_LABEL}): nothing was charged, and nothing will arrive.", ""]
     for line in order.lines:

@@ -88,6 +88,8 @@ def join_queue(product_id: int):
                        opensAt=isoformat_z(closed.opens_at)) from None
     except queue.QueueSoldOut:
         raise ApiError(409, "out_of_stock", "Sold out: nothing left to wait for.", available=0) from None
+    except queue.QueueClosed:
+        raise ApiError(409, "queue_closed", "The shop has closed this line: nobody more is let in.") from None
     except queue.TooManyEntries as many:
         raise ApiError(429, "too_many_entries",
                        f"This address has {many.limit} places in this line already.", limit=many.limit) from None
@@ -174,7 +176,7 @@ def _place_fragment(product: queue.QueuedProduct, place, status: int = 200):
     now = utcnow()
     context = {}
     with reading() as conn:
-        if place is None or place.status == "expired":  # whether the join form shows
+        if place is None or place.status in ("expired", "closed"):  # the join form, or why it is closed
             context["state"] = queue.line_state(conn, product, queue.room_of(conn, product, now), now)
         elif place.status == "waiting" and place.position is not None:
             context["admitted_last_minute"] = queue.admitted_last_minute(conn, product, now)
