@@ -219,7 +219,7 @@ def test_the_room_opens_before_the_start_and_a_product_without_one_says_so(pg_sh
 
 
 def test_holds_race_across_processes_and_never_sell_more_than_the_stock(pg_shop, settings, live_server):
-    from tests.test_holds_race import ACCESS_LOG, assert_raced_across_processes, race
+    from tests.test_holds_race import race_over
 
     client = pg_shop.test_client()
     product = queued_product(total=5)
@@ -229,9 +229,10 @@ def test_holds_race_across_processes_and_never_sell_more_than_the_stock(pg_shop,
     assert standing(client, product.id)["admittedThrough"] == 5
     admitted = {visitor(n) for n in range(1, 41) if mine(client, product.id, n).get_json()["status"] == "admitted"}
     assert len(admitted) == 5
-    server = live_server({**settings, **NO_DOOR, **ACCESS_LOG}, workers=3, threads=4, worker_connections=4)
-    answers = race(server.url, [{"productId": product.id, "userId": visitor(n)} for n in range(1, 41)] * 2)
-    assert_raced_across_processes(server, answers)
+    # Two gunicorns on the one database, the bodies dealt in turn: the race spans two processes
+    # whatever the machine's load (one gunicorn's workers may leave a crowd to one of them).
+    servers = [live_server({**settings, **NO_DOOR}, workers=2, threads=4) for _ in range(2)]
+    answers = race_over(servers, [{"productId": product.id, "userId": visitor(n)} for n in range(1, 41)] * 2)
     codes = sorted(answer.status_code for answer in answers)
     assert codes.count(201) == 5 and codes.count(201) + codes.count(200) == 10  # each admitted owner: one hold
     assert {answer.json()["userId"] for answer in answers if answer.status_code == 201} == admitted
