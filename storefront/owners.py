@@ -18,7 +18,7 @@ now (the one it has been sending, which owns what it has).
 
 The hold limits also need the client's address: the owners that share a visitor id and
 an address are one person's private windows, and every owner behind one address (an IPv4
-address or an IPv6 /64) shares MAX_HELD_UNITS_PER_ADDRESS (see inventory/holds.py).
+address or an IPv6 /64) shares MAX_HELD_UNITS_PER_ADDRESS (see inventory/grants.py).
 """
 
 import hashlib

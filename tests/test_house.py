@@ -182,3 +182,18 @@ def test_transactions_opened_below_the_ways_in_are_the_ones_listed():
         if count:
             found[relative] = count
     assert found == {module: count for module, (count, _) in OWN_TRANSACTIONS.items()}
+
+
+def test_the_advisory_locks_key_spaces_are_one_table_that_the_sql_quotes():
+    """Every advisory lock goes through storefront/locks.py, and the live hold function takes its two
+    by the numbers that table gives (pretix's KEY_SPACES: one place to see that no two collide)."""
+    from storefront.locks import KeySpace
+
+    assert len(set(KeySpace)) == len(KeySpace.__members__)  # no two names share a space
+    others = [str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")
+              if "pg_advisory" in path.read_text() and path.name != "locks.py"]
+    assert others == []
+    live = max((PACKAGE / "inventory" / "sql").glob("place_hold_v*.sql"), key=lambda path: int(path.stem.removeprefix("place_hold_v")))
+    taken = re.findall(r"hashtextextended\((\w+), (\d+)\)", live.read_text())
+    spaces = {"p_visitor": KeySpace.VISITOR, "p_address": KeySpace.ADDRESS, "p_block": KeySpace.ADDRESS}
+    assert taken and [(key, int(space)) for key, space in taken] == [(key, spaces[key]) for key, _ in taken]

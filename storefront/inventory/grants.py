@@ -32,6 +32,7 @@ from storefront.inventory.stock import (
     release_lapsed_holds,
     take_units,
 )
+from storefront.locks import KeySpace, lock_key
 from storefront.owners import Owner, address_block
 
 
@@ -157,17 +158,13 @@ _VISITOR_UNITS = select(
     func.coalesce(func.sum(case((holds.c.client_address == bindparam("address"), holds.c.quantity), else_=0)), 0),
 ).where(holds.c.user_id == bindparam("visitor"), is_pending, holds.c.expires_at > _now)
 
-# The expiry as a FILTER, as in inventory/sql/place_hold_v6.sql: only the address's index fits this look.
+# The expiry as a FILTER, as in inventory/sql/place_hold_v8.sql: only the address's index fits this look.
 _ADDRESS_UNITS = select(
     func.coalesce(func.sum(holds.c.quantity).filter(holds.c.expires_at > _now), 0)
 ).where(holds.c.client_address == bindparam("address"), is_pending)
 _BLOCK_UNITS = select(
     func.coalesce(func.sum(holds.c.quantity).filter(holds.c.expires_at > _now), 0)
 ).where(holds.c.client_block == bindparam("block"), is_pending)
-
-# Two key spaces by seed: a visitor id and an address that hash alike still lock apart, as a rule.
-_LOCK_VISITOR = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("visitor"), 0)))
-_LOCK_ADDRESS = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("address"), 1)))
 
 _owned = (holds.c.user_id == bindparam("visitor"), holds.c.browser_id == bindparam("browser"))
 _OWN_LIVE_HOLD = select(holds).where(holds.c.product_id == bindparam("product"), *_owned, is_pending,
@@ -177,17 +174,15 @@ _OWN_LIVE_HOLD = select(holds).where(holds.c.product_id == bindparam("product"),
 def lock_visitor(conn: Connection, visitor_id: str) -> None:
     """Take the visitor id's transaction lock (PostgreSQL), before any other: the units one visitor
     id holds are counted and added to under it. SQLite has one writer anyway."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(_LOCK_VISITOR, {"visitor": visitor_id})
+    lock_key(conn, KeySpace.VISITOR, visitor_id)
 
 
 def lock_address(conn: Connection, address: str) -> None:
     """Take the client address's transaction lock (PostgreSQL), then its IPv6 /48's: after the visitor
     id's, before any product's, the order every path keeps (inventory/sql/place_hold_v8.sql's too)."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(_LOCK_ADDRESS, {"address": address})
-        if (block := address_block(address)) is not None:
-            conn.execute(_LOCK_ADDRESS, {"address": block})
+    lock_key(conn, KeySpace.ADDRESS, address)
+    if (block := address_block(address)) is not None:
+        lock_key(conn, KeySpace.ADDRESS, block)
 
 
 def held_by(conn: Connection, owner: Owner, address: str, now: datetime) -> int:

@@ -115,7 +115,7 @@ def place_hold(product_id: int, owner: Owner, address: str, quantity: int, ttl_s
 def place_hold_step_by_step(product_id: int, owner: Owner, address: str, quantity: int, ttl_seconds: int,
                             limits: HoldLimits) -> PlacedHold:
     """The grant step, statement by statement, in a transaction of its own (after a "no" from
-    reads alone, as inventory/sql/place_hold_v6.sql gives it). SQLite's only way; PostgreSQL's
+    reads alone, as inventory/sql/place_hold_v8.sql gives it). SQLite's only way; PostgreSQL's
     when its function needs the product's lock."""
     now = utcnow()
     with reading() as conn:

@@ -39,6 +39,7 @@ from storefront.catalog.models import products
 from storefront.clock import UTCDateTime, isoformat_z
 from storefront.inventory.models import Queue, QueueEntry
 from storefront.inventory.stock import buckets, holds, stock_levels, unit_counts, units_available
+from storefront.locks import KeySpace, lock_key
 from storefront.owners import Owner, address_block
 
 rooms = Queue.__table__
@@ -219,8 +220,6 @@ _FROM_ADDRESS = select(func.count()).select_from(entries).where(
     entries.c.product_id == bindparam("product"), entries.c.client_address == bindparam("address"))
 _FROM_BLOCK = select(func.count()).select_from(entries).where(
     entries.c.product_id == bindparam("product"), entries.c.client_block == bindparam("block"))
-# Joins lock in their own key spaces (grants.py uses 0 and 1 for holds): an owner's, then its address's.
-_LOCK_JOINER = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("key"), bindparam("space"))))
 
 
 class EntryIdTaken(ValueError):
@@ -263,8 +262,7 @@ def join(conn: Connection, product: QueuedProduct, owner: Owner, address: str, n
     """
     if now < product.opens_at:
         raise QueueNotOpen(product.opens_at)
-    if conn.dialect.name == "postgresql":
-        conn.execute(_LOCK_JOINER, {"key": owner.visitor_id, "space": 2})
+    lock_key(conn, KeySpace.LINE_JOINER, owner.visitor_id)
     existing = own_entry(conn, product, owner)
     if existing is not None and not turn_over(conn, product, existing, now):
         return existing, False
@@ -273,10 +271,9 @@ def join(conn: Connection, product: QueuedProduct, owner: Owner, address: str, n
     if conn.execute(_CLOSED, {"product": product.id}).scalar() is not None:
         raise QueueClosed(product.id)
     block = address_block(address) if settings.block_factor else None
-    if conn.dialect.name == "postgresql":
-        conn.execute(_LOCK_JOINER, {"key": address, "space": 3})
-        if block is not None:
-            conn.execute(_LOCK_JOINER, {"key": block, "space": 3})
+    lock_key(conn, KeySpace.LINE_ADDRESS, address)
+    if block is not None:
+        lock_key(conn, KeySpace.LINE_ADDRESS, block)
     if conn.execute(_FROM_ADDRESS, {"product": product.id, "address": address}).scalar_one() \
             >= settings.entries_per_address:
         raise TooManyEntries(settings.entries_per_address)

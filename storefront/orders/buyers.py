@@ -15,17 +15,16 @@ options together. The limit is checked three times, each at the point where it c
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, func, or_, select
+from sqlalchemy import Connection, func, or_, select
 
 from storefront.catalog.models import products
 from storefront.inventory.models import HoldStatus, is_pending
 from storefront.inventory.stock import family_items, holds
+from storefront.locks import KeySpace, lock_key
 from storefront.orders.delivery import Delivery
 from storefront.orders.models import Order
 
 orders = Order.__table__
-# A family's lock in its own key space (grants.py holds 0 and 1, queue.py 2 and 3).
-FAMILY_KEY_SPACE = 5
 
 
 @dataclass(frozen=True)
@@ -79,9 +78,6 @@ def refusal_at_delivery(conn: Connection, lines: list, delivery: Delivery, now) 
     return None
 
 
-_LOCK_FAMILY = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("key"), FAMILY_KEY_SPACE)))
-
-
 def over_limit_at_settlement(conn: Connection, line, now) -> bool:
     """Whether paying for this hold would give its buyer more of the product than its limit allows:
     units bought already by the same owner, or under the same email or address as this payment's
@@ -90,8 +86,7 @@ def over_limit_at_settlement(conn: Connection, line, now) -> bool:
     family, per_buyer = family_terms(conn, line.product_id)
     if per_buyer is None:
         return False
-    if conn.dialect.name == "postgresql":
-        conn.execute(_LOCK_FAMILY, {"key": f"family:{family}"})
+    lock_key(conn, KeySpace.BUYER_FAMILY, f"family:{family}")
     order = conn.execute(select(orders.c.buyer_email, orders.c.buyer_address).where(
         orders.c.id == (line.checkout_id or line.id))).first()
     same_buyer = [(holds.c.user_id == line.user_id) & (holds.c.browser_id == line.browser_id)]

@@ -1,3 +1,8 @@
+-- storefront_place_hold, version 8 (migration 0019), the live one. Where this account names a
+-- Python home that has moved since: the grant step under the product's lock is grant() in
+-- inventory/grants.py; an address's /64 and /48 are owners.py's address_block(); its two
+-- advisory locks' key spaces, 0 and 1, are storefront/locks.py's KeySpace.VISITOR and ADDRESS.
+--
 -- storefront_place_hold, version 8 (migration 0019): version 7, and what keeps a drop from
 -- being cornered. A queued product's pass takes at most p_units_per_pass units ('pass_limit',
 -- with that number). A paused product takes no hold ('paused'). A product with a limit per
