@@ -40,6 +40,25 @@ EXAMPLE_SECRET_KEYS = frozenset({
 })
 
 
+# The integer settings: (Config's field, its variable, the lowest value allowed). Each default is the
+# field's own; a value that is not a whole number at least that low stops start-up, naming it.
+INTEGER_SETTINGS = (
+    ("hold_ttl_seconds", "HOLD_TTL_SECONDS", 1),
+    ("sweep_interval_seconds", "SWEEP_INTERVAL_SECONDS", 1),
+    ("max_hold_quantity", "MAX_HOLD_QUANTITY", 1),
+    ("max_held_units_per_visitor", "MAX_HELD_UNITS_PER_VISITOR", 1),
+    ("max_held_units_per_address", "MAX_HELD_UNITS_PER_ADDRESS", 1),
+    ("stock_poll_seconds", "STOCK_POLL_SECONDS", 1),
+    ("queue_opens_before_seconds", "QUEUE_OPENS_BEFORE_SECONDS", 0),
+    ("queue_pass_seconds", "QUEUE_PASS_SECONDS", 1),
+    ("queue_entries_per_address", "QUEUE_ENTRIES_PER_ADDRESS", 1),
+    ("queue_units_per_pass", "QUEUE_UNITS_PER_PASS", 1),
+    ("ipv6_block_factor", "IPV6_BLOCK_FACTOR", 0),
+    ("queue_proof_of_work", "QUEUE_PROOF_OF_WORK", 0),
+    ("trusted_proxy_count", "TRUSTED_PROXY_COUNT", 0),
+)
+
+
 @dataclass(frozen=True)
 class Config:
     database_url: str
@@ -139,39 +158,12 @@ class Config:
             stripe_publishable_key=stripe_publishable_key,
             stripe_webhook_secret=stripe_webhook_secret,
             stripe_api_base=_url(get("STRIPE_API_BASE"), "STRIPE_API_BASE", ("http", "https")),
-            hold_ttl_seconds=_positive_int(get("HOLD_TTL_SECONDS"), "HOLD_TTL_SECONDS", cls.hold_ttl_seconds),
-            sweep_interval_seconds=_positive_int(
-                get("SWEEP_INTERVAL_SECONDS"), "SWEEP_INTERVAL_SECONDS", cls.sweep_interval_seconds
-            ),
-            max_hold_quantity=_positive_int(get("MAX_HOLD_QUANTITY"), "MAX_HOLD_QUANTITY", cls.max_hold_quantity),
-            max_held_units_per_visitor=_positive_int(
-                get("MAX_HELD_UNITS_PER_VISITOR"), "MAX_HELD_UNITS_PER_VISITOR", cls.max_held_units_per_visitor
-            ),
-            max_held_units_per_address=_positive_int(
-                get("MAX_HELD_UNITS_PER_ADDRESS"), "MAX_HELD_UNITS_PER_ADDRESS", cls.max_held_units_per_address
-            ),
             hold_rate_limit=hold_rate_limit,
             admin_password=admin_password,
             mail_url=mail_url,
             mail_from=mail_from,
-            stock_poll_seconds=_positive_int(get("STOCK_POLL_SECONDS"), "STOCK_POLL_SECONDS", cls.stock_poll_seconds),
-            queue_opens_before_seconds=_positive_int(
-                get("QUEUE_OPENS_BEFORE_SECONDS"), "QUEUE_OPENS_BEFORE_SECONDS", cls.queue_opens_before_seconds, low=0
-            ),
-            queue_pass_seconds=_positive_int(get("QUEUE_PASS_SECONDS"), "QUEUE_PASS_SECONDS", cls.queue_pass_seconds),
-            queue_entries_per_address=_positive_int(
-                get("QUEUE_ENTRIES_PER_ADDRESS"), "QUEUE_ENTRIES_PER_ADDRESS", cls.queue_entries_per_address
-            ),
-            queue_units_per_pass=_positive_int(
-                get("QUEUE_UNITS_PER_PASS"), "QUEUE_UNITS_PER_PASS", cls.queue_units_per_pass
-            ),
-            ipv6_block_factor=_positive_int(get("IPV6_BLOCK_FACTOR"), "IPV6_BLOCK_FACTOR", cls.ipv6_block_factor, low=0),
-            queue_proof_of_work=_positive_int(
-                get("QUEUE_PROOF_OF_WORK"), "QUEUE_PROOF_OF_WORK", cls.queue_proof_of_work, low=0
-            ),
-            trusted_proxy_count=_positive_int(
-                get("TRUSTED_PROXY_COUNT"), "TRUSTED_PROXY_COUNT", cls.trusted_proxy_count, low=0
-            ),
+            **{name: _positive_int(get(variable), variable, getattr(cls, name), low=low)
+               for name, variable, low in INTEGER_SETTINGS},
             demo_payments=demo_payments,
             trusted_hosts=_trusted_hosts(get("TRUSTED_HOSTS")),
             metrics_token=get("METRICS_TOKEN"),
