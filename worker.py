@@ -72,7 +72,7 @@ def run_sweep_schedule(app, stopping: threading.Event) -> None:
         slot = int(time.time() // interval)
         with app.app_context():
             try:
-                jobs.enqueue("storefront.payments.jobs.sweep_expired_holds", job_id=f"sweep-{slot}")
+                jobs.enqueue("storefront.sweep.sweep", job_id=f"sweep-{slot}")
             except RedisError as error:
                 log.warning("sweep not enqueued (%s); trying again next interval", type(error).__name__)
         stopping.wait((slot + 1) * interval - time.time())
@@ -103,7 +103,7 @@ def run_jobs_worker(app) -> None:
 
 
 def run_embedded_sweep(app) -> None:
-    from storefront.payments.jobs import sweep_expired_holds
+    from storefront.sweep import sweep
 
     interval = app.config["STOREFRONT"].sweep_interval_seconds
     stop = threading.Event()
@@ -111,7 +111,7 @@ def run_embedded_sweep(app) -> None:
         signal.signal(sig, lambda *_: stop.set())
     log.info("embedded mode: events and jobs run in the web process; sweeping every %ss", interval)
     while not stop.wait(interval):
-        sweep_expired_holds()
+        sweep()
 
 
 def main(argv: list[str]) -> int:

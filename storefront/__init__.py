@@ -75,6 +75,14 @@ def create_app(config: Config | dict | None = None, instance_path: str | None = 
 
     for blueprint in (shop_bp, payments_bp, orders_bp, health_bp, openapi_bp):
         app.register_blueprint(blueprint)
+    # Each area's part of every sweep, in this order: holds lapse, lines move, payments are asked about,
+    # confirmations go out again (the rate limiter's old windows are forgotten first, from its init_app).
+    from storefront.inventory import jobs as inventory_jobs
+    from storefront.orders import jobs as order_jobs
+    from storefront.payments import jobs as payment_jobs
+
+    for area in (inventory_jobs, payment_jobs, order_jobs):
+        area.init_app(app)
     admin.init_app(app)
 
     from storefront.envelope import RequestEnvelope, RoutedRequest

@@ -199,9 +199,9 @@ def stock_set_command(product_id: int, total: int):
 @click.command("sweep")
 def sweep_command():
     """Expire lapsed holds and settle their payments with Stripe, once (the worker does it every interval)."""
-    from storefront.payments.jobs import sweep_expired_holds
+    from storefront.sweep import sweep
 
-    swept = sweep_expired_holds()
+    swept = sweep()
     asked = ", ".join(f"{count} {outcome}" for outcome, count in sorted(swept["intents"].items())) or "none due"
     click.echo(f"{swept['unitsReleased']} units released; payment intents asked about: {asked}.")
 

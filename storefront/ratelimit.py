@@ -39,6 +39,7 @@ from storefront.errors import ApiError
 from storefront.extensions import db
 from storefront.metrics import RATE_LIMITER_DOWN
 from storefront.owners import address_block, client_address
+from storefront.sweep import every_sweep
 
 
 class LimitWindow(db.Model):
@@ -199,6 +200,7 @@ def init_app(app: Flask) -> None:
     settings = app.config["STOREFRONT"]
     limit = parse(settings.hold_rate_limit)
     app.extensions["storefront.ratelimit"] = DatabaseLimiter(limit)
+    every_sweep(app, "rateWindowsForgotten", lambda: current_app.extensions["storefront.ratelimit"].forget_old_counts())
     app.extensions["storefront.failed_logins"] = FailedLogins(settings.redis_url)
     app.extensions["storefront.ipv6_block_factor"] = settings.ipv6_block_factor
 

@@ -28,9 +28,9 @@ from tests.test_payments_stripe import HTMX, Shopper, hold_fragment, stored_hold
 
 
 def sweep():
-    from storefront.payments.jobs import sweep_expired_holds
+    from storefront.sweep import sweep
 
-    return sweep_expired_holds()
+    return sweep()
 
 
 def held_and_paid(client, shopper, product, user=1):

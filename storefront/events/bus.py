@@ -8,37 +8,38 @@ failure reaches the webhook as :class:`EventNotDurable`, so Stripe delivers it
 again.
 """
 
-import hashlib
 import logging
+from collections.abc import Callable
 
 from flask import Flask, current_app
 
-from storefront import jobs
 from storefront.events import EventNotDurable
 
 log = logging.getLogger(__name__)
+HANDLERS = "storefront.payment_handlers"
 
 
 def publish_payment_event(message: dict) -> None:
     current_app.extensions["storefront.events"].publish(message)
 
 
+def handles_payment_messages(app: Flask, one: Callable[[dict], None], many: Callable[[list[dict]], None]) -> None:
+    """The area that settles payments says how it takes them: ``one`` an event handed over on its own,
+    ``many`` the events of one poll. The bus names no job of theirs."""
+    app.extensions[HANDLERS] = (one, many)
+
+
 def handle_payment_message(message: dict) -> None:
-    """One event handed over on its own (the in-process bus): its completion job, by its id."""
-    jobs.enqueue("storefront.payments.jobs.complete_payment", message, job_id=f"payment-{message['eventId']}")
+    """One event handed over on its own (the in-process bus)."""
+    current_app.extensions[HANDLERS][0](message)
 
 
 def handle_payment_messages(messages: list[dict]) -> None:
-    """The consumer's side: the events of one poll become one completion job.
-
-    Its id is derived from the events it carries, so the same batch handed over again
-    (a consumer killed before committing) is the same job; a batch cut differently is
-    another job, whose events are then settled as duplicates, changing nothing.
-    """
+    """The consumer's side: the events of one poll, handed over together."""
+    one, many = current_app.extensions[HANDLERS]
     if len(messages) == 1:
-        return handle_payment_message(messages[0])
-    batch = hashlib.sha256(",".join(sorted(m["eventId"] for m in messages)).encode()).hexdigest()[:32]
-    jobs.enqueue("storefront.payments.jobs.complete_payments", messages, job_id=f"payments-{batch}")
+        return one(messages[0])
+    return many(messages)
 
 
 class InProcessBus:

@@ -1,12 +1,13 @@
-"""The sweep's part in holds: lapsed holds become EXPIRED.
+"""The inventory's part of every sweep (storefront/sweep.py): lapsed holds become EXPIRED, and
+each started line lets in whoever its stock allows.
 
 Availability never waits for it (a lapsed hold stops counting on its own); the
 sweep makes the statuses true. Safe when several workers run it at once: each
 product is swept under its own lock. Their payments are reconciled with Stripe
-by the job that calls this one (``payments/jobs.py``).
+by payments' part of the same sweep (``payments/jobs.py``), registered after this one.
 """
 
-from flask import current_app
+from flask import Flask, current_app
 from sqlalchemy import select
 
 from storefront.clock import utcnow
@@ -16,6 +17,12 @@ from storefront.inventory import queue
 from storefront.inventory.holds import sweep_lapsed_holds
 from storefront.metrics import SWEPT_UNITS
 from storefront.proof_of_work import forget_lapsed
+from storefront.sweep import every_sweep
+
+
+def init_app(app: Flask) -> None:
+    every_sweep(app, "unitsReleased", expire_lapsed_holds)
+    every_sweep(app, "placesAdmitted", advance_queues)
 
 
 def expire_lapsed_holds() -> int:

@@ -14,6 +14,7 @@ from storefront.mail import mailer
 from storefront.metrics import measured_job
 from storefront.orders.book import order_of, orders, paid_order_ids_of_buyer, unconfirmed_orders
 from storefront.orders.confirmation import confirm_later, confirmation_message, order_links_message, shipping_message
+from storefront.sweep import every_sweep
 
 log = logging.getLogger(__name__)
 
@@ -75,3 +76,8 @@ def resend_unconfirmed() -> int:
     for order_id in order_ids:
         confirm_later(order_id)
     return len(order_ids)
+
+
+def init_app(app) -> None:
+    """Orders' part of every sweep: confirmations of paid orders that did not go out, sent again."""
+    every_sweep(app, "confirmationsResent", resend_unconfirmed)

@@ -1,19 +1,20 @@
 """Payment jobs. Each takes plain data, re-reads state, is safe to run twice,
 and raises on failure so that it is retried."""
 
+import hashlib
 import logging
 from collections import Counter
 
 from flask import current_app
 
 from storefront import jobs
-from storefront.inventory.jobs import advance_queues, expire_lapsed_holds
+from storefront.events.bus import handles_payment_messages
 from storefront.logs import request_id_var
-from storefront.metrics import SWEEPS, UNSEALED_MESSAGES, measured_job
-from storefront.orders.jobs import resend_unconfirmed
+from storefront.metrics import UNSEALED_MESSAGES, measured_job
 from storefront.payments.messages import is_sealed
 from storefront.payments.reconcile import reconcile_payments
 from storefront.payments.settlement import settle_batch, settle_succeeded
+from storefront.sweep import every_sweep
 
 log = logging.getLogger(__name__)
 
@@ -69,25 +70,31 @@ def _settle_alone(message: dict) -> str:
         return settle_succeeded(message, "webhook")
     except Exception:
         log.exception("payment event %s failed; retried on its own", message.get("eventId"))
-        jobs.enqueue("storefront.payments.jobs.complete_payment", message, job_id=f"payment-{message['eventId']}")
+        enqueue_completion(message)
         return "retried_alone"
     finally:
         request_id_var.reset(token)
 
 
-@measured_job("sweep_expired_holds")
-def sweep_expired_holds() -> dict:
-    """Every SWEEP_INTERVAL_SECONDS: lapsed holds become EXPIRED, and their payments are settled
-    with Stripe (holds about to lapse in the next interval are asked about first); order
-    confirmations that did not go out are enqueued again."""
-    units = expire_lapsed_holds()
-    admitted = advance_queues()
-    intents = reconcile_payments(lookahead_seconds=current_app.config["STOREFRONT"].sweep_interval_seconds)
-    confirmations = resend_unconfirmed()
-    current_app.extensions["storefront.ratelimit"].forget_old_counts()
-    SWEEPS.inc()
-    if units or admitted or intents or confirmations:
-        log.info("sweep: %d units released; %d places admitted; payment intents: %s;"
-                 " order confirmations sent again: %d", units, admitted, intents or "none due", confirmations)
-    return {"unitsReleased": units, "placesAdmitted": admitted, "intents": intents,
-            "confirmationsResent": confirmations}
+def enqueue_completion(message: dict) -> None:
+    """One event handed over on its own (the in-process bus): its completion job, by its id."""
+    jobs.enqueue("storefront.payments.jobs.complete_payment", message, job_id=f"payment-{message['eventId']}")
+
+
+def enqueue_completions(messages: list[dict]) -> None:
+    """The events of one consumer poll: one completion job.
+
+    Its id is derived from the events it carries, so the same batch handed over again
+    (a consumer killed before committing) is the same job; a batch cut differently is
+    another job, whose events are then settled as duplicates, changing nothing.
+    """
+    batch = hashlib.sha256(",".join(sorted(m["eventId"] for m in messages)).encode()).hexdigest()[:32]
+    jobs.enqueue("storefront.payments.jobs.complete_payments", messages, job_id=f"payments-{batch}")
+
+
+def init_app(app) -> None:
+    """Payments' ways in from below: the bus hands succeeded payments to the completion jobs; and its
+    part of every sweep, the intents of holds lapsing now, or about to, asked about."""
+    handles_payment_messages(app, enqueue_completion, enqueue_completions)
+    every_sweep(app, "intents", lambda: reconcile_payments(
+        lookahead_seconds=current_app.config["STOREFRONT"].sweep_interval_seconds))
