@@ -59,7 +59,7 @@ def settle(reservation_id: str) -> None:
     """Settle a hold as its payment's success would, by the shop's own rule (it completes)."""
     import uuid
 
-    from storefront.payments.completion import settle_payment
+    from storefront.payments.completion import settle as settle_payment
 
     hold = db.session.get(Hold, uuid.UUID(reservation_id))
     with db.engine.begin() as conn:

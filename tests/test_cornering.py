@@ -167,7 +167,7 @@ def test_a_buyer_is_known_by_email_and_address_at_delivery_and_at_settlement(sho
 
     from storefront.inventory.models import Hold
     from storefront.orders.models import Order
-    from storefront.payments.completion import settle_payment
+    from storefront.payments.completion import settle as settle_payment
     from tests.factories import DELIVERY
 
     client = shop.test_client()

@@ -164,7 +164,7 @@ OWN_TRANSACTIONS = {
     "payments/webhook.py": (3, "an event made durable before the webhook answers 2xx"),
     "payments/intents.py": (2, "Stripe is called with no transaction open; its answer is recorded after"),
     "payments/reconcile.py": (2, "Stripe asked between the transactions"),
-    "payments/settlement.py": (6, "a settlement committed before its refund is issued with Stripe"),
+    "payments/settlement.py": (5, "a settlement committed before its refund is issued with Stripe"),
     "listings/seed.py": (2, "the demo catalogue, loaded once"),
     "ratelimit.py": (5, "a limit's count (SQLite's, a failed login), its reset and the sweep's forgetting: its own table"),
 }
@@ -197,3 +197,29 @@ def test_the_advisory_locks_key_spaces_are_one_table_that_the_sql_quotes():
     taken = re.findall(r"hashtextextended\((\w+), (\d+)\)", live.read_text())
     spaces = {"p_visitor": KeySpace.VISITOR, "p_address": KeySpace.ADDRESS, "p_block": KeySpace.ADDRESS}
     assert taken and [(key, int(space)) for key, space in taken] == [(key, spaces[key]) for key, _ in taken]
+
+
+ENQUEUED = re.compile(r"""enqueue\(\s*["'](storefront(?:\.\w+)+)\.\w+["']""")
+
+
+def enqueued_by_name() -> dict[str, set[str]]:
+    """Module → the modules whose jobs it enqueues by dotted path: an import the graph cannot see."""
+    found = {}
+    for name, path in modules().items():
+        targets = set(ENQUEUED.findall(path.read_text()))
+        if targets:
+            found[name] = targets
+    return found
+
+
+def test_no_job_is_enqueued_by_name_above_its_caller():
+    found = sorted(f"{module} -> {target}" for module, targets in enqueued_by_name().items() for target in targets
+                   if upward(module, target))
+    assert found == []
+    assert "storefront.payments.jobs" in enqueued_by_name()["storefront.payments.jobs"]  # the reading works
+
+
+def test_an_upward_enqueue_would_be_caught():
+    text = 'jobs.enqueue("storefront.payments.jobs.complete_payment", message)'
+    assert ENQUEUED.findall(text) == ["storefront.payments.jobs"]
+    assert upward("storefront.events.bus", "storefront.payments.jobs")

@@ -46,16 +46,6 @@ class PaymentSession:
         return self.status in ("succeeded", "processing")
 
 
-def intent_metadata(hold) -> dict:
-    return {"productId": str(hold.product_id), "userId": hold.user_id, "reservationId": str(hold.id)}
-
-
-def checkout_metadata(checkout, hold_ids) -> dict:
-    # Stripe caps a metadata value at 500 characters: cart.checkout.MAX_CART_LINES keeps the ids within it.
-    return {"checkoutId": str(checkout.id), "userId": checkout.user_id,
-            "reservationIds": ",".join(str(hold_id) for hold_id in hold_ids)}
-
-
 class StripeGateway:
     demo = False
 

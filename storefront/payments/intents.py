@@ -1,4 +1,5 @@
-"""Starting a payment, for a hold or a checkout: its PaymentIntent, created once and remembered.
+"""Starting a payment, for any payable (a hold, a checkout): its PaymentIntent, created once and
+remembered, and the delivery details the payment form sends before it confirms.
 
 Never inside a transaction: these functions take no connection. Stripe is called with no
 transaction open, and the intent's id is recorded afterwards in a transaction of its own
@@ -7,54 +8,31 @@ transaction open, and the intent's id is recorded afterwards in a transaction of
 
 import logging
 
-from sqlalchemy import Connection, update
-
-from storefront.cart.checkout import checkout_holds, remember_checkout_intent
 from storefront.clock import utcnow
 from storefront.extensions import db
-from storefront.inventory.stock import holds
 from storefront.orders.book import record_delivery
 from storefront.orders.buyers import PastBuyerLimit, refusal_at_delivery
 from storefront.orders.delivery import Delivery
-from storefront.payments.gateway import PaymentError, PaymentSession, checkout_metadata, gateway, intent_metadata
+from storefront.payments.gateway import PaymentError, PaymentSession, gateway
+from storefront.payments.payables import Payable, remember_intent
 
 log = logging.getLogger(__name__)
 
 
-def _open(what: str, subject, metadata: dict, remember) -> PaymentSession | None:
-    """Open (or find again) ``subject``'s intent; ``remember(conn, intent_id)`` records a new one.
-
-    None when the gateway cannot be reached right now: the page says so, the hold stays.
-    """
+def open_payment(paid: Payable) -> PaymentSession | None:
+    """The payable's payment session: its PaymentIntent for its amount, created once (under its
+    idempotency key) and remembered on it and its lines. None when the gateway cannot be reached
+    right now: the page says so, and what is held stays held."""
     try:
-        session = gateway().open_intent(
-            key=f"{what}-{subject.id}", amount=subject.amount, currency=subject.currency,
-            metadata=metadata, intent_id=subject.payment_intent_id,
-        )
+        session = gateway().open_intent(key=paid.intent_key, amount=paid.amount, currency=paid.currency,
+                                        metadata=paid.metadata(), intent_id=paid.payment_intent_id)
     except PaymentError as error:
-        log.warning("could not start payment for %s %s: %s", what, subject.id, error)
+        log.warning("could not start payment for %s %s: %s", paid.kind.name, paid.id, error)
         return None
-    if subject.payment_intent_id is None:
+    if paid.payment_intent_id is None:
         with db.engine.begin() as conn:
-            remember(conn, session.intent_id)
+            remember_intent(conn, paid, session.intent_id)
     return session
-
-
-def _remember_hold_intent(conn: Connection, hold_id, intent_id: str) -> None:
-    conn.execute(update(holds).where(holds.c.id == hold_id, holds.c.payment_intent_id.is_(None))
-                 .values(payment_intent_id=intent_id))
-
-
-def start_payment(hold) -> PaymentSession | None:
-    """The hold's payment session, or None when the gateway cannot be reached right now."""
-    return _open("hold", hold, intent_metadata(hold),
-                 lambda conn, intent_id: _remember_hold_intent(conn, hold.id, intent_id))
-
-
-def start_checkout_payment(checkout, hold_ids) -> PaymentSession | None:
-    """The checkout's one PaymentIntent for the sum of its lines; its holds point at it too."""
-    return _open("checkout", checkout, checkout_metadata(checkout, hold_ids),
-                 lambda conn, intent_id: remember_checkout_intent(conn, checkout.id, intent_id))
 
 
 class DeliveryPastBuyerLimit(Exception):
@@ -65,19 +43,18 @@ class DeliveryPastBuyerLimit(Exception):
         self.past = past
 
 
-def attach_delivery(kind: str, subject, delivery: Delivery, shop_url: str | None = None) -> None:
+def attach_delivery(paid: Payable, delivery: Delivery, shop_url: str | None = None) -> None:
     """The shopper's delivery details, given in the payment form: kept on the order (what
     settling reads; committed first), then put on the PaymentIntent for Stripe's receipt.
     Stripe being unreachable does not lose them: the order has them. Details that tell a buyer
     past a product's limit per buyer are refused (DeliveryPastBuyerLimit) before anything is charged."""
     with db.engine.begin() as conn:
-        lines = [subject] if kind == "hold" else checkout_holds(conn, subject.id)
-        past = refusal_at_delivery(conn, lines, delivery, utcnow())
+        past = refusal_at_delivery(conn, list(paid.lines), delivery, utcnow())
         if past is not None:
             raise DeliveryPastBuyerLimit(past)
-        record_delivery(conn, kind, subject, delivery, shop_url)
-    if subject.payment_intent_id:
+        record_delivery(conn, paid.kind.name, paid.row, delivery, shop_url)
+    if paid.payment_intent_id:
         try:
-            gateway().set_delivery(subject.payment_intent_id, delivery.email, delivery.stripe_shipping())
+            gateway().set_delivery(paid.payment_intent_id, delivery.email, delivery.stripe_shipping())
         except PaymentError as error:
-            log.warning("delivery details of %s %s not sent to Stripe: %s", kind, subject.id, error)
+            log.warning("delivery details of %s %s not sent to Stripe: %s", paid.kind.name, paid.id, error)

@@ -24,15 +24,10 @@ from storefront.logs import current_request_id
 from storefront.metrics import SETTLEMENTS
 from storefront.orders.book import record_paid
 from storefront.orders.confirmation import confirm_later
-from storefront.payments.completion import (
-    Settlement,
-    record_checkout_refund,
-    record_refund,
-    settle_checkout,
-    settle_payment,
-)
+from storefront.payments.completion import Settlement, settle
 from storefront.payments.gateway import PaymentError, PaymentRefused, PaymentSession, gateway
 from storefront.payments.ledger import payment_events, record_event, record_events
+from storefront.payments.payables import remember_refund
 
 log = logging.getLogger(__name__)
 
@@ -75,17 +70,16 @@ def message_from_intent(intent: dict, event_id: str, event_type: str = "payment_
 
 
 def settle_succeeded(message: dict, trigger: str) -> str:
-    """Apply a succeeded payment to its hold or checkout, refund what cannot be kept, record it.
+    """Apply a succeeded payment to what it paid for, refund what cannot be kept, record it.
 
     Safe to call any number of times, from any trigger, in any order: the outcome
     changes once. Raises PaymentError when a refund is due and Stripe cannot be
     reached, so that the caller (a job, the sweep) tries again.
     """
     intent_id = message["paymentIntentId"]
-    settle = settle_checkout if message.get("checkoutId") else settle_payment
     with db.engine.begin() as conn:
         settlement = settle(conn, message)
-        to_confirm = record_paid(conn, [(*settlement.paid_order, message)]) if settlement.paid_order else set()
+        to_confirm = record_paid(conn, [_paid_order(settlement, message)]) if settlement.order_paid else set()
         if not settlement.refund_amount:
             # The record commits with the settlement: one transaction, one fsync, per payment.
             _record(conn, message, settlement, trigger)
@@ -105,6 +99,10 @@ def settle_succeeded(message: dict, trigger: str) -> str:
     return settlement.outcome
 
 
+def _paid_order(settlement: Settlement, message: dict) -> tuple:
+    return settlement.payable.kind.name, settlement.payable.row, message
+
+
 def _record(conn: Connection, message: dict, settlement: Settlement, trigger: str, refund_id: str | None = None):
     record_event(
         conn, message["eventId"], message["type"], settlement.outcome,
@@ -116,20 +114,20 @@ def _record(conn: Connection, message: dict, settlement: Settlement, trigger: st
 def settle_batch(messages: list[dict], trigger: str) -> list[tuple[dict, str]]:
     """Settle many succeeded payments in ONE transaction: one commit (one fsync) for all.
 
-    Each is decided by the same rules, under the same locks, exactly once; single holds
-    go in product order, so two batches never wait on each other in a circle. Refunds
-    due are made after the commit, one by one, as :func:`settle_succeeded` makes them.
-    Checkouts lock several products, so each is settled on its own. If anything fails,
-    the whole batch rolls back and nothing of it happened: the caller settles each alone.
+    Each is decided by the same rules, under the same locks, exactly once; payables of one
+    line (single holds) go in product order, so two batches never wait on each other in a
+    circle. Refunds due are made after the commit, one by one, as :func:`settle_succeeded`
+    makes them. A checkout locks several products, so each is settled on its own. If anything
+    fails, the whole batch rolls back and nothing of it happened: the caller settles each alone.
     """
     singles = sorted((m for m in messages if not m.get("checkoutId")), key=lambda m: str(m.get("productId") or ""))
     decided = []
     with db.engine.begin() as conn:
         for message in singles:
-            decided.append((message, settle_payment(conn, message)))
+            decided.append((message, settle(conn, message)))
         # Their orders paid in one statement, as the ledger below records them in one.
-        to_confirm = record_paid(conn, [(*settlement.paid_order, message) for message, settlement in decided
-                                        if settlement.paid_order])
+        to_confirm = record_paid(conn, [_paid_order(settlement, message) for message, settlement in decided
+                                        if settlement.order_paid])
         record_events(conn, [
             {"eventId": message["eventId"], "type": message["type"], "outcome": settlement.outcome,
              "paymentIntentId": message["paymentIntentId"], "subjectId": settlement.subject_id,
@@ -156,15 +154,9 @@ def _refund(settlement: Settlement, intent_id: str) -> str:
         if earlier:
             return earlier
         return refund_once(intent_id, settlement.refund_amount, f"intent-{intent_id}", settlement.subject_id)
-    if settlement.outcome == "refund_due" and not settlement.is_checkout:
-        refund_id = refund_once(intent_id, settlement.refund_amount, str(settlement.subject_id), settlement.subject_id)
-        with db.engine.begin() as conn:
-            record_refund(conn, settlement.subject_id, refund_id)
-        return refund_id
-    refund_id = refund_once(intent_id, settlement.refund_amount, f"checkout-{settlement.subject_id}",
-                            settlement.subject_id)
+    refund_id = refund_once(intent_id, settlement.refund_amount, settlement.payable.refund_key, settlement.subject_id)
     with db.engine.begin() as conn:
-        record_checkout_refund(conn, settlement.subject_id, refund_id)
+        remember_refund(conn, settlement.payable, refund_id)
     return refund_id
 
 
@@ -203,7 +195,7 @@ def _whole_refund_of(conn: Connection, intent_id: str) -> str | None:
 
 
 def settle_returned(subject, named_intent_id: str | None) -> str | None:
-    """The shopper is back on ``subject``'s page (a hold or a checkout) naming a PaymentIntent.
+    """The shopper is back on ``subject``'s page (a payable) naming a PaymentIntent.
 
     The query string is never trusted: the intent must be the subject's own, and
     Stripe is asked what became of it. If it succeeded, it is settled before the

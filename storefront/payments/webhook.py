@@ -16,7 +16,7 @@ from storefront.events.bus import publish_payment_event
 from storefront.extensions import db
 from storefront.metrics import WEBHOOK_EVENTS
 from storefront.orders.book import record_stripe_refund
-from storefront.payments.completion import release_cancelled_checkout, release_cancelled_payment
+from storefront.payments.completion import release_cancelled
 from storefront.payments.gateway import gateway
 from storefront.payments.ledger import record_event
 from storefront.payments.messages import sealed
@@ -107,8 +107,7 @@ def _failed(message: dict) -> Receipt:
 
 def _canceled(message: dict) -> Receipt:
     with db.engine.begin() as conn:
-        release = release_cancelled_checkout if message["checkoutId"] else release_cancelled_payment
-        settlement = release(conn, message)
+        settlement = release_cancelled(conn, message)
         record_event(
             conn, message["eventId"], message["type"], settlement.outcome,
             payment_intent_id=message["paymentIntentId"],

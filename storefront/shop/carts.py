@@ -11,19 +11,18 @@ from storefront.errors import ApiError
 from storefront.extensions import db
 from storefront.htmx import trigger, wants_fragment
 from storefront.inventory.grants import BuyerLimit, HoldLimit, HoldLimits, NotOnSale, OutOfStock, Paused
-from storefront.inventory.holds import hold_json, status_of
+from storefront.inventory.holds import hold_json
 from storefront.inventory.models import HoldStatus
 from storefront.inventory.queue import NotAdmitted
 from storefront.inventory.stock import on_sale, stock_levels
 from storefront.owners import Owner, client_address, owner_of, requesting_owner
 from storefront.params import integer_field, request_body, reservation_id
-from storefront.payments.gateway import checkout_metadata, gateway
-from storefront.payments.intents import start_checkout_payment
+from storefront.payments.gateway import gateway
+from storefront.payments.payables import Payable, payable
 from storefront.payments.reconcile import settle_released_intent
-from storefront.payments.settlement import settle_paid_form, settle_returned
 from storefront.ratelimit import holds_rate_limit
 from storefront.shop import bp
-from storefront.shop.payments import delivery_details, demo_gateway, give_delivery, pay_with_demo
+from storefront.shop.payments import owned_payable, pay_with_demo, payment_form, settle_on_return, take_delivery
 from storefront.shop.refusals import buyer_limit_error, not_admitted_error, paused_error
 
 
@@ -132,25 +131,18 @@ def create_checkout():
     for _, intent_id in placed.superseded_intents:
         settle_released_intent(intent_id)  # released by the shop: settle it with Stripe now
     if wants_fragment():
-        return checkout_fragment(placed.checkout, 201)
+        with reading() as conn:
+            placed_payable = payable(conn, "checkout", placed.checkout.id)
+        return checkout_fragment(placed_payable, 201)
     return jsonify(checkout_json(placed.checkout, placed.holds)), 201
 
 
-def checkout_fragment(checkout, status: int = 200, *, confirming: bool = False, payment_failed: bool = False):
-    """The checkout with its lines, and its payment form while some can be paid (as a hold's)."""
-    with reading() as conn:
-        lines = carts.checkout_holds(conn, checkout.id)
+def checkout_fragment(paid: Payable, status: int = 200, *, confirming: bool = False, payment_failed: bool = False):
+    """The checkout with its lines, and its payment form while some can be paid (shop/payments.py:
+    payment_form, as a hold's)."""
     now = utcnow()
-    live = any(status_of(line, now) == HoldStatus.PENDING for line in lines)
-    payment = start_checkout_payment(checkout, [line.id for line in lines]) if live and not confirming else None
-    if payment is not None and payment.already_paid:  # settled now, not offered again
-        with reading() as conn:  # read again: it names its intent now
-            paid = carts.find_checkout(conn, checkout.id)
-        settle_paid_form(paid, payment)
-        with reading() as conn:
-            checkout, lines = carts.find_checkout(conn, checkout.id), carts.checkout_holds(conn, checkout.id)
-        live = any(status_of(line, now) == HoldStatus.PENDING for line in lines)
-        confirming, payment = True, None
+    paid, payment, confirming = payment_form(paid, confirming)
+    checkout, lines, live = paid.row, paid.lines, paid.is_live(now)
     with reading() as conn:
         rows = conn.execute(select(products.c.id, products.c.name, products.c.per_buyer)
                             .where(products.c.id.in_([line.product_id for line in lines]))).all()
@@ -167,63 +159,27 @@ def checkout_fragment(checkout, status: int = 200, *, confirming: bool = False, 
 @bp.get("/checkouts/<checkout>")
 def checkout_page(checkout: str):
     checkout_id = reservation_id(checkout)
-    named_intent = request.args.get("payment_intent")
-    if named_intent:
-        # Back from Stripe (or the in-place form confirmed): ask Stripe, settle before answering.
-        with reading() as conn:
-            found = carts.find_checkout(conn, checkout_id)
-        if found is not None:
-            settle_returned(found, named_intent)
+    settle_on_return("checkout", checkout_id)
     if not wants_fragment():
         return render_template("shop/checkout.html", checkout_id=checkout_id,
                                redirect_status=request.args.get("redirect_status"))
-    with reading() as conn:
-        found = carts.find_checkout(conn, checkout_id, requesting_owner())
-        lines = carts.checkout_holds(conn, checkout_id) if found is not None else []
-    if found is None:
-        raise ApiError(404, "not_found", "No such checkout.")
-    if request.args.get("lapsed") == "1" and any(status_of(line) == HoldStatus.PENDING for line in lines):
+    found = owned_payable("checkout", checkout_id, requesting_owner())
+    if request.args.get("lapsed") == "1" and found.is_live():
         return "", 204  # still live by the server's clock: the form stays as it is
     return checkout_fragment(found, confirming=request.args.get("confirming") == "1",
                              payment_failed=request.args.get("redirect_status") == "failed")
 
 
-def payable_checkout(conn, checkout_id, owner):
-    """The owner's checkout and its lines, while some can still be paid: 404 for anyone else's, else 409."""
-    found = carts.find_checkout(conn, checkout_id, owner)
-    if found is None:
-        raise ApiError(404, "not_found", "No such checkout.")
-    lines = carts.checkout_holds(conn, checkout_id)
-    if not any(status_of(line) == HoldStatus.PENDING for line in lines):
-        raise ApiError(409, "not_pending", "This checkout can no longer be paid.")
-    return found, lines
-
-
 @bp.post("/checkouts/<checkout>/demo-payment")
 def checkout_demo_payment(checkout: str):
-    demo = demo_gateway()
-    checkout_id, owner = reservation_id(checkout), requesting_owner()
-    with reading() as conn:
-        found, lines = payable_checkout(conn, checkout_id, owner)
-    delivery = delivery_details(request.form)
-    hold_ids = [line.id for line in lines]
-    session = start_checkout_payment(found, hold_ids)
-    with reading() as conn:
-        found = carts.find_checkout(conn, checkout_id)  # naming its intent now
-    give_delivery("checkout", found, delivery)
-    pay_with_demo(demo, session.intent_id, found.amount, found.currency, checkout_metadata(found, hold_ids))
-    with reading() as conn:
-        found = carts.find_checkout(conn, checkout_id)
-    return checkout_fragment(found, confirming=True)
+    """The demo gateway's Pay button for a checkout."""
+    return checkout_fragment(pay_with_demo("checkout", reservation_id(checkout)), confirming=True)
 
 
 @bp.post("/api/checkouts/<checkout>/delivery")
 def checkout_delivery(checkout: str):
     """The payment form's delivery details for a checkout, sent just before the payment is confirmed."""
-    with reading() as conn:
-        found, _ = payable_checkout(conn, reservation_id(checkout), requesting_owner())
-    give_delivery("checkout", found, delivery_details(request_body()))
-    return jsonify({"saved": True})
+    return take_delivery("checkout", reservation_id(checkout))
 
 
 @bp.get("/cart")

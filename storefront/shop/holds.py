@@ -22,11 +22,11 @@ from storefront.metrics import HOLDS
 from storefront.owners import Owner, client_address, owner_if_named, owner_of, requesting_owner
 from storefront.params import integer_field, request_body, reservation_id
 from storefront.payments.gateway import gateway
-from storefront.payments.intents import start_payment
+from storefront.payments.payables import KINDS, Payable
 from storefront.payments.reconcile import close_intent, mark_intent_settled
-from storefront.payments.settlement import settle_paid_form, settle_returned
 from storefront.ratelimit import RateLimited, counted_by_the_hold_function, hold_rate, rate_limited
 from storefront.shop import bp
+from storefront.shop.payments import owned_payable, pay_with_demo, payment_form, settle_on_return, take_delivery
 from storefront.shop.refusals import buyer_limit_error, not_admitted_error, paused_error
 
 # The hold pages (the hold, a checkout's lines) show a lapsed PENDING hold as EXPIRED.
@@ -50,28 +50,17 @@ def _product(conn: Connection, product_id: int):
 
 
 def hold_fragment(hold, status: int = 200, *, confirming: bool = False, changed: bool = False, **context):
-    """The hold as its visitor sees it, with the payment form while it can be paid.
+    """The hold as its visitor sees it, with the payment form while it can be paid (shop/payments.py:
+    payment_form, as a checkout's).
 
     When the hold just changed the stock (``changed``: placed or released) or is no longer live (lapsed,
     paid), the answer tells the page (HX-Trigger stock-changed), which asks for its live parts at once:
     the stock, and a drop's line and place, in one swap (static/js/storefront.js).
-
-    The form asks Stripe for the intent once per render (its client secret), with no
-    transaction open; an intent found paid already (a reload after paying, before the webhook)
-    is settled on the spot. "Confirming" renders ask Stripe nothing: they poll the shop until
-    the payment settles.
     """
     now = utcnow()
+    paid, payment, confirming = payment_form(Payable(KINDS["hold"], hold, (hold,)), confirming)
+    hold = paid.row
     live = hold_book.status_of(hold, now) == HoldStatus.PENDING
-    payment = start_payment(hold) if live and not confirming else None
-    if payment is not None and payment.already_paid:
-        with reading() as conn:  # read again: it names its intent now
-            paid = hold_book.hold_by_id(conn, hold.id)
-        settle_paid_form(paid, payment)
-        with reading() as conn:
-            hold = hold_book.hold_by_id(conn, hold.id)
-        live = hold_book.status_of(hold, now) == HoldStatus.PENDING
-        confirming, payment = True, None
     with reading() as conn:
         product = _product(conn, hold.product_id)
     body = render_template(
@@ -192,11 +181,7 @@ def create_reservation():
 
 def owned_hold(hold_id, owner: Owner, message: str = "No such reservation."):
     """The owner's hold, read in autocommit: 404 for an unknown one and for anyone else's alike."""
-    with reading() as conn:
-        hold = hold_book.find_hold(conn, hold_id, owner)
-    if hold is None:
-        raise ApiError(404, "not_found", message)
-    return hold
+    return owned_payable("hold", hold_id, owner, message).row
 
 
 @bp.get("/api/reservations/<reservation>")
@@ -236,22 +221,10 @@ def cancel_reservation(reservation: str):
     return jsonify(hold_book.hold_json(hold))
 
 
-def settle_on_return(hold_id) -> None:
-    """Stripe's return_url (or the in-place form, once confirmed) names the hold's PaymentIntent:
-    ask Stripe about it and settle it before answering, whoever's page this is."""
-    named_intent = request.args.get("payment_intent")
-    if not named_intent:
-        return
-    with reading() as conn:
-        hold = hold_book.hold_by_id(conn, hold_id)
-    if hold is not None:
-        settle_returned(hold, named_intent)
-
-
 @bp.get("/reservations/<reservation>")
 def reservation_page(reservation: str):
     hold_id = reservation_id(reservation)
-    settle_on_return(hold_id)
+    settle_on_return("hold", hold_id)
     if not wants_fragment():
         # The page is a shell: only the browser knows its visitor id, so the hold
         # itself comes as a fragment requested with it (see static/js/storefront.js).
@@ -277,3 +250,17 @@ def visitor_hold_slot(product_id: int):
         # 204: htmx swaps nothing, so a Buy pressed meanwhile keeps the hold it put here.
         return "", 204
     return hold_fragment(hold)
+
+
+@bp.post("/reservations/<reservation>/demo-payment")
+def demo_payment(reservation: str):
+    """The demo gateway's Pay button for a hold."""
+    paid = pay_with_demo("hold", reservation_id(reservation))
+    # Paid from the hold's own page: no product page around it to bring its stock to.
+    return hold_fragment(paid.row, confirming=True, on_hold_page=request.args.get("on_hold_page") == "1")
+
+
+@bp.post("/api/reservations/<reservation>/delivery")
+def hold_delivery(reservation: str):
+    """The payment form's delivery details for a hold, sent just before the payment is confirmed."""
+    return take_delivery("hold", reservation_id(reservation))

@@ -1,22 +1,23 @@
-"""The payment form's routes for a single hold: the demo gateway's Pay button and the delivery
-details sent before a Stripe payment is confirmed (a checkout's are in ``carts.py``)."""
+"""Paying, for any payable (a hold, a checkout: payments/payables.py), one way: the payment form's
+session, the demo gateway's Pay, the delivery details sent before a Stripe payment is confirmed,
+and the return from Stripe. The routes of each kind are thin edges over the same steps."""
 
 from urllib.parse import urlsplit
 
 from flask import current_app, jsonify, request
 
+from storefront.database import reading
 from storefront.errors import ApiError
 from storefront.htmx import retarget
-from storefront.inventory.holds import status_of
-from storefront.inventory.models import HoldStatus
 from storefront.orders.delivery import Delivery, InvalidDelivery, parse_delivery
 from storefront.owners import requesting_owner
-from storefront.params import request_body, reservation_id
-from storefront.payments.gateway import gateway, intent_metadata
-from storefront.payments.intents import DeliveryPastBuyerLimit, attach_delivery, start_payment
-from storefront.payments.settlement import settle_if_succeeded
-from storefront.shop import bp
-from storefront.shop.holds import hold_fragment, owned_hold
+from storefront.params import request_body
+from storefront.payments.gateway import PaymentSession, gateway
+from storefront.payments.intents import DeliveryPastBuyerLimit, attach_delivery, open_payment
+from storefront.payments.payables import Payable, payable
+from storefront.payments.settlement import settle_if_succeeded, settle_paid_form, settle_returned
+
+NAMES = {"hold": "reservation", "checkout": "checkout"}  # as a 404 names them
 
 
 def demo_gateway():
@@ -50,11 +51,11 @@ def shop_url() -> str | None:
     return None
 
 
-def give_delivery(kind: str, subject, delivery: Delivery) -> None:
+def give_delivery(paid: Payable, delivery: Delivery) -> None:
     """Keep the details on the order; 409 buyer_limit naming the field, shown inside the form, when
     they tell a buyer who already has as many of a product as its limit per buyer allows."""
     try:
-        attach_delivery(kind, subject, delivery, shop_url())
+        attach_delivery(paid, delivery, shop_url())
     except DeliveryPastBuyerLimit as refused:
         past = refused.past
         error = ApiError(409, "buyer_limit",
@@ -65,38 +66,69 @@ def give_delivery(kind: str, subject, delivery: Delivery) -> None:
         raise error from None
 
 
-def pay_with_demo(demo, intent_id: str, amount: int, currency: str, metadata: dict) -> None:
-    """Pay, then settle as a shopper's return from Stripe does: before the page answers."""
-    settle_if_succeeded(demo.pay(intent_id, amount, currency, metadata), "return")
+def owned_payable(kind: str, payable_id, owner, message: str | None = None) -> Payable:
+    """The owner's payable: 404 for an unknown one and for anyone else's alike."""
+    with reading() as conn:
+        found = payable(conn, kind, payable_id, owner)
+    if found is None:
+        raise ApiError(404, "not_found", message or f"No such {NAMES[kind]}.")
+    return found
 
 
-def payable_hold(hold_id, owner):
-    """The owner's hold, while it can still be paid: 404 for anyone else's, 409 once it is not PENDING."""
-    hold = owned_hold(hold_id, owner)
-    if status_of(hold) != HoldStatus.PENDING:
-        raise ApiError(409, "not_pending", "This hold can no longer be paid.")
-    return hold
+def payable_now(kind: str, payable_id, owner) -> Payable:
+    """The owner's payable while it can still be paid: 404 for anyone else's, 409 once nothing of it is held."""
+    found = owned_payable(kind, payable_id, owner)
+    if not found.is_live():
+        raise ApiError(409, "not_pending", f"This {kind} can no longer be paid.")
+    return found
 
 
-@bp.post("/reservations/<reservation>/demo-payment")
-def demo_payment(reservation: str):
-    """The demo gateway's Pay button for a hold."""
+def again(paid: Payable) -> Payable:
+    """The payable read again (it names its intent now, or it was paid)."""
+    with reading() as conn:
+        return payable(conn, paid.kind.name, paid.id)
+
+
+def payment_form(paid: Payable, confirming: bool) -> tuple[Payable, PaymentSession | None, bool]:
+    """What the payment form shows: (the payable, its payment session or None, confirming).
+
+    The form asks Stripe for the intent once per render (its client secret), with no transaction
+    open; an intent found paid already (a reload after paying, before the webhook) is settled on the
+    spot and the form says it is confirming. "Confirming" renders ask Stripe nothing: they poll the
+    shop until the payment settles."""
+    session = open_payment(paid) if paid.is_live() and not confirming else None
+    if session is not None and session.already_paid:
+        settle_paid_form(again(paid), session)
+        return again(paid), None, True
+    return paid, session, confirming
+
+
+def settle_on_return(kind: str, payable_id) -> None:
+    """Stripe's return_url (or the in-place form, once confirmed) names the payable's PaymentIntent:
+    ask Stripe about it and settle it before answering, whoever's page this is."""
+    named_intent = request.args.get("payment_intent")
+    if not named_intent:
+        return
+    with reading() as conn:
+        found = payable(conn, kind, payable_id)
+    if found is not None:
+        settle_returned(found, named_intent)
+
+
+def pay_with_demo(kind: str, payable_id) -> Payable:
+    """The demo gateway's Pay, for any payable: its delivery details kept, its intent opened and paid,
+    then settled as a shopper's return from Stripe is, before the page answers. Returns it read again."""
     demo = demo_gateway()
-    hold_id, owner = reservation_id(reservation), requesting_owner()
-    hold = payable_hold(hold_id, owner)
+    paid = payable_now(kind, payable_id, requesting_owner())
     delivery = delivery_details(request.form)
-    session = start_payment(hold)
-    hold = owned_hold(hold_id, owner)  # read again: it names its intent now
-    give_delivery("hold", hold, delivery)
-    pay_with_demo(demo, session.intent_id, hold.amount, hold.currency, intent_metadata(hold))
-    hold = owned_hold(hold_id, owner)
-    # Paid from the hold's own page: no product page around it to bring its stock to.
-    return hold_fragment(hold, confirming=True, on_hold_page=request.args.get("on_hold_page") == "1")
+    session = open_payment(paid)
+    paid = again(paid)  # it names its intent now
+    give_delivery(paid, delivery)
+    settle_if_succeeded(demo.pay(session.intent_id, paid.amount, paid.currency, paid.metadata()), "return")
+    return again(paid)
 
 
-@bp.post("/api/reservations/<reservation>/delivery")
-def hold_delivery(reservation: str):
-    """The payment form's delivery details for a hold, sent just before the payment is confirmed."""
-    hold = payable_hold(reservation_id(reservation), requesting_owner())
-    give_delivery("hold", hold, delivery_details(request_body()))
+def take_delivery(kind: str, payable_id):
+    """The payment form's delivery details, sent just before the payment is confirmed."""
+    give_delivery(payable_now(kind, payable_id, requesting_owner()), delivery_details(request_body()))
     return jsonify({"saved": True})
