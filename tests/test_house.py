@@ -223,3 +223,32 @@ def test_an_upward_enqueue_would_be_caught():
     text = 'jobs.enqueue("storefront.payments.jobs.complete_payment", message)'
     assert ENQUEUED.findall(text) == ["storefront.payments.jobs"]
     assert upward("storefront.events.bus", "storefront.payments.jobs")
+
+
+HOLD_OWNER = "inventory/hold_rows.py"
+WRITES_HOLDS = re.compile(r"(update|insert|delete)\(\s*holds\b|\b(UPDATE|INSERT INTO|DELETE FROM)\s+holds\b")
+# A hold's expiry compared, in SQL (holds.c.expires_at) or on a row read (hold., line.): "is it live?"
+COMPARES_EXPIRY = re.compile(r"(holds\.c|\bhold|\bline)\.expires_at\s*[<>]|[<>]=?\s*(holds\.c|\bhold|\bline)\.expires_at")
+
+
+def _python_modules_but(owner: str):
+    return [(str(path.relative_to(PACKAGE)), path.read_text()) for path in sorted(PACKAGE.rglob("*.py"))
+            if str(path.relative_to(PACKAGE)) != owner]
+
+
+def test_the_holds_table_has_one_python_writer():
+    """Placing, releasing, lapsing, paying and reconciling a hold all change its row through
+    inventory/hold_rows.py (the PL/pgSQL hold function is the measured fast path beside it)."""
+    found = [f"{name}:{number}" for name, text in _python_modules_but(HOLD_OWNER)
+             for number, line in enumerate(text.splitlines(), start=1) if WRITES_HOLDS.search(line)]
+    assert found == []
+    assert WRITES_HOLDS.search((PACKAGE / HOLD_OWNER).read_text())  # the reading works
+
+
+def test_live_is_defined_once():
+    """No module but the hold's owner compares a hold's expires_at: the others ask it (live, lapsed)."""
+    found = [f"{name}:{number}" for name, text in _python_modules_but(HOLD_OWNER)
+             for number, line in enumerate(text.splitlines(), start=1) if COMPARES_EXPIRY.search(line)]
+    assert found == []
+    assert COMPARES_EXPIRY.search("is_pending & (holds.c.expires_at > now)")
+    assert COMPARES_EXPIRY.search("hold.expires_at <= now") and not COMPARES_EXPIRY.search("entry.pass_expires_at > now")

@@ -25,6 +25,8 @@ from storefront.errors import ApiError
 from storefront.extensions import db
 from storefront.formatting import shop_datetime
 from storefront.inventory import queue
+from storefront.inventory.hold_rows import lapsed as lapsed_at
+from storefront.inventory.hold_rows import live as live_at
 from storefront.inventory.models import Hold, QueueEntry
 from storefront.inventory.stock import add_units, stock_levels, unit_counts
 from storefront.listings.management import InvalidField, update_product
@@ -102,9 +104,8 @@ def drop_of(conn: Connection, product: Product, now: datetime | None = None) -> 
     counts = unit_counts(conn, ids)
     items = {item.id: ItemFigures(item) for item in products}
     in_window = (holds.c.product_id.in_(ids), holds.c.created_at >= start)
-    live = (holds.c.status == literal_column("'PENDING'")) & (holds.c.expires_at > now)
-    lapsed = (holds.c.status == literal_column("'EXPIRED'")) | (
-        (holds.c.status == literal_column("'PENDING'")) & (holds.c.expires_at <= now))
+    live = live_at(now)
+    lapsed = (holds.c.status == literal_column("'EXPIRED'")) | lapsed_at(now)
     paid = holds.c.status == literal_column("'COMPLETED'")
     taken = live | paid  # the holds that have the units now: the last of them emptied the shelf
 

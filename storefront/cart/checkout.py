@@ -14,6 +14,7 @@ from sqlalchemy import Connection, and_, delete, insert, select, update
 from storefront.cart.models import CartLine, Checkout
 from storefront.clock import utcnow
 from storefront.inventory.grants import HoldLimits, Line, OutOfStock, ProductNotFound, grant
+from storefront.inventory.hold_rows import insert_holds, remember_intent
 from storefront.inventory.models import HoldStatus, new_hold_id
 from storefront.inventory.stock import holds
 from storefront.owners import Owner, address_block
@@ -109,7 +110,7 @@ def place_checkout(conn: Connection, owner: Owner, address: str, ttl_seconds: in
         id=checkout_id, user_id=owner.visitor_id, browser_id=owner.browser_id,
         amount=sum(line.amount for line in granted.lines), currency=granted.lines[0].currency,
         expires_at=expires_at, created_at=now))
-    conn.execute(insert(holds), [{
+    insert_holds(conn, [{
         "id": new_hold_id(), "product_id": line.product_id, "bucket": line.bucket, "user_id": owner.visitor_id,
         "browser_id": owner.browser_id, "client_address": address, "client_block": address_block(address),
         "quantity": line.quantity,
@@ -143,8 +144,7 @@ def remember_checkout_intent(conn: Connection, checkout_id: uuid.UUID, intent_id
     """The checkout's PaymentIntent, once created: on the checkout and on each of its holds."""
     conn.execute(update(checkouts).where(checkouts.c.id == checkout_id, checkouts.c.payment_intent_id.is_(None))
                  .values(payment_intent_id=intent_id))
-    conn.execute(update(holds).where(holds.c.checkout_id == checkout_id, holds.c.payment_intent_id.is_(None))
-                 .values(payment_intent_id=intent_id))
+    remember_intent(conn, intent_id, checkout_id=checkout_id)
 
 
 def remember_checkout_refund(conn: Connection, checkout_id: uuid.UUID, refund_id: str) -> None:

@@ -16,10 +16,11 @@ runs one table of cases through both forms, so that they cannot drift.
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, case, func, literal_column, select, update
+from sqlalchemy import Connection, bindparam, case, func, literal_column, select
 from sqlalchemy.engine import Row
 
 from storefront.clock import UTCDateTime, isoformat_z
+from storefront.inventory.hold_rows import live, take_over_own, unexpired
 from storefront.inventory.models import is_pending
 from storefront.inventory.queue import live_pass, spend_pass
 from storefront.inventory.stock import (
@@ -156,19 +157,18 @@ _now = bindparam("now", type_=UTCDateTime)
 _VISITOR_UNITS = select(
     func.coalesce(func.sum(case((holds.c.browser_id == bindparam("browser"), holds.c.quantity), else_=0)), 0),
     func.coalesce(func.sum(case((holds.c.client_address == bindparam("address"), holds.c.quantity), else_=0)), 0),
-).where(holds.c.user_id == bindparam("visitor"), is_pending, holds.c.expires_at > _now)
+).where(holds.c.user_id == bindparam("visitor"), live(_now))
 
 # The expiry as a FILTER, as in inventory/sql/place_hold_v8.sql: only the address's index fits this look.
 _ADDRESS_UNITS = select(
-    func.coalesce(func.sum(holds.c.quantity).filter(holds.c.expires_at > _now), 0)
+    func.coalesce(func.sum(holds.c.quantity).filter(unexpired(_now)), 0)
 ).where(holds.c.client_address == bindparam("address"), is_pending)
 _BLOCK_UNITS = select(
-    func.coalesce(func.sum(holds.c.quantity).filter(holds.c.expires_at > _now), 0)
+    func.coalesce(func.sum(holds.c.quantity).filter(unexpired(_now)), 0)
 ).where(holds.c.client_block == bindparam("block"), is_pending)
 
 _owned = (holds.c.user_id == bindparam("visitor"), holds.c.browser_id == bindparam("browser"))
-_OWN_LIVE_HOLD = select(holds).where(holds.c.product_id == bindparam("product"), *_owned, is_pending,
-                                     holds.c.expires_at > _now)
+_OWN_LIVE_HOLD = select(holds).where(holds.c.product_id == bindparam("product"), *_owned, live(_now))
 
 
 def lock_visitor(conn: Connection, visitor_id: str) -> None:
@@ -216,14 +216,7 @@ def own_live_hold(conn: Connection, product_id: int, owner: Owner, now: datetime
 
 def _replace_own_holds(conn: Connection, owner: Owner, product_ids: list[int], now: datetime) -> list[Row]:
     """A checkout takes over the owner's own live holds on its products: released, units given back."""
-    replaced = conn.execute(
-        update(holds)
-        .where(holds.c.user_id == owner.visitor_id, holds.c.browser_id == owner.browser_id,
-               holds.c.product_id.in_(product_ids), is_pending, holds.c.expires_at > now)
-        .values(status=literal_column("'CANCELLED'"), updated_at=now)
-        .returning(holds.c.id, holds.c.product_id, holds.c.bucket, holds.c.quantity, holds.c.payment_intent_id,
-                   holds.c.expires_at)
-    ).all()
+    replaced = take_over_own(conn, owner.visitor_id, owner.browser_id, product_ids, now)
     for hold in sorted(replaced, key=lambda hold: (hold.product_id, hold.bucket)):
         give_back_units(conn, hold.product_id, hold.bucket, hold.quantity)
     return replaced
@@ -233,7 +226,7 @@ def _replace_own_holds(conn: Connection, owner: Owner, product_ids: list[int], n
 _BOUGHT_BY_OWNER = select(func.coalesce(func.sum(holds.c.quantity), 0)).where(
     holds.c.user_id == bindparam("visitor"), holds.c.browser_id == bindparam("browser"),
     holds.c.product_id.in_(family_items(bindparam("family")).scalar_subquery()),
-    (holds.c.status == literal_column("'COMPLETED'")) | (is_pending & (holds.c.expires_at > _now)))
+    (holds.c.status == literal_column("'COMPLETED'")) | live(_now))
 
 
 def bought_by_owner(conn: Connection, family: int, owner: Owner, now: datetime) -> int:

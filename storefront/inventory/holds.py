@@ -11,10 +11,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, bindparam, insert, literal_column, select, update
+from sqlalchemy import Connection, and_, bindparam, select
 from sqlalchemy.engine import Row
 
-from storefront.clock import UTCDateTime, isoformat_z, utcnow
+from storefront.clock import isoformat_z, utcnow
 from storefront.database import on_postgresql, one_statement, reading
 from storefront.extensions import db
 from storefront.inventory.grants import (
@@ -30,7 +30,8 @@ from storefront.inventory.grants import (
     grant,
     own_live_hold,
 )
-from storefront.inventory.models import HoldStatus, is_pending, new_hold_id
+from storefront.inventory.hold_rows import cancel_own, insert_hold, lapsed, status_of
+from storefront.inventory.models import HoldStatus, new_hold_id
 from storefront.inventory.queue import not_admitted
 from storefront.inventory.stock import give_back_units, holds, lock_product, on_sale, release_lapsed_holds, stock_of
 from storefront.owners import Owner, address_block
@@ -53,13 +54,6 @@ class PlacedHold:
     created: bool
 
 
-def status_of(hold: Row, now: datetime | None = None) -> str:
-    """The status as the shopper sees it: a PENDING hold past its time has lapsed."""
-    if hold.status == HoldStatus.PENDING and hold.expires_at <= (now or utcnow()):
-        return HoldStatus.EXPIRED
-    return hold.status
-
-
 def hold_json(hold: Row, now: datetime | None = None) -> dict:
     return {
         "reservationId": str(hold.id),
@@ -74,18 +68,11 @@ def hold_json(hold: Row, now: datetime | None = None) -> dict:
     }
 
 
-_now = bindparam("now", type_=UTCDateTime)
 _owned = and_(holds.c.user_id == bindparam("visitor"), holds.c.browser_id == bindparam("browser"))
 
 
 _FIND_HOLD = select(holds).where(holds.c.id == bindparam("hold"), _owned)
 
-_CANCEL = (
-    update(holds)
-    .where(holds.c.id == bindparam("hold"), _owned, is_pending, holds.c.expires_at > _now)
-    .values(status=literal_column("'CANCELLED'"), updated_at=_now)
-    .returning(*holds.c)
-)
 
 def place_hold(product_id: int, owner: Owner, address: str, quantity: int, ttl_seconds: int,
                limits: HoldLimits, rate: HoldRate | None = None) -> PlacedHold:
@@ -154,13 +141,13 @@ def _refused_by_reads(conn: Connection, product_id: int, owner: Owner, quantity:
 
 def _insert_hold(conn: Connection, line: GrantedLine, owner: Owner, address: str, now: datetime,
                  ttl_seconds: int) -> Row:
-    return conn.execute(insert(holds).returning(*holds.c), {
+    return insert_hold(conn, {
         "id": new_hold_id(), "product_id": line.product_id, "bucket": line.bucket, "user_id": owner.visitor_id,
         "browser_id": owner.browser_id, "client_address": address, "client_block": address_block(address),
         "quantity": line.quantity, "amount": line.amount, "currency": line.currency,
         "status": HoldStatus.PENDING.value, "expires_at": now + timedelta(seconds=ttl_seconds), "created_at": now,
         "updated_at": now, "intent_checks": 0,
-    }).first()
+    })
 
 
 # What the answer, the hold fragment and its payment read of a new hold; the rest of the row
@@ -247,8 +234,7 @@ def cancel_hold(conn: Connection, hold_id: uuid.UUID, owner: Owner) -> Row:
     if hold is None:
         raise HoldNotFound(hold_id)
     lock_product(conn, hold.product_id)
-    cancelled = conn.execute(_CANCEL, {"hold": hold_id, "visitor": owner.visitor_id, "browser": owner.browser_id,
-                                       "now": utcnow()}).first()
+    cancelled = cancel_own(conn, hold_id, owner.visitor_id, owner.browser_id, utcnow())
     if cancelled is None:
         raise HoldNotPending(find_hold(conn, hold_id, owner))
     give_back_units(conn, cancelled.product_id, cancelled.bucket, cancelled.quantity)
@@ -260,7 +246,7 @@ def sweep_lapsed_holds(now: datetime | None = None) -> int:
     now = now or utcnow()
     with reading() as conn:
         product_ids = conn.execute(
-            select(holds.c.product_id).where(is_pending, holds.c.expires_at <= now).distinct()
+            select(holds.c.product_id).where(lapsed(now)).distinct()
         ).scalars().all()
     freed = 0
     for product_id in product_ids:

@@ -37,6 +37,7 @@ from sqlalchemy.engine import Row
 
 from storefront.catalog.models import products
 from storefront.clock import UTCDateTime, isoformat_z
+from storefront.inventory.hold_rows import live
 from storefront.inventory.models import Queue, QueueEntry
 from storefront.inventory.stock import buckets, holds, stock_levels, unit_counts, units_available
 from storefront.locks import KeySpace, lock_key
@@ -243,7 +244,7 @@ def turn_over(conn: Connection, product: QueuedProduct, entry: Row, now: datetim
     return conn.execute(select(holds.c.id).where(
         holds.c.user_id == entry.user_id, holds.c.browser_id == entry.browser_id,
         holds.c.product_id.in_(product.item_ids), holds.c.created_at >= entry.held_at - timedelta(seconds=1),
-        (holds.c.status == "COMPLETED") | ((holds.c.status == "PENDING") & (holds.c.expires_at > now)),
+        (holds.c.status == "COMPLETED") | live(now),
     ).limit(1)).first() is None
 
 

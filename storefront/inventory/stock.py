@@ -39,7 +39,8 @@ from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from storefront.catalog.models import products
 from storefront.clock import UTCDateTime, isoformat_z, utcnow
 from storefront.database import on_postgresql, one_statement, reading
-from storefront.inventory.models import Hold, StockBucket, is_pending
+from storefront.inventory.hold_rows import expire_lapsed, lapsed
+from storefront.inventory.models import Hold, StockBucket
 
 holds = Hold.__table__
 buckets = StockBucket.__table__
@@ -110,7 +111,7 @@ def available_units(now=_now):
     no_units = literal_column("0")
     lapsed_units = (
         select(func.coalesce(func.sum(holds.c.quantity), no_units))
-        .where(holds.c.product_id == products.c.id, is_pending, holds.c.expires_at <= now)
+        .where(holds.c.product_id == products.c.id, lapsed(now))
         .scalar_subquery()
     )
     return case((products.c.archived_at.is_(None), _product_stock.c.free + lapsed_units), else_=no_units)
@@ -137,12 +138,6 @@ def _stock(now=_now):
 _STOCK = _stock()
 _STOCK_OF = _STOCK.where(products.c.id == _product_id)
 
-_RELEASE_LAPSED = (
-    update(holds)
-    .where(holds.c.product_id == _product_id, is_pending, holds.c.expires_at <= _now)
-    .values(status=literal_column("'EXPIRED'"), updated_at=_now)
-    .returning(holds.c.bucket, holds.c.quantity)
-)
 
 _in_bucket = (buckets.c.product_id == _product_id, buckets.c.bucket == _bucket)
 
@@ -303,7 +298,7 @@ def release_lapsed_holds(conn: Connection, product_id: int, now: datetime) -> in
     Call under the product's lock (:func:`lock_product`). Returns the units freed.
     """
     per_bucket: dict[int, int] = {}
-    for bucket, quantity in conn.execute(_RELEASE_LAPSED, {"product": product_id, "now": now}):
+    for bucket, quantity in expire_lapsed(conn, product_id, now):
         per_bucket[bucket] = per_bucket.get(bucket, 0) + quantity
     for bucket in sorted(per_bucket):
         give_back_units(conn, product_id, bucket, per_bucket[bucket])

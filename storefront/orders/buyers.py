@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, func, or_, select
 
 from storefront.catalog.models import products
-from storefront.inventory.models import HoldStatus, is_pending
+from storefront.inventory.hold_rows import live
+from storefront.inventory.models import HoldStatus
 from storefront.inventory.stock import family_items, holds
 from storefront.locks import KeySpace, lock_key
 from storefront.orders.delivery import Delivery
@@ -48,7 +49,7 @@ def _units(conn: Connection, family: int, matches, excluding: list, live_at=None
     order_of_hold = or_(orders.c.id == holds.c.id, orders.c.id == holds.c.checkout_id)
     counted = holds.c.status == HoldStatus.COMPLETED.value
     if live_at is not None:
-        counted = or_(counted, is_pending & (holds.c.expires_at > live_at))
+        counted = or_(counted, live(live_at))
     return conn.execute(
         select(func.coalesce(func.sum(holds.c.quantity), 0))
         .select_from(holds.outerjoin(orders, order_of_hold))

@@ -19,10 +19,11 @@ or out-of-order event changes the outcome at most once:
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, literal_column, select, update
+from sqlalchemy import Connection, func, literal_column, select
 
 from storefront.cart.checkout import clear_paid_lines
 from storefront.clock import utcnow
+from storefront.inventory.hold_rows import is_live, set_status
 from storefront.inventory.models import HoldStatus
 from storefront.inventory.stock import give_back_units, holds, release_lapsed_holds, sell_free_units, sell_held_units
 from storefront.orders.buyers import over_limit_at_settlement
@@ -40,14 +41,6 @@ class Settlement:
     # This payment was kept or is being refunded for it now: the caller records its order as paid in
     # the same transaction (orders.book.record_paid).
     order_paid: bool = False
-
-
-def _set_status(conn: Connection, hold_id: uuid.UUID, status: HoldStatus, now, **values) -> None:
-    conn.execute(
-        update(holds)
-        .where(holds.c.id == hold_id)
-        .values(status=literal_column(f"'{status.value}'"), updated_at=now, **values)
-    )
 
 
 def settle(conn: Connection, message: dict) -> Settlement:
@@ -77,18 +70,18 @@ def settle(conn: Connection, message: dict) -> Settlement:
         if over_limit_at_settlement(conn, line, now):
             _refund_past_buyer_limit(conn, line, now, intent_id)
             past_limit = True
-        elif line.status == HoldStatus.PENDING and line.expires_at > now:
-            _set_status(conn, line.id, HoldStatus.COMPLETED, now, payment_intent_id=intent_id)
+        elif is_live(line, now):
+            set_status(conn, line.id, HoldStatus.COMPLETED, now, payment_intent_id=intent_id)
             sell_held_units(conn, line.product_id, line.bucket, line.quantity)
         else:
             # A late payment: the line lapsed, expired or was cancelled. Free what has lapsed (this
             # line too, if it still says PENDING), then sell only what is free now.
             release_lapsed_holds(conn, line.product_id, now)
             if (bucket := sell_free_units(conn, line.product_id, line.quantity)) is not None:
-                _set_status(conn, line.id, HoldStatus.COMPLETED, now, payment_intent_id=intent_id, bucket=bucket)
+                set_status(conn, line.id, HoldStatus.COMPLETED, now, payment_intent_id=intent_id, bucket=bucket)
                 late = True
             else:
-                _set_status(conn, line.id, HoldStatus.REFUNDED, now, payment_intent_id=intent_id)
+                set_status(conn, line.id, HoldStatus.REFUNDED, now, payment_intent_id=intent_id)
     if kind == "checkout":
         clear_paid_lines(conn, paid.row, [line.product_id for line in paid.lines])
     line_ids = [line.id for line in paid.lines]
@@ -110,7 +103,7 @@ def _refund_past_buyer_limit(conn: Connection, line, now, intent_id: str) -> Non
     its line is REFUNDED and its units (still held, if it was PENDING) are free again."""
     if line.status == HoldStatus.PENDING:
         give_back_units(conn, line.product_id, line.bucket, line.quantity)
-    _set_status(conn, line.id, HoldStatus.REFUNDED, now, payment_intent_id=intent_id)
+    set_status(conn, line.id, HoldStatus.REFUNDED, now, payment_intent_id=intent_id)
 
 
 def release_cancelled(conn: Connection, message: dict) -> Settlement:
@@ -123,7 +116,7 @@ def release_cancelled(conn: Connection, message: dict) -> Settlement:
     now = utcnow()
     released = [line for line in paid.lines if line.status == HoldStatus.PENDING]
     for line in released:
-        _set_status(conn, line.id, HoldStatus.CANCELLED, now, payment_released_at=now)
+        set_status(conn, line.id, HoldStatus.CANCELLED, now, payment_released_at=now)
         give_back_units(conn, line.product_id, line.bucket, line.quantity)
     if released:
         return Settlement("cancelled", paid.id, kind=kind)

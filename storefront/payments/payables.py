@@ -15,13 +15,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, literal_column, select, update
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.engine import Row
 
 from storefront.cart.checkout import checkout_holds, find_checkout, remember_checkout_intent, remember_checkout_refund
 from storefront.clock import utcnow
-from storefront.inventory.holds import find_hold, hold_by_id, status_of
-from storefront.inventory.models import HoldStatus
+from storefront.inventory import hold_rows
+from storefront.inventory.holds import find_hold, hold_by_id
 from storefront.inventory.stock import holds, lock_product, products
 from storefront.owners import Owner
 
@@ -81,7 +81,7 @@ class Payable:
     def is_live(self, now: datetime | None = None) -> bool:
         """Some of it can still be paid: a line still held."""
         now = now or utcnow()
-        return any(status_of(line, now) == HoldStatus.PENDING for line in self.lines)
+        return any(hold_rows.is_live(line, now) for line in self.lines)
 
     def metadata(self) -> dict:
         """What its PaymentIntent carries (the contract's metadata), so that Stripe's events name it."""
@@ -138,15 +138,12 @@ def remember_intent(conn: Connection, paid: Payable, intent_id: str) -> None:
     """Its PaymentIntent, once created: on its row, and on each of its lines."""
     if paid.kind.name == "checkout":
         remember_checkout_intent(conn, paid.id, intent_id)
-        return
-    conn.execute(update(holds).where(holds.c.id == paid.id, holds.c.payment_intent_id.is_(None))
-                 .values(payment_intent_id=intent_id))
+    else:
+        hold_rows.remember_intent(conn, intent_id, hold_id=paid.id)
 
 
 def remember_refund(conn: Connection, paid: Payable, refund_id: str) -> None:
     """The refund of its lines that could not be sold, once issued: on its row, and on those lines."""
     if paid.kind.name == "checkout":
         remember_checkout_refund(conn, paid.id, refund_id)
-    conn.execute(update(holds).where(holds.c.id.in_([line.id for line in paid.lines]),
-                                     holds.c.status == literal_column("'REFUNDED'"), holds.c.refund_id.is_(None))
-                 .values(refund_id=refund_id))
+    hold_rows.remember_refund(conn, [line.id for line in paid.lines], refund_id)

@@ -21,12 +21,12 @@ import logging
 from collections import Counter
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, literal_column, or_, select, update
+from sqlalchemy import and_, func, or_, select
 
 from storefront.clock import utcnow
 from storefront.database import reading
 from storefront.extensions import db
-from storefront.inventory.models import is_pending
+from storefront.inventory import hold_rows
 from storefront.inventory.stock import holds
 from storefront.metrics import INTENT_CHECKS
 from storefront.payments.gateway import PaymentError, gateway
@@ -42,8 +42,7 @@ PROCESSING_RECHECK_SECONDS = 60
 # Statuses from which Stripe lets us cancel; the payment can still be made from them.
 _CANCELLABLE = {"requires_payment_method", "requires_confirmation", "requires_action", "requires_capture"}
 
-_released = holds.c.status.in_([literal_column("'EXPIRED'"), literal_column("'CANCELLED'")])
-_unsettled = and_(_released, holds.c.payment_intent_id.is_not(None), holds.c.payment_released_at.is_(None))
+_unsettled = and_(hold_rows.released, holds.c.payment_intent_id.is_not(None), holds.c.payment_released_at.is_(None))
 
 
 def _due_intents(conn, now: datetime, lapsing_before: datetime) -> tuple[list[str], list[tuple[str, datetime]]]:
@@ -57,7 +56,7 @@ def _due_intents(conn, now: datetime, lapsing_before: datetime) -> tuple[list[st
     ).scalars().all()
     lapsing = conn.execute(
         select(holds.c.payment_intent_id, func.max(holds.c.expires_at))
-        .where(is_pending, holds.c.payment_intent_id.is_not(None), holds.c.expires_at <= lapsing_before,
+        .where(hold_rows.lapsed(lapsing_before), holds.c.payment_intent_id.is_not(None),
                or_(holds.c.intent_check_after.is_(None), holds.c.intent_check_after <= now))
         .group_by(holds.c.payment_intent_id)
         .order_by(func.min(holds.c.expires_at))
@@ -68,15 +67,13 @@ def _due_intents(conn, now: datetime, lapsing_before: datetime) -> tuple[list[st
 
 def _mark(intent_id: str, **values) -> None:
     with db.engine.begin() as conn:
-        conn.execute(update(holds).where(holds.c.payment_intent_id == intent_id).values(**values))
+        hold_rows.note_intent(conn, intent_id, **values)
 
 
 def mark_intent_settled(intent_id: str) -> None:
     """Stripe and the shop agree on this intent now: stop asking about its released holds."""
     with db.engine.begin() as conn:
-        conn.execute(update(holds).where(holds.c.payment_intent_id == intent_id, _released,
-                                         holds.c.payment_released_at.is_(None))
-                     .values(payment_released_at=utcnow()))
+        hold_rows.mark_intent_settled(conn, intent_id, utcnow())
 
 
 def _ask_later(intent_id: str, now: datetime, seconds: float | None = None) -> None:
