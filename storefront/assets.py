@@ -14,8 +14,10 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from flask import Flask, abort, send_from_directory, url_for
+from flask import Flask, send_from_directory, url_for
 from werkzeug.security import safe_join
+
+from storefront.errors import not_found
 
 ONE_YEAR = 365 * 24 * 3600
 _FINGERPRINTED = re.compile(r"^(?P<stem>.+)\.(?P<digest>[0-9a-f]{10})(?P<suffix>\.[A-Za-z0-9]+)$")
@@ -57,7 +59,7 @@ def init_app(app: Flask) -> None:
                 response.cache_control.immutable = True
                 response.cache_control.public = True
                 return response
-            abort(404)
+            raise not_found("No such file.")
         return send_from_directory(static_root, filename, max_age=3600)
 
     @app.get("/media/<path:filename>", endpoint="media")

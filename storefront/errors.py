@@ -27,6 +27,11 @@ class ApiError(Exception):
         self.headers: dict[str, str] = {}
 
 
+def not_found(message: str = "Nothing is here.") -> ApiError:
+    """The one way to say 404, shaped as every other refusal: an unknown thing and someone else's alike."""
+    return ApiError(404, "not_found", message)
+
+
 # Werkzeug's status codes, named as our API names them.
 _HTTP_CODES = {
     400: "invalid_request",

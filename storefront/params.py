@@ -12,7 +12,7 @@ from flask import request
 from werkzeug.datastructures import MultiDict
 from werkzeug.routing import IntegerConverter
 
-from storefront.errors import ApiError
+from storefront.errors import ApiError, not_found
 
 VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 
@@ -115,4 +115,4 @@ def reservation_id(value: str) -> uuid.UUID:
     try:
         return uuid.UUID(value)
     except ValueError:
-        raise ApiError(404, "not_found", "No such reservation.") from None
+        raise not_found("No such reservation.") from None

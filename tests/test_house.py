@@ -252,3 +252,18 @@ def test_live_is_defined_once():
     assert found == []
     assert COMPARES_EXPIRY.search("is_pending & (holds.c.expires_at > now)")
     assert COMPARES_EXPIRY.search("hold.expires_at <= now") and not COMPARES_EXPIRY.search("entry.pass_expires_at > now")
+
+
+def test_404_is_said_one_way_and_refusals_come_from_one_table():
+    """Every 404 is errors.not_found (never abort(404), never an ApiError of its own); every refusal of a
+    hold, a checkout, a cart line, a delivery or a place comes from shop/refusals.py's table, its text written
+    once (the admin's, said to the owner, are its own)."""
+    said = [f"{name}:{number}" for name, text in _python_modules_but("errors.py")
+            for number, line in enumerate(text.splitlines(), start=1)
+            if re.search(r"abort\(404|ApiError\(404", line)]
+    assert said == []
+    codes = ("not_on_sale", "out_of_stock", "hold_limit", "buyer_limit", "paused", "not_admitted", "queue_closed",
+             "queue_not_open", "too_many_entries", "empty_cart", "cart_full", "mixed_currencies", "no_queue")
+    written = [f"{name}: {code}" for name, text in _python_modules_but("shop/refusals.py") for code in codes
+               if name.startswith("shop/") and re.search(rf"ApiError\(\d+, \"{code}\"", text)]
+    assert written == []

@@ -21,7 +21,7 @@ from storefront.admin import bp
 from storefront.admin.log import recent_actions, record_action
 from storefront.catalog.models import Product
 from storefront.clock import utcnow
-from storefront.errors import ApiError
+from storefront.errors import ApiError, not_found
 from storefront.extensions import db
 from storefront.formatting import shop_datetime
 from storefront.inventory import queue
@@ -205,7 +205,7 @@ def _drop_product(product_id: int) -> Product:
     """The drop a product or one of its options belongs to."""
     product = db.session.get(Product, product_id)
     if product is None:
-        raise ApiError(404, "not_found", "No such product.")
+        raise not_found("No such product.")
     if product.option_of is not None:
         product = db.session.get(Product, product.option_of)
     return product

@@ -4,12 +4,12 @@ import logging
 import re
 import uuid
 
-from flask import abort, render_template, request
+from flask import render_template, request
 
 from storefront.admin import bp
 from storefront.admin.downloads import csv_download
 from storefront.database import reading
-from storefront.errors import ApiError
+from storefront.errors import ApiError, not_found
 from storefront.extensions import db
 from storefront.orders.book import NotShippable, mark_shipped, orders_csv, paid_orders
 from storefront.orders.confirmation import tell_shipped_later
@@ -39,7 +39,7 @@ def ship_order(order: str):
     try:
         order_id = uuid.UUID(order)
     except ValueError:
-        abort(404)
+        raise not_found("No such order.") from None
     tracking = " ".join((request.form.get("tracking") or "").split())
     if not _TRACKING.match(tracking):
         raise ApiError(400, "invalid_request", "A tracking reference or link is up to 100 letters, digits and . : / # ? = & % + ~ -",
@@ -50,7 +50,7 @@ def ship_order(order: str):
     except NotShippable as refused:
         raise ApiError(409, "not_shippable", f"Only a paid order can be shipped; this one is {refused}.") from None
     if shipped is None:
-        raise ApiError(404, "not_found", "No such order.")
+        raise not_found("No such order.")
     log.info("admin marked order %s shipped", shipped.reference)
     tell_shipped_later(order_id)  # once: marking again changes the tracking reference only
     return render_template("admin/_order_row.html", order=shipped)

@@ -19,7 +19,7 @@ from storefront.catalog.images import InvalidImage, store_image
 from storefront.catalog.models import SALE_STATES, Product
 from storefront.clock import utcnow
 from storefront.database import reading
-from storefront.errors import ApiError
+from storefront.errors import ApiError, not_found
 from storefront.extensions import db
 from storefront.inventory.stock import bucket_levels, stock_levels, unit_counts
 from storefront.listings.management import (
@@ -162,7 +162,7 @@ def create_product():
 def _product(product_id: int) -> Product:
     product = db.session.get(Product, product_id)
     if product is None:
-        raise ApiError(404, "not_found", "No such product.")
+        raise not_found("No such product.")
     return product
 
 
@@ -227,7 +227,7 @@ def add_option(product_id: int):
 def archive_or_restore(product_id: int, action: str):
     with db.engine.begin() as conn:
         if not archive_product(conn, product_id, archived=action == "archive"):
-            raise ApiError(404, "not_found", "No such product.")
+            raise not_found("No such product.")
         record_action(conn, product_id, action, "Archived the product." if action == "archive"
                       else "Restored the product to the catalogue.")
     log.info("admin %sd product %s", action, product_id)

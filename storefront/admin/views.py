@@ -10,7 +10,7 @@ from sqlalchemy import or_, select
 from storefront.admin import bp
 from storefront.catalog.images import MAX_UPLOAD_BYTES
 from storefront.catalog.models import Product
-from storefront.errors import ApiError
+from storefront.errors import ApiError, not_found
 from storefront.extensions import db
 from storefront.inventory.models import Hold, HoldStatus
 from storefront.inventory.stock import BelowCommitted, set_total, stock_levels, unit_counts
@@ -39,7 +39,7 @@ def init_app(app) -> None:
 def operators_only():
     password = current_app.config["STOREFRONT"].admin_password
     if not password:
-        abort(404)
+        raise not_found("No such page.")
     address = client_address()
     failed_logins = current_app.extensions["storefront.failed_logins"]
     factor = current_app.config["STOREFRONT"].ipv6_block_factor
@@ -136,7 +136,7 @@ def change_total(product_id: int):
             f"{committed.sold + committed.held}.",
         ) from None
     if stock is None:
-        raise ApiError(404, "not_found", "No such product.")
+        raise not_found("No such product.")
     log.info("admin set product %s total to %s", product_id, total)
     row = next(row for row in _product_rows() if row["product"].id == product_id)
     return render_template("admin/_product_row.html", row=row)
@@ -179,10 +179,10 @@ def job_action(job_id: str, action: str):
 
     runner = job_runner()
     if not isinstance(runner, RedisJobs):
-        abort(404)
+        raise not_found("No failed jobs here: without REDIS_URL jobs run at once.")
     registry = runner.failed_registry()
     if job_id not in registry:
-        raise ApiError(404, "not_found", "No such failed job.")
+        raise not_found("No such failed job.")
     if action == "retry":
         registry.requeue(job_id)
     else:

@@ -97,7 +97,7 @@ def place_checkout(conn: Connection, owner: Owner, address: str, ttl_seconds: in
                         replace_own=True)
     except ProductNotFound as gone:
         # Archived since it was put in the cart: none of it is left to hold.
-        raise OutOfStock([{"productId": product_id, "available": 0} for product_id in gone.product_ids]) from None
+        raise OutOfStock([(product_id, 0) for product_id in gone.product_ids]) from None
     if len({line.currency for line in granted.lines}) > 1:
         raise MixedCurrencies()
 

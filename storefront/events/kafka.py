@@ -94,6 +94,9 @@ class KafkaBus:
             self._producer = None
 
 
+CLOSE_TIMEOUT_MS = 5000
+
+
 class PaymentConsumer:
     """Reads payment events and hands each poll's to ``handle(messages)``; stops when ``stop()`` is called."""
 
@@ -129,7 +132,9 @@ class PaymentConsumer:
                 if batch:
                     self._hand_over(batch)
         finally:
-            self._consumer.close(autocommit=False)
+            # Bounded: leaving the group is a courtesy (the session's timeout hands the partitions on
+            # anyway), and a worker asked to stop must stop; unbounded, it once outlived a 30 s SIGTERM.
+            self._consumer.close(autocommit=False, timeout_ms=CLOSE_TIMEOUT_MS)
             log.info("payment consumer stopped")
 
     def _hand_over(self, batch) -> None:

@@ -19,7 +19,7 @@ from datetime import datetime
 from sqlalchemy import Connection, bindparam, case, func, literal_column, select
 from sqlalchemy.engine import Row
 
-from storefront.clock import UTCDateTime, isoformat_z
+from storefront.clock import UTCDateTime
 from storefront.inventory.hold_rows import live, take_over_own, unexpired
 from storefront.inventory.models import is_pending
 from storefront.inventory.queue import live_pass, spend_pass
@@ -46,25 +46,29 @@ class ProductNotFound(LookupError):
 
 
 class NotOnSale(Exception):
-    """Lines whose product's start time has not come yet: ``items`` as the API names them."""
+    """Lines whose product's start time has not come yet: (product id, its start) each."""
 
-    def __init__(self, items: list[dict], starts_at: datetime):
-        super().__init__(f"{len(items)} line(s) not on sale yet")
-        self.items = items
-        self.starts_at = starts_at  # the first line's, as a single hold's answer gives it
+    def __init__(self, lines: list[tuple[int, datetime]]):
+        super().__init__(f"{len(lines)} line(s) not on sale yet")
+        self.lines = lines
+
+    @property
+    def starts_at(self) -> datetime:
+        """The first line's start, as a single hold's answer gives it."""
+        return self.lines[0][1]
 
 
 class OutOfStock(Exception):
-    """Lines with fewer units available than asked: ``items`` as the API names them."""
+    """Lines with fewer units available than asked: (product id, units available) each."""
 
-    def __init__(self, items: list[dict]):
-        super().__init__(f"{len(items)} line(s) short")
-        self.items = items
+    def __init__(self, lines: list[tuple[int, int]]):
+        super().__init__(f"{len(lines)} line(s) short")
+        self.lines = lines
 
     @property
     def available(self) -> int:
         """A single hold's answer: what its one product has left."""
-        return self.items[0]["available"]
+        return self.lines[0][1]
 
 
 class HoldLimit(Exception):
@@ -77,14 +81,6 @@ class HoldLimit(Exception):
         self.held = held
         self.limit = limit
         self.per = per
-
-    def answer(self) -> dict:
-        """The 409's message and fields, the same for a hold and a checkout."""
-        message = {
-            "address": f"This address already holds {self.held} units; one address may hold {self.limit} at once.",
-            "pass": f"One turn in the line takes at most {self.limit} unit(s) of this drop.",
-        }.get(self.per, f"You already hold {self.held} units; one shopper may hold {self.limit} at once.")
-        return {"message": message, "limit": self.limit, "held": self.held, "per": self.per}
 
 
 class BuyerLimit(Exception):
@@ -279,9 +275,7 @@ def grant(conn: Connection, owner: Owner, address: str, lines: list[Line], now: 
     waiting = [line for line in lines if terms[line.product_id].starts_at is not None
                and terms[line.product_id].starts_at > now]
     if waiting:
-        first = terms[waiting[0].product_id].starts_at
-        raise NotOnSale([{"productId": line.product_id, "startsAt": isoformat_z(terms[line.product_id].starts_at)}
-                         for line in waiting], first)
+        raise NotOnSale([(line.product_id, terms[line.product_id].starts_at) for line in waiting])
     paused = [product_id for product_id in product_ids if terms[product_id].paused]
     if paused:
         raise Paused(paused)
@@ -307,7 +301,7 @@ def grant(conn: Connection, owner: Owner, address: str, lines: list[Line], now: 
     for line in lines:
         bucket = take_units(conn, line.product_id, line.quantity)
         if bucket is None:
-            short.append({"productId": line.product_id, "available": max(free_units(conn, line.product_id) or 0, 0)})
+            short.append((line.product_id, max(free_units(conn, line.product_id) or 0, 0)))
             continue
         price, currency = terms[line.product_id].price, terms[line.product_id].currency
         granted.append(GrantedLine(line.product_id, line.quantity, bucket, price, currency))

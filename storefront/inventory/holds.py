@@ -130,12 +130,12 @@ def _refused_by_reads(conn: Connection, product_id: int, owner: Owner, quantity:
     if stock is None:
         return None
     if not stock.on_sale:
-        raise NotOnSale([{"productId": product_id, "startsAt": isoformat_z(stock.starts_at)}], stock.starts_at)
+        raise NotOnSale([(product_id, stock.starts_at)])
     if stock.available < quantity and on_sale(conn, product_id):
         existing = own_live_hold(conn, product_id, owner, now)
         if existing is not None:
             return PlacedHold(existing, created=False)
-        raise OutOfStock([{"productId": product_id, "available": stock.available}])
+        raise OutOfStock([(product_id, stock.available)])
     return None
 
 
@@ -188,9 +188,9 @@ def place_hold_in_one_statement(product_id: int, owner: Owner, address: str, qua
     if row.outcome == "rate_limited":
         raise RateLimited(rate.wait_seconds)
     if row.outcome == "not_on_sale":
-        raise NotOnSale([{"productId": product_id, "startsAt": isoformat_z(row.starts_at)}], row.starts_at)
+        raise NotOnSale([(product_id, row.starts_at)])
     if row.outcome == "out_of_stock":
-        raise OutOfStock([{"productId": product_id, "available": row.detail}])
+        raise OutOfStock([(product_id, row.detail)])
     if row.outcome == "hold_limit":
         raise HoldLimit(row.detail, limits.per_visitor, "visitor")
     if row.outcome == "address_limit":

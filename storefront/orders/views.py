@@ -7,7 +7,7 @@ from flask import Blueprint, jsonify, render_template, request
 
 from storefront.clock import isoformat_z, utcnow
 from storefront.database import reading
-from storefront.errors import ApiError
+from storefront.errors import ApiError, not_found
 from storefront.htmx import wants_fragment
 from storefront.inventory.holds import hold_json
 from storefront.orders import links
@@ -36,7 +36,7 @@ def _order_id(value: str) -> uuid.UUID:
     try:
         return reservation_id(value)
     except ApiError:
-        raise ApiError(404, "not_found", "No such order.") from None
+        raise not_found("No such order.") from None
 
 
 @bp.get("/api/orders")
@@ -104,12 +104,12 @@ def order_page(order: str):
             with reading() as conn:
                 found = order_of(conn, order_id)
         if found is None:
-            raise ApiError(404, "not_found", "No such order, or its link is not whole: copy all of it from the email.")
+            raise not_found("No such order, or its link is not whole: copy all of it from the email.")
         return render_template("orders/order.html", order_id=order_id, order=found)
     if not wants_fragment():
         return render_template("orders/order.html", order_id=order_id)
     with reading() as conn:
         found = order_of(conn, order_id, requesting_owner())
     if found is None:
-        raise ApiError(404, "not_found", "No such order.")
+        raise not_found("No such order.")
     return render_template("orders/_order.html", order=found)

@@ -7,13 +7,12 @@ from storefront.cart import checkout as carts
 from storefront.catalog.models import products
 from storefront.clock import isoformat_z, utcnow
 from storefront.database import reading
-from storefront.errors import ApiError
+from storefront.errors import not_found
 from storefront.extensions import db
 from storefront.htmx import trigger, wants_fragment
-from storefront.inventory.grants import BuyerLimit, HoldLimit, HoldLimits, NotOnSale, OutOfStock, Paused
+from storefront.inventory.grants import HoldLimits
 from storefront.inventory.holds import hold_json
 from storefront.inventory.models import HoldStatus
-from storefront.inventory.queue import NotAdmitted
 from storefront.inventory.stock import on_sale, stock_levels
 from storefront.owners import Owner, client_address, owner_of, requesting_owner
 from storefront.params import integer_field, request_body, reservation_id
@@ -23,7 +22,7 @@ from storefront.payments.reconcile import settle_released_intent
 from storefront.ratelimit import holds_rate_limit
 from storefront.shop import bp
 from storefront.shop.payments import owned_payable, pay_with_demo, payment_form, settle_on_return, take_delivery
-from storefront.shop.refusals import buyer_limit_error, not_admitted_error, paused_error
+from storefront.shop.refusals import REFUSED, refusal
 
 
 def _settings():
@@ -71,11 +70,11 @@ def set_cart_line():
     owner = _body_owner(data)
     with db.engine.begin() as conn:
         if not on_sale(conn, product_id):
-            raise ApiError(404, "not_found", "No such product.")
+            raise not_found("No such product.")
         try:
             change = carts.set_line(conn, owner, product_id, quantity)
-        except carts.CartFull:
-            raise ApiError(409, "cart_full", f"A cart holds at most {carts.MAX_CART_LINES} products.") from None
+        except carts.CartFull as full:
+            raise refusal(full) from None
     with reading() as conn:
         return _cart_answer(conn, owner, change)
 
@@ -111,23 +110,8 @@ def create_checkout():
         with db.engine.begin() as conn:
             placed = carts.place_checkout(conn, owner, client_address(), settings.hold_ttl_seconds,
                                           HoldLimits.of(settings))
-    except carts.EmptyCart:
-        raise ApiError(400, "empty_cart", "The cart is empty.") from None
-    except NotOnSale as waiting:
-        raise ApiError(409, "not_on_sale", "Some lines are not on sale yet; nothing was held.",
-                       items=waiting.items) from None
-    except OutOfStock as short:
-        raise ApiError(409, "out_of_stock", "Some lines are short; nothing was held.", items=short.items) from None
-    except carts.MixedCurrencies:
-        raise ApiError(409, "mixed_currencies", "A checkout pays in one currency.") from None
-    except HoldLimit as limit:
-        raise ApiError(409, "hold_limit", **limit.answer()) from None
-    except NotAdmitted as refused:
-        raise not_admitted_error(refused) from None
-    except Paused:
-        raise paused_error() from None
-    except BuyerLimit as limit:
-        raise buyer_limit_error(limit) from None
+    except REFUSED as refused:
+        raise refusal(refused, lines=True) from None
     for _, intent_id in placed.superseded_intents:
         settle_released_intent(intent_id)  # released by the shop: settle it with Stripe now
     if wants_fragment():

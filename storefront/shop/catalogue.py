@@ -1,11 +1,12 @@
 from collections import defaultdict
 
-from flask import abort, current_app, render_template
+from flask import current_app, render_template
 from sqlalchemy import select
 
 from storefront.catalog.models import Product
 from storefront.clock import utcnow
 from storefront.database import reading
+from storefront.errors import not_found
 from storefront.extensions import db
 from storefront.inventory import queue
 from storefront.inventory.stock import stock_levels
@@ -39,12 +40,12 @@ def product_page(product_id: int):
     """A product's page; an option's id shows its product with that option chosen."""
     product = db.session.get(Product, product_id)
     if product is None or product.archived:
-        abort(404, "No such product.")
+        raise not_found("No such product.")
     chosen = None
     if product.option_of is not None:
         chosen, product = product, db.session.get(Product, product.option_of)
         if product is None or product.archived:
-            abort(404, "No such product.")
+            raise not_found("No such product.")
     options = _options_of([product.id])[product.id]
     levels = stock_levels(db.session.connection(), [product.id] + [o.id for o in options])
     if options and chosen is None:  # the first one left, else the first

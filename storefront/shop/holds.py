@@ -7,14 +7,14 @@ from flask import current_app, jsonify, render_template, request
 from sqlalchemy import Connection, select
 
 from storefront.catalog.models import products
-from storefront.clock import isoformat_z, utcnow
+from storefront.clock import utcnow
 from storefront.database import reading
 from storefront.envelope import SHARED
-from storefront.errors import ApiError
+from storefront.errors import ApiError, not_found
 from storefront.extensions import db
 from storefront import htmx
 from storefront.htmx import wants_fragment, wants_shared_fragment
-from storefront.inventory import grants, queue
+from storefront.inventory import grants
 from storefront.inventory import holds as hold_book
 from storefront.inventory.models import HoldStatus
 from storefront.inventory.stock import current_stock, stock_of
@@ -27,7 +27,7 @@ from storefront.payments.reconcile import close_intent, mark_intent_settled
 from storefront.ratelimit import RateLimited, counted_by_the_hold_function, hold_rate, rate_limited
 from storefront.shop import bp
 from storefront.shop.payments import owned_payable, pay_with_demo, payment_form, settle_on_return, take_delivery
-from storefront.shop.refusals import buyer_limit_error, not_admitted_error, paused_error
+from storefront.shop.refusals import REFUSED, refusal
 
 # The hold pages (the hold, a checkout's lines) show a lapsed PENDING hold as EXPIRED.
 bp.add_app_template_global(hold_book.status_of, "hold_status")
@@ -45,7 +45,7 @@ def _settings():
 def _product(conn: Connection, product_id: int):
     product = conn.execute(select(products).where(products.c.id == product_id)).first()
     if product is None:
-        raise ApiError(404, "not_found", "No such product.")
+        raise not_found("No such product.")
     return product
 
 
@@ -81,7 +81,7 @@ def hold_fragment(hold, status: int = 200, *, confirming: bool = False, changed:
 def check_stock(product_id: int):
     stock = current_stock(product_id)
     if stock is None:
-        raise ApiError(404, "not_found", "No such product.")
+        raise not_found("No such product.")
     # Exact every time (read fresh), and cheap to repeat: an unchanged answer is a 304. A shared
     # answer: the same bytes for every reader, so a shared cache (nginx, a CDN) may answer a crowd's
     # polls for a second; every browser revalidates (304).
@@ -117,7 +117,18 @@ def stock_answer(stock, *, fragment: bool) -> tuple[str, str]:
 @functools.lru_cache(maxsize=64)
 def out_of_stock_body(available: int) -> str:
     """A refusal's JSON: it depends on the count alone (fewer than the quantity asked, so a few)."""
-    return compact_json({"error": "out_of_stock", "message": f"Only {available} available.", "available": available})
+    answer = refusal(grants.OutOfStock([(0, available)]))
+    return compact_json({"error": answer.code, "message": answer.message, **answer.extra})
+
+
+# The metric's label for each refusal of a hold (HOLDS), where it is not the refusal's own code.
+_METRIC_LABELS = {grants.ProductNotFound: "unknown_product"}
+
+
+def _counted_as(refused: Exception) -> str:
+    if isinstance(refused, grants.HoldLimit):
+        return "hold_limit" if refused.per == "visitor" else "address_limit"
+    return _METRIC_LABELS.get(type(refused)) or refusal(refused).code
 
 
 @bp.post("/api/reservations")
@@ -136,13 +147,6 @@ def create_reservation():
     except RateLimited as limited:
         HOLDS.labels("rate_limited").inc()
         raise rate_limited(limited.wait_seconds) from None
-    except grants.ProductNotFound:
-        HOLDS.labels("unknown_product").inc()
-        raise ApiError(404, "not_found", "No such product.") from None
-    except grants.NotOnSale as waiting:
-        HOLDS.labels("not_on_sale").inc()
-        raise ApiError(409, "not_on_sale", f"On sale from {isoformat_z(waiting.starts_at)}.",
-                       startsAt=isoformat_z(waiting.starts_at)) from None
     except grants.OutOfStock as short:
         HOLDS_OUT_OF_STOCK.inc()
         if wants_fragment():
@@ -157,18 +161,9 @@ def create_reservation():
         # The answer a crowd gets once it is gone: the body the error handler would make
         # (error_response), without its exception round, and made once per count.
         return current_app.response_class(out_of_stock_body(short.available), 409, mimetype="application/json")
-    except grants.HoldLimit as limit:
-        HOLDS.labels("hold_limit" if limit.per == "visitor" else "address_limit").inc()
-        raise ApiError(409, "hold_limit", **limit.answer()) from None
-    except queue.NotAdmitted as refused:
-        HOLDS.labels("not_admitted").inc()
-        raise not_admitted_error(refused) from None
-    except grants.Paused:
-        HOLDS.labels("paused").inc()
-        raise paused_error() from None
-    except grants.BuyerLimit as limit:
-        HOLDS.labels("buyer_limit").inc()
-        raise buyer_limit_error(limit) from None
+    except REFUSED as refused:
+        HOLDS.labels(_counted_as(refused)).inc()
+        raise refusal(refused) from None
 
     status = 201 if placed.created else 200
     (HOLDS_CREATED if placed.created else HOLDS_EXISTING).inc()
@@ -211,7 +206,7 @@ def cancel_reservation(reservation: str):
         with db.engine.begin() as conn:
             hold = hold_book.cancel_hold(conn, hold_id, owner)
     except hold_book.HoldNotFound:
-        raise ApiError(404, "not_found", "No such reservation.") from None
+        raise not_found("No such reservation.") from None
     except hold_book.HoldNotPending as not_pending:
         raise _not_pending(not_pending.hold) from None
     if intent_status == "canceled":

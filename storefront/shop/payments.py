@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from flask import current_app, jsonify, request
 
 from storefront.database import reading
-from storefront.errors import ApiError
+from storefront.errors import ApiError, not_found
 from storefront.htmx import retarget
 from storefront.orders.delivery import Delivery, InvalidDelivery, parse_delivery
 from storefront.owners import requesting_owner
@@ -15,6 +15,7 @@ from storefront.params import request_body
 from storefront.payments.gateway import PaymentSession, gateway
 from storefront.payments.intents import DeliveryPastBuyerLimit, attach_delivery, open_payment
 from storefront.payments.payables import Payable, payable
+from storefront.shop.refusals import refusal
 from storefront.payments.settlement import settle_if_succeeded, settle_paid_form, settle_returned
 
 NAMES = {"hold": "reservation", "checkout": "checkout"}  # as a 404 names them
@@ -24,7 +25,7 @@ def demo_gateway():
     """The demo gateway; a 404 while Stripe is configured."""
     demo = gateway()
     if not demo.demo:
-        raise ApiError(404, "not_found", "The demo gateway is off while Stripe is configured.")
+        raise not_found("The demo gateway is off while Stripe is configured.")
     return demo
 
 
@@ -57,11 +58,7 @@ def give_delivery(paid: Payable, delivery: Delivery) -> None:
     try:
         attach_delivery(paid, delivery, shop_url())
     except DeliveryPastBuyerLimit as refused:
-        past = refused.past
-        error = ApiError(409, "buyer_limit",
-                         f"One buyer may have {past.limit} of this product, and this {past.field} has {past.held} "
-                         "already: nothing was charged.", field=past.field, limit=past.limit, held=past.held,
-                         productId=past.family)
+        error = refusal(refused)
         error.headers = retarget("find .payment-error")
         raise error from None
 
@@ -71,7 +68,7 @@ def owned_payable(kind: str, payable_id, owner, message: str | None = None) -> P
     with reading() as conn:
         found = payable(conn, kind, payable_id, owner)
     if found is None:
-        raise ApiError(404, "not_found", message or f"No such {NAMES[kind]}.")
+        raise not_found(message or f"No such {NAMES[kind]}.")
     return found
 
 

@@ -16,7 +16,7 @@ from storefront.catalog.models import products
 from storefront.clock import isoformat_z, utcnow
 from storefront.database import reading
 from storefront.envelope import SHARED
-from storefront.errors import ApiError
+from storefront.errors import ApiError, not_found
 from storefront.extensions import db
 from storefront.htmx import wants_fragment, wants_shared_fragment
 from storefront.inventory import queue
@@ -24,7 +24,7 @@ from storefront.inventory.stock import stock_levels
 from storefront.owners import client_address, owner_of, requesting_owner
 from storefront.params import invalid, optional_uuid, request_body
 from storefront.shop import bp
-from storefront.shop.refusals import paused_error
+from storefront.shop.refusals import REFUSED, paused_error, refusal
 
 
 def _settings():
@@ -34,10 +34,8 @@ def _settings():
 def _queued_product(conn: Connection, product_id: int) -> queue.QueuedProduct:
     try:
         return queue.queued_product(conn, product_id, _settings().queue_opens_before_seconds)
-    except queue.NotAQueuedProduct:
-        raise ApiError(404, "not_found", "No such product.") from None
-    except queue.NoQueue:
-        raise ApiError(409, "no_queue", "This product has no waiting room: Buy takes its stock directly.") from None
+    except (queue.NotAQueuedProduct, queue.NoQueue) as refused:
+        raise refusal(refused) from None
 
 
 def _step_if_due(product: queue.QueuedProduct) -> None:
@@ -56,7 +54,7 @@ def queue_challenge():
     """A proof-of-work challenge, as ALTCHA's widget asks for it (its ``challengeurl``)."""
     work = _settings().queue_proof_of_work
     if work == 0:
-        raise ApiError(404, "not_found", "Joining a line asks for no proof of work here.")
+        raise not_found("Joining a line asks for no proof of work here.")
     return proof_of_work.challenge(work)
 
 
@@ -83,16 +81,8 @@ def join_queue(product_id: int):
         raise invalid("entryId", "This entry id is taken: draw another (crypto.randomUUID()).") from None
     except proof_of_work.NotSolved as unsolved:
         raise invalid("altcha", f"{unsolved} (GET /api/queue/challenge gives one).") from None
-    except queue.QueueNotOpen as closed:
-        raise ApiError(409, "queue_not_open", f"The line opens at {isoformat_z(closed.opens_at)}.",
-                       opensAt=isoformat_z(closed.opens_at)) from None
-    except queue.QueueSoldOut:
-        raise ApiError(409, "out_of_stock", "Sold out: nothing left to wait for.", available=0) from None
-    except queue.QueueClosed:
-        raise ApiError(409, "queue_closed", "The shop has closed this line: nobody more is let in.") from None
-    except queue.TooManyEntries as many:
-        raise ApiError(429, "too_many_entries",
-                       f"This address has {many.limit} places in this line already.", limit=many.limit) from None
+    except REFUSED as refused:
+        raise refusal(refused) from None
     with reading() as conn:
         place = queue.place_of(conn, product, owner, utcnow())
     if wants_fragment():
@@ -166,7 +156,7 @@ def my_place(product_id: int):
     if wants_fragment():
         return _place_fragment(product, place)
     if place is None:
-        raise ApiError(404, "not_found", "You have no place in this line.")
+        raise not_found("You have no place in this line.")
     return place.as_json()
 
 
