@@ -142,8 +142,8 @@ def test_every_area_has_a_layer():
                                     "storefront.payments.completion", "storefront.orders.book"])
 def test_an_upward_import_would_be_caught(module):
     graph = import_graph()
-    graph[module] = graph[module] | {"storefront.shop.holds"}
-    assert [target for target in graph[module] if upward(module, target)] == ["storefront.shop.holds"]
+    graph[module] = graph[module] | {"storefront.shop.reservations"}
+    assert [target for target in graph[module] if upward(module, target)] == ["storefront.shop.reservations"]
 def test_area_code_never_commits_or_rolls_back_a_connection():
     """The way in (a view, a job, a command) opens the transaction with ``engine.begin()`` and
     owns it (a preview rolls its own back); the areas take a connection and leave its end to

@@ -73,7 +73,7 @@ def test_hold_page_is_a_shell_that_loads_the_hold_for_its_own_visitor_only(clien
 
     page = client.get(url)
     assert page.status_code == 200
-    assert rendered[-1] == "shop/reservation.html"
+    assert rendered[-1] == "shop/paying.html"
     assert created["reservationId"] in page.get_data(as_text=True)
 
     fragment = client.get(url, headers={"HX-Request": "true", "X-Visitor-Id": visitor(1)})

@@ -209,7 +209,8 @@ def sold_out(conn: Connection, product: QueuedProduct) -> bool:
     return sum(count.total - count.sold for count in counts) <= 0
 
 
-def available_units(conn: Connection, product: QueuedProduct, now: datetime) -> int:
+def units_left(conn: Connection, product: QueuedProduct, now: datetime) -> int:
+    """What the queued product and its options have left to hold now, together."""
     return sum(max(stock.available, 0) for stock in stock_levels(conn, product.item_ids, now).values())
 
 
@@ -419,7 +420,7 @@ def standing(conn: Connection, product: QueuedProduct, now: datetime) -> Standin
         seed_hash=room.seed_hash if room is not None else None,
         seed=room.seed.hex() if room is not None and now >= product.starts_at else None,
         length=length, admitted_through=room.admitted_through if room is not None else 0,
-        available=available_units(conn, product, now), admitted_last_minute=last_minute)
+        available=units_left(conn, product, now), admitted_last_minute=last_minute)
 
 
 def place_of(conn: Connection, product: QueuedProduct, owner: Owner, now: datetime) -> Place | None:

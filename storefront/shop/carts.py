@@ -21,7 +21,7 @@ from storefront.payments.payables import Payable, payable
 from storefront.payments.reconcile import settle_released_intent
 from storefront.ratelimit import holds_rate_limit
 from storefront.shop import bp
-from storefront.shop.payments import owned_payable, pay_with_demo, payment_form, settle_on_return, take_delivery
+from storefront.shop.payments import pay_with_demo, payable_page, payment_form, take_delivery
 from storefront.shop.refusals import REFUSED, refusal
 
 
@@ -142,16 +142,7 @@ def checkout_fragment(paid: Payable, status: int = 200, *, confirming: bool = Fa
 
 @bp.get("/checkouts/<checkout>")
 def checkout_page(checkout: str):
-    checkout_id = reservation_id(checkout)
-    settle_on_return("checkout", checkout_id)
-    if not wants_fragment():
-        return render_template("shop/checkout.html", checkout_id=checkout_id,
-                               redirect_status=request.args.get("redirect_status"))
-    found = owned_payable("checkout", checkout_id, requesting_owner())
-    if request.args.get("lapsed") == "1" and found.is_live():
-        return "", 204  # still live by the server's clock: the form stays as it is
-    return checkout_fragment(found, confirming=request.args.get("confirming") == "1",
-                             payment_failed=request.args.get("redirect_status") == "failed")
+    return payable_page("checkout", reservation_id(checkout), checkout_fragment)
 
 
 @bp.post("/checkouts/<checkout>/demo-payment")

@@ -4,11 +4,11 @@ and the return from Stripe. The routes of each kind are thin edges over the same
 
 from urllib.parse import urlsplit
 
-from flask import current_app, jsonify, request
+from flask import current_app, jsonify, render_template, request, url_for
 
 from storefront.database import reading
 from storefront.errors import ApiError, not_found
-from storefront.htmx import retarget
+from storefront.htmx import retarget, wants_fragment
 from storefront.orders.delivery import Delivery, InvalidDelivery, parse_delivery
 from storefront.owners import requesting_owner
 from storefront.params import request_body
@@ -110,6 +110,26 @@ def settle_on_return(kind: str, payable_id) -> None:
         found = payable(conn, kind, payable_id)
     if found is not None:
         settle_returned(found, named_intent)
+
+
+NOUNS = {"hold": "hold", "checkout": "checkout"}  # as a page titles them
+
+
+def payable_page(kind: str, payable_id, fragment, missing: str | None = None):
+    """A payable's page, also Stripe's return_url, the same for every kind: the payment Stripe names
+    settled first; then a shell the browser fills with the payable's fragment (``fragment(payable,
+    confirming=, payment_failed=)``), asked for with its visitor id. A fragment asked for when the
+    countdown reached 0:00 a moment before the server's clock did is 204: nothing to swap, and the
+    payment form under the shopper's hands stays as it is."""
+    settle_on_return(kind, payable_id)
+    failed = request.args.get("redirect_status") == "failed"
+    if not wants_fragment():
+        fragment_url = url_for(request.endpoint, **request.view_args, redirect_status="failed" if failed else None)
+        return render_template("shop/paying.html", kind=kind, noun=NOUNS[kind], fragment_url=fragment_url)
+    found = owned_payable(kind, payable_id, requesting_owner(), missing)
+    if request.args.get("lapsed") == "1" and found.is_live():
+        return "", 204
+    return fragment(found, confirming=request.args.get("confirming") == "1", payment_failed=failed)
 
 
 def pay_with_demo(kind: str, payable_id) -> Payable:

@@ -26,7 +26,7 @@ from storefront.payments.payables import KINDS, Payable
 from storefront.payments.reconcile import close_intent, mark_intent_settled
 from storefront.ratelimit import RateLimited, counted_by_the_hold_function, hold_rate, rate_limited
 from storefront.shop import bp
-from storefront.shop.payments import owned_payable, pay_with_demo, payment_form, settle_on_return, take_delivery
+from storefront.shop.payments import owned_payable, pay_with_demo, payable_page, payment_form, take_delivery
 from storefront.shop.refusals import REFUSED, refusal
 
 # The hold pages (the hold, a checkout's lines) show a lapsed PENDING hold as EXPIRED.
@@ -218,20 +218,9 @@ def cancel_reservation(reservation: str):
 
 @bp.get("/reservations/<reservation>")
 def reservation_page(reservation: str):
-    hold_id = reservation_id(reservation)
-    settle_on_return("hold", hold_id)
-    if not wants_fragment():
-        # The page is a shell: only the browser knows its visitor id, so the hold
-        # itself comes as a fragment requested with it (see static/js/storefront.js).
-        return render_template("shop/reservation.html", reservation_id=hold_id,
-                               redirect_status=request.args.get("redirect_status"))
-    hold = owned_hold(hold_id, requesting_owner(), "No such reservation, or it belongs to another shopper.")
-    if request.args.get("lapsed") == "1" and hold_book.status_of(hold) == HoldStatus.PENDING:
-        # The countdown reached 0:00 a moment before the server's clock did: nothing to
-        # swap (204), and the payment form under the shopper's hands stays as it is.
-        return "", 204
-    return hold_fragment(hold, on_hold_page=True, confirming=request.args.get("confirming") == "1",
-                         payment_failed=request.args.get("redirect_status") == "failed")
+    return payable_page("hold", reservation_id(reservation),
+                        lambda paid, **shown: hold_fragment(paid.row, on_hold_page=True, **shown),
+                        "No such reservation, or it belongs to another shopper.")
 
 
 @bp.get("/products/<product_id:product_id>/hold")
