@@ -107,10 +107,13 @@ def test_the_countdown_is_the_shops_and_the_start_opens_everything_at_once(app, 
     # with its next poll, and counts down to the new moment.
     start = (utcnow() + timedelta(seconds=30)).replace(microsecond=0)
     starting(product.id, start)
-    expect(page.locator(f".stock time.countdown[datetime='{isoformat_z(start)}']").first).to_be_attached(timeout=7_000)
+    moved = f".stock time.countdown[datetime='{isoformat_z(start)}']"
+    expect(page.locator(moved).first).to_be_attached(timeout=7_000)
+    # Every countdown on the page moved with it (one swap for every live part), none left on the old start.
+    expect(page.locator(f".stock time.countdown:not([datetime='{isoformat_z(start)}'])")).to_have_count(0)
     expect(page.locator(f"#place-{product.id}")).to_contain_text("Your place is drawn at the start")
 
-    countdown = page.locator(".stock time.countdown").first
+    countdown = page.locator(moved).first
     for sample in range(4):  # four samples over 18 s
         if sample:
             time.sleep(6)
