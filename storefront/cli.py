@@ -126,34 +126,30 @@ def catalog_import_command(csv_file, dry_run: bool):
     currency, total, starts_at, option_of, option, queue (yes or no), per_buyer, paused (catalog export writes them
     all). A starts_at without an offset is read in SHOP_TIMEZONE. Every row is checked first; one wrong row and
     nothing is imported. --dry-run says what would change and changes nothing."""
+    from storefront.database import dry_run as previewing
     from storefront.listings.management import CatalogRefused, import_rows, import_with_changes
 
     rows = list(csv.DictReader(csv_file))
-    if dry_run:
-        with db.engine.connect() as conn, conn.begin() as transaction:
-            try:
-                changes = import_with_changes(conn, rows)
-            except CatalogRefused as refused:
-                for problem in refused.problems:
-                    click.echo(f"Refused: {problem}", err=True)
-                raise click.ClickException("the file would import nothing") from None
-            finally:
-                transaction.rollback()
-        for change in changes:
-            click.echo(f"{change.sku}: {'added' if change.added else 'changed'}: " + "; ".join(
-                f"{name} {after}" if change.added else f"{name} {before or '(empty)'} → {after or '(empty)'}"
-                for name, before, after in change.fields))
-        click.echo(f"Dry run: {len(rows)} rows would add {sum(c.added for c in changes)} and change "
-                   f"{sum(not c.added for c in changes)} products; nothing was changed.")
-        return
     try:
-        with db.engine.begin() as conn:
-            added, updated = import_rows(conn, rows)
+        if dry_run:
+            with previewing() as conn:
+                changes = import_with_changes(conn, rows)
+        else:
+            with db.engine.begin() as conn:
+                added, updated = import_rows(conn, rows)
     except CatalogRefused as refused:
         for problem in refused.problems:
             click.echo(f"Refused: {problem}", err=True)
-        raise click.ClickException("nothing was imported") from None
-    click.echo(f"Imported {len(rows)} rows: {added} added, {updated} updated.")
+        raise click.ClickException("the file would import nothing" if dry_run else "nothing was imported") from None
+    if not dry_run:
+        click.echo(f"Imported {len(rows)} rows: {added} added, {updated} updated.")
+        return
+    for change in changes:
+        click.echo(f"{change.sku}: {'added' if change.added else 'changed'}: " + "; ".join(
+            f"{name} {after}" if change.added else f"{name} {before or '(empty)'} → {after or '(empty)'}"
+            for name, before, after in change.fields))
+    click.echo(f"Dry run: {len(rows)} rows would add {sum(c.added for c in changes)} and change "
+               f"{sum(not c.added for c in changes)} products; nothing was changed.")
 
 
 @catalog_cli.command("export")

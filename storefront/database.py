@@ -120,6 +120,14 @@ def _statement_engine() -> Engine:
 
 
 @contextmanager
+def dry_run():
+    """A connection whose changes never last: nothing commits it, so closing it at the block's end
+    rolls back whatever was done in it (a preview: an import run to see what it would change)."""
+    with db.engine.connect() as conn:
+        yield conn
+
+
+@contextmanager
 def one_statement():
     """A psycopg cursor on a PostgreSQL connection in autocommit, for the hot paths: one
     prepared statement, one round trip, its own transaction; no BEGIN or COMMIT. Rows

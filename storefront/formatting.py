@@ -79,15 +79,14 @@ def shop_datetime(moment: datetime | None) -> str:
     return f"{_formatted(moment, zone, ENGLISH)} {zone.key}"
 
 
-def shop_time_of_day(moment: datetime) -> str:
-    """The time of day in the shop's zone, to the second, naming it (``10:00:05 Europe/Paris``)."""
-    zone = shop_zone()
-    return f"{moment.astimezone(zone):%H:%M:%S} {zone.key}"
-
-
 def shop_stamp(moment: datetime | None, pattern: str = "%Y-%m-%d %H:%M:%S") -> str:
     """A moment in the shop's zone, to the second, for a table whose heading names the zone."""
     return "" if moment is None else moment.astimezone(shop_zone()).strftime(pattern)
+
+
+def shop_time_of_day(moment: datetime) -> str:
+    """The time of day in the shop's zone, to the second, naming it (``10:00:05 Europe/Paris``)."""
+    return f"{shop_stamp(moment, '%H:%M:%S')} {shop_zone().key}"
 
 
 def utc_datetime(moment: datetime | None) -> str:

@@ -18,7 +18,7 @@ from storefront.assets import upload_root
 from storefront.catalog.images import InvalidImage, store_image
 from storefront.catalog.models import SALE_STATES, Product
 from storefront.clock import utcnow
-from storefront.database import reading
+from storefront.database import dry_run, reading
 from storefront.errors import ApiError, not_found
 from storefront.extensions import db
 from storefront.inventory.stock import bucket_levels, stock_levels, unit_counts
@@ -29,10 +29,11 @@ from storefront.listings.management import (
     add_product,
     archive_product,
     changes_digest,
+    csv_rows,
     export_csv,
     import_with_changes,
-    read_csv_text,
     update_product,
+    uploaded_text,
 )
 from storefront.money import price_text
 from storefront.shop_zone import picker_value, shop_zone
@@ -94,13 +95,11 @@ def products_export():
 
 def _preview(csv_text: str, rows: list[dict], status: int = 200, outdated: bool = False):
     """What the file would change, found by importing it in a transaction that is then rolled back."""
-    with db.engine.connect() as conn, conn.begin() as transaction:
-        try:
+    try:
+        with dry_run() as conn:
             changes = import_with_changes(conn, rows)
-        except CatalogRefused as refused:
-            return render_template("admin/import.html", problems=refused.problems, rows=rows), 400
-        finally:
-            transaction.rollback()
+    except CatalogRefused as refused:
+        return render_template("admin/import.html", problems=refused.problems, rows=rows), 400
     return render_template("admin/import.html", changes=changes, rows=rows, csv_text=csv_text,
                            digest=changes_digest(changes), outdated=outdated), status
 
@@ -111,21 +110,21 @@ def preview_import():
     upload = request.files.get("catalogue")
     if upload is None or not upload.filename:
         raise ApiError(400, "invalid_request", "Choose a CSV file to import.", field="catalogue")
-    data = upload.read()
     try:
-        rows = read_csv_text(data)
+        csv_text = uploaded_text(upload.read())
+        rows = csv_rows(csv_text)
     except CatalogRefused as refused:
         return render_template("admin/import.html", problems=refused.problems, rows=[]), 400
-    return _preview(data.decode("utf-8-sig"), rows)
+    return _preview(csv_text, rows)
 
 
 @bp.post("/products/import/apply")
 def apply_import():
     """Step two: the same file again, applied only when it changes exactly what the preview showed
     (the catalogue may have moved since: then the new preview is shown instead, 409)."""
-    csv_text = request.form.get("csv_text") or ""
+    csv_text, rows = request.form.get("csv_text") or "", []
     try:
-        rows = read_csv_text(csv_text.encode())
+        rows = csv_rows(csv_text)
         with db.engine.begin() as conn:
             changes = import_with_changes(conn, rows)
             if changes_digest(changes) != request.form.get("digest"):

@@ -451,14 +451,19 @@ def changes_digest(changes: list[RowChange]) -> str:
                           ).hexdigest()
 
 
-def read_csv_text(data: bytes) -> list[dict]:
-    """An uploaded file's rows (UTF-8, with or without a byte-order mark, as spreadsheets save them).
-    Raises CatalogRefused naming the file when it is not text this import reads."""
+def uploaded_text(data: bytes) -> str:
+    """An uploaded file's text (UTF-8, with or without a byte-order mark, as spreadsheets save it).
+    Raises CatalogRefused naming the file when it is not."""
     try:
-        text = data.decode("utf-8-sig")
-        return list(csv.DictReader(io.StringIO(text, newline="")))
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise CatalogRefused([InvalidField("file", "must be UTF-8 text: save it from the spreadsheet as "
                                                    "CSV UTF-8", 1)]) from None
+
+
+def csv_rows(text: str) -> list[dict]:
+    """The rows of a catalogue's CSV text. Raises CatalogRefused naming the file when it is not CSV."""
+    try:
+        return list(csv.DictReader(io.StringIO(text, newline="")))
     except csv.Error as error:
         raise CatalogRefused([InvalidField("file", f"is not a CSV file this import reads ({error})", 1)]) from None

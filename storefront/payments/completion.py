@@ -19,13 +19,13 @@ or out-of-order event changes the outcome at most once:
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, literal_column, select
+from sqlalchemy import Connection
 
 from storefront.cart.checkout import clear_paid_lines
 from storefront.clock import utcnow
 from storefront.inventory.hold_rows import is_live, set_status
 from storefront.inventory.models import HoldStatus
-from storefront.inventory.stock import give_back_units, holds, release_lapsed_holds, sell_free_units, sell_held_units
+from storefront.inventory.stock import give_back_units, release_lapsed_holds, sell_free_units, sell_held_units
 from storefront.orders.buyers import over_limit_at_settlement
 from storefront.payments.payables import KINDS, Payable, locked, named_by
 
@@ -36,7 +36,6 @@ class Settlement:
     subject_id: uuid.UUID | None = None  # the payable (a hold, or a checkout) that the payment was for
     refund_amount: int | None = None
     detail: str | None = None
-    kind: str = "hold"
     payable: Payable | None = None  # what it paid for, as read under the locks; a refund is recorded on it
     # This payment was kept or is being refunded for it now: the caller records its order as paid in
     # the same transaction (orders.book.record_paid).
@@ -50,26 +49,29 @@ def settle(conn: Connection, message: dict) -> Settlement:
     kind, payable_id = named_by(message)
     paid = locked(conn, kind, payable_id) if payable_id else None
     if paid is None:
-        return Settlement(f"unknown_{kind}", payable_id, kind=kind,
+        return Settlement(f"unknown_{kind}", payable_id,
                           detail=f"no {kind} with this {KINDS[kind].id_field}")
     intent_id = message["paymentIntentId"]
     if paid.payment_intent_id and paid.payment_intent_id != intent_id:
         # Paid through some other intent than its own: never keep that money.
-        return Settlement("foreign_intent", paid.id, refund_amount=message["amount"], kind=kind,
+        return Settlement("foreign_intent", paid.id, refund_amount=message["amount"],
                           detail=f"{kind}'s intent is {paid.payment_intent_id}")
     if message["amount"] != paid.amount or message["currency"].lower() != paid.currency:
-        return Settlement("amount_mismatch", paid.id, refund_amount=message["amount"], kind=kind,
+        return Settlement("amount_mismatch", paid.id, refund_amount=message["amount"],
                           detail=f"paid {message['amount']} {message['currency']}, {kind} is {paid.amount} {paid.currency}")
 
     now = utcnow()
     changed = late = past_limit = False
+    refunded = 0  # the lines this payment cannot buy: decided now, or before (its refund may not have gone through)
     for line in paid.lines:
+        if line.status == HoldStatus.REFUNDED:
+            refunded += line.amount
         if line.status in (HoldStatus.COMPLETED, HoldStatus.REFUNDED):
-            continue  # decided before: a duplicate, or a refund that may not have gone through yet
+            continue  # decided before
         changed = True
         if over_limit_at_settlement(conn, line, now):
             _refund_past_buyer_limit(conn, line, now, intent_id)
-            past_limit = True
+            past_limit, refunded = True, refunded + line.amount
         elif is_live(line, now):
             set_status(conn, line.id, HoldStatus.COMPLETED, now, payment_intent_id=intent_id)
             sell_held_units(conn, line.product_id, line.bucket, line.quantity)
@@ -82,11 +84,9 @@ def settle(conn: Connection, message: dict) -> Settlement:
                 late = True
             else:
                 set_status(conn, line.id, HoldStatus.REFUNDED, now, payment_intent_id=intent_id)
+                refunded += line.amount
     if kind == "checkout":
         clear_paid_lines(conn, paid.row, [line.product_id for line in paid.lines])
-    line_ids = [line.id for line in paid.lines]
-    refunded = conn.execute(select(func.coalesce(func.sum(holds.c.amount), 0)).where(
-        holds.c.id.in_(line_ids), holds.c.status == literal_column("'REFUNDED'"))).scalar_one()
     due = refunded if refunded and paid.refund_id is None else None
     if due:
         outcome = "partly_refunded" if refunded < paid.amount else "refund_due"
@@ -94,7 +94,7 @@ def settle(conn: Connection, message: dict) -> Settlement:
         outcome = "completed_late" if late and kind == "hold" else "completed"
     else:
         outcome = "duplicate"
-    return Settlement(outcome, paid.id, refund_amount=due, kind=kind, payable=paid, order_paid=changed,
+    return Settlement(outcome, paid.id, refund_amount=due, payable=paid, order_paid=changed,
                       detail="past the product's limit per buyer" if past_limit else None)
 
 
@@ -112,12 +112,12 @@ def release_cancelled(conn: Connection, message: dict) -> Settlement:
     kind, payable_id = named_by(message)
     paid = locked(conn, kind, payable_id) if payable_id else None
     if paid is None:
-        return Settlement(f"unknown_{kind}", payable_id, kind=kind)
+        return Settlement(f"unknown_{kind}", payable_id)
     now = utcnow()
     released = [line for line in paid.lines if line.status == HoldStatus.PENDING]
     for line in released:
         set_status(conn, line.id, HoldStatus.CANCELLED, now, payment_released_at=now)
         give_back_units(conn, line.product_id, line.bucket, line.quantity)
     if released:
-        return Settlement("cancelled", paid.id, kind=kind)
-    return Settlement("kept_" + "_".join(sorted({str(line.status).lower() for line in paid.lines})), paid.id, kind=kind)
+        return Settlement("cancelled", paid.id)
+    return Settlement("kept_" + "_".join(sorted({str(line.status).lower() for line in paid.lines})), paid.id)

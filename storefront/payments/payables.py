@@ -6,7 +6,7 @@ the PaymentIntent, the refund), and its lines: the holds it pays for (the hold i
 checkout's). Every step of paying takes a payable and never asks which kind it is: opening the
 intent (``payments/intents.py``), the delivery details, the demo gateway's Pay, settling and
 refunding (``payments/completion.py``, ``payments/settlement.py``), the payment form and the
-return page (``shop/paying.py``). A kind differs only in the few facts this module keeps in one
+return page (``shop/payments.py``). A kind differs only in the few facts this module keeps in one
 table (``KINDS``): how Stripe's metadata names it, and the keys its intent and refund are made
 under (unchanged from before there was one shape, so that a retry across a deploy reuses them).
 """
@@ -67,10 +67,6 @@ class Payable:
         return self.row.refund_id
 
     @property
-    def expires_at(self) -> datetime:
-        return self.row.expires_at
-
-    @property
     def intent_key(self) -> str:
         return f"{self.kind.intent_key}-{self.id}"
 
@@ -92,12 +88,17 @@ class Payable:
                 "reservationIds": ",".join(str(line.id) for line in self.lines)}
 
 
+def hold_payable(hold: Row) -> Payable:
+    """A hold already read, as the payable of one line it is."""
+    return Payable(KINDS["hold"], hold, (hold,))
+
+
 def payable(conn: Connection, kind: str, payable_id: uuid.UUID, owner: Owner | None = None) -> Payable | None:
     """The payable of this kind and id: the owner's (404 for anyone else's, as for an unknown one), or,
     without an owner, anyone's (the shop's own bookkeeping). None when there is none."""
     if kind == "hold":
         row = find_hold(conn, payable_id, owner) if owner is not None else hold_by_id(conn, payable_id)
-        return Payable(KINDS[kind], row, (row,)) if row is not None else None
+        return hold_payable(row) if row is not None else None
     row = find_checkout(conn, payable_id, owner)
     return Payable(KINDS[kind], row, tuple(checkout_holds(conn, payable_id))) if row is not None else None
 

@@ -15,8 +15,8 @@ from storefront.params import request_body
 from storefront.payments.gateway import PaymentSession, gateway
 from storefront.payments.intents import DeliveryPastBuyerLimit, attach_delivery, open_payment
 from storefront.payments.payables import Payable, payable
-from storefront.shop.refusals import refusal
 from storefront.payments.settlement import settle_if_succeeded, settle_paid_form, settle_returned
+from storefront.shop.refusals import refusal
 
 NAMES = {"hold": "reservation", "checkout": "checkout"}  # as a 404 names them
 

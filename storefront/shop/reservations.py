@@ -22,7 +22,7 @@ from storefront.metrics import HOLDS
 from storefront.owners import Owner, client_address, owner_if_named, owner_of, requesting_owner
 from storefront.params import integer_field, request_body, reservation_id
 from storefront.payments.gateway import gateway
-from storefront.payments.payables import KINDS, Payable
+from storefront.payments.payables import hold_payable
 from storefront.payments.reconcile import close_intent, mark_intent_settled
 from storefront.ratelimit import RateLimited, counted_by_the_hold_function, hold_rate, rate_limited
 from storefront.shop import bp
@@ -58,7 +58,7 @@ def hold_fragment(hold, status: int = 200, *, confirming: bool = False, changed:
     the stock, and a drop's line and place, in one swap (static/js/storefront.js).
     """
     now = utcnow()
-    paid, payment, confirming = payment_form(Payable(KINDS["hold"], hold, (hold,)), confirming)
+    paid, payment, confirming = payment_form(hold_payable(hold), confirming)
     hold = paid.row
     live = hold_book.status_of(hold, now) == HoldStatus.PENDING
     with reading() as conn:
@@ -125,10 +125,10 @@ def out_of_stock_body(available: int) -> str:
 _METRIC_LABELS = {grants.ProductNotFound: "unknown_product"}
 
 
-def _counted_as(refused: Exception) -> str:
+def _counted_as(refused: Exception, answer: ApiError) -> str:
     if isinstance(refused, grants.HoldLimit):
         return "hold_limit" if refused.per == "visitor" else "address_limit"
-    return _METRIC_LABELS.get(type(refused)) or refusal(refused).code
+    return _METRIC_LABELS.get(type(refused)) or answer.code
 
 
 @bp.post("/api/reservations")
@@ -162,8 +162,9 @@ def create_reservation():
         # (error_response), without its exception round, and made once per count.
         return current_app.response_class(out_of_stock_body(short.available), 409, mimetype="application/json")
     except REFUSED as refused:
-        HOLDS.labels(_counted_as(refused)).inc()
-        raise refusal(refused) from None
+        answer = refusal(refused)
+        HOLDS.labels(_counted_as(refused, answer)).inc()
+        raise answer from None
 
     status = 201 if placed.created else 200
     (HOLDS_CREATED if placed.created else HOLDS_EXISTING).inc()
