@@ -71,7 +71,7 @@ def create_app(config: Config | dict | None = None, instance_path: str | None = 
     from storefront.orders.views import bp as orders_bp
     from storefront.payments.views import bp as payments_bp
     from storefront.shop import bp as shop_bp
-    from storefront.shop import carts, catalogue, payments, reservations, waiting_room  # noqa: F401  (routes join shop_bp)
+    from storefront.shop import carts, catalogue, draws, payments, reservations, waiting_room  # noqa: F401  (routes join shop_bp)
 
     for blueprint in (shop_bp, payments_bp, orders_bp, health_bp, openapi_bp):
         app.register_blueprint(blueprint)

@@ -40,6 +40,12 @@ def _product_options(required: bool):
         command = click.option("--pause/--resume", "paused", default=None,
                                help="stop and restart its sale on the day: no new hold, checkout or place "
                                     "meanwhile (those given keep running); an option has its product's")(command)
+        command = click.option("--entries-close", "entries_close",
+                               help="when a draw's entries close: at most 5 days after --starts-at, in "
+                                    "SHOP_TIMEZONE or with an offset; an option has its product's")(command)
+        command = click.option("--draw/--no-draw", "draw", default=None,
+                               help="sell the drop by a draw: entries from --starts-at until --entries-close, "
+                                    "winners drawn and charged at the close; an option has its product's")(command)
         return click.option("--queue/--no-queue", "queue", default=None,
                             help="let the drop's crowd in through a waiting room (needs --starts-at); "
                                  "an option has its product's")(command)
@@ -123,8 +129,8 @@ def product_archive_command(product: str, restore: bool):
 @click.option("--dry-run", is_flag=True, help="Say what the file would change, product by product, and change nothing.")
 def catalog_import_command(csv_file, dry_run: bool):
     """Add or update products from CSV_FILE, by sku: columns sku, name, description, price,
-    currency, total, starts_at, option_of, option, queue (yes or no), per_buyer, paused (catalog export writes them
-    all). A starts_at without an offset is read in SHOP_TIMEZONE. Every row is checked first; one wrong row and
+    currency, total, starts_at, option_of, option, queue (yes or no), per_buyer, paused, draw (yes or no),
+    entries_close (catalog export writes them all). A starts_at without an offset is read in SHOP_TIMEZONE. Every row is checked first; one wrong row and
     nothing is imported. --dry-run says what would change and changes nothing."""
     from storefront.database import dry_run as previewing
     from storefront.listings.management import CatalogRefused, import_rows, import_with_changes

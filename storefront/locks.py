@@ -2,7 +2,7 @@
 
 A lock is ``pg_advisory_xact_lock(hashtextextended(key, space))``, held until its transaction
 ends. The space is the hash's seed: a visitor id and an address that hash alike still lock apart.
-The hold function (``inventory/sql/place_hold_v8.sql``) takes VISITOR and ADDRESS by number, as
+The hold function (``inventory/sql/place_hold_v9.sql``) takes VISITOR and ADDRESS by number, as
 these do; ``tests/test_house.py`` checks the SQL quotes this table. SQLite has one writer and
 takes none of them.
 """

@@ -71,6 +71,27 @@ STANDING = {
                    "length": {"type": "integer"}, "admittedThrough": {"type": "integer"},
                    "available": {"type": "integer"}, "admittedLastMinute": {"type": "integer"}},
 }
+DRAW_STANDING = {
+    "type": "object",
+    "required": ["productId", "state", "opensAt", "closesAt", "seedHash", "seed", "entries", "units"],
+    "properties": {"productId": {"type": "integer"},
+                   "state": {"enum": ["not_open", "open", "closed", "drawn"]},
+                   "opensAt": {"type": "string", "format": "date-time"},
+                   "closesAt": {"type": "string", "format": "date-time"},
+                   "seedHash": {"type": ["string", "null"], "description": "hex SHA-256 of the seed, from the opening"},
+                   "seed": {"type": ["string", "null"], "description": "hex, revealed once drawn"},
+                   "entries": {"type": "integer"}, "units": {"type": "integer"}},
+}
+DRAW_ENTRY = {
+    "type": "object", "required": ["entryId", "status", "rank", "productId", "wonProductId", "paymentIntentId"],
+    "properties": {"entryId": UUID,
+                   "status": {"enum": ["pending_payment", "entered", "won", "lost", "forfeited", "duplicate",
+                                       "withdrawn"]},
+                   "rank": {"type": ["integer", "null"], "minimum": 1},
+                   "productId": {"type": "integer"}, "backupProductId": {"type": ["integer", "null"]},
+                   "wonProductId": {"type": ["integer", "null"]},
+                   "paymentIntentId": {"type": ["string", "null"]}},
+}
 CART = {
     "type": "object", "required": ["items", "amount", "currency"],
     "properties": {
@@ -128,6 +149,8 @@ def document() -> dict:
     quantity = {"type": "integer", "minimum": 1, "maximum": max_quantity, "default": 1}
     reservation_path = {"name": "reservationId", "in": "path", "required": True, "schema": UUID}
     checkout_path = {"name": "checkoutId", "in": "path", "required": True, "schema": UUID}
+    draw_path = {"name": "productId", "in": "path", "required": True, "schema": PRODUCT_ID,
+                 "description": "a draw's product, or one of its options (they share its draw)"}
     queue_path = {"name": "productId", "in": "path", "required": True, "schema": PRODUCT_ID,
                   "description": "a queued product, or one of its options (they share its line)"}
     delivery_schema = _delivery_schema()
@@ -348,6 +371,74 @@ def document() -> dict:
                 "parameters": [queue_path, VISITOR_HEADER],
                 "responses": {"200": {"description": "the place", "content": _json(PLACE)},
                               "409": {"description": "no_queue", "content": _json(_error())}, **ERRORS},
+            }},
+            "/api/draws/{productId}/entries": {"post": {
+                "operationId": "enterDraw",
+                "summary": "Enter a draw: one entry per buyer and per card; the card is authorised for one unit "
+                           "(capture_method=manual) and charged only if the entry wins",
+                "parameters": [draw_path],
+                "requestBody": {"required": True, "content": _json({
+                    **delivery_schema,
+                    "required": ["userId", "productId", *delivery_schema["required"],
+                                 *(["altcha"] if proof_of_work else [])],
+                    "properties": {
+                        **delivery_schema["properties"],
+                        "userId": VISITOR_ID,
+                        "productId": {**PRODUCT_ID, "description": "the option wanted (or the product itself)"},
+                        "backupProductId": {**PRODUCT_ID, "description": "a second choice: another option"},
+                        "entryId": {"type": "string", "format": "uuid",
+                                    "description": "the entry's id, drawn by the client (crypto.randomUUID())"},
+                        "altcha": {"type": "string", "description": "the solved challenge's base64 JSON payload"}}})},
+                "responses": {
+                    "201": {"description": "the entry, pending its card's authorisation", "content": _json({
+                        **DRAW_ENTRY, "required": [*DRAW_ENTRY["required"], "amount", "currency", "clientSecret"],
+                        "properties": {**DRAW_ENTRY["properties"], "amount": {"type": "integer"},
+                                       "currency": {"type": "string"},
+                                       "clientSecret": {"type": ["string", "null"]}}})},
+                    "400": {"description": "a missing or malformed field (productId, backupProductId, delivery, "
+                                           "entryId, altcha)", "content": _json(_error("field"))},
+                    "404": ERRORS["404"],
+                    "409": {"description": "draw_not_open (with opensAt), draw_closed (with closesAt), no_draw, "
+                                           "paused, already_entered (with field: owner, email, address)",
+                            "content": _json(_error("field", "opensAt", "closesAt"))},
+                },
+            }},
+            "/api/draws/{productId}": {"get": {
+                "operationId": "drawStanding",
+                "summary": "How a draw stands: a shared answer, the same for every reader",
+                "parameters": [draw_path],
+                "responses": {"200": {"description": "the draw", "content": _json(DRAW_STANDING)},
+                              "404": ERRORS["404"],
+                              "409": {"description": "no_draw", "content": _json(_error())}},
+            }},
+            "/api/draws/{productId}/entries/mine": {
+                "get": {
+                    "operationId": "myEntry",
+                    "summary": "The owner's entry in a draw",
+                    "parameters": [draw_path, VISITOR_HEADER],
+                    "responses": {"200": {"description": "the entry", "content": _json(DRAW_ENTRY)},
+                                  "409": {"description": "no_draw", "content": _json(_error())}, **ERRORS},
+                },
+                "delete": {
+                    "operationId": "withdrawEntry",
+                    "summary": "Withdraw the owner's entry before the close: its authorisation is cancelled",
+                    "parameters": [draw_path, VISITOR_HEADER],
+                    "responses": {"200": {"description": "the entry, withdrawn", "content": _json(DRAW_ENTRY)},
+                                  "409": {"description": "draw_closed, or no_draw", "content": _json(_error())},
+                                  **ERRORS},
+                },
+            },
+            "/api/draws/{productId}/results.csv": {"get": {
+                "operationId": "drawResults",
+                "summary": "Every ranked entry once drawn, with its outcome: a shared answer anyone can check "
+                           "against the revealed seed",
+                "parameters": [draw_path],
+                "responses": {"200": {"description": "rank,entry_id,outcome,product_id (rank: by HMAC-SHA256(seed, "
+                                                     "entry id), lowest first)",
+                                      "content": {"text/csv": {"schema": {"type": "string"}}}},
+                              "404": ERRORS["404"],
+                              "409": {"description": "no_draw, or not_drawn (with closesAt)",
+                                      "content": _json(_error("closesAt"))}},
             }},
             "/api/openapi.json": {"get": {"operationId": "openapi", "summary": "This document",
                                           "responses": {"200": {"description": "OpenAPI 3.1"}}}},

@@ -124,7 +124,7 @@ class DatabaseLimiter:
                                                        _windows.c.window_start < window - 1)).rowcount
 
     def for_the_hold_function(self, address: str, block_factor: int) -> "HoldRate":
-        """What the hold function needs to count this request itself (inventory/sql/place_hold_v8.sql)."""
+        """What the hold function needs to count this request itself (inventory/sql/place_hold_v9.sql)."""
         window, weight, wait = self._window()
         block = address_block(address) if block_factor else None
         return HoldRate(key=address[:64], block=block, window=window, weight=weight, limit=self.amount,

@@ -122,9 +122,11 @@ def _close_connections(app):
 def _empty_tables():
     db.session.remove()
     if db.engine.dialect.name == "postgresql":
-        db.session.execute(text("TRUNCATE admin_actions, payment_events, orders, holds, checkouts, cart_lines, stock_buckets, queue_entries, queues, spent_challenges, limit_hits, limit_windows, products RESTART IDENTITY CASCADE"))
+        db.session.execute(text("TRUNCATE admin_actions, draw_entries, draws, payment_events, orders, holds, checkouts, cart_lines, stock_buckets, queue_entries, queues, spent_challenges, limit_hits, limit_windows, products RESTART IDENTITY CASCADE"))
     else:
         db.session.execute(text("DELETE FROM admin_actions"))
+        db.session.execute(text("DELETE FROM draw_entries"))
+        db.session.execute(text("DELETE FROM draws"))
         db.session.execute(text("DELETE FROM payment_events"))
         db.session.execute(text("DELETE FROM orders"))
         db.session.execute(text("DELETE FROM holds"))

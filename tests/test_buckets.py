@@ -2,7 +2,7 @@
 different rows, give them back where they came from, and never oversell; a unit left in any
 bucket is still sold; every reader sees the product's exact total.
 
-The rules run on PostgreSQL in storefront/inventory/sql/place_hold_v8.sql (the usual hold) and
+The rules run on PostgreSQL in storefront/inventory/sql/place_hold_v9.sql (the usual hold) and
 in the grant step, inventory/grants.py + inventory/stock.py (under the product's lock, and SQLite's only way):
 tests that do not need several buckets run on both databases."""
 

@@ -178,11 +178,12 @@ def test_an_export_imported_back_changes_nothing_and_an_edit_changes_only_itself
     exported = runner.invoke(args=["catalog", "export"])
     assert exported.exit_code == 0, exported.output
     lines = exported.output.splitlines()
-    assert lines[0] == "sku,name,description,price,currency,total,starts_at,option_of,option,queue,per_buyer,paused"
+    assert lines[0] == ("sku,name,description,price,currency,total,starts_at,option_of,option,queue,per_buyer,paused,"
+                        "draw,entries_close")
     assert [line.split(",")[0] for line in lines[1:]] == ["TEE", "TEE-S", "TEE-M", "CUP", "LAMP"]
     assert "1500,jpy,9" in exported.output and "25.500,kwd,2" in exported.output
     # An option's row repeats its product's start: the same moment, accepted on the way back.
-    assert "TEE-M,Drop tee — M,,32.50,usd,6,2031-05-01T10:00:00Z,TEE,M,no,,no" in lines
+    assert "TEE-M,Drop tee — M,,32.50,usd,6,2031-05-01T10:00:00Z,TEE,M,no,,no,no," in lines
 
     (tmp_path / "export.csv").write_text(exported.output)
     again = runner.invoke(args=["catalog", "import", str(tmp_path / "export.csv")])

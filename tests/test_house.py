@@ -161,7 +161,8 @@ def test_area_code_never_commits_or_rolls_back_a_connection():
 # new one is a decision made here, in review, not a habit that spreads.
 OWN_TRANSACTIONS = {
     "inventory/holds.py": (2, "the hot path's grant step and the sweep, one transaction per product"),
-    "payments/webhook.py": (3, "an event made durable before the webhook answers 2xx"),
+    "payments/webhook.py": (4, "an event made durable before the webhook answers 2xx"),
+    "payments/draws.py": (8, "a draw's walk: each step committed before Stripe captures or cancels, so a crash resumes it"),
     "payments/intents.py": (2, "Stripe is called with no transaction open; its answer is recorded after"),
     "payments/reconcile.py": (2, "Stripe asked between the transactions"),
     "payments/settlement.py": (5, "a settlement committed before its refund is issued with Stripe"),

@@ -1,5 +1,5 @@
 """A "no" costs no lock and writes nothing, and stays exact (issue 20's first part): the same
-rules on PostgreSQL (storefront/inventory/sql/place_hold_v8.sql) and on SQLite
+rules on PostgreSQL (storefront/inventory/sql/place_hold_v9.sql) and on SQLite
 (the grant step, inventory/grants.py), so the tests run on both."""
 
 import threading

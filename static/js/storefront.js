@@ -98,11 +98,13 @@
     }
   });
 
-  // An error never replaces a live hold's payment form: it is said beside the form that asked (or at
-  // the top of the slot), and the hold under the shopper's hands stays.
+  // An error never replaces a live hold's payment form (or a draw entry's): it is said beside the form
+  // that asked (or at the top of the slot), and the hold under the shopper's hands stays.
   document.addEventListener("htmx:beforeSwap", function (event) {
     var target = event.detail.target, xhr = event.detail.xhr;
-    if (!xhr || xhr.status < 400 || !target || !target.querySelector || !target.querySelector('.hold[data-status="PENDING"]')) return;
+    if (!xhr || xhr.status < 400 || !target || !target.querySelector) return;
+    // A draw entry's form is kept too: its fields are the shopper's typing.
+    if (!target.querySelector('.hold[data-status="PENDING"]') && !(target.matches && target.matches(".draw-entry"))) return;
     var sender = event.detail.requestConfig && event.detail.requestConfig.elt;
     var form = sender && sender.closest && sender.closest("form");
     var box = form ? form.querySelector(".form-error") : target.querySelector(":scope > .slot-error");
@@ -344,8 +346,10 @@
     }
     var stripe = stripeFor(form.dataset.publishableKey);
     var elements = stripe.elements({ clientSecret: form.dataset.clientSecret });
-    var address = elements.create("address", { mode: "shipping" });
-    address.mount(form.querySelector(".address-element"));
+    // A draw entry's card is only authorised (data-authorise): its delivery details came with the entry.
+    var authorising = form.hasAttribute("data-authorise");
+    var address = authorising ? null : elements.create("address", { mode: "shipping" });
+    if (address) address.mount(form.querySelector(".address-element"));
     elements.create("payment").mount(form.querySelector(".payment-element"));
     button.disabled = false;
 
@@ -383,7 +387,7 @@
       if (!email.checkValidity()) { email.reportValidity(); button.disabled = false; return; }
       elements.submit().then(function (checked) {
         if (checked.error) stop(checked.error.message || "Check the highlighted fields.");
-        return sendDelivery();
+        return authorising ? null : sendDelivery();
       }).then(function () {
         return stripe.confirmPayment({
           elements: elements,
@@ -393,6 +397,15 @@
       }).then(function (result) {
         // Stripe's own words: declined card, wrong CVC, and so on. The hold stays.
         if (result.error) stop(result.error.message || "The payment did not go through.");
+        // Authorised without leaving the page: ask for the entry naming its intent, so the shop
+        // checks with Stripe (and the card's fingerprint) at once, before the webhook.
+        var entry = form.closest(".draw-entry");
+        if (entry) {
+          var entryUrl = form.dataset.entryUrl;
+          if (result.paymentIntent) entryUrl += "?payment_intent=" + encodeURIComponent(result.paymentIntent.id);
+          htmx.ajax("GET", entryUrl, { target: entry, swap: "outerHTML", headers: { "X-Visitor-Id": visitorId || "" } });
+          return;
+        }
         // Paid without leaving the page: ask for the hold naming its intent, so the shop
         // checks with Stripe and settles it at once, as it does on Stripe's return_url.
         var hold = form.closest(".hold");
@@ -439,7 +452,7 @@
   document.addEventListener("statechange", function (event) {
     var widget = event.target;
     if (!widget || !widget.closest) return;
-    var form = widget.closest("form.join-queue");
+    var form = widget.closest("form.join-queue, form.enter-draw");
     var button = form && form.querySelector("button[data-waits-for-proof]");
     if (!button) return;
     var verified = event.detail && event.detail.state === "verified";

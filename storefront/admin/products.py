@@ -50,6 +50,7 @@ def _form_values() -> dict:
     values = {field: request.form.get(field) for field in FIELDS}
     # The queue's checkbox: a hidden "no" comes first, the box's "yes" after it when ticked.
     values["queue"] = request.form.getlist("queue")[-1] if "queue" in request.form else None
+    values["draw"] = request.form.getlist("draw")[-1] if "draw" in request.form else None
     return values
 
 
@@ -171,6 +172,8 @@ def _edit_page(product: Product, error: InvalidField | None = None, status: int 
         "price": price_text(product.price, product.currency), "currency": product.currency, "total": str(unit_counts(db.session.connection(), [product.id])[product.id].total),
         "starts_at": picker_value(product.starts_at, shop_zone()),
         "queue": "yes" if product.queued else "no",
+        "draw": "yes" if product.draw else "no",
+        "entries_close": picker_value(product.entries_close, shop_zone()) if product.entries_close else "",
         "per_buyer": "" if product.per_buyer is None else str(product.per_buyer)}
     conn = db.session.connection()
     stock = stock_levels(conn, [product.id])[product.id]

@@ -18,6 +18,8 @@ class Product(db.Model):
         CheckConstraint("(option_of IS NULL) = (option_label IS NULL)", name="option_named"),
         CheckConstraint("NOT queued OR starts_at IS NOT NULL", name="queue_has_start"),
         CheckConstraint("per_buyer IS NULL OR per_buyer > 0", name="per_buyer_positive"),
+        CheckConstraint("NOT draw OR (starts_at IS NOT NULL AND entries_close IS NOT NULL AND NOT queued)",
+                        name="draw_has_window"),
         Index("ix_products_option_of", "option_of"),
     )
 
@@ -37,6 +39,10 @@ class Product(db.Model):
     # Whether its crowd is let in through a waiting room (inventory/queue.py) rather than by who
     # asks first; a product's options carry the same value, so a hold reads it from its own row.
     queued: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Sold by a draw (inventory/draw.py) rather than to whoever holds first: entries from starts_at until
+    # entries_close, then drawn; no holds, no line. An option carries its product's values.
+    draw: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    entries_close: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Paused by its owner on the day: no new hold, checkout or place (those given keep running).
     paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The most units one buyer (inventory/buyers.py) holds and buys of it and its options; None: no limit.

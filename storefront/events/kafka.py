@@ -81,7 +81,7 @@ class KafkaBus:
     def publish(self, message: dict) -> None:
         """Send the event keyed by its reservation, and wait for the broker's acknowledgement."""
         try:
-            key = message.get("reservationId") or message.get("checkoutId")
+            key = message.get("reservationId") or message.get("checkoutId") or message.get("drawEntryId")
             future = self._get_producer().send(self.topic, key=str(key), value=message)
             future.get(timeout=PUBLISH_TIMEOUT_SECONDS)
         except (KafkaError, TimeoutError) as error:

@@ -101,6 +101,14 @@ class Paused(Exception):
         self.product_ids = product_ids
 
 
+class DrawOnly(Exception):
+    """Products sold by a draw (inventory/draw.py): entered, never held."""
+
+    def __init__(self, product_ids: list[int]):
+        super().__init__(f"sold by a draw: {product_ids}")
+        self.product_ids = product_ids
+
+
 @dataclass(frozen=True)
 class HoldLimits:
     """MAX_HELD_UNITS_PER_VISITOR and MAX_HELD_UNITS_PER_ADDRESS: live units, across products; the
@@ -155,7 +163,7 @@ _VISITOR_UNITS = select(
     func.coalesce(func.sum(case((holds.c.client_address == bindparam("address"), holds.c.quantity), else_=0)), 0),
 ).where(holds.c.user_id == bindparam("visitor"), live(_now))
 
-# The expiry as a FILTER, as in inventory/sql/place_hold_v8.sql: only the address's index fits this look.
+# The expiry as a FILTER, as in inventory/sql/place_hold_v9.sql: only the address's index fits this look.
 _ADDRESS_UNITS = select(
     func.coalesce(func.sum(holds.c.quantity).filter(unexpired(_now)), 0)
 ).where(holds.c.client_address == bindparam("address"), is_pending)
@@ -175,7 +183,7 @@ def lock_visitor(conn: Connection, visitor_id: str) -> None:
 
 def lock_address(conn: Connection, address: str) -> None:
     """Take the client address's transaction lock (PostgreSQL), then its IPv6 /48's: after the visitor
-    id's, before any product's, the order every path keeps (inventory/sql/place_hold_v8.sql's too)."""
+    id's, before any product's, the order every path keeps (inventory/sql/place_hold_v9.sql's too)."""
     lock_key(conn, KeySpace.ADDRESS, address)
     if (block := address_block(address)) is not None:
         lock_key(conn, KeySpace.ADDRESS, block)
@@ -240,7 +248,7 @@ def grant(conn: Connection, owner: Owner, address: str, lines: list[Line], now: 
     1. the visitor id's lock; a single hold's owner who already holds the product live gets
        that hold back (``existing``), unchanged, whatever the stock and the limits say now;
     2. the address's lock (and its IPv6 /48's), then each product's (id order); an unknown or
-       archived product: ProductNotFound;
+       archived product: ProductNotFound; a product sold by a draw: DrawOnly;
     3. with ``replace_own`` (a checkout), the owner's own live holds on these products are
        released first, so they do not count twice; the new holds keep the earliest expiry of
        those they replace (``Grant.expires_at``): nothing renews a hold;
@@ -269,6 +277,8 @@ def grant(conn: Connection, owner: Owner, address: str, lines: list[Line], now: 
     unknown = [product_id for product_id in product_ids if terms[product_id] is None]
     if unknown:
         raise ProductNotFound(unknown)
+    if drawn := [product_id for product_id in product_ids if terms[product_id].draw]:
+        raise DrawOnly(drawn)
     replaced = _replace_own_holds(conn, owner, product_ids, now) if replace_own else []
     enforce_limits(conn, owner, address, sum(line.quantity for line in lines), now, limits)
 

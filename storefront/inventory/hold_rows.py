@@ -4,7 +4,7 @@ Every change to the ``holds`` table made from Python is a function here: a hold 
 a checkout's lines), released by its shopper, taken over by a checkout, lapsed (EXPIRED), decided
 by a payment (COMPLETED, REFUNDED, CANCELLED), its PaymentIntent and refund noted, and the
 reconciliation's bookkeeping. The other areas decide *when*; this says *how* a row changes. The
-PL/pgSQL hold function (``inventory/sql/place_hold_v8.sql``) stays the measured fast path for a
+PL/pgSQL hold function (``inventory/sql/place_hold_v9.sql``) stays the measured fast path for a
 single hold, and the grant rule's table (tests/test_grant_rule.py) keeps its rule and the Python
 one equal. ``tests/test_house.py`` checks nobody else writes the table or compares ``expires_at``.
 

@@ -19,6 +19,7 @@ from storefront.database import on_postgresql, one_statement, reading
 from storefront.extensions import db
 from storefront.inventory.grants import (
     BuyerLimit,
+    DrawOnly,
     GrantedLine,
     HoldLimit,
     HoldLimits,
@@ -102,7 +103,7 @@ def place_hold(product_id: int, owner: Owner, address: str, quantity: int, ttl_s
 def place_hold_step_by_step(product_id: int, owner: Owner, address: str, quantity: int, ttl_seconds: int,
                             limits: HoldLimits) -> PlacedHold:
     """The grant step, statement by statement, in a transaction of its own (after a "no" from
-    reads alone, as inventory/sql/place_hold_v8.sql gives it). SQLite's only way; PostgreSQL's
+    reads alone, as inventory/sql/place_hold_v9.sql gives it). SQLite's only way; PostgreSQL's
     when its function needs the product's lock."""
     now = utcnow()
     with reading() as conn:
@@ -201,6 +202,8 @@ def place_hold_in_one_statement(product_id: int, owner: Owner, address: str, qua
         raise HoldLimit(quantity, limits.per_pass, "pass")
     if row.outcome == "paused":
         raise Paused([product_id])
+    if row.outcome == "draw_only":
+        raise DrawOnly([product_id])
     if row.outcome == "buyer_limit":
         with reading() as conn:
             terms = on_sale(conn, product_id)

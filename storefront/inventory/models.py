@@ -229,3 +229,100 @@ class QueueEntry(db.Model):
     pass_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     held_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # its pass used: one admission, one hold
     left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # its owner joined again, behind everyone
+
+
+class EntryStatus(enum.StrEnum):
+    """A draw entry's life (the contract's statuses)."""
+    PENDING_PAYMENT = "pending_payment"  # made; its card not authorised yet
+    ENTERED = "entered"  # authorised: in the draw
+    WON = "won"  # drawn, and its authorisation captured: an order like any other
+    LOST = "lost"  # not drawn (or never authorised by the close): its authorisation cancelled
+    FORFEITED = "forfeited"  # drawn, but the capture failed (declined, expired, cancelled): the unit went on
+    DUPLICATE = "duplicate"  # the same card as an entry before it: authorisation cancelled before the draw
+    WITHDRAWN = "withdrawn"  # its owner withdrew it before the close, or Stripe cancelled its intent
+
+
+# The entries that count as a buyer's one entry: every one but those withdrawn and duplicates.
+_COUNTED_ENTRY = text("status NOT IN ('withdrawn', 'duplicate')")
+_CARD_ENTERED = text("status NOT IN ('withdrawn', 'duplicate', 'pending_payment') AND card_fingerprint IS NOT NULL")
+_AUTHORISATION_HELD = text("status IN ('lost', 'duplicate', 'withdrawn', 'forfeited') AND released_at IS NULL"
+                           " AND payment_intent_id IS NOT NULL")
+
+
+class Draw(db.Model):
+    """A draw product's draw (inventory/draw.py): the secret seed published by its hash when entries
+    open, revealed at the draw; and how far the walk through the ranking has gone."""
+
+    __tablename__ = "draws"
+
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), primary_key=True)
+    seed: Mapped[bytes] = mapped_column(LargeBinary(32))  # secret until the draw, then published
+    seed_hash: Mapped[str] = mapped_column(String(64))  # hex SHA-256 of the seed, published from the opening
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ranked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the seed revealed, the entries ranked
+    walked_through: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # ranks decided
+    walked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # every rank decided
+    # The one walker at a time: a job that finds another's lease unexpired leaves the draw to it.
+    walker: Mapped[str | None] = mapped_column(String(64))
+    walker_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class DrawEntry(db.Model):
+    """One buyer's entry in a draw: its choice and second choice, its delivery details, and the card
+    authorisation that pays for a unit if it wins (a payable: payments/payables.py)."""
+
+    __tablename__ = "draw_entries"
+    __table_args__ = (
+        # One entry per buyer: the owner, the email, the delivery address, the card.
+        Index("uq_draw_entries_owner", "product_id", "user_id", "browser_id", unique=True,
+              postgresql_where=_COUNTED_ENTRY, sqlite_where=_COUNTED_ENTRY),
+        Index("uq_draw_entries_email", "product_id", "buyer_email", unique=True,
+              postgresql_where=_COUNTED_ENTRY, sqlite_where=_COUNTED_ENTRY),
+        Index("uq_draw_entries_address", "product_id", "buyer_address", unique=True,
+              postgresql_where=_COUNTED_ENTRY, sqlite_where=_COUNTED_ENTRY),
+        Index("uq_draw_entries_card", "product_id", "card_fingerprint", unique=True,
+              postgresql_where=_CARD_ENTERED, sqlite_where=_CARD_ENTERED),
+        Index("ix_draw_entries_rank", "product_id", "rank"),
+        Index("ix_draw_entries_intent", "payment_intent_id"),
+        # Authorisations still to cancel (losers, duplicates, withdrawals, forfeits): what the sweep retries.
+        Index("ix_draw_entries_to_release", "product_id", postgresql_where=_AUTHORISATION_HELD,
+              sqlite_where=_AUTHORISATION_HELD),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)  # the client's, as for a queue's place
+    product_id: Mapped[int] = mapped_column(ForeignKey("draws.product_id", ondelete="CASCADE"))
+    choice_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="RESTRICT"))
+    backup_id: Mapped[int | None] = mapped_column(ForeignKey("products.id", ondelete="RESTRICT"))
+    user_id: Mapped[str] = mapped_column(String(128))
+    browser_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    client_address: Mapped[str] = mapped_column(String(45), default="", server_default="")
+    status: Mapped[str] = mapped_column(String(16), default=EntryStatus.PENDING_PAYMENT)
+    # HMAC-SHA256(seed, str(id)), as for a queue's place: its rank (lowest first), secret until the draw.
+    rank_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    rank: Mapped[int | None] = mapped_column(Integer)  # 1-based, among the entered, at the draw
+    won_product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id", ondelete="RESTRICT"))
+    # What is captured if it wins (the won unit's price; at entry, the dearer of the two choices), and
+    # what the card authorised.
+    amount: Mapped[int] = mapped_column(Integer)
+    authorised_amount: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    payment_intent_id: Mapped[str | None] = mapped_column(String(255))
+    card_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    refund_id: Mapped[str | None] = mapped_column(String(255))
+    email: Mapped[str] = mapped_column(String(254))
+    ship_name: Mapped[str | None] = mapped_column(String(200))
+    ship_line1: Mapped[str | None] = mapped_column(String(200))
+    ship_line2: Mapped[str | None] = mapped_column(String(200))
+    ship_city: Mapped[str | None] = mapped_column(String(100))
+    ship_state: Mapped[str | None] = mapped_column(String(100))
+    ship_postal_code: Mapped[str | None] = mapped_column(String(20))
+    ship_country: Mapped[str | None] = mapped_column(String(2))
+    buyer_email: Mapped[str | None] = mapped_column(String(254))
+    buyer_address: Mapped[str | None] = mapped_column(String(300))
+    shop_url: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    entered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # authorised
+    selected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # drawn a unit: its capture under way
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # won, lost, forfeited
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # its authorisation cancelled
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the outcome's email sent

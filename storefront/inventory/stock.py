@@ -68,6 +68,7 @@ class Stock:
     starts_at: datetime | None = None
     queued: bool = False  # held only with a pass from its waiting room (inventory/queue.py)
     paused: bool = False  # its owner paused its sale: no new hold meanwhile
+    draw: bool = False  # sold by a draw (inventory/draw.py): entered, never held
 
     @property
     def in_stock(self) -> bool:
@@ -131,7 +132,7 @@ def _stock(now=_now):
     starts_at = products.c.starts_at
     return select(
         products.c.id, _product_stock.c.total, available_units(now),
-        or_(starts_at.is_(None), starts_at <= now), starts_at, products.c.queued, products.c.paused,
+        or_(starts_at.is_(None), starts_at <= now), starts_at, products.c.queued, products.c.paused, products.c.draw,
     ).select_from(products.join(_product_stock, _product_stock.c.product_id == products.c.id))
 
 
@@ -269,6 +270,7 @@ _ON_SALE = select(
     # The product whose waiting room a hold on it needs a pass from (itself, or the one it is an option of).
     case((products.c.queued, func.coalesce(products.c.option_of, products.c.id)), else_=None).label("queue_of"),
     products.c.paused, products.c.per_buyer, func.coalesce(products.c.option_of, products.c.id).label("family"),
+    products.c.draw,
 ).where(products.c.id == _product_id, products.c.archived_at.is_(None))
 
 
@@ -280,7 +282,8 @@ def family_items(family):
 def on_sale(conn: Connection, product_id: int):
     """The product's terms if it exists and is not archived: ``price``, ``currency``, ``starts_at``
     (it takes new holds from then on), ``queue_of`` (the waiting room a hold needs a pass from, if
-    any), ``paused``, ``per_buyer`` and ``family`` (the product its options and it make); None otherwise."""
+    any), ``paused``, ``per_buyer``, ``family`` (the product its options and it make) and ``draw`` (sold by
+    a draw: no holds); None otherwise."""
     return conn.execute(_ON_SALE, {"product": product_id}).first()
 
 

@@ -13,7 +13,7 @@ import io
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, insert, literal, select, update
@@ -32,10 +32,13 @@ from storefront.shop_zone import UnreadableTime, read_moment, shop_zone, zoned_t
 from storefront.spreadsheets import from_spreadsheet_cell, spreadsheet_cell
 
 FIELDS = ("sku", "name", "description", "price", "currency", "total", "starts_at", "option_of", "option", "queue",
-          "per_buyer", "paused")
+          "per_buyer", "paused", "draw", "entries_close")
 MAX_PER_BUYER = 1_000_000
 _YES, _NO = {"yes", "true", "1", "on"}, {"no", "false", "0", "off"}
 QUEUE_NEEDS_A_START = "a waiting room needs a start time: give starts_at too"
+# A card authorisation lasts 7 days: a draw's entries close within 5 of its start, so the last entrant's
+# authorisation is still there to capture, with a day or two to spare.
+MAX_DRAW_WINDOW = timedelta(days=5)
 _SKU = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -59,16 +62,28 @@ class CatalogRefused(Exception):
         self.problems = problems
 
 
-def _moment(text: str, zone: ZoneInfo, current: datetime | None) -> datetime:
-    """A start time as ISO 8601, kept in UTC: with its offset as written, without one in the shop's zone."""
+def _moment(text: str, zone: ZoneInfo, current: datetime | None, field: str = "starts_at") -> datetime:
+    """A time as ISO 8601, kept in UTC: with its offset as written, without one in the shop's zone."""
     try:
         return read_moment(text, zone, current)
     except UnreadableTime as unreadable:
-        raise InvalidField("starts_at", str(unreadable)) from None
+        raise InvalidField(field, str(unreadable)) from None
+
+
+def _yes_or_no(value, field: str) -> bool | None:
+    """A yes/no cell or field (None when not given)."""
+    if value is None or str(value).strip() == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    if str(value).strip().lower() in _YES | _NO:
+        return str(value).strip().lower() in _YES
+    raise InvalidField(field, "must be yes or no")
 
 
 def parse_product(values: dict, *, partial: bool = False, current_currency: str | None = None,
-                  current_starts_at: datetime | None = None, zone: ZoneInfo | None = None) -> dict:
+                  current_starts_at: datetime | None = None, zone: ZoneInfo | None = None,
+                  current_entries_close: datetime | None = None) -> dict:
     """Check the given fields and turn them into column values. ``partial``: only those given,
     a price then being in ``current_currency`` (the product's) unless a currency is given too.
     A start without an offset is read in ``zone`` (the shop's by default); ``current_starts_at``,
@@ -134,6 +149,11 @@ def parse_product(values: dict, *, partial: bool = False, current_currency: str 
             raise InvalidField("queue", "must be yes or no")
         if columns["queued"] and not partial and not is_option and columns.get("starts_at") is None:
             raise InvalidField("queue", QUEUE_NEEDS_A_START)
+    if (draw := _yes_or_no(values.get("draw"), "draw")) is not None:
+        columns["draw"] = draw
+    if values.get("entries_close") is not None:  # "" clears it
+        text = str(values["entries_close"]).strip()
+        columns["entries_close"] = _moment(text, zone, current_entries_close, "entries_close") if text else None
     if values.get("per_buyer") is not None:  # "" (an empty cell, an empty field) clears it
         text = str(values["per_buyer"]).strip()
         if text and not (re.fullmatch(r"\d{1,7}", text) and 1 <= int(text) <= MAX_PER_BUYER):
@@ -159,6 +179,7 @@ def _write(conn: Connection, columns: dict, existing) -> int:
     total = columns.pop("total", None)
     _as_option(conn, columns, existing)
     _queue_needs_a_start(conn, columns, existing)
+    _draw_window(conn, columns, existing)
     if existing is None:
         product_id = conn.execute(insert(products).values(**columns, created_at=utcnow()).returning(products.c.id)
                                   ).scalar_one()
@@ -181,7 +202,8 @@ def _write(conn: Connection, columns: dict, existing) -> int:
 
 
 _PARENT = select(products.c.id, products.c.sku, products.c.name, products.c.price, products.c.currency,
-                 products.c.starts_at, products.c.option_of, products.c.queued, products.c.per_buyer, products.c.paused)
+                 products.c.starts_at, products.c.option_of, products.c.queued, products.c.per_buyer, products.c.paused,
+                 products.c.draw, products.c.entries_close)
 
 
 def _start_not_passed(conn: Connection, columns: dict, existing) -> None:
@@ -202,6 +224,36 @@ def product_by_id_or_sku(conn: Connection, named: str) -> int | None:
         if found is not None:
             return found
     return conn.execute(select(products.c.id).where(products.c.sku == named)).scalar()
+
+
+def _draw_window(conn: Connection, columns: dict, existing) -> None:
+    """A draw takes entries from its start until ``entries_close``, at most MAX_DRAW_WINDOW later; it
+    has no line; its close may move until it has come (then the draw is under way). Raises InvalidField."""
+    current = (conn.execute(select(products.c.draw, products.c.starts_at, products.c.entries_close, products.c.queued)
+                            .where(products.c.id == existing.id)).one() if existing is not None else None)
+
+    def now_or_current(column, default=None):
+        return columns[column] if column in columns else (getattr(current, column) if current is not None else default)
+
+    draw, starts_at = now_or_current("draw", False), now_or_current("starts_at")
+    entries_close, queued = now_or_current("entries_close"), now_or_current("queued", False)
+    if current is not None and "entries_close" in columns and current.entries_close is not None \
+            and columns["entries_close"] != current.entries_close and current.entries_close <= utcnow() and current.draw:
+        raise InvalidField("entries_close", f"has passed ({zoned_text(current.entries_close, shop_zone())}): "
+                                            "the draw is under way")
+    if not draw:
+        return
+    if starts_at is None:
+        raise InvalidField("draw", "a draw's entries open at its start time: give starts_at too")
+    if queued:
+        raise InvalidField("draw", "a drop is sold by a draw or through a line, not both: set queue to no")
+    if entries_close is None:
+        raise InvalidField("entries_close", "a draw needs the time its entries close")
+    if entries_close <= starts_at:
+        raise InvalidField("entries_close", "must be after starts_at")
+    if entries_close - starts_at > MAX_DRAW_WINDOW:
+        raise InvalidField("entries_close", "must be at most 5 days after starts_at: a card authorisation "
+                                            "lasts 7, and the winners are charged after the close")
 
 
 def _queue_needs_a_start(conn: Connection, columns: dict, existing) -> None:
@@ -246,7 +298,8 @@ def _as_option(conn: Connection, columns: dict, existing) -> None:
     if label is None:
         label = conn.execute(select(products.c.option_label).where(products.c.id == existing.id)).scalar()
     columns.update(option_of=parent.id, name=f"{parent.name} — {label}", starts_at=parent.starts_at,
-                   queued=parent.queued, per_buyer=parent.per_buyer, paused=parent.paused)
+                   queued=parent.queued, per_buyer=parent.per_buyer, paused=parent.paused, draw=parent.draw,
+                   entries_close=parent.entries_close)
     columns.setdefault("price", parent.price)
     columns.setdefault("currency", parent.currency)
 
@@ -268,20 +321,27 @@ def _same_queue_or_none(columns: dict, parent) -> None:
 
 
 def _same_as_its_product(columns: dict, parent) -> None:
-    """An option's limit per buyer and pause are its product's: a row may repeat them, never differ."""
+    """An option's limit per buyer, pause and draw are its product's: a row may repeat them, never differ."""
     for column, field, shown in (("per_buyer", "per_buyer", lambda v: "none" if v is None else str(v)),
-                                 ("paused", "paused", lambda v: "yes" if v else "no")):
+                                 ("paused", "paused", lambda v: "yes" if v else "no"),
+                                 ("draw", "draw", lambda v: "yes" if v else "no")):
         if column in columns and columns.pop(column) != getattr(parent, column):
             raise InvalidField(field, f"is the product's ({shown(getattr(parent, column))}): set it on {parent.sku}")
+    # Like its start: an empty cell says nothing; a time that differs is refused.
+    if (entries_close := columns.pop("entries_close", None)) is not None and entries_close != parent.entries_close:
+        shown = zoned_text(parent.entries_close, shop_zone()) if parent.entries_close else "none"
+        raise InvalidField("entries_close", f"is the product's ({shown}): set it on {parent.sku}")
 
 
 def _pass_on_to_options(conn: Connection, product_id: int) -> None:
-    """A product's name, start time, waiting room, limit per buyer and pause are its options' too."""
+    """A product's name, start time, waiting room, limit per buyer, pause and draw are its options' too."""
     product = conn.execute(select(products.c.name, products.c.starts_at, products.c.queued, products.c.per_buyer,
-                                  products.c.paused).where(products.c.id == product_id)).one()
+                                  products.c.paused, products.c.draw, products.c.entries_close)
+                           .where(products.c.id == product_id)).one()
     conn.execute(update(products).where(products.c.option_of == product_id).values(
         name=literal(f"{product.name} — ") + products.c.option_label, starts_at=product.starts_at,
-        queued=product.queued, per_buyer=product.per_buyer, paused=product.paused))
+        queued=product.queued, per_buyer=product.per_buyer, paused=product.paused, draw=product.draw,
+        entries_close=product.entries_close))
 
 
 def option_currency(conn: Connection, values: dict) -> str | None:
@@ -305,12 +365,12 @@ def add_product(conn: Connection, values: dict, image: str | None = None) -> int
 
 def update_product(conn: Connection, product_id: int, values: dict, image: str | None = None) -> bool:
     """Change the given fields of a product (and its photo). False for an unknown id."""
-    existing = conn.execute(select(products.c.id, products.c.currency, products.c.starts_at)
+    existing = conn.execute(select(products.c.id, products.c.currency, products.c.starts_at, products.c.entries_close)
                             .where(products.c.id == product_id)).first()
     if existing is None:
         return False
     columns = parse_product(values, partial=True, current_currency=existing.currency,
-                            current_starts_at=existing.starts_at)
+                            current_starts_at=existing.starts_at, current_entries_close=existing.entries_close)
     if image:
         columns["image"] = image
     if "sku" in columns and conn.execute(select(products.c.id).where(
@@ -348,11 +408,12 @@ def import_rows(conn: Connection, rows: list[dict]) -> tuple[int, int]:
             continue
         option_of = str(row.get("option_of") or "").strip()
         # The start already set: its product's for an option (whose row may repeat it), else its own.
-        current_starts_at = conn.execute(select(products.c.starts_at).where(
-            products.c.sku == (option_of or str(row.get("sku") or "").strip()))).scalar()
+        current = conn.execute(select(products.c.starts_at, products.c.entries_close).where(
+            products.c.sku == (option_of or str(row.get("sku") or "").strip()))).first()
         try:
             columns = parse_product(row, current_currency=currencies.get(option_of) or option_currency(conn, row),
-                                    current_starts_at=current_starts_at)
+                                    current_starts_at=current.starts_at if current else None,
+                                    current_entries_close=current.entries_close if current else None)
         except InvalidField as invalid:
             problems.append(InvalidField(invalid.field, invalid.message, number))
             continue
@@ -389,7 +450,7 @@ so read back as the same moment). Archived products stay out."""
     rows = conn.execute(
         select(products.c.id, products.c.sku, products.c.name, products.c.description, products.c.price,
                products.c.currency, products.c.starts_at, products.c.option_of, products.c.option_label,
-               products.c.queued, products.c.per_buyer, products.c.paused)
+               products.c.queued, products.c.per_buyer, products.c.paused, products.c.draw, products.c.entries_close)
         .where(products.c.archived_at.is_(None)).order_by(products.c.id)).all()
     totals = {product_id: stock.total for product_id, stock in stock_levels(conn, [row.id for row in rows]).items()}
     zone = shop_zone()
@@ -411,6 +472,7 @@ so read back as the same moment). Archived products stay out."""
                 zoned_text(product.starts_at, zone) if product.starts_at else "",
                 skus.get(product.option_of, ""), product.option_label or "", "yes" if product.queued else "no",
                 "" if product.per_buyer is None else product.per_buyer, "yes" if product.paused else "no",
+                "yes" if product.draw else "no", zoned_text(product.entries_close, zone) if product.entries_close else "",
             )])
     return out.getvalue()
 

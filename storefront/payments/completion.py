@@ -13,7 +13,9 @@ or out-of-order event changes the outcome at most once:
 - a payment that would give its buyer more of a product than its limit per buyer (the same
   buyer paying twice at once: orders/buyers.py) is refunded and its hold REFUNDED;
 - a payment whose amount or currency differs from the hold's cannot buy it: it
-  is refunded in full and recorded with its reason; the hold is left alone.
+  is refunded in full and recorded with its reason; the hold is left alone;
+- a draw entry's capture settles the hold it was given at the draw (its one line), and the
+  entry has won; an entry captured without a unit (never drawn one) is refunded in full.
 """
 
 import uuid
@@ -23,6 +25,7 @@ from sqlalchemy import Connection
 
 from storefront.cart.checkout import clear_paid_lines
 from storefront.clock import utcnow
+from storefront.inventory import draw
 from storefront.inventory.hold_rows import is_live, set_status
 from storefront.inventory.models import HoldStatus
 from storefront.inventory.stock import give_back_units, release_lapsed_holds, sell_free_units, sell_held_units
@@ -56,6 +59,9 @@ def settle(conn: Connection, message: dict) -> Settlement:
         # Paid through some other intent than its own: never keep that money.
         return Settlement("foreign_intent", paid.id, refund_amount=message["amount"],
                           detail=f"{kind}'s intent is {paid.payment_intent_id}")
+    if kind == "entry" and not paid.lines:
+        return Settlement("not_drawn", paid.id, refund_amount=message["amount"],
+                          detail="an entry captured without a unit drawn for it")
     if message["amount"] != paid.amount or message["currency"].lower() != paid.currency:
         return Settlement("amount_mismatch", paid.id, refund_amount=message["amount"],
                           detail=f"paid {message['amount']} {message['currency']}, {kind} is {paid.amount} {paid.currency}")
@@ -87,6 +93,8 @@ def settle(conn: Connection, message: dict) -> Settlement:
                 refunded += line.amount
     if kind == "checkout":
         clear_paid_lines(conn, paid.row, [line.product_id for line in paid.lines])
+    if kind == "entry" and changed and refunded < paid.amount:
+        draw.won(conn, paid.id, now)
     due = refunded if refunded and paid.refund_id is None else None
     if due:
         outcome = "partly_refunded" if refunded < paid.amount else "refund_due"

@@ -60,23 +60,26 @@ class StripeGateway:
         )
 
     def open_intent(self, *, key: str, amount: int, currency: str, metadata: dict,
-                    intent_id: str | None = None) -> PaymentSession:
-        """A PaymentIntent created once per ``key`` (its idempotency key), then retrieved by id."""
+                    intent_id: str | None = None, capture_method: str | None = None) -> PaymentSession:
+        """A PaymentIntent created once per ``key`` (its idempotency key), then retrieved by id. With
+        ``capture_method="manual"`` the card is only authorised when the shopper confirms: the money is
+        taken by :meth:`capture` (a draw's winner), or released by :meth:`cancel`."""
         try:
             if intent_id:
                 intent = self._client.v1.payment_intents.retrieve(intent_id)
             else:
+                params = {
+                    "amount": amount,
+                    "currency": currency,
+                    # Cards: what the Payment Element shows here, and what local
+                    # Stripe stand-ins understand.
+                    "payment_method_types": ["card"],
+                    "metadata": metadata,
+                }
+                if capture_method:
+                    params["capture_method"] = capture_method
                 intent = self._client.v1.payment_intents.create(
-                    params={
-                        "amount": amount,
-                        "currency": currency,
-                        # Cards: what the Payment Element shows here, and what local
-                        # Stripe stand-ins understand.
-                        "payment_method_types": ["card"],
-                        "metadata": metadata,
-                    },
-                    options={"idempotency_key": f"storefront-{key}-intent"},
-                )
+                    params=params, options={"idempotency_key": f"storefront-{key}-intent"})
         except stripe.StripeError as error:
             raise PaymentError(_describe(error)) from None
         return PaymentSession(intent.id, intent.client_secret, intent.status)
@@ -119,6 +122,35 @@ class StripeGateway:
             raise PaymentError(_describe(error)) from None
         return intent.status
 
+    def capture(self, intent_id: str, amount: int, key: str) -> dict:
+        """Capture ``amount`` (at most what was authorised; the rest is released) of an authorised
+        PaymentIntent, once per ``key``; returns the intent as Stripe records it afterwards.
+
+        Raises PaymentRefused when Stripe answered no (declined, the authorisation expired or was
+        cancelled: nothing was captured), PaymentError when the outcome is unknown (ask again, and
+        read the intent before capturing again)."""
+        try:
+            intent = self._client.v1.payment_intents.capture(
+                intent_id, params={"amount_to_capture": amount},
+                options={"idempotency_key": f"storefront-capture-{key}"})
+        except (stripe.InvalidRequestError, stripe.CardError) as error:
+            raise PaymentRefused(_describe(error)) from None
+        except stripe.StripeError as error:
+            raise PaymentError(_describe(error)) from None
+        return _intent_dict(intent)
+
+    def card_fingerprint(self, intent: dict) -> str | None:
+        """The fingerprint Stripe gives the card that pays ``intent`` (the same card, the same
+        fingerprint, across customers), or None when it gives none."""
+        method = intent.get("payment_method")
+        if not method:
+            return None
+        try:
+            card = (self._client.v1.payment_methods.retrieve(method).to_dict().get("card") or {})
+        except stripe.StripeError as error:
+            raise PaymentError(_describe(error)) from None
+        return card.get("fingerprint")
+
     def refund(self, intent_id: str, amount: int, key: str) -> str:
         """Refund ``amount`` of a PaymentIntent, once per ``key``. Returns the refund id.
 
@@ -151,6 +183,9 @@ def _intent_dict(intent) -> dict:
         "metadata": dict(data.get("metadata") or {}),
         "receipt_email": data.get("receipt_email"),
         "shipping": data.get("shipping"),
+        "amount_capturable": data.get("amount_capturable") or 0,
+        "payment_method": data["payment_method"] if isinstance(data.get("payment_method"), str)
+        else (data.get("payment_method") or {}).get("id"),
     }
 
 
@@ -188,7 +223,7 @@ class DemoGateway:
         self.refunds: dict[str, DemoRefund] = {}
 
     def open_intent(self, *, key: str, amount: int, currency: str, metadata: dict,
-                    intent_id: str | None = None) -> PaymentSession:
+                    intent_id: str | None = None, capture_method: str | None = None) -> PaymentSession:
         intent_id = intent_id or f"{DEMO_INTENT_PREFIX}{hashlib.sha256(key.encode()).hexdigest()[:32]}"
         return PaymentSession(intent_id, f"{intent_id}_secret_demo")
 
@@ -203,6 +238,14 @@ class DemoGateway:
 
     def cancel(self, intent_id: str) -> str:
         return "canceled"
+
+    def capture(self, intent_id: str, amount: int, key: str) -> dict:
+        """A demo entry's authorisation, captured (no money moves)."""
+        return {"id": intent_id, "object": "payment_intent", "status": "succeeded", "amount": amount,
+                "amount_received": amount, "currency": None, "metadata": {}}
+
+    def card_fingerprint(self, intent: dict) -> str | None:
+        return None
 
     def refund(self, intent_id: str, amount: int, key: str) -> str:
         """A refund per key, as Stripe makes one: the same key gives back the same refund."""

@@ -25,7 +25,8 @@ def open_payment(paid: Payable) -> PaymentSession | None:
     right now: the page says so, and what is held stays held."""
     try:
         session = gateway().open_intent(key=paid.intent_key, amount=paid.amount, currency=paid.currency,
-                                        metadata=paid.metadata(), intent_id=paid.payment_intent_id)
+                                        metadata=paid.metadata(), intent_id=paid.payment_intent_id,
+                                        capture_method=paid.kind.capture_method)
     except PaymentError as error:
         log.warning("could not start payment for %s %s: %s", paid.kind.name, paid.id, error)
         return None

@@ -11,6 +11,7 @@ from storefront import jobs
 from storefront.events.bus import handles_payment_messages
 from storefront.logs import request_id_var
 from storefront.metrics import UNSEALED_MESSAGES, measured_job
+from storefront.payments.draws import draw_due_draws, release_authorisations
 from storefront.payments.messages import is_sealed
 from storefront.payments.reconcile import reconcile_payments
 from storefront.payments.settlement import settle_batch, settle_succeeded
@@ -94,7 +95,10 @@ def enqueue_completions(messages: list[dict]) -> None:
 
 def init_app(app) -> None:
     """Payments' ways in from below: the bus hands succeeded payments to the completion jobs; and its
-    part of every sweep, the intents of holds lapsing now, or about to, asked about."""
+    part of every sweep: the intents of holds lapsing now, or about to, asked about; the draws closed
+    with work left, drawn; the authorisations of entries that did not win, released."""
     handles_payment_messages(app, enqueue_completion, enqueue_completions)
     every_sweep(app, "intents", lambda: reconcile_payments(
         lookahead_seconds=current_app.config["STOREFRONT"].sweep_interval_seconds))
+    every_sweep(app, "draws", draw_due_draws)
+    every_sweep(app, "authorisations", release_authorisations)

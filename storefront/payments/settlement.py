@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 # Outcomes whose refund gives back the whole payment: it could not buy what it was for.
-WHOLE_PAYMENT_REFUNDS = ("amount_mismatch", "foreign_intent")
+WHOLE_PAYMENT_REFUNDS = ("amount_mismatch", "foreign_intent", "not_drawn")
 
 
 class UnusableIntent(ValueError):
@@ -56,6 +56,7 @@ def message_from_intent(intent: dict, event_id: str, event_type: str = "payment_
         "paymentIntentId": intent_id,
         "reservationId": metadata.get("reservationId"),
         "checkoutId": metadata.get("checkoutId"),
+        "drawEntryId": metadata.get("drawEntryId"),
         "reservationIds": [part for part in (metadata.get("reservationIds") or "").split(",") if part],
         "productId": metadata.get("productId"),
         "userId": metadata.get("userId"),
@@ -100,7 +101,7 @@ def settle_succeeded(message: dict, trigger: str) -> str:
 
 
 def _paid_order(settlement: Settlement, message: dict) -> tuple:
-    return settlement.payable.kind.name, settlement.payable.row, message
+    return settlement.payable.kind.order_kind, settlement.payable.row, message
 
 
 def _record(conn: Connection, message: dict, settlement: Settlement, trigger: str, refund_id: str | None = None):
@@ -120,7 +121,8 @@ def settle_batch(messages: list[dict], trigger: str) -> list[tuple[dict, str]]:
     makes them. A checkout locks several products, so each is settled on its own. If anything
     fails, the whole batch rolls back and nothing of it happened: the caller settles each alone.
     """
-    singles = sorted((m for m in messages if not m.get("checkoutId")), key=lambda m: str(m.get("productId") or ""))
+    singles = sorted((m for m in messages if not m.get("checkoutId") and not m.get("drawEntryId")),
+                     key=lambda m: str(m.get("productId") or ""))
     decided = []
     with db.engine.begin() as conn:
         for message in singles:
@@ -142,7 +144,8 @@ def settle_batch(messages: list[dict], trigger: str) -> list[tuple[dict, str]]:
         else:
             SETTLEMENTS.labels(trigger, settlement.outcome).inc()
             outcomes.append((message, settlement.outcome))
-    outcomes += [(message, settle_succeeded(message, trigger)) for message in messages if message.get("checkoutId")]
+    outcomes += [(message, settle_succeeded(message, trigger)) for message in messages
+                 if message.get("checkoutId") or message.get("drawEntryId")]
     return outcomes
 
 
@@ -229,6 +232,6 @@ def settle_if_succeeded(intent: dict, trigger: str) -> str | None:
     except UnusableIntent:
         log.warning("payment intent %s cannot be settled: no amount or currency", intent.get("id"))
         return None
-    if not message["reservationId"] and not message["checkoutId"]:
+    if not message["reservationId"] and not message["checkoutId"] and not message["drawEntryId"]:
         return None
     return settle_succeeded(message, trigger)

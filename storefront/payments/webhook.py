@@ -7,6 +7,7 @@ once the bus holds it durably; the rest are handled here.
 
 import json
 import logging
+import uuid
 from dataclasses import dataclass
 
 import stripe
@@ -16,7 +17,11 @@ from storefront.events.bus import publish_payment_event
 from storefront.extensions import db
 from storefront.metrics import WEBHOOK_EVENTS
 from storefront.orders.book import record_stripe_refund
+from storefront.inventory import draw
+from storefront.clock import utcnow
 from storefront.payments.completion import release_cancelled
+from storefront.payments.draws import take_authorisation
+from storefront.payments.gateway import PaymentError
 from storefront.payments.gateway import gateway
 from storefront.payments.ledger import record_event
 from storefront.payments.messages import sealed
@@ -74,14 +79,15 @@ def receive(payload: bytes, signature: str | None) -> Receipt:
         WEBHOOK_EVENTS.labels("other", "ignored").inc()
         return Receipt(200, {"received": True})
     message = payment_message(event)
-    if not message["reservationId"] and not message["checkoutId"]:
+    if not message["reservationId"] and not message["checkoutId"] and not message["drawEntryId"]:
         # Not one of our holds' intents (another integration on the same account).
         log.info("stripe event %s for an intent without reservationId: ignored", event["id"])
         WEBHOOK_EVENTS.labels(event["type"], "ignored").inc()
         return Receipt(200, {"received": True})
-    receipt = handler(message)
+    receipt = handler(message) if handler is not _authorised else _authorised(message, event)
     log.info("stripe event %s (%s) for %s: %s", event["id"], event["type"],
-             message["reservationId"] or f"checkout {message['checkoutId']}", receipt.status)
+             message["reservationId"] or (f"checkout {message['checkoutId']}" if message["checkoutId"]
+                                          else f"draw entry {message['drawEntryId']}"), receipt.status)
     WEBHOOK_EVENTS.labels(event["type"], "accepted" if receipt.status == 200 else "unavailable").inc()
     return receipt
 
@@ -107,12 +113,42 @@ def _failed(message: dict) -> Receipt:
 
 def _canceled(message: dict) -> Receipt:
     with db.engine.begin() as conn:
-        settlement = release_cancelled(conn, message)
+        if message["drawEntryId"]:
+            entry_id = _entry_id(message)
+            outcome = (draw.cancelled_by_stripe(conn, entry_id, utcnow()) if entry_id else None) or "unknown_entry"
+        else:
+            outcome = release_cancelled(conn, message).outcome
         record_event(
-            conn, message["eventId"], message["type"], settlement.outcome,
+            conn, message["eventId"], message["type"], outcome,
             payment_intent_id=message["paymentIntentId"],
-            reservation_id=message["reservationId"] or message["checkoutId"],
+            reservation_id=message["reservationId"] or message["checkoutId"] or message["drawEntryId"],
         )
+    return Receipt(200, {"received": True})
+
+
+def _entry_id(message: dict):
+    try:
+        return uuid.UUID(str(message["drawEntryId"]))
+    except ValueError:
+        return None
+
+
+def _authorised(message: dict, event: dict) -> Receipt:
+    """``payment_intent.amount_capturable_updated``: a draw entry's card is authorised. Stripe is asked
+    for the card's fingerprint (one entry per card) before the answer: unreachable, the event is
+    refused (503) and Stripe delivers it again."""
+    entry_id = _entry_id(message)
+    if entry_id is None:
+        return Receipt(200, {"received": True})
+    intent = (event.get("data") or {}).get("object") or {}
+    try:
+        status = take_authorisation(entry_id, {**intent, "id": message["paymentIntentId"]})
+    except PaymentError as error:
+        log.warning("draw entry %s: card not checked yet (%s)", entry_id, error)
+        return Receipt(503, {"error": "unavailable", "message": "Stripe could not be asked; deliver it again."})
+    with db.engine.begin() as conn:
+        record_event(conn, message["eventId"], message["type"], status or "not_authorised",
+                     payment_intent_id=message["paymentIntentId"], reservation_id=message["drawEntryId"])
     return Receipt(200, {"received": True})
 
 
@@ -136,4 +172,5 @@ _HANDLERS = {
     "payment_intent.succeeded": _succeeded,
     "payment_intent.payment_failed": _failed,
     "payment_intent.canceled": _canceled,
+    "payment_intent.amount_capturable_updated": _authorised,
 }

@@ -10,7 +10,7 @@ from storefront.database import reading
 from storefront.errors import not_found
 from storefront.extensions import db
 from storefront.htmx import trigger, wants_fragment
-from storefront.inventory.grants import HoldLimits
+from storefront.inventory.grants import DrawOnly, HoldLimits
 from storefront.inventory.holds import hold_json
 from storefront.inventory.models import HoldStatus
 from storefront.inventory.stock import on_sale, stock_levels
@@ -69,8 +69,11 @@ def set_cart_line():
     quantity = integer_field(data, "quantity", low=1, high=_settings().max_hold_quantity, default=1)
     owner = _body_owner(data)
     with db.engine.begin() as conn:
-        if not on_sale(conn, product_id):
+        terms = on_sale(conn, product_id)
+        if not terms:
             raise not_found("No such product.")
+        if terms.draw:
+            raise refusal(DrawOnly([product_id]))
         try:
             change = carts.set_line(conn, owner, product_id, quantity)
         except carts.CartFull as full:

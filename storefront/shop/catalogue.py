@@ -1,6 +1,6 @@
 from collections import defaultdict
 
-from flask import current_app, render_template
+from flask import current_app, render_template, request
 from sqlalchemy import select
 
 from storefront.catalog.models import Product
@@ -8,7 +8,7 @@ from storefront.clock import utcnow
 from storefront.database import reading
 from storefront.errors import not_found
 from storefront.extensions import db
-from storefront.inventory import queue
+from storefront.inventory import draw, queue
 from storefront.inventory.stock import stock_levels
 from storefront.shop import bp
 
@@ -55,5 +55,10 @@ def product_page(product_id: int):
         with reading() as conn:
             queued = queue.queued_product(conn, product.id, current_app.config["STOREFRONT"].queue_opens_before_seconds)
             standing = queue.standing(conn, queued, utcnow())
+    drawing = None
+    if product.draw:  # how the draw stands; the shopper's own entry comes once the page knows them
+        with db.engine.begin() as conn:  # the first reader after the opening draws the seed
+            drawing = draw.standing(conn, draw.draw_product(conn, product.id), utcnow())
     return render_template("shop/product.html", product=product, stock=levels[product.id], options=options,
-                           chosen=chosen, levels=levels, standing=standing)
+                           chosen=chosen, levels=levels, standing=standing, drawing=drawing,
+                           named_intent=request.args.get("payment_intent"))

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from storefront.cart import checkout as carts
 from storefront.clock import isoformat_z
 from storefront.errors import ApiError, not_found
-from storefront.inventory import grants, queue
+from storefront.inventory import draw, grants, queue
 from storefront.payments.intents import DeliveryPastBuyerLimit
 
 HOLD_LIMIT_MESSAGES = {
@@ -75,6 +75,12 @@ def _too_many_entries(many: queue.TooManyEntries, lines: bool) -> ApiError:
                     limit=many.limit)
 
 
+def _already_entered(entered: draw.AlreadyEntered, lines: bool) -> ApiError:
+    by = {"owner": "this browser", "email": "this email", "address": "this delivery address", "card": "this card"}
+    return ApiError(409, "already_entered", f"One entry per buyer: {by[entered.field]} has entered this draw already.",
+                    field=entered.field, entryId=str(entered.entry_id) if entered.entry_id else None)
+
+
 REFUSALS: dict[type[Exception], Callable[[Exception, bool], ApiError]] = {
     grants.ProductNotFound: lambda error, lines: not_found("No such product."),
     grants.NotOnSale: _not_on_sale,
@@ -83,6 +89,8 @@ REFUSALS: dict[type[Exception], Callable[[Exception, bool], ApiError]] = {
     grants.BuyerLimit: _buyer_limit,
     DeliveryPastBuyerLimit: _past_buyer_limit_at_delivery,
     grants.Paused: lambda error, lines: ApiError(409, "paused", "This sale is paused for a moment; try again shortly."),
+    grants.DrawOnly: lambda error, lines: ApiError(
+        409, "draw_only", "This drop is sold by a draw: enter it on the product's page.", productIds=error.product_ids),
     queue.NotAdmitted: _not_admitted,
     queue.NoQueue: lambda error, lines: ApiError(
         409, "no_queue", "This product has no waiting room: Buy takes its stock directly."),
@@ -93,6 +101,13 @@ REFUSALS: dict[type[Exception], Callable[[Exception, bool], ApiError]] = {
     queue.QueueClosed: lambda error, lines: ApiError(
         409, "queue_closed", "The shop has closed this line: nobody more is let in."),
     queue.TooManyEntries: _too_many_entries,
+    draw.NotADrawProduct: lambda error, lines: not_found("No such product."),
+    draw.NoDraw: lambda error, lines: ApiError(409, "no_draw", "This product is not sold by a draw."),
+    draw.DrawNotOpen: lambda error, lines: ApiError(
+        409, "draw_not_open", f"Entries open at {isoformat_z(error.opens_at)}.", opensAt=isoformat_z(error.opens_at)),
+    draw.DrawClosed: lambda error, lines: ApiError(
+        409, "draw_closed", f"Entries closed at {isoformat_z(error.closed_at)}.", closesAt=isoformat_z(error.closed_at)),
+    draw.AlreadyEntered: _already_entered,
     carts.EmptyCart: lambda error, lines: ApiError(400, "empty_cart", "The cart is empty."),
     carts.MixedCurrencies: lambda error, lines: ApiError(409, "mixed_currencies", "A checkout pays in one currency."),
     carts.CartFull: lambda error, lines: ApiError(409, "cart_full",

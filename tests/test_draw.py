@@ -1,0 +1,379 @@
+"""The draw (issue 45, the contract's *Drops: the draw*): entries for hours with the card authorised,
+one per buyer and per card, winners ranked by a seed published by its hash and walked with second
+choices, only winners captured, everyone else's authorisation cancelled, and results anyone can check.
+
+The demo gateway's flows run on PostgreSQL and on SQLite; Stripe's (manual capture, the card's
+fingerprint, cancellations, a capture that fails) on localstripe, with the draw run by worker.py."""
+
+import csv
+import hashlib
+import hmac
+import io
+import time
+import uuid
+from datetime import timedelta
+
+import pytest
+import requests
+from sqlalchemy import select, update
+
+from storefront.catalog.models import Product
+from storefront.clock import utcnow
+from storefront.extensions import db
+from storefront.inventory.models import Draw, DrawEntry, Hold
+from storefront.orders.models import Order
+from tests.factories import STRIPE_KEYS, TEST_WEBHOOK_SECRET, make_product, stripe_signature, units, visitor
+
+NO_DOOR = {"QUEUE_PROOF_OF_WORK": "0"}
+entries_table = DrawEntry.__table__
+products_table = Product.__table__
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def shop(request, make_app, settings, tmp_path):
+    """The app on the suite's PostgreSQL, then on SQLite (the embedded database), with the demo gateway."""
+    import flask_migrate
+
+    if request.param == "postgresql":
+        chosen = make_app({**settings, **NO_DOOR})
+    else:
+        chosen = make_app({"SECRET_KEY": settings["SECRET_KEY"], "DATABASE_URL": f"sqlite:///{tmp_path}/draw.db",
+                           "DEMO_PAYMENTS": "1", "HOLD_RATE_LIMIT": "100000/minute", **NO_DOOR})
+        with chosen.app_context():
+            flask_migrate.upgrade()
+    with chosen.app_context():
+        yield chosen
+
+
+@pytest.fixture
+def pg_shop(make_app, settings):
+    app = make_app({**settings, **NO_DOOR})
+    with app.app_context():
+        yield app
+
+
+def draw_product(total: int = 2, sizes: dict | None = None, opened: bool = True, hours: int = 24, **fields) -> Product:
+    """A draw whose entries opened a minute ago (or open in an hour) and close ``hours`` later; with
+    ``sizes`` ({label: units}), its options."""
+    now = utcnow().replace(microsecond=0)
+    starts_at = now - timedelta(minutes=1) if opened else now + timedelta(hours=1)
+    window = {"starts_at": starts_at, "draw": True, "entries_close": starts_at + timedelta(hours=hours)}
+    product = make_product(total=0 if sizes else total, **window, **fields)
+    for label, units_of_size in (sizes or {}).items():
+        make_product(total=units_of_size, option_of=product.id, option_label=label, name=f"{product.name} — {label}",
+                     price=fields.get("price", 2500), **window)
+    return product
+
+
+def sizes_of(product: Product) -> dict[str, int]:
+    rows = db.session.execute(select(products_table.c.option_label, products_table.c.id)
+                              .where(products_table.c.option_of == product.id)).all()
+    return {label: product_id for label, product_id in rows}
+
+
+def delivery(n: int) -> dict:
+    return {"email": f"buyer{n}@example.com", "name": f"Buyer {n}", "line1": f"{n} Main Street",
+            "city": "Springfield", "state": "IL", "postalCode": "62701", "country": "US"}
+
+
+def enter(client, product_id, n, choice=None, backup=None, **body):
+    payload = {"userId": visitor(n), "productId": choice or product_id, **delivery(n), **body}
+    if backup is not None:
+        payload["backupProductId"] = backup
+    return client.post(f"/api/draws/{product_id}/entries", json=payload)
+
+
+def authorise(client, product_id, n, entry_id):
+    return client.post(f"/draws/{product_id}/entries/{entry_id}/demo-authorise",
+                       headers={"X-Visitor-Id": visitor(n)})
+
+
+def mine(client, product_id, n):
+    return client.get(f"/api/draws/{product_id}/entries/mine", headers={"X-Visitor-Id": visitor(n)})
+
+
+def close_entries(product_id: int) -> None:
+    """The close comes: entries_close moved to a second ago (the product's and its options')."""
+    close = utcnow() - timedelta(seconds=1)
+    db.session.execute(update(products_table).where(
+        (products_table.c.id == product_id) | (products_table.c.option_of == product_id)).values(entries_close=close))
+    db.session.commit()
+
+
+def run_draw(product_id: int) -> dict:
+    from storefront.payments.draws import run_draw as the_draw
+
+    outcome = the_draw(product_id)
+    db.session.remove()
+    return outcome
+
+
+def stored_entries(product_id: int) -> list:
+    db.session.remove()
+    return db.session.execute(select(entries_table).where(entries_table.c.product_id == product_id)
+                              .order_by(entries_table.c.created_at)).all()
+
+
+def results(client, product_id) -> list[dict]:
+    answer = client.get(f"/api/draws/{product_id}/results.csv")
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    return list(csv.DictReader(io.StringIO(answer.get_data(as_text=True))))
+
+
+def entered(client, product_id, people, **choices) -> dict:
+    """Each of ``people`` enters and is authorised by the demo gateway: {n: entry id}."""
+    ids = {}
+    for n in people:
+        answer = enter(client, product_id, n, **choices)
+        assert answer.status_code == 201, answer.get_json()
+        ids[n] = answer.get_json()["entryId"]
+        assert authorise(client, product_id, n, ids[n]).get_json()["status"] == "entered"
+    return ids
+
+
+# Setting a draw up
+
+
+def test_a_draw_window_over_five_days_is_refused_naming_entries_close(runner, app):
+    add = ["product", "add", "--sku", "DRAW-1", "--name", "Drop", "--price", "180", "--total", "10",
+           "--starts-at", "2031-01-01T10:00:00Z", "--draw"]
+    too_long = runner.invoke(args=[*add, "--entries-close", "2031-01-06T10:00:01Z"])
+    assert too_long.exit_code != 0 and "entries_close" in too_long.output and "5 days" in too_long.output
+    missing = runner.invoke(args=add)
+    assert missing.exit_code != 0 and "entries_close" in missing.output
+    before = runner.invoke(args=[*add, "--entries-close", "2031-01-01T09:00:00Z"])
+    assert before.exit_code != 0 and "after starts_at" in before.output
+    both = runner.invoke(args=[*add, "--entries-close", "2031-01-03T10:00:00Z", "--queue"])
+    assert both.exit_code != 0 and "not both" in both.output
+    assert db.session.execute(select(Product)).first() is None
+
+    added = runner.invoke(args=[*add, "--entries-close", "2031-01-06T10:00:00Z"])  # exactly 5 days
+    assert added.exit_code == 0, added.output
+    product = db.session.execute(select(Product)).scalar_one()
+    assert product.draw and product.entries_close.isoformat().startswith("2031-01-06T10:00:00")
+    stretched = runner.invoke(args=["product", "update", "DRAW-1", "--starts-at", "2031-01-01T09:00:00Z"])
+    assert stretched.exit_code != 0 and "entries_close" in stretched.output
+
+
+def test_the_catalogue_csv_carries_the_draw_and_its_options_share_it(runner, app, tmp_path):
+    path = tmp_path / "catalogue.csv"
+    path.write_text("sku,name,price,total,starts_at,option_of,option,draw,entries_close\n"
+                    "SHOE,Shoe,180.00,0,2031-01-01T10:00:00Z,,,yes,2031-01-03T10:00:00Z\n"
+                    "SHOE-42,,,3,,SHOE,EU 42,,\n")
+    imported = runner.invoke(args=["catalog", "import", str(path)])
+    assert imported.exit_code == 0, imported.output
+    option = db.session.execute(select(Product).where(Product.sku == "SHOE-42")).scalar_one()
+    assert option.draw and option.entries_close is not None
+    exported = runner.invoke(args=["catalog", "export"]).output
+    header, shoe = exported.splitlines()[:2]
+    assert header.endswith("draw,entries_close") and ",yes,2031-01-03" in shoe
+    path.write_text("sku,name,price,total,starts_at,draw,entries_close\n"
+                    "LONG,Long,10,1,2031-01-01T10:00:00Z,yes,2031-01-09T10:00:00Z\n")
+    refused = runner.invoke(args=["catalog", "import", str(path)])
+    assert refused.exit_code != 0 and "row 2, entries_close" in refused.output
+
+
+def test_a_hold_a_cart_line_or_a_checkout_of_a_draw_is_draw_only(shop):
+    client = shop.test_client()
+    product = draw_product(total=3)
+    held = client.post("/api/reservations", json={"productId": product.id, "userId": visitor(1)})
+    assert held.status_code == 409 and held.get_json()["error"] == "draw_only", held.get_json()
+    carted = client.post("/api/cart/items", json={"userId": visitor(1), "productId": product.id})
+    assert carted.status_code == 409 and carted.get_json()["error"] == "draw_only"
+    # In a cart before it became a draw: its checkout is refused too, and nothing is held.
+    before = make_product(total=3)
+    assert client.post("/api/cart/items", json={"userId": visitor(2), "productId": before.id}).status_code == 200
+    db.session.execute(update(products_table).where(products_table.c.id == before.id).values(
+        draw=True, starts_at=utcnow() - timedelta(minutes=1), entries_close=utcnow() + timedelta(hours=1)))
+    db.session.commit()
+    checkout = client.post("/api/checkouts", json={"userId": visitor(2)})
+    assert checkout.status_code == 409 and checkout.get_json()["error"] == "draw_only", checkout.get_json()
+    assert units(product.id).held == 0 and units(before.id).held == 0
+
+
+# Entering
+
+
+def test_entering_authorises_one_unit_and_shows_the_entry_to_its_owner_alone(shop):
+    client = shop.test_client()
+    product = draw_product(total=2, price=18000)
+    entry_id = str(uuid.uuid4())
+    answer = enter(client, product.id, 1, entryId=entry_id)
+    assert answer.status_code == 201, answer.get_json()
+    body = answer.get_json()
+    assert body["entryId"] == entry_id and body["status"] == "pending_payment"
+    assert body["amount"] == 18000 and body["currency"] == "usd" and body["productId"] == product.id
+    assert body["paymentIntentId"].startswith("pi_demo_") and body["clientSecret"]
+    assert mine(client, product.id, 2).status_code == 404
+    assert authorise(client, product.id, 1, entry_id).get_json()["status"] == "entered"
+    standing = client.get(f"/api/draws/{product.id}").get_json()
+    assert standing["state"] == "open" and standing["entries"] == 1 and standing["units"] == 2
+    assert standing["seed"] is None and len(standing["seedHash"]) == 64
+    assert mine(client, product.id, 1).get_json()["status"] == "entered"
+    assert units(product.id).held == 0  # an entry holds nothing: the draw gives the units
+
+
+def test_one_entry_per_buyer_by_owner_email_and_address(shop):
+    client = shop.test_client()
+    product = draw_product(total=1)
+    assert enter(client, product.id, 1).status_code == 201
+    again = enter(client, product.id, 1)
+    assert again.status_code == 409 and again.get_json()["error"] == "already_entered"
+    assert again.get_json()["field"] == "owner"
+    by_email = enter(client, product.id, 2, email="BUYER1@example.com ")
+    assert by_email.status_code == 409 and by_email.get_json()["field"] == "email"
+    by_address = enter(client, product.id, 3, line1="1 main street.")
+    assert by_address.status_code == 409 and by_address.get_json()["field"] == "address"
+    assert len(stored_entries(product.id)) == 1
+
+
+def test_bad_entries_are_refused_naming_the_field_and_change_nothing(shop):
+    client = shop.test_client()
+    product = draw_product(sizes={"EU 41": 1, "EU 42": 1})
+    sizes = sizes_of(product)
+    other = make_product(total=1)
+    for body, field in (({"productId": other.id}, "productId"),
+                        ({"backupProductId": sizes["EU 41"]}, "backupProductId"),
+                        ({"email": "not-an-email"}, "email"),
+                        ({"entryId": "not-a-uuid"}, "entryId")):
+        answer = client.post(f"/api/draws/{product.id}/entries",
+                             json={"userId": visitor(1), "productId": sizes["EU 41"], **delivery(1), **body})
+        assert answer.status_code == 400 and answer.get_json()["field"] == field, (body, answer.get_json())
+    assert stored_entries(product.id) == []
+    not_a_draw = client.post(f"/api/draws/{other.id}/entries", json={"userId": visitor(1), "productId": other.id,
+                                                                       **delivery(1)})
+    assert not_a_draw.status_code == 409 and not_a_draw.get_json()["error"] == "no_draw"
+
+
+def test_entries_open_at_the_start_and_close_at_entries_close(shop):
+    client = shop.test_client()
+    later = draw_product(total=1, opened=False)
+    early = enter(client, later.id, 1)
+    assert early.status_code == 409 and early.get_json()["error"] == "draw_not_open" and early.get_json()["opensAt"]
+    assert client.get(f"/api/draws/{later.id}").get_json()["state"] == "not_open"
+    product = draw_product(total=1)
+    close_entries(product.id)
+    late = enter(client, product.id, 1)
+    assert late.status_code == 409 and late.get_json()["error"] == "draw_closed"
+
+
+def test_withdrawing_before_the_close_releases_the_authorisation_and_lets_the_buyer_enter_again(shop):
+    client = shop.test_client()
+    product = draw_product(total=1)
+    first = entered(client, product.id, [1])[1]
+    withdrawn = client.delete(f"/api/draws/{product.id}/entries/mine", headers={"X-Visitor-Id": visitor(1)})
+    assert withdrawn.status_code == 200 and withdrawn.get_json()["status"] == "withdrawn"
+    row = next(entry for entry in stored_entries(product.id) if str(entry.id) == first)
+    assert row.released_at is not None
+    again = enter(client, product.id, 1)
+    assert again.status_code == 201 and again.get_json()["entryId"] != first
+    close_entries(product.id)
+    late = client.delete(f"/api/draws/{product.id}/entries/mine", headers={"X-Visitor-Id": visitor(1)})
+    assert late.status_code == 409 and late.get_json()["error"] == "draw_closed"
+
+
+# The draw
+
+
+def hmac_rank(seed_hex: str, entry_ids) -> list[str]:
+    seed = bytes.fromhex(seed_hex)
+    return sorted(entry_ids, key=lambda entry_id: hmac.new(seed, entry_id.encode(), hashlib.sha256).digest())
+
+
+def test_the_draw_ranks_by_the_revealed_seed_sells_the_units_to_the_first_ranks_and_releases_the_rest(shop):
+    client = shop.test_client()
+    product = draw_product(total=3)
+    seed_hash = client.get(f"/api/draws/{product.id}").get_json()["seedHash"]
+    ids = entered(client, product.id, range(1, 9))
+    pending = enter(client, product.id, 9)  # never authorised: not in the draw
+    assert pending.status_code == 201
+    assert client.get(f"/api/draws/{product.id}/results.csv").status_code == 409
+    close_entries(product.id)
+    outcome = run_draw(product.id)
+    assert outcome["state"] == "drawn" and outcome["won"] == 3, outcome
+
+    standing = client.get(f"/api/draws/{product.id}").get_json()
+    assert standing["state"] == "drawn" and standing["seedHash"] == seed_hash
+    assert hashlib.sha256(bytes.fromhex(standing["seed"])).hexdigest() == seed_hash
+    published = results(client, product.id)
+    assert [row["entry_id"] for row in published] == hmac_rank(standing["seed"], ids.values())
+    assert [row["rank"] for row in published] == [str(n) for n in range(1, 9)]
+    assert [row["outcome"] for row in published] == ["won"] * 3 + ["lost"] * 5
+    assert all(row["product_id"] == str(product.id) for row in published[:3])
+    assert units(product.id).sold == 3 and units(product.id).held == 0
+    entries = {str(entry.id): entry for entry in stored_entries(product.id)}
+    assert entries[pending.get_json()["entryId"]].status == "lost"
+    assert all(entry.released_at is not None for entry in entries.values() if entry.status == "lost")
+    assert all(entry.notified_at is not None for entry in entries.values())
+    for row in published[:3]:  # a winner's order is an order like any other: paid, with its delivery
+        order = db.session.get(Order, uuid.UUID(row["entry_id"]))
+        assert order.paid_at is not None and order.kind == "hold" and order.ship_line1
+        n = next(n for n, entry_id in ids.items() if entry_id == row["entry_id"])
+        mine_now = mine(client, product.id, n).get_json()
+        assert mine_now["status"] == "won" and mine_now["rank"] == int(row["rank"])
+        assert mine_now["wonProductId"] == product.id
+    assert run_draw(product.id)["won"] == 0  # run again: nothing changes
+    assert units(product.id).sold == 3
+
+
+def walk(entries_in_rank_order, stock: dict) -> list[tuple[str, int | None]]:
+    """The contract's walk, written out again: each entry wins its choice, or else its second choice,
+    while any is left."""
+    left, outcomes = dict(stock), []
+    for entry in entries_in_rank_order:
+        won = next((item for item in (entry.choice_id, entry.backup_id) if item is not None and left.get(item)), None)
+        if won is not None:
+            left[won] -= 1
+        outcomes.append(("won" if won else "lost", won))
+    return outcomes
+
+
+def test_the_walk_gives_each_rank_its_choice_or_else_its_second_choice_while_any_is_left(shop):
+    client = shop.test_client()
+    product = draw_product(sizes={"EU 41": 2, "EU 42": 1, "EU 43": 2})
+    sizes = sizes_of(product)
+    choices = [("EU 42", "EU 41"), ("EU 42", "EU 43"), ("EU 42", None), ("EU 41", "EU 42"), ("EU 41", None),
+               ("EU 43", "EU 42"), ("EU 42", "EU 41"), ("EU 41", "EU 43"), ("EU 43", None), ("EU 42", "EU 43")]
+    for n, (choice, backup) in enumerate(choices, start=1):
+        answer = enter(client, product.id, n, choice=sizes[choice], backup=sizes[backup] if backup else None)
+        assert answer.status_code == 201, answer.get_json()
+        assert authorise(client, product.id, n, answer.get_json()["entryId"]).get_json()["status"] == "entered"
+    close_entries(product.id)
+    run_draw(product.id)
+    ranked = sorted((entry for entry in stored_entries(product.id)), key=lambda entry: entry.rank)
+    expected = walk(ranked, {sizes["EU 41"]: 2, sizes["EU 42"]: 1, sizes["EU 43"]: 2})
+    published = results(client, product.id)
+    assert [(row["outcome"], int(row["product_id"]) if row["product_id"] else None) for row in published] == expected
+    assert sum(outcome == "won" for outcome, _ in expected) == 5  # every unit went
+    for label, product_id in sizes.items():
+        assert units(product_id).sold == {"EU 41": 2, "EU 42": 1, "EU 43": 2}[label]
+
+
+def test_a_draw_without_entries_is_drawn_and_publishes_an_empty_list(shop):
+    client = shop.test_client()
+    product = draw_product(total=2)
+    close_entries(product.id)
+    assert run_draw(product.id)["state"] == "drawn"
+    assert results(client, product.id) == []
+    assert units(product.id).sold == 0
+
+
+def test_the_product_page_shows_the_window_and_the_check_page_is_linked_once_drawn(shop):
+    client = shop.test_client()
+    product = draw_product(total=1)
+    page = shop.test_client().get(f"/products/{product.id}").get_data(as_text=True)  # a browser of its own
+    assert "Enter the draw" in page and "How the winners are drawn" in page and "buy-button" not in page.split(
+        'class="draw"')[0].split("product-details")[1]
+    ids = entered(client, product.id, [1, 2])
+    # Each shopper's page from a browser of their own (a browser keeps the first visitor id it names).
+    fragment = shop.test_client().get(f"/draws/{product.id}/entry", headers={"X-Visitor-Id": visitor(1)}
+                                      ).get_data(as_text=True)
+    assert "You are in the draw" in fragment and "Withdraw my entry" in fragment
+    close_entries(product.id)
+    run_draw(product.id)
+    drawn = client.get(f"/api/draws/{product.id}", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "Check the draw" in drawn
+    assert client.get(f"/products/{product.id}/draw").status_code == 200
+    outcomes = {shop.test_client().get(f"/draws/{product.id}/entry", headers={"X-Visitor-Id": visitor(n)})
+                .get_data(as_text=True).count("You won") for n in ids}
+    assert outcomes == {0, 1}
