@@ -12,6 +12,7 @@ import io
 import time
 import uuid
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 import requests
@@ -52,7 +53,7 @@ def pg_shop(make_app, settings):
         yield app
 
 
-def draw_product(total: int = 2, sizes: dict | None = None, opened: bool = True, hours: int = 24, **fields) -> Product:
+def draw_product(total: int = 2, sizes: dict | None = None, opened: bool = True, hours: int = 24, **fields):
     """A draw whose entries opened a minute ago (or open in an hour) and close ``hours`` later; with
     ``sizes`` ({label: units}), its options."""
     now = utcnow().replace(microsecond=0)
@@ -62,7 +63,7 @@ def draw_product(total: int = 2, sizes: dict | None = None, opened: bool = True,
     for label, units_of_size in (sizes or {}).items():
         make_product(total=units_of_size, option_of=product.id, option_label=label, name=f"{product.name} — {label}",
                      price=fields.get("price", 2500), **window)
-    return product
+    return SimpleNamespace(id=product.id, name=product.name)  # outlives the session the tests remove
 
 
 def sizes_of(product: Product) -> dict[str, int]:
@@ -377,3 +378,212 @@ def test_the_product_page_shows_the_window_and_the_check_page_is_linked_once_dra
     outcomes = {shop.test_client().get(f"/draws/{product.id}/entry", headers={"X-Visitor-Id": visitor(n)})
                 .get_data(as_text=True).count("You won") for n in ids}
     assert outcomes == {0, 1}
+
+
+# On Stripe (localstripe): manual capture, the card's fingerprint, cancellations, captures that fail
+
+
+CARDS = ["4242424242424242", "4000056655665556", "5555555555554444", "2223003122003222", "5200828282828210",
+         "6011111111111117", "3056930009020004"]
+
+
+class Bank:
+    """The shopper's side of Stripe on localstripe: a card authorised as Stripe.js would, the events
+    Stripe would send (signed as Stripe signs them), and what Stripe records."""
+
+    def __init__(self, server, client):
+        self.api = server.url
+        self.auth = {"Authorization": f"Bearer {STRIPE_KEYS['STRIPE_SECRET_KEY']}"}
+        self.client = client
+
+    def call(self, method, path, **data):
+        response = requests.request(method, f"{self.api}{path}", data=data, headers=self.auth, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def authorise(self, intent_id, card):
+        method = self.call("POST", "/v1/payment_methods", type="card", **{
+            "card[number]": card, "card[exp_month]": "12", "card[exp_year]": "2035", "card[cvc]": "123"})
+        self.call("POST", f"/v1/payment_intents/{intent_id}", payment_method=method["id"])
+        confirmed = self.call("POST", f"/v1/payment_intents/{intent_id}/confirm")
+        assert confirmed["status"] == "requires_capture", confirmed
+        return confirmed
+
+    def intent(self, intent_id):
+        return self.call("GET", f"/v1/payment_intents/{intent_id}")
+
+    def captured(self, intent_id) -> int:
+        """What was captured of the intent's charge, less what was refunded (localstripe keeps no
+        amount_received: its charge says)."""
+        charge = self.intent(intent_id).get("latest_charge")
+        if isinstance(charge, str):
+            charge = self.call("GET", f"/v1/charges/{charge}")
+        if not charge or not charge.get("captured"):
+            return 0
+        return charge["amount"] - (charge.get("amount_refunded") or 0)
+
+    def send(self, event_type, intent_id):
+        """Stripe's event about the intent as it stands now, signed, to the shop's webhook."""
+        import json
+
+        event = {"id": f"evt_{uuid.uuid4().hex[:24]}", "object": "event", "type": event_type,
+                 "data": {"object": self.intent(intent_id)}}
+        payload = json.dumps(event).encode()
+        answer = self.client.post("/api/webhooks/stripe", data=payload, content_type="application/json",
+                                  headers={"Stripe-Signature": stripe_signature(payload)})
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+
+
+@pytest.fixture
+def stripe_draw(make_app, settings, localstripe, redis_server, kafka):
+    """The shop on PostgreSQL with Stripe (localstripe), Redis, Kafka and a sweep every second."""
+    from redis import Redis
+
+    topic = f"payments-{uuid.uuid4().hex[:10]}"
+    kafka.create_topic(topic)
+    Redis.from_url(redis_server.url).flushdb()
+    shop_settings = {**settings, **STRIPE_KEYS, **NO_DOOR, "STRIPE_API_BASE": localstripe.url,
+                     "STRIPE_WEBHOOK_SECRET": TEST_WEBHOOK_SECRET, "REDIS_URL": redis_server.url,
+                     "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "KAFKA_PAYMENTS_TOPIC": topic,
+                     "SWEEP_INTERVAL_SECONDS": "1"}
+    app = make_app(shop_settings)
+    with app.app_context():
+        yield app, shop_settings, Bank(localstripe, app.test_client())
+
+
+def enter_on_stripe(client, bank, product_id, n, card, **choices) -> dict:
+    answer = enter(client, product_id, n, **choices)
+    assert answer.status_code == 201, answer.get_json()
+    body = answer.get_json()
+    assert body["clientSecret"].startswith(body["paymentIntentId"])
+    intent = bank.intent(body["paymentIntentId"])
+    assert intent["capture_method"] == "manual" and intent["amount"] == body["amount"]
+    assert intent["metadata"]["drawEntryId"] == body["entryId"]
+    if card:
+        bank.authorise(body["paymentIntentId"], card)
+        bank.send("payment_intent.amount_capturable_updated", body["paymentIntentId"])
+    return body
+
+
+def wait_until(check, seconds, what):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        db.session.remove()
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"not within {seconds} s: {what}")
+
+
+def test_on_stripe_only_winners_are_captured_a_failed_capture_passes_the_unit_on_and_the_rest_are_released(
+        stripe_draw, worker):
+    app, shop_settings, bank = stripe_draw
+    client = app.test_client()
+    product = draw_product(total=2, price=18000)
+    entries = {n: enter_on_stripe(client, bank, product.id, n, CARDS[n]) for n in range(1, 5)}
+    for n in range(1, 5):
+        assert mine(client, product.id, n).get_json()["status"] == "entered"
+    # The same card again, from another buyer: found only at authorisation, and cancelled before the draw.
+    twin = enter_on_stripe(client, bank, product.id, 5, CARDS[1])
+    assert mine(client, product.id, 5).get_json()["status"] == "duplicate"
+    assert bank.intent(twin["paymentIntentId"])["status"] == "canceled"
+    # Stripe cancels another's intent (its Dashboard, say): the entry is withdrawn.
+    gone = enter_on_stripe(client, bank, product.id, 6, CARDS[6])
+    bank.call("POST", f"/v1/payment_intents/{gone['paymentIntentId']}/cancel")
+    bank.send("payment_intent.canceled", gone["paymentIntentId"])
+    assert mine(client, product.id, 6).get_json()["status"] == "withdrawn"
+    # Never authorised by the close: not in the draw, and its intent cancelled.
+    unpaid = enter_on_stripe(client, bank, product.id, 0, None)
+
+    # Whoever ranks first finds their authorisation gone at the draw (cancelled with no word to the shop):
+    # their capture fails, they forfeit, and the unit goes on down the ranking.
+    seed = db.session.execute(select(Draw.seed).where(Draw.product_id == product.id)).scalar_one()
+    order = hmac_rank(seed.hex(), [entries[n]["entryId"] for n in entries])
+    first = next(body for body in entries.values() if body["entryId"] == order[0])
+    bank.call("POST", f"/v1/payment_intents/{first['paymentIntentId']}/cancel")
+
+    close_entries(product.id)
+    worker(shop_settings)
+    wait_until(lambda: db.session.execute(select(Draw.walked_at).where(Draw.product_id == product.id)).scalar()
+               and all(entry.released_at or entry.status == "won" for entry in stored_entries(product.id)
+                       if entry.payment_intent_id), 60, "the worker's draw, and every authorisation settled")
+
+    published = results(client, product.id)
+    assert [row["entry_id"] for row in published] == order  # the worker ranked by the revealed seed
+    assert [row["outcome"] for row in published] == ["forfeited", "won", "won", "lost"]
+    by_entry = {body["entryId"]: body for body in [*entries.values(), twin, gone, unpaid]}
+    intents = {entry_id: bank.intent(body["paymentIntentId"]) for entry_id, body in by_entry.items()}
+    for row in published[1:3]:
+        assert intents[row["entry_id"]]["status"] == "succeeded"
+        assert bank.captured(by_entry[row["entry_id"]]["paymentIntentId"]) == 18000
+    for entry_id in (order[0], order[3], twin["entryId"], gone["entryId"], unpaid["entryId"]):
+        assert intents[entry_id]["status"] == "canceled", (entry_id, intents[entry_id]["status"])
+    assert units(product.id).sold == 2 and units(product.id).held == 0
+    for row in published[1:3]:
+        assert db.session.get(Order, uuid.UUID(row["entry_id"])).paid_at is not None
+    assert mine(client, product.id, 0).get_json()["status"] == "lost"
+
+
+def test_a_draw_killed_mid_walk_and_run_again_captures_nobody_twice_and_sells_no_unit_twice(
+        stripe_draw, monkeypatch):
+    from storefront.payments import draws as walk_module
+
+    app, _, bank = stripe_draw
+    client = app.test_client()
+    product = draw_product(sizes={"S": 2, "M": 1}, price=4000)
+    sizes = sizes_of(product)
+    entries = [enter_on_stripe(client, bank, product.id, n, CARDS[n], choice=sizes["S" if n % 2 else "M"],
+                               backup=sizes["M" if n % 2 else "S"]) for n in range(1, 6)]
+    close_entries(product.id)
+
+    def killed(seconds_left: int = 60):
+        """SystemExit lets the walker hand its lease back on the way out; a SIGKILLed one leaves it held."""
+        db.session.remove()
+        db.session.execute(update(Draw.__table__).where(Draw.__table__.c.product_id == product.id)
+                           .values(walker="killed", walker_until=utcnow() + timedelta(seconds=seconds_left)))
+        db.session.commit()
+
+    def lapse_the_lease():  # a killed worker's lease runs out; the next walker takes over
+        killed(seconds_left=-1)
+
+    # Killed after its capture went through, before the shop wrote the sale down.
+    real_settle = walk_module.settle_succeeded
+    monkeypatch.setattr(walk_module, "settle_succeeded", lambda *args: (_ for _ in ()).throw(SystemExit("killed")))
+    with pytest.raises(SystemExit):
+        walk_module.run_draw(product.id)
+    monkeypatch.setattr(walk_module, "settle_succeeded", real_settle)
+    killed()
+    # A walker that finds another's lease still running leaves the draw to it.
+    assert run_draw(product.id)["state"] == "walked_by_another"
+    # Killed after choosing the next winner, before capturing it.
+    lapse_the_lease()
+    real_capture = walk_module._capture
+    calls = []
+
+    def capture_then_die(entry):
+        calls.append(entry.id)
+        if len(calls) == 2:
+            raise SystemExit("killed")
+        return real_capture(entry)
+
+    monkeypatch.setattr(walk_module, "_capture", capture_then_die)
+    with pytest.raises(SystemExit):
+        walk_module.run_draw(product.id)
+    monkeypatch.setattr(walk_module, "_capture", real_capture)
+    lapse_the_lease()
+    assert run_draw(product.id)["state"] == "drawn"
+    assert run_draw(product.id)["state"] == "drawn"  # and again: nothing more happens
+
+    published = results(client, product.id)
+    assert [row["outcome"] for row in published].count("won") == 3
+    for size, product_id in sizes.items():
+        assert units(product_id).sold == {"S": 2, "M": 1}[size] and units(product_id).held == 0
+    for body in entries:
+        intent = bank.intent(body["paymentIntentId"])
+        row = next(row for row in published if row["entry_id"] == body["entryId"])
+        if row["outcome"] == "won":  # captured once, for its price, and nothing refunded
+            assert intent["status"] == "succeeded" and bank.captured(body["paymentIntentId"]) == 4000
+        else:
+            assert intent["status"] == "canceled"
+    holds = db.session.execute(select(Hold).where(Hold.product_id.in_(sizes.values()))).scalars().all()
+    assert sorted(hold.status for hold in holds) == ["COMPLETED"] * 3
