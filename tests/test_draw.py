@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 import requests
+from playwright.sync_api import expect
 from sqlalchemy import select, update
 
 from storefront.catalog.models import Product
@@ -24,6 +25,7 @@ from storefront.extensions import db
 from storefront.inventory.models import Draw, DrawEntry, Hold
 from storefront.orders.models import Order
 from tests.factories import STRIPE_KEYS, TEST_WEBHOOK_SECRET, make_product, stripe_signature, units, visitor
+from tests.test_browser_stripe import card_shopper  # noqa: F401  (a fixture: Stripe.js's double in the browser)
 
 NO_DOOR = {"QUEUE_PROOF_OF_WORK": "0"}
 entries_table = DrawEntry.__table__
@@ -587,3 +589,116 @@ def test_a_draw_killed_mid_walk_and_run_again_captures_nobody_twice_and_sells_no
             assert intent["status"] == "canceled"
     holds = db.session.execute(select(Hold).where(Hold.product_id.in_(sizes.values()))).scalars().all()
     assert sorted(hold.status for hold in holds) == ["COMPLETED"] * 3
+
+
+# The owner's side
+
+
+def test_an_owner_sets_a_draw_up_in_the_admin_and_watches_entries_then_outcomes_in_the_live_view(
+        make_app, settings):
+    import re
+
+    from tests.test_admin import PASSWORD, basic
+
+    app = make_app({**settings, **NO_DOOR, "ADMIN_PASSWORD": PASSWORD})
+    with app.app_context():
+        admin = app.test_client()
+        page = admin.get("/admin/products", headers=basic()).get_data(as_text=True)
+        assert 'name="draw"' in page and 'name="entries_close"' in page
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        starts = (utcnow() - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S")
+        form = {"csrf_token": token, "sku": "DRAW-A", "name": "Drawn shoe", "price": "180", "currency": "usd",
+                "total": "1", "starts_at": starts, "queue": "no", "draw": "yes"}
+        too_long = admin.post("/admin/products", headers=basic(), data={
+            **form, "entries_close": (utcnow() + timedelta(days=5, minutes=1)).strftime("%Y-%m-%dT%H:%M:%S")})
+        assert too_long.status_code == 400 and 'data-field="entries_close"' in too_long.get_data(as_text=True)
+        added = admin.post("/admin/products", headers=basic(), data={
+            **form, "entries_close": (utcnow() + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S")})
+        assert added.status_code == 303, added.get_data(as_text=True)
+        product_id = db.session.execute(select(Product.id).where(Product.sku == "DRAW-A")).scalar_one()
+
+        shopper = app.test_client()
+        entered(shopper, product_id, [1, 2, 3])
+        live = admin.get(f"/admin/drops/{product_id}/live", headers=basic()).get_data(as_text=True)
+        assert "The draw" in live and "Entries are open until" in live
+        assert re.search(r"<th scope=\"row\">Drawn shoe</th>(<td>\d+</td>)*<td>3</td></tr>", live), live
+        close_entries(product_id)
+        run_draw(product_id)
+        live = admin.get(f"/admin/drops/{product_id}/live", headers=basic()).get_data(as_text=True)
+        assert "Drawn: $180.00 captured from the winners" in live and "Seed (revealed)" in live
+        outcomes = re.search(r"drop-draw-outcomes.*?<tbody>(.*?)</tbody>", live, re.S).group(1)
+        assert re.findall(r"<td>(\d+)</td>", outcomes) == ["0", "0", "1", "0", "2", "0", "0"]
+
+
+# In Chromium: the Payment Element (Stripe.js's double, 3-D Secure in the page), the outcome, the check
+
+
+def fill_entry(page, product_id, n, size=None, second=None):
+    form = page.locator(f"#entry-{product_id} form.enter-draw")
+    expect(form.locator("button[type=submit]")).to_be_enabled()
+    if size:
+        form.locator("[name=productId]").select_option(label=size)
+    if second:
+        form.locator("[name=backupProductId]").select_option(label=second)
+    for name, value in delivery(n).items():
+        if name == "country":
+            form.locator("[name=country]").select_option(value)
+        else:
+            form.locator(f"[name={name}]").fill(value)
+    form.locator("button[type=submit]").click()
+
+
+def authorise_in_page(page, product_id, card):
+    form = page.locator(f"#entry-{product_id} #authorise-form")
+    expect(form.locator("button[type=submit]")).to_have_text("Authorise $120.00")
+    expect(form.locator("button[type=submit]")).to_be_enabled()
+    card_fields = page.frame_locator(f"#entry-{product_id} .payment-element iframe")
+    card_fields.locator("[name=number]").fill(card)
+    card_fields.locator("[name=exp]").fill("12 / 34")
+    card_fields.locator("[name=cvc]").fill("123")
+    form.locator("button[type=submit]").click()
+
+
+def test_in_chromium_a_phone_enters_with_3d_secure_in_the_page_sees_the_outcome_and_checks_the_draw(
+        store, card_shopper, make_app, settings, localstripe):
+    from tests.test_browser_stripe import CARD_3DS, CARD_OK, no_csp_violations
+    from tests.test_phone_width import NARROW, axe_violations, page_width
+
+    product = draw_product(sizes={"EU 42": 1, "EU 43": 1}, price=12000, name="Lottery runner")
+    url = store(**STRIPE_KEYS, STRIPE_API_BASE=localstripe.url, **NO_DOOR)
+    phone = card_shopper(url)
+    page = phone.visit(f"/products/{product.id}")
+    page.set_viewport_size(NARROW)
+    expect(page.locator(".draw-standing")).to_contain_text("Entries are open until")
+    expect(page.locator(f"#entry-{product.id} form.enter-draw")).to_contain_text("You pay only if you win")
+    assert page_width(page) <= 360 and axe_violations(page) == []
+
+    fill_entry(page, product.id, 1, size="EU 42", second="EU 43")
+    authorise_in_page(page, product.id, CARD_3DS)
+    challenge = page.frame_locator("iframe.stripe-double-3ds")
+    expect(challenge.locator("#complete")).to_be_enabled()
+    challenge.locator("#complete").dispatch_event("click")
+    expect(page.locator(f"#entry-{product.id}")).to_contain_text("You are in the draw for EU 42, or else EU 43")
+    assert page_width(page) <= 360 and axe_violations(page) == []
+    no_csp_violations(page)
+
+    other = card_shopper(url)
+    second_page = other.visit(f"/products/{product.id}")
+    fill_entry(second_page, product.id, 2, size="EU 42")
+    authorise_in_page(second_page, product.id, CARD_OK)
+    expect(second_page.locator(f"#entry-{product.id}")).to_contain_text("You are in the draw")
+
+    statuses = sorted(entry.status for entry in stored_entries(product.id))
+    assert statuses == ["entered", "entered"]  # Stripe was asked on the way back from the Payment Element
+    close_entries(product.id)
+    stripe_app = make_app({**settings, **STRIPE_KEYS, "STRIPE_API_BASE": localstripe.url})
+    with stripe_app.app_context():
+        assert run_draw(product.id)["won"] == 2  # EU 42 to the first rank, EU 43 to the other's second choice
+    expect(page.locator(f"#entry-{product.id}")).to_contain_text("You won: EU 4", timeout=15000)
+    expect(page.locator(".draw-standing")).to_contain_text("Drawn.", timeout=15000)
+
+    page.goto(f"{url}/products/{product.id}/draw")
+    expect(page.locator("[data-verdict]")).to_have_attribute("data-verdict", "holds")
+    expect(page.locator("[data-mine]")).to_contain_text("rank ")
+    expect(page.locator("[data-mine]")).to_contain_text(": won.")
+    assert page_width(page) <= 360 and axe_violations(page) == []

@@ -24,10 +24,10 @@ from storefront.clock import utcnow
 from storefront.errors import ApiError, not_found
 from storefront.extensions import db
 from storefront.formatting import shop_datetime
-from storefront.inventory import queue
+from storefront.inventory import draw, queue
 from storefront.inventory.hold_rows import lapsed as lapsed_at
 from storefront.inventory.hold_rows import live as live_at
-from storefront.inventory.models import Hold, QueueEntry
+from storefront.inventory.models import Draw, DrawEntry, Hold, QueueEntry
 from storefront.inventory.stock import add_units, stock_levels, unit_counts
 from storefront.listings.management import InvalidField, update_product
 from storefront.shop_zone import picker_value, shop_zone
@@ -71,6 +71,7 @@ class Drop:
     step_seconds: int = 60
     counts: dict[str, list[int]] = field(default_factory=dict)  # placed, paid, lapsed: a count per step
     line: dict | None = None  # a queued drop's line: joined, admitted, held, expired, closed, and its seed
+    drawing: dict | None = None  # a draw: entries per size over the window, then winners, forfeits, captures
     actions: list = field(default_factory=list)  # the admin log's newest lines about it
 
     @property
@@ -149,8 +150,40 @@ def drop_of(conn: Connection, product: Product, now: datetime | None = None) -> 
             if at is not None and first_step <= int(at) <= last_step:
                 counts[name][int(at) - first_step] += number
     line = _line(conn, product, now) if product.queued else None
-    return Drop(product, start, now, list(items.values()), first_step, seconds, counts, line,
-                recent_actions(conn, [product.id, *ids]))
+    drawing = _drawing(conn, product, now) if product.draw else None
+    return Drop(product, start, now, list(items.values()), first_step, seconds, counts, line=line,
+                drawing=drawing, actions=recent_actions(conn, [product.id, *ids]))
+
+
+DRAW_PERIODS = 12  # the window's entries per size, in this many periods
+
+
+def _drawing(conn: Connection, product: Product, now: datetime) -> dict:
+    """A draw in figures: entries per size over the window (by when each was authorised), then its
+    outcomes per size (won and captured, forfeited, lost), and the seed (its hash until the draw)."""
+    entries = DrawEntry.__table__
+    found = draw.draw_product(conn, product.id)
+    row = conn.execute(select(Draw).where(Draw.product_id == product.id)).first()
+    opens, closes = found.opens_at, found.closes_at
+    period = (closes - opens) / DRAW_PERIODS
+    per_period = {item: [0] * DRAW_PERIODS for item in found.item_ids}
+    for entered_at, item in draw.entries_over_time(conn, found):
+        index = min(max(int((entered_at - opens) / period), 0), DRAW_PERIODS - 1)
+        per_period[item][index] += 1
+    statuses = {item: {} for item in found.item_ids}
+    for item, status, number, amount in conn.execute(
+            select(func.coalesce(entries.c.won_product_id, entries.c.choice_id), entries.c.status, func.count(),
+                   func.coalesce(func.sum(entries.c.amount), 0))
+            .where(entries.c.product_id == product.id).group_by(func.coalesce(entries.c.won_product_id,
+                                                                              entries.c.choice_id), entries.c.status)):
+        statuses.setdefault(item, {})[status] = (number, amount)
+    drawn = row is not None and row.walked_at is not None
+    return {"labels": found.labels, "periods": [opens + period * index for index in range(DRAW_PERIODS)],
+            "per_period": per_period, "statuses": statuses, "opens_at": opens, "closes_at": closes,
+            "state": draw.state_of(found, row, now), "seed_hash": row.seed_hash if row else None,
+            "seed": row.seed.hex() if drawn else None, "walked_through": row.walked_through if row else 0,
+            "captured": sum(amount for by_status in statuses.values() for status, (_, amount) in by_status.items()
+                            if status == "won"), "currency": next(iter(found.prices.values()))[1]}
 
 
 def _line(conn: Connection, product: Product, now: datetime) -> dict:

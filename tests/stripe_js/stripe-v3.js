@@ -22,7 +22,8 @@
  * completed challenge resolves with {paymentIntent}, a failed one with {error} whose code is
  * payment_intent_authentication_failure. Only with the default redirect: "always" does the
  * browser go on to return_url with payment_intent, payment_intent_client_secret and
- * redirect_status.
+ * redirect_status. An intent created with capture_method=manual (a draw's entry) resolves with its
+ * status requires_capture: authorised, to be captured by the server later.
  */
 (function () {
   "use strict";
@@ -159,7 +160,8 @@
         "&payment_intent_client_secret=" + encodeURIComponent(secret);
       var authenticated = intent.status === "requires_action" ? challenge(stripe.key, secret) : Promise.resolve(intent);
       return authenticated.then(function (settled) {
-        var ok = settled.status === "succeeded" || settled.status === "processing";
+        // An intent with capture_method=manual is authorised, not paid: requires_capture is a success too.
+        var ok = settled.status === "succeeded" || settled.status === "processing" || settled.status === "requires_capture";
         if (options.redirect !== "if_required") {
           window.location.assign(back + "&redirect_status=" + (ok ? "succeeded" : "failed"));
           return new Promise(function () {});
