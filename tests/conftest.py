@@ -30,6 +30,8 @@ from scripts.services import (
 from storefront import create_app, database
 from storefront.extensions import db
 from tests.browsing import CHROMIUM_ARGS, Shopper, chromium_path
+from tests.factories import STRIPE_KEYS
+from tests.stripe_double import StripeDouble
 
 REPO = Path(__file__).resolve().parent.parent
 # Drawn for each run: a key written in the repository is an example, which start-up refuses.
@@ -327,3 +329,30 @@ def shopper(browser):
     for each in opened:
         each.context.close()
     assert problems == [], "the browser saw errors"
+
+
+# Collected in the page: every Content-Security-Policy violation, whatever reports it.
+CSP_WATCH = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", function (event) {
+  window.__cspViolations.push(event.violatedDirective + " " + event.blockedURI);
+});
+"""
+TALL = {"width": 1280, "height": 2000}
+
+
+@pytest.fixture
+def card_shopper(shopper, localstripe):
+    """A shopper whose browser gets Stripe.js's double and whose Stripe calls reach localstripe."""
+
+    def open_(url, **options):
+        # Tall enough that nothing is clicked just after a scroll: headless Chromium can route a
+        # click made right after scrolling to a cross-origin frame that was under that point before.
+        opened = shopper(url, viewport=TALL, **options)
+        opened.stripe = StripeDouble(localstripe.url, STRIPE_KEYS["STRIPE_SECRET_KEY"],
+                                     STRIPE_KEYS["STRIPE_PUBLISHABLE_KEY"])
+        opened.stripe.install(opened.context)
+        opened.context.add_init_script(CSP_WATCH)
+        return opened
+
+    return open_

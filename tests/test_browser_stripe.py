@@ -19,7 +19,6 @@ from storefront.extensions import db
 from storefront.inventory.models import Hold
 from storefront.orders.models import Order
 from tests.factories import STRIPE_KEYS, make_product
-from tests.stripe_double import StripeDouble
 
 # Stripe's answers to a declined card, as the browser sees them.
 DECLINED = [r"^402: https://api\.stripe\.com/", r"^console: Failed to load resource: .* 402"]
@@ -28,14 +27,6 @@ LONDON = {"country": "GB", "name": "Ada Lovelace", "line1": "12 Marylebone Road"
           "postal_code": "NW1 5LR"}
 TOKYO = {"country": "JP", "name": "Yamada Hanako", "line1": "Chiyoda-ku, Marunouchi 1-1", "state": "Tokyo",
          "postal_code": "100-0005"}
-TALL = {"width": 1280, "height": 2000}
-# Collected in the page: every Content-Security-Policy violation, whatever reports it.
-CSP_WATCH = """
-window.__cspViolations = [];
-document.addEventListener("securitypolicyviolation", function (event) {
-  window.__cspViolations.push(event.violatedDirective + " " + event.blockedURI);
-});
-"""
 
 
 @pytest.fixture
@@ -46,23 +37,6 @@ def stripe_store(store, localstripe):
         return store(**STRIPE_KEYS, STRIPE_API_BASE=localstripe.url, **extra)
 
     return start
-
-
-@pytest.fixture
-def card_shopper(shopper, localstripe):
-    """A shopper whose browser gets Stripe.js's double and whose Stripe calls reach localstripe."""
-
-    def open_(url, **options):
-        # Tall enough that nothing is clicked just after a scroll: headless Chromium can route a
-        # click made right after scrolling to a cross-origin frame that was under that point before.
-        opened = shopper(url, viewport=TALL, **options)
-        opened.stripe = StripeDouble(localstripe.url, STRIPE_KEYS["STRIPE_SECRET_KEY"],
-                                     STRIPE_KEYS["STRIPE_PUBLISHABLE_KEY"])
-        opened.stripe.install(opened.context)
-        opened.context.add_init_script(CSP_WATCH)
-        return opened
-
-    return open_
 
 
 def pay_by_card(page, card=CARD_OK, address=LONDON, email="ada@example.com"):

@@ -25,7 +25,6 @@ from storefront.extensions import db
 from storefront.inventory.models import Draw, DrawEntry, Hold
 from storefront.orders.models import Order
 from tests.factories import STRIPE_KEYS, TEST_WEBHOOK_SECRET, make_product, stripe_signature, units, visitor
-from tests.test_browser_stripe import card_shopper  # noqa: F401  (a fixture: Stripe.js's double in the browser)
 
 NO_DOOR = {"QUEUE_PROOF_OF_WORK": "0"}
 entries_table = DrawEntry.__table__
@@ -672,19 +671,23 @@ def test_in_chromium_a_phone_enters_with_3d_secure_in_the_page_sees_the_outcome_
     expect(page.locator(".draw-standing")).to_contain_text("Entries are open until")
     expect(page.locator(f"#entry-{product.id} form.enter-draw")).to_contain_text("You pay only if you win")
     assert page_width(page) <= 360 and axe_violations(page) == []
+    phone.shot("draw-enter-phone")
 
     fill_entry(page, product.id, 1, size="EU 42", second="EU 43")
+    expect(page.locator(f"#entry-{product.id}")).to_contain_text("You pay only if you win")
+    phone.shot("draw-authorise-phone")
     authorise_in_page(page, product.id, CARD_3DS)
     challenge = page.frame_locator("iframe.stripe-double-3ds")
     expect(challenge.locator("#complete")).to_be_enabled()
     challenge.locator("#complete").dispatch_event("click")
     expect(page.locator(f"#entry-{product.id}")).to_contain_text("You are in the draw for EU 42, or else EU 43")
     assert page_width(page) <= 360 and axe_violations(page) == []
+    phone.shot("draw-entered-phone")
     no_csp_violations(page)
 
     other = card_shopper(url)
     second_page = other.visit(f"/products/{product.id}")
-    fill_entry(second_page, product.id, 2, size="EU 42")
+    fill_entry(second_page, product.id, 2, size="EU 43")
     authorise_in_page(second_page, product.id, CARD_OK)
     expect(second_page.locator(f"#entry-{product.id}")).to_contain_text("You are in the draw")
 
@@ -693,12 +696,55 @@ def test_in_chromium_a_phone_enters_with_3d_secure_in_the_page_sees_the_outcome_
     close_entries(product.id)
     stripe_app = make_app({**settings, **STRIPE_KEYS, "STRIPE_API_BASE": localstripe.url})
     with stripe_app.app_context():
-        assert run_draw(product.id)["won"] == 2  # EU 42 to the first rank, EU 43 to the other's second choice
+        assert run_draw(product.id)["won"] == 2  # a size each, whichever ranks first
     expect(page.locator(f"#entry-{product.id}")).to_contain_text("You won: EU 4", timeout=15000)
     expect(page.locator(".draw-standing")).to_contain_text("Drawn.", timeout=15000)
+    phone.shot("draw-won-phone")
 
     page.goto(f"{url}/products/{product.id}/draw")
     expect(page.locator("[data-verdict]")).to_have_attribute("data-verdict", "holds")
     expect(page.locator("[data-mine]")).to_contain_text("rank ")
     expect(page.locator("[data-mine]")).to_contain_text(": won.")
     assert page_width(page) <= 360 and axe_violations(page) == []
+    phone.shot("draw-checked-phone")
+
+
+def test_the_command_line_check_agrees_with_the_draw_and_catches_a_result_moved(shop):
+    from scripts.check_line import check_draw
+
+    client = shop.test_client()
+    product = draw_product(total=2)
+    ids = entered(client, product.id, range(1, 6))
+    close_entries(product.id)
+    run_draw(product.id)
+    standing = client.get(f"/api/draws/{product.id}").get_json()
+    listing = client.get(f"/api/draws/{product.id}/results.csv").get_data(as_text=True)
+    holds, said = check_draw(standing, listing, ids[3])
+    assert holds, said
+    assert said[-1].startswith(f"your entry {ids[3]}: rank ")
+    rows = listing.splitlines()
+    first, second = rows[1].split(",", 1)[1], rows[2].split(",", 1)[1]
+    swapped = "\n".join([rows[0], f"1,{second}", f"2,{first}", *rows[3:]])  # the first two ranks traded
+    assert not check_draw(standing, swapped)[0]
+    assert not check_draw({**standing, "units": 1}, listing)[0]  # more winners than units
+
+
+def test_on_embedded_defaults_the_worker_draws_at_the_close_with_the_demo_gateway(make_app, settings, tmp_path, worker):
+    """SQLite, in-process jobs, the demo gateway: worker.py's sweep draws it, as scripts/start runs it."""
+    import flask_migrate
+
+    embedded = {"SECRET_KEY": settings["SECRET_KEY"], "DATABASE_URL": f"sqlite:///{tmp_path}/embedded.db",
+                "DEMO_PAYMENTS": "1", "SWEEP_INTERVAL_SECONDS": "1", **NO_DOOR}
+    app = make_app(embedded)
+    with app.app_context():
+        flask_migrate.upgrade()
+        client = app.test_client()
+        product = draw_product(total=1)
+        entered(client, product.id, [1, 2, 3])
+        close_entries(product.id)
+        worker(embedded)
+        wait_until(lambda: client.get(f"/api/draws/{product.id}").get_json()["state"] == "drawn", 30,
+                   "the embedded worker's draw")
+        outcomes = sorted(row["outcome"] for row in results(client, product.id))
+        assert outcomes == ["lost", "lost", "won"] and units(product.id).sold == 1
+        assert all(entry.notified_at is not None for entry in stored_entries(product.id))
