@@ -674,7 +674,8 @@ def test_in_chromium_a_phone_enters_with_3d_secure_in_the_page_sees_the_outcome_
     phone.shot("draw-enter-phone")
 
     fill_entry(page, product.id, 1, size="EU 42", second="EU 43")
-    expect(page.locator(f"#entry-{product.id}")).to_contain_text("You pay only if you win")
+    expect(page.locator(f"#entry-{product.id} #authorise-form button[type=submit]")).to_be_enabled()
+    expect(page.locator(f"#entry-{product.id}")).to_contain_text("One step left")
     phone.shot("draw-authorise-phone")
     authorise_in_page(page, product.id, CARD_3DS)
     challenge = page.frame_locator("iframe.stripe-double-3ds")
