@@ -700,6 +700,7 @@ def test_in_chromium_a_phone_enters_with_3d_secure_in_the_page_sees_the_outcome_
         assert run_draw(product.id)["won"] == 2  # a size each, whichever ranks first
     expect(page.locator(f"#entry-{product.id}")).to_contain_text("You won: EU 4", timeout=15000)
     expect(page.locator(".draw-standing")).to_contain_text("Drawn.", timeout=15000)
+    assert page_width(page) <= 360 and axe_violations(page) == []  # the revealed seed scrolls in its own box
     phone.shot("draw-won-phone")
 
     page.goto(f"{url}/products/{product.id}/draw")
@@ -749,3 +750,17 @@ def test_on_embedded_defaults_the_worker_draws_at_the_close_with_the_demo_gatewa
         outcomes = sorted(row["outcome"] for row in results(client, product.id))
         assert outcomes == ["lost", "lost", "won"] and units(product.id).sold == 1
         assert all(entry.notified_at is not None for entry in stored_entries(product.id))
+
+
+def test_entering_asks_for_the_proof_of_work_while_it_is_on_and_a_paused_draw_takes_no_entry(make_app, settings):
+    app = make_app({**settings, "QUEUE_PROOF_OF_WORK": "1000"})
+    with app.app_context():
+        client = app.test_client()
+        product = draw_product(total=1)
+        unsolved = enter(client, product.id, 1)
+        assert unsolved.status_code == 400 and unsolved.get_json()["field"] == "altcha"
+        db.session.execute(update(products_table).where(products_table.c.id == product.id).values(paused=True))
+        db.session.commit()
+        paused = enter(client, product.id, 1)
+        assert paused.status_code == 409 and paused.get_json()["error"] == "paused"
+        assert stored_entries(product.id) == []
