@@ -4,20 +4,15 @@ page that checks them. The rules are the inventory's (``inventory/draw.py``), th
 payments' (``payments/draws.py``); this module reads the request and answers.
 """
 
-import csv
-import hashlib
-import io
-import json
 
 from flask import current_app, render_template, request, url_for
 
 from storefront import proof_of_work
 from storefront.clock import isoformat_z, utcnow
 from storefront.database import reading
-from storefront.envelope import SHARED
 from storefront.errors import ApiError, not_found
 from storefront.extensions import db
-from storefront.htmx import wants_fragment, wants_shared_fragment
+from storefront.htmx import wants_fragment
 from storefront.inventory import draw
 from storefront.inventory.models import EntryStatus
 from storefront.orders.book import reference_of
@@ -30,6 +25,7 @@ from storefront.payments.intents import open_payment
 from storefront.payments.payables import payable
 from storefront.shop import bp
 from storefront.shop.payments import demo_gateway, shop_url
+from storefront.shop.published import shared_csv, shared_standing
 from storefront.shop.refusals import REFUSED, paused_error, refusal
 
 
@@ -98,16 +94,7 @@ def draw_standing(product_id: int):
     with db.engine.begin() as conn:  # the first reader after the opening draws the seed
         product = _draw_product(conn, product_id)
         standing = draw.standing(conn, product, utcnow())
-    answer = standing.as_json()
-    fragment = wants_shared_fragment()
-    digest = hashlib.sha256(json.dumps(answer, sort_keys=True).encode()).hexdigest()[:20]
-    etag = f'"d{digest}-{"f" if fragment else "j"}"'
-    headers = {"ETag": etag, "Cache-Control": SHARED}
-    if etag in request.headers.get("If-None-Match", ""):
-        return "", 304, headers
-    if fragment:
-        return render_template("shop/_draw.html", standing=standing), 200, headers
-    return answer, 200, headers
+    return shared_standing(standing.as_json(), "d", "shop/_draw.html", standing=standing)
 
 
 # One rule for both methods: a productId out of range is then a 404 for either (with two rules, werkzeug
@@ -216,17 +203,9 @@ def draw_results(product_id: int):
             raise ApiError(409, "not_drawn", f"The draw is made after entries close at {isoformat_z(product.closes_at)}.",
                            closesAt=isoformat_z(product.closes_at))
         ranked = draw.results(conn, product)
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["rank", "entry_id", "outcome", "product_id"])
-    writer.writerows((result.rank, str(result.entry_id), result.outcome,
-                      "" if result.product_id is None else result.product_id) for result in ranked)
-    body = out.getvalue()
-    etag = f'"r{hashlib.sha256(body.encode()).hexdigest()[:20]}"'
-    headers = {"ETag": etag, "Cache-Control": SHARED}
-    if etag in request.headers.get("If-None-Match", ""):
-        return "", 304, headers
-    return current_app.response_class(body, 200, headers, mimetype="text/csv")
+    return shared_csv(["rank", "entry_id", "outcome", "product_id"],
+                      ((result.rank, str(result.entry_id), result.outcome,
+                        "" if result.product_id is None else result.product_id) for result in ranked), "r")
 
 
 @bp.get("/products/<product_id:product_id>/draw")

@@ -3,27 +3,23 @@ line stands (a shared answer, the same for every reader), and one's own place (p
 The rules are the inventory's (``inventory/queue.py``); this module reads the request and answers.
 """
 
-import csv
-import hashlib
-import io
-import json
 
-from flask import current_app, render_template, request
+from flask import current_app, render_template
 from sqlalchemy import Connection, select
 
 from storefront import proof_of_work
 from storefront.catalog.models import products
 from storefront.clock import isoformat_z, utcnow
 from storefront.database import reading
-from storefront.envelope import SHARED
 from storefront.errors import ApiError, not_found
 from storefront.extensions import db
-from storefront.htmx import wants_fragment, wants_shared_fragment
+from storefront.htmx import wants_fragment
 from storefront.inventory import queue
 from storefront.inventory.stock import stock_levels
 from storefront.owners import client_address, owner_of, requesting_owner
 from storefront.params import invalid, optional_uuid, request_body
 from storefront.shop import bp
+from storefront.shop.published import shared_csv, shared_standing
 from storefront.shop.refusals import REFUSED, paused_error, refusal
 
 
@@ -100,16 +96,7 @@ def queue_standing(product_id: int):
     now = utcnow()
     with reading() as conn:
         standing = queue.standing(conn, product, now)
-    fragment = wants_shared_fragment()
-    answer = standing.as_json()
-    digest = hashlib.sha256(json.dumps(answer, sort_keys=True).encode()).hexdigest()[:20]
-    etag = f'"q{digest}-{"f" if fragment else "j"}"'
-    headers = {"ETag": etag, "Cache-Control": SHARED}
-    if etag in request.headers.get("If-None-Match", ""):
-        return "", 304, headers
-    if fragment:
-        return render_template("shop/_queue.html", standing=standing), 200, headers
-    return answer, 200, headers
+    return shared_standing(standing.as_json(), "q", "shop/_queue.html", standing=standing)
 
 
 @bp.get("/api/queue/<product_id:product_id>/entries.csv")
@@ -124,16 +111,8 @@ def published_line(product_id: int):
                        startsAt=isoformat_z(product.starts_at))
     with reading() as conn:
         places = queue.published_places(conn, product)
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["position", "entry_id", "joined"])
-    writer.writerows((place.position, str(place.entry_id), place.joined) for place in places)
-    body = out.getvalue()
-    etag = f'"l{hashlib.sha256(body.encode()).hexdigest()[:20]}"'
-    headers = {"ETag": etag, "Cache-Control": SHARED}
-    if etag in request.headers.get("If-None-Match", ""):
-        return "", 304, headers
-    return current_app.response_class(body, 200, headers, mimetype="text/csv")
+    return shared_csv(["position", "entry_id", "joined"],
+                      ((place.position, str(place.entry_id), place.joined) for place in places), "l")
 
 
 @bp.get("/products/<product_id:product_id>/line")
