@@ -744,9 +744,12 @@ def test_on_embedded_defaults_the_worker_draws_at_the_close_with_the_demo_gatewa
         product = draw_product(total=1)
         entered(client, product.id, [1, 2, 3])
         close_entries(product.id)
-        worker(embedded)
-        wait_until(lambda: client.get(f"/api/draws/{product.id}").get_json()["state"] == "drawn", 30,
-                   "the embedded worker's draw")
+        running = worker(embedded)
+        try:
+            wait_until(lambda: client.get(f"/api/draws/{product.id}").get_json()["state"] == "drawn", 30,
+                       "the embedded worker's draw")
+        except AssertionError:
+            raise AssertionError(running.log_path.read_text()[-3000:]) from None
         outcomes = sorted(row["outcome"] for row in results(client, product.id))
         assert outcomes == ["lost", "lost", "won"] and units(product.id).sold == 1
         assert all(entry.notified_at is not None for entry in stored_entries(product.id))
