@@ -627,6 +627,13 @@ def test_an_owner_sets_a_draw_up_in_the_admin_and_watches_entries_then_outcomes_
         assert "Drawn: $180.00 captured from the winners" in live and "Seed (revealed)" in live
         outcomes = re.search(r"drop-draw-outcomes.*?<tbody>(.*?)</tbody>", live, re.S).group(1)
         assert re.findall(r"<td>(\d+)</td>", outcomes) == ["0", "0", "1", "0", "2", "0", "0"]
+        # The winner's order is an order like any other: to fulfil, in the CSV, shipped with its email.
+        winner = next(entry for entry in stored_entries(product_id) if entry.status == "won")
+        from storefront.orders.book import reference_of
+
+        reference = reference_of(winner.id)
+        assert reference in admin.get("/admin/orders", headers=basic()).get_data(as_text=True)
+        assert reference in admin.get("/admin/orders.csv", headers=basic()).get_data(as_text=True)
 
 
 # In Chromium: the Payment Element (Stripe.js's double, 3-D Secure in the page), the outcome, the check

@@ -57,7 +57,7 @@ def product_page(product_id: int):
             standing = queue.standing(conn, queued, utcnow())
     drawing = None
     if product.draw:  # how the draw stands; the shopper's own entry comes once the page knows them
-        with db.engine.begin() as conn:  # the first reader after the opening draws the seed
+        with reading() as conn:  # the first reader after the opening draws the seed, as for a line
             drawing = draw.standing(conn, draw.draw_product(conn, product.id), utcnow())
     return render_template("shop/product.html", product=product, stock=levels[product.id], options=options,
                            chosen=chosen, levels=levels, standing=standing, drawing=drawing,

@@ -91,7 +91,7 @@ def enter_draw(product_id: int):
 
 @bp.get("/api/draws/<product_id:product_id>")
 def draw_standing(product_id: int):
-    with db.engine.begin() as conn:  # the first reader after the opening draws the seed
+    with reading() as conn:  # the first reader after the opening draws the seed (one statement, autocommitted)
         product = _draw_product(conn, product_id)
         standing = draw.standing(conn, product, utcnow())
     return shared_standing(standing.as_json(), "d", "shop/_draw.html", standing=standing)
