@@ -80,8 +80,8 @@ def connections_needed(workers: int, threads: int) -> int:
 
 def on_starting(server):
     url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith("postgresql"):
-        return
+    if not url.startswith("postgresql") or os.environ.get("DATABASE_POOLER"):
+        return  # behind a pooler, its pool (not these threads) is what PostgreSQL serves
     import psycopg
 
     try:
@@ -97,7 +97,8 @@ def on_starting(server):
         raise SystemExit(
             f"gunicorn.conf.py: {server.cfg.workers} workers x {server.cfg.threads} threads need {needed} database "
             f"connections (2 a thread, {BACKGROUND_CONNECTIONS} for the worker); PostgreSQL allows {allowed}. "
-            "Lower WEB_CONCURRENCY or GUNICORN_THREADS, or raise max_connections.")
+            "Lower WEB_CONCURRENCY or GUNICORN_THREADS, raise max_connections, or put PgBouncer in front in "
+            "transaction mode (DATABASE_POOLER=pgbouncer; docs/deploying.md).")
 
 
 def post_fork(server, worker):

@@ -347,6 +347,60 @@ class RedisServer(_Process):
         return self
 
 
+def pgbouncer_binary() -> str:
+    found = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None)
+    if not found:
+        raise RuntimeError("pgbouncer not found: apt-get install pgbouncer (scripts/bootstrap --services does)")
+    return found
+
+
+class PgBouncerServer(_Process):
+    """Debian's PgBouncer (1.18 on bookworm) in front of a :class:`PostgresServer`, in transaction
+    pooling: a client's server connection is its own for one transaction only, so nothing of a
+    session (a server-side prepared statement, a ``SET``, a lock held outside a transaction)
+    survives from one transaction to the next. ``pool_size`` server connections per database and
+    user: few, so that clients share them as they would behind a busy pooler. PgBouncer refuses to
+    run as root: as root, it runs as the postgres user, as PostgreSQL does."""
+
+    name = "pgbouncer"
+
+    def __init__(self, postgres: "PostgresServer", pool_size: int = 4, max_client_conn: int = 2000):
+        super().__init__()
+        self.postgres = postgres
+        self.pool_size = pool_size
+        self.max_client_conn = max_client_conn
+
+    def url(self, database: str = "storefront") -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _config(self) -> Path:
+        (self.base / "users.txt").write_text('"postgres" ""\n')
+        ini = self.base / "pgbouncer.ini"
+        ini.write_text("\n".join([
+            "[databases]",
+            f"* = host=127.0.0.1 port={self.postgres.port} user=postgres",
+            "[pgbouncer]",
+            "listen_addr = 127.0.0.1", f"listen_port = {self.port}", "unix_socket_dir =",
+            "auth_type = trust", f"auth_file = {self.base / 'users.txt'}",
+            "pool_mode = transaction", f"default_pool_size = {self.pool_size}", "reserve_pool_size = 0",
+            f"max_client_conn = {self.max_client_conn}",
+            # What psycopg may send at start-up that PgBouncer does not track itself.
+            "ignore_startup_parameters = extra_float_digits,options",
+            "server_login_retry = 1", "log_connections = 0", "log_disconnections = 0",
+            f"pidfile = {self.base / 'pgbouncer.pid'}", "",
+        ]))
+        return ini
+
+    def start(self) -> "PgBouncerServer":
+        binary = pgbouncer_binary()
+        user = PostgresServer._service_user()
+        if user is not None:
+            os.chown(self.base, user.pw_uid, user.pw_gid)
+        options = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user is not None else {}
+        self._spawn(lambda: [binary, str(self._config())], **options)
+        return self
+
+
 NGINX_TEMPLATE = REPO / "deploy" / "nginx" / "storefront.conf.template"
 
 

@@ -92,6 +92,9 @@ class Config:
     trusted_hosts: tuple[str, ...] = ()
     metrics_token: str | None = field(default=None, repr=False)
     shop_timezone: str = "UTC"  # the zone an owner types and reads times in (storefront/shop_zone.py)
+    # "pgbouncer": DATABASE_URL reaches PostgreSQL through a pooler in transaction mode, which carries no
+    # session from one transaction to the next: no statement is prepared on the server. None: directly.
+    database_pooler: str | None = None
 
     @classmethod
     def from_env(cls, environ=None, instance_path: str | os.PathLike = "instance") -> "Config":
@@ -168,6 +171,7 @@ class Config:
             trusted_hosts=_trusted_hosts(get("TRUSTED_HOSTS")),
             metrics_token=get("METRICS_TOKEN"),
             shop_timezone=_time_zone(get("SHOP_TIMEZONE"), cls.shop_timezone),
+            database_pooler=_pooler(get("DATABASE_POOLER"), embedded),
         )
 
     def flask_settings(self) -> dict:
@@ -175,7 +179,7 @@ class Config:
         return {
             "SECRET_KEY": self.secret_key,
             "SQLALCHEMY_DATABASE_URI": self.database_url,
-            "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(self.database_url),
+            "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(self.database_url, self.database_pooler),
             # A hold body is a few hundred bytes; anything near this is abuse.
             "MAX_CONTENT_LENGTH": 64 * 1024,
             # Flask answers 400 to a Host it does not serve (None: any), before a URL is built from it.
@@ -212,14 +216,39 @@ def threads_per_process() -> int:
     return int(value) if value.isdigit() and int(value) > 0 else 4
 
 
-def _engine_options(database_url: str) -> dict:
+POOLERS = ("pgbouncer",)
+
+
+def _pooler(value: str | None, embedded: bool) -> str | None:
+    if value is None:
+        return None
+    if value.lower() not in POOLERS:
+        raise ConfigError(f"DATABASE_POOLER must be one of {', '.join(POOLERS)}, or unset")
+    if embedded:
+        raise ConfigError("DATABASE_POOLER is for PostgreSQL: DATABASE_URL is SQLite")
+    return value.lower()
+
+
+def connect_args(pooler: str | None) -> dict:
+    """psycopg's connection arguments. Behind a pooler in transaction mode (PgBouncer before 1.21,
+    Debian's 1.18 among them) no statement may be prepared on the server: the next transaction
+    of this connection may run on another server connection, where the name is unknown or another
+    client's (DuplicatePreparedStatement). ``prepare_threshold=None`` turns off psycopg's own
+    preparing of a statement run five times; the hot paths ask for none (database.PREPARED)."""
+    args = {"connect_timeout": 5}
+    if pooler:
+        args["prepare_threshold"] = None
+    return args
+
+
+def _engine_options(database_url: str, pooler: str | None = None) -> dict:
     if database_url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30}}
     # No pre-ping: it costs a round trip on every request. A connection broken by a
     # database restart fails one request, and SQLAlchemy then renews the whole pool.
     # As many kept as a web process has threads (each may hold one during its request), and ten more.
     return {"pool_recycle": 300, "pool_size": max(5, threads_per_process()), "max_overflow": 10,
-            "connect_args": {"connect_timeout": 5}}
+            "connect_args": connect_args(pooler)}
 
 
 def _embedded_secret_key(instance_path: Path) -> str:

@@ -34,7 +34,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storefront.clock import utcnow
-from storefront.database import on_postgresql, one_statement, reading
+from storefront.database import on_postgresql, one_statement, prepared, reading
 from storefront.errors import ApiError
 from storefront.extensions import db
 from storefront.metrics import RATE_LIMITER_DOWN
@@ -103,7 +103,7 @@ class DatabaseLimiter:
         values = {"scope": self.scope, "key": key[:64], "window": window}
         if on_postgresql():
             with one_statement() as cursor:
-                current, previous = cursor.execute(_COUNT_HIT, values, prepare=True).fetchone()
+                current, previous = cursor.execute(_COUNT_HIT, values, prepare=prepared()).fetchone()
         else:
             with db.engine.begin() as conn:
                 current, previous = conn.execute(_count_hit_statement(), values).one()

@@ -20,6 +20,7 @@ from sqlalchemy import text
 from scripts.services import (
     KafkaServer,
     Localstripe,
+    PgBouncerServer,
     PostgresServer,
     RedisServer,
     StripeMock,
@@ -71,15 +72,29 @@ def kafka():
         yield server
 
 
+# STOREFRONT_TEST_POOLER=pgbouncer: the suite's database reached through PgBouncer in transaction
+# mode (scripts/test runs the races, the contract's routes and the drops' tests so a second time).
+POOLER = os.environ.get("STOREFRONT_TEST_POOLER") or None
+
+
 @pytest.fixture(scope="session")
-def database_url(postgres):
-    """The suite's database, migrated once to head."""
+def pgbouncer(postgres):
+    """Debian's PgBouncer in transaction mode in front of the suite's PostgreSQL: eight server
+    connections for every client (two gunicorns of two workers by eight threads share them)."""
+    with PgBouncerServer(postgres, pool_size=8) as bouncer:
+        yield bouncer
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres, request):
+    """The suite's database, migrated once to head (straight to PostgreSQL); through PgBouncer
+    when the suite runs behind it."""
     url = postgres.url()
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": TEST_SECRET_KEY, "DEMO_PAYMENTS": "1"})
     with app.app_context():
         flask_migrate.upgrade()
         db.engine.dispose()
-    return url
+    return request.getfixturevalue("pgbouncer").url() if POOLER else url
 
 
 @pytest.fixture
@@ -88,7 +103,7 @@ def settings(database_url) -> dict:
     # Tests place many holds from one address: the rate limit and the address's hold limit have their
     # own tests. No Stripe keys: the demo gateway, on purpose (tests with Stripe turn it off).
     return {"DATABASE_URL": database_url, "SECRET_KEY": TEST_SECRET_KEY, "HOLD_RATE_LIMIT": "100000/minute",
-            "MAX_HELD_UNITS_PER_ADDRESS": "100000", "DEMO_PAYMENTS": "1"}
+            "MAX_HELD_UNITS_PER_ADDRESS": "100000", "DEMO_PAYMENTS": "1", **({"DATABASE_POOLER": POOLER} if POOLER else {})}
 
 
 @pytest.fixture

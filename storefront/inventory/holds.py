@@ -15,7 +15,7 @@ from sqlalchemy import Connection, and_, bindparam, select
 from sqlalchemy.engine import Row
 
 from storefront.clock import isoformat_z, utcnow
-from storefront.database import on_postgresql, one_statement, reading
+from storefront.database import on_postgresql, one_statement, prepared, reading
 from storefront.extensions import db
 from storefront.inventory.grants import (
     BuyerLimit,
@@ -181,7 +181,7 @@ def place_hold_in_one_statement(product_id: int, owner: Owner, address: str, qua
             "rate_key": rate.key if rate else None, "rate_block": rate.block if rate else None,
             "rate_window": rate.window if rate else 0, "rate_weight": rate.weight if rate else 0.0,
             "rate_limit": rate.limit if rate else 0, "rate_block_limit": rate.block_limit if rate else 0,
-        }, prepare=True).fetchone()
+        }, prepare=prepared()).fetchone()
     if row.outcome in ("created", "existing"):
         return PlacedHold(row, created=row.outcome == "created")
     if row.outcome == "needs_lock":

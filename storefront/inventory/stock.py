@@ -38,7 +38,7 @@ from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 
 from storefront.catalog.models import products
 from storefront.clock import UTCDateTime, isoformat_z, utcnow
-from storefront.database import on_postgresql, one_statement, reading
+from storefront.database import on_postgresql, one_statement, prepared, reading
 from storefront.inventory.hold_rows import expire_lapsed, lapsed
 from storefront.inventory.models import Hold, StockBucket
 
@@ -219,7 +219,7 @@ def current_stock(product_id: int) -> Stock | None:
         with reading() as conn:
             return stock_of(conn, product_id)
     with one_statement() as cursor:
-        row = cursor.execute(_STOCK_OF_ON_POSTGRESQL, {"product": product_id}, prepare=True).fetchone()
+        row = cursor.execute(_STOCK_OF_ON_POSTGRESQL, {"product": product_id}, prepare=prepared()).fetchone()
     return None if row is None else Stock(*row)
 
 
