@@ -28,6 +28,7 @@ as in production, unless --no-fsync is given.
 """
 
 import argparse
+import contextlib
 import functools
 import os
 import re
@@ -45,7 +46,7 @@ from urllib.parse import urlsplit
 import psycopg
 import requests
 
-from scripts.services import PostgresServer, free_port, wait_for_port
+from scripts.services import PgBouncerServer, PostgresServer, free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET_KEY = secrets.token_urlsafe(32)  # drawn: a key written here would be an example
@@ -132,7 +133,7 @@ def prepare_database(server: PostgresServer) -> dict[str, int]:
 
 
 def start_gunicorn(server: PostgresServer, workers: int, threads: int, app: str = "wsgi:app",
-                   config: str | None = None) -> tuple[subprocess.Popen, str]:
+                   config: str | None = None, through: PgBouncerServer | None = None) -> tuple[subprocess.Popen, str]:
     """gunicorn serving ``app``: the shop with the production gunicorn.conf.py (its hooks, its
     metrics' shared files; no access log, as its default), a reference with ``config`` (an empty
     file: no hooks)."""
@@ -140,6 +141,8 @@ def start_gunicorn(server: PostgresServer, workers: int, threads: int, app: str 
     # One address sends every hold here: lift the per-address rate limit; the per-visitor and
     # per-address hold limits stay as they are (each request is a new visitor from a new address).
     env = {**os.environ, "DATABASE_URL": server.url(), **SHOP_ENV, "HOLD_RATE_LIMIT": "100000000/minute"}
+    if through is not None:  # the shop through PgBouncer in transaction mode, as a shop of many hosts runs
+        env.update(DATABASE_URL=through.url(), DATABASE_POOLER="pgbouncer")
     command = [sys.executable, "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
                "--threads", str(threads), "--worker-class", "gthread", "--log-level", "warning"]
     if config:
@@ -350,6 +353,10 @@ def main() -> int:
     parser.add_argument("--no-fsync", action="store_true", help="run PostgreSQL with fsync off")
     parser.add_argument("--rounds", type=int, default=5,
                         help="rounds of each comparison; the median ratio counts (default 5)")
+    parser.add_argument("--pgbouncer", action="store_true",
+                        help="the shop reaches PostgreSQL through PgBouncer in transaction mode (DATABASE_POOLER="
+                             "pgbouncer, 20 server connections); the reference apps stay straight, so each ratio "
+                             "says what the pooler and statements prepared on every run cost the shop")
     parser.add_argument("--only", nargs="+", choices=("path", "stock", "holds", "flat", "indexes"),
                         help="run only these comparisons: the request path, stock checks, holds at 16 and "
                              "64 clients, holds beside many others (default: these four), or the WAL of a hold by "
@@ -360,11 +367,13 @@ def main() -> int:
     wrk_path = ensure_wrk()
     print(f"cores: {os.cpu_count()}  gunicorn: {args.workers} workers x {args.threads} threads  "
           f"postgres fsync: {'off' if args.no_fsync else 'on'}  {args.seconds}s per run, "
-          f"{args.rounds} rounds", flush=True)
+          f"{args.rounds} rounds  the shop {'through PgBouncer (transaction mode)' if args.pgbouncer else 'straight'}",
+          flush=True)
     with PostgresServer(durable=not args.no_fsync) as server, \
-            tempfile.NamedTemporaryFile("w", suffix=".py") as no_config:
+            tempfile.NamedTemporaryFile("w", suffix=".py") as no_config, contextlib.ExitStack() as stack:
         products = prepare_database(server)
-        shop, url = start_gunicorn(server, args.workers, args.threads)
+        bouncer = stack.enter_context(PgBouncerServer(server, pool_size=20)) if args.pgbouncer else None
+        shop, url = start_gunicorn(server, args.workers, args.threads, through=bouncer)
         bare, bare_url = start_gunicorn(server, args.workers, args.threads, "bench.reference_apps:bare",
                                         no_config.name)
         minimal, minimal_url = start_gunicorn(server, args.workers, args.threads, "bench.reference_apps:minimal",

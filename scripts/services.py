@@ -347,6 +347,9 @@ class RedisServer(_Process):
         return self
 
 
+PGBOUNCER_TEMPLATE = REPO / "deploy" / "pgbouncer" / "pgbouncer.ini.template"
+
+
 def pgbouncer_binary() -> str:
     found = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None)
     if not found:
@@ -364,31 +367,22 @@ class PgBouncerServer(_Process):
 
     name = "pgbouncer"
 
-    def __init__(self, postgres: "PostgresServer", pool_size: int = 4, max_client_conn: int = 2000):
+    def __init__(self, postgres: "PostgresServer", pool_size: int = 4):
         super().__init__()
         self.postgres = postgres
         self.pool_size = pool_size
-        self.max_client_conn = max_client_conn
 
     def url(self, database: str = "storefront") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
     def _config(self) -> Path:
         (self.base / "users.txt").write_text('"postgres" ""\n')
+        # As compose's pgbouncer service does (envsubst): the template's ${VARIABLES} filled in.
+        values = {"PGBOUNCER_SERVER": f"host=127.0.0.1 port={self.postgres.port} user=postgres",
+                  "PGBOUNCER_LISTEN_ADDR": "127.0.0.1", "PGBOUNCER_LISTEN_PORT": str(self.port),
+                  "PGBOUNCER_POOL_SIZE": str(self.pool_size), "PGBOUNCER_DIR": str(self.base)}
         ini = self.base / "pgbouncer.ini"
-        ini.write_text("\n".join([
-            "[databases]",
-            f"* = host=127.0.0.1 port={self.postgres.port} user=postgres",
-            "[pgbouncer]",
-            "listen_addr = 127.0.0.1", f"listen_port = {self.port}", "unix_socket_dir =",
-            "auth_type = trust", f"auth_file = {self.base / 'users.txt'}",
-            "pool_mode = transaction", f"default_pool_size = {self.pool_size}", "reserve_pool_size = 0",
-            f"max_client_conn = {self.max_client_conn}",
-            # What psycopg may send at start-up that PgBouncer does not track itself.
-            "ignore_startup_parameters = extra_float_digits,options",
-            "server_login_retry = 1", "log_connections = 0", "log_disconnections = 0",
-            f"pidfile = {self.base / 'pgbouncer.pid'}", "",
-        ]))
+        ini.write_text(re.sub(r"\$\{(\w+)\}", lambda match: values[match.group(1)], PGBOUNCER_TEMPLATE.read_text()))
         return ini
 
     def start(self) -> "PgBouncerServer":
@@ -412,14 +406,15 @@ def nginx_binary() -> str:
 
 
 class NginxServer(_Process):
-    """nginx in front of the shop at ``upstream`` (host:port), with the deployment's own server block
-    (deploy/nginx/storefront.conf.template) and its micro-cache, in a folder of its own."""
+    """nginx in front of the shop at ``upstream`` (host:port, or several: many hosts, taken in turn), with
+    the deployment's own server block (deploy/nginx/storefront.conf.template) and its micro-cache, in a
+    folder of its own."""
 
     name = "nginx"
 
-    def __init__(self, upstream: str, worker_processes: int = 1):
+    def __init__(self, upstream: str | list[str], worker_processes: int = 1):
         super().__init__()
-        self.upstream = upstream
+        self.upstreams = [upstream] if isinstance(upstream, str) else list(upstream)
         self.worker_processes = worker_processes
 
     @property
@@ -428,7 +423,10 @@ class NginxServer(_Process):
 
     def _config(self) -> Path:
         # As the official image's envsubst does: the named ${VARIABLES} only, nginx's own $variables left alone.
-        values = {"NGINX_CACHE_DIR": str(self.base / "cache"), "STOREFRONT_UPSTREAM": self.upstream,
+        # Several hosts: the template's one "server ${STOREFRONT_UPSTREAM};" line becomes one per host (in
+        # compose, one name that resolves to every replica does the same).
+        values = {"NGINX_CACHE_DIR": str(self.base / "cache"),
+                  "STOREFRONT_UPSTREAM": ";\n    server ".join(self.upstreams),
                   "NGINX_LISTEN": f"127.0.0.1:{self.port}"}
         server_block = re.sub(r"\$\{(\w+)\}", lambda match: values[match.group(1)], NGINX_TEMPLATE.read_text())
         (self.base / "storefront.conf").write_text(server_block)

@@ -139,3 +139,23 @@ def test_the_image_and_the_test_tools_install_the_locked_versions_with_their_has
     # A dependency added to pyproject.toml without the locks made again would install nothing.
     assert names(project["dependencies"]) <= locked("app.lock").keys()
     assert names(project["dependencies"] + project["optional-dependencies"]["dev"]) <= locked("dev.lock").keys()
+
+
+def test_compose_runs_many_hosts_on_one_database_through_pgbouncer_as_the_scripts_do():
+    services = compose()["services"]
+    shared = compose()["x-storefront-env"]
+    assert shared["DATABASE_POOLER"] == "pgbouncer" and "@pgbouncer:6432/" in shared["DATABASE_URL"]
+    assert services["web"]["deploy"]["replicas"] >= 2 and services["worker"]["deploy"]["replicas"] >= 2
+    assert services["web"]["depends_on"]["pgbouncer"]["condition"] == "service_healthy"
+    # The migration goes straight to PostgreSQL (one long transaction of its own).
+    assert "@postgres:5432/" in services["migrate"]["environment"]["DATABASE_URL"]
+    # PgBouncer: the template the scripts fill in, every variable given by compose or its Dockerfile.
+    template = (REPO / "deploy" / "pgbouncer" / "pgbouncer.ini.template").read_text()
+    assert "pool_mode = transaction" in template
+    dockerfile = (REPO / "deploy" / "pgbouncer" / "Dockerfile").read_text()
+    given = set(services["pgbouncer"]["environment"]) | set(re.findall(r"(PGBOUNCER_\w+)=", dockerfile))
+    assert set(re.findall(r"\$\{(\w+)\}", template)) <= given
+    assert services["pgbouncer"]["build"] == "deploy/pgbouncer" and "apt-get install" in dockerfile
+    assert "PGBOUNCER_TEMPLATE" in (REPO / "scripts" / "services.py").read_text()
+    stack = (REPO / "scripts" / "stack.py").read_text()
+    assert "PgBouncerServer" in stack and '"DATABASE_POOLER": "pgbouncer"' in stack and "WEB_HOSTS" in stack
