@@ -6,6 +6,7 @@ The demo gateway's flows run on PostgreSQL and on SQLite; Stripe's (manual captu
 fingerprint, cancellations, a capture that fails) on localstripe, with the draw run by worker.py."""
 
 import csv
+from collections import Counter
 import hashlib
 import hmac
 import io
@@ -17,7 +18,7 @@ from types import SimpleNamespace
 import pytest
 import requests
 from playwright.sync_api import expect
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from storefront.catalog.models import Product
 from storefront.clock import utcnow
@@ -774,3 +775,42 @@ def test_entering_asks_for_the_proof_of_work_while_it_is_on_and_a_paused_draw_ta
         paused = enter(client, product.id, 1)
         assert paused.status_code == 409 and paused.get_json()["error"] == "paused"
         assert stored_entries(product.id) == []
+
+
+def test_a_worker_sigkilled_mid_walk_and_another_started_sells_every_unit_once(make_app, settings, redis_server,
+                                                                              worker):
+    """worker.py itself, SIGKILLed while it walks a draw of 150 winners (the demo gateway's captures: its
+    walk is the shop's own, step by step); once the dead walker's lease has run out, a new worker.py
+    finishes the walk: every unit sold once, every winner's order paid once, nobody left selected."""
+    from redis import Redis
+
+    Redis.from_url(redis_server.url).flushdb()
+    shop_settings = {**settings, **NO_DOOR, "REDIS_URL": redis_server.url, "SWEEP_INTERVAL_SECONDS": "1"}
+    app = make_app(shop_settings)
+    with app.app_context():
+        client = app.test_client()
+        product = draw_product(total=150)
+        entered(client, product.id, range(1, 151))
+        close_entries(product.id)
+        first = worker(shop_settings)
+        wait_until(lambda: (db.session.execute(select(Draw.walked_through).where(Draw.product_id == product.id))
+                            .scalar() or 0) >= 5, 60, "the walk under way")
+        first.kill()  # SIGKILL: no finally, no lease handed back
+        walked = db.session.execute(select(Draw.walked_through, Draw.walked_at, Draw.walker)
+                                    .where(Draw.product_id == product.id)).one()
+        assert walked.walked_at is None and walked.walker is not None, walked  # killed mid-walk, its lease held
+        db.session.execute(update(Draw.__table__).where(Draw.__table__.c.product_id == product.id)
+                           .values(walker_until=utcnow() - timedelta(seconds=1)))  # as 60 s later
+        db.session.commit()
+        worker(shop_settings)
+        wait_until(lambda: client.get(f"/api/draws/{product.id}").get_json()["state"] == "drawn", 60,
+                   "the second worker's walk")
+        assert units(product.id).sold == 150 and units(product.id).held == 0
+        outcomes = Counter(row["outcome"] for row in results(client, product.id))
+        assert outcomes == {"won": 150}
+        holds = db.session.execute(select(Hold.status).where(Hold.product_id == product.id)).scalars().all()
+        assert Counter(holds) == {"COMPLETED": 150}
+        assert db.session.execute(select(func.count()).select_from(Order).where(Order.paid_at.is_not(None))
+                                  ).scalar_one() == 150
+        assert db.session.execute(select(func.count()).select_from(entries_table).where(
+            entries_table.c.selected_at.is_not(None), entries_table.c.decided_at.is_(None))).scalar_one() == 0

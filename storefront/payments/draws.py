@@ -207,9 +207,11 @@ def draw_due_draws() -> int:
     """The sweep's part: a job for every draw closed with work left (the walk, a release, an email)."""
     with reading() as conn:
         due = draw.draws_due(conn, utcnow())
-    minute = int(time.time() // 60)
+    # A job id a sweep interval: a job of a worker killed mid-walk keeps its id for a while (RQ sees it
+    # started), and the next sweep's job, under a new id, takes the walk over once the lease has lapsed.
+    interval = int(time.time() // current_app.config["STOREFRONT"].sweep_interval_seconds)
     for product_id in due:
-        jobs.enqueue("storefront.payments.draws.run_draw", product_id, 0, job_id=f"draw-{product_id}-{minute}")
+        jobs.enqueue("storefront.payments.draws.run_draw", product_id, 0, job_id=f"draw-{product_id}-{interval}")
     return len(due)
 
 
