@@ -220,8 +220,9 @@ def entry_by_id(conn: Connection, entry_id: uuid.UUID) -> Row | None:
     return conn.execute(select(entries).where(entries.c.id == entry_id)).first()
 
 
-def _counted(column, value, product_id: int):
-    return select(entries.c.id).where(entries.c.product_id == product_id, column == value,
+def _counted(product_id: int, matches):
+    """The id of an entry of the draw that counts as a buyer's one entry and ``matches``, if any."""
+    return select(entries.c.id).where(entries.c.product_id == product_id, matches,
                                       entries.c.status.in_(COUNTED)).limit(1)
 
 
@@ -250,8 +251,7 @@ def enter(conn: Connection, product: DrawProduct, owner: Owner, address: str, no
               ("email", entries.c.buyer_email == delivery.get("buyer_email")),
               ("address", entries.c.buyer_address == delivery.get("buyer_address")))
     for field, matches in checks:
-        if (found := conn.execute(select(entries.c.id).where(
-                entries.c.product_id == product.id, matches, entries.c.status.in_(COUNTED)).limit(1)).scalar()):
+        if (found := conn.execute(_counted(product.id, matches)).scalar()):
             raise AlreadyEntered(field, found if field == "owner" else None)
     entry_id = entry_id or uuid.uuid4()
     if entry_by_id(conn, entry_id) is not None:
@@ -296,8 +296,8 @@ def authorised(conn: Connection, entry_id: uuid.UUID, intent_id: str, fingerprin
     ranked = conn.execute(select(draws.c.ranked_at).where(draws.c.product_id == entry.product_id)).scalar()
     if ranked is not None:
         return entry  # the draw ranked without it: it is lost, and its authorisation released
-    if fingerprint and conn.execute(_counted(entries.c.card_fingerprint, fingerprint, entry.product_id)
-                                    .where(entries.c.id != entry_id)).first() is not None:
+    if fingerprint and conn.execute(_counted(entry.product_id, (entries.c.card_fingerprint == fingerprint)
+                                             & (entries.c.id != entry_id))).first() is not None:
         status = EntryStatus.DUPLICATE
     else:
         status = EntryStatus.ENTERED
@@ -513,7 +513,7 @@ def results(conn: Connection, product: DrawProduct) -> list[Result]:
 
 
 def entries_over_time(conn: Connection, product: DrawProduct) -> list[tuple[datetime, int, int]]:
-    """(entered at, item, 1) per entered entry, oldest first: the live view's entries per size over time."""
+    """(entered at, the size chosen) per entered entry, oldest first: the live view's entries per size over time."""
     return conn.execute(select(entries.c.entered_at, entries.c.choice_id).where(
         entries.c.product_id == product.id, entries.c.entered_at.is_not(None)).order_by(entries.c.entered_at)).all()
 

@@ -38,8 +38,9 @@ from storefront.inventory.models import EntryStatus
 from storefront.mail import MailError, mailer
 from storefront.orders.book import DEMO_INTENT_PREFIX, DEMO_LABEL, record_delivery, reference_of
 from storefront.orders.delivery import delivery_from_order
-from storefront.payments.gateway import PaymentError, PaymentRefused, gateway
-from storefront.payments.settlement import message_from_intent, settle_if_succeeded, settle_succeeded
+from storefront.payments.gateway import PaymentRefused, gateway
+from storefront.payments.reconcile import close_intent
+from storefront.payments.settlement import message_from_intent, settle_succeeded
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +76,10 @@ def authorise_demo(entry) -> str:
 
 
 def release_one(entry_id: uuid.UUID, intent_id: str) -> str:
-    """Cancel the authorisation of an entry that did not win; ``unreachable`` leaves it to the sweep."""
-    try:
-        status = gateway().cancel(intent_id)
-        if status == "succeeded":  # captured although it did not win: settled, so refunded in full
-            settle_if_succeeded(gateway().retrieve(intent_id), "draw")
-    except PaymentError as error:
-        log.warning("authorisation of draw entry %s not released yet: %s", entry_id, error)
-        return "unreachable"
+    """Cancel the authorisation of an entry that did not win, as a released hold's intent is closed
+    (one found captured is settled: an entry without a unit is refunded in full); ``unreachable``
+    leaves it to the sweep."""
+    status = close_intent(intent_id)
     if status in ("canceled", "succeeded"):
         with db.engine.begin() as conn:
             draw.released(conn, entry_id, utcnow())
@@ -121,7 +118,7 @@ def _capture(entry) -> str:
     provider = gateway()
     key = f"entry-{entry.id}"
     if provider.demo:
-        intent = {**provider.capture(entry.payment_intent_id, entry.amount, key), "currency": entry.currency}
+        intent = provider.capture(entry.payment_intent_id, entry.amount, key)
     else:
         intent = provider.retrieve(entry.payment_intent_id)
         if intent["status"] == "requires_capture":
@@ -169,12 +166,17 @@ def run_draw(product_id: int, part: int = 0) -> dict:
             return {"state": "walked_by_another"}
         if claimed.ranked_at is None:
             done["ranked"] = draw.rank(conn, product, now)
+
+    def hand_on() -> dict:
+        """This job's time is up: the next job (of this walker's name) goes on from where it stands."""
+        jobs.enqueue("storefront.payments.draws.run_draw", product_id, part + 1,
+                     job_id=f"draw-{product_id}-{walker}-{part + 1}")
+        return {**done, "state": "continues"}
+
     try:
         while True:
             if time.monotonic() > deadline:
-                jobs.enqueue("storefront.payments.draws.run_draw", product_id, part + 1,
-                             job_id=f"draw-{product_id}-{walker}-{part + 1}")
-                return {**done, "state": "continues"}
+                return hand_on()
             with db.engine.begin() as conn:
                 now = utcnow()
                 claimed = draw.claim_walk(conn, product.id, walker, now)
@@ -192,9 +194,7 @@ def run_draw(product_id: int, part: int = 0) -> dict:
             while (did := batch()) > 0:
                 done[name] += did
                 if time.monotonic() > deadline:
-                    jobs.enqueue("storefront.payments.draws.run_draw", product_id, part + 1,
-                                 job_id=f"draw-{product_id}-{walker}-{part + 1}")
-                    return {**done, "state": "continues"}
+                    return hand_on()
     finally:
         with db.engine.begin() as conn:  # the lease handed back, if it is still this walker's
             conn.execute(draw.draws.update().where(draw.draws.c.product_id == product.id,

@@ -183,7 +183,6 @@ def _intent_dict(intent) -> dict:
         "metadata": dict(data.get("metadata") or {}),
         "receipt_email": data.get("receipt_email"),
         "shipping": data.get("shipping"),
-        "amount_capturable": data.get("amount_capturable") or 0,
         "payment_method": data["payment_method"] if isinstance(data.get("payment_method"), str)
         else (data.get("payment_method") or {}).get("id"),
     }

@@ -117,6 +117,12 @@ def payable(conn: Connection, kind: str, payable_id: uuid.UUID, owner: Owner | N
     return Payable(KINDS[kind], row, tuple(checkout_holds(conn, payable_id))) if row is not None else None
 
 
+def names_a_payable(message: dict) -> bool:
+    """Whether a payment message (or an intent's metadata) names one of ours, of any kind: an intent
+    without is another integration's on the same Stripe account."""
+    return any(message.get(kind.id_field) for kind in KINDS.values())
+
+
 def named_by(message: dict) -> tuple[str, uuid.UUID | None]:
     """The payable a payment message (or an intent's metadata) names: its kind, and its id (None when
     the id is missing or malformed)."""

@@ -27,7 +27,7 @@ from storefront.orders.confirmation import confirm_later
 from storefront.payments.completion import Settlement, settle
 from storefront.payments.gateway import PaymentError, PaymentRefused, PaymentSession, gateway
 from storefront.payments.ledger import payment_events, record_event, record_events
-from storefront.payments.payables import remember_refund
+from storefront.payments.payables import named_by, names_a_payable, remember_refund
 
 log = logging.getLogger(__name__)
 
@@ -118,11 +118,11 @@ def settle_batch(messages: list[dict], trigger: str) -> list[tuple[dict, str]]:
     Each is decided by the same rules, under the same locks, exactly once; payables of one
     line (single holds) go in product order, so two batches never wait on each other in a
     circle. Refunds due are made after the commit, one by one, as :func:`settle_succeeded`
-    makes them. A checkout locks several products, so each is settled on its own. If anything
-    fails, the whole batch rolls back and nothing of it happened: the caller settles each alone.
+    makes them. A checkout (it locks several products) and a draw entry are settled each on its own.
+    If anything fails, the whole batch rolls back and nothing of it happened: the caller settles each
+    alone.
     """
-    singles = sorted((m for m in messages if not m.get("checkoutId") and not m.get("drawEntryId")),
-                     key=lambda m: str(m.get("productId") or ""))
+    singles = sorted((m for m in messages if named_by(m)[0] == "hold"), key=lambda m: str(m.get("productId") or ""))
     decided = []
     with db.engine.begin() as conn:
         for message in singles:
@@ -145,7 +145,7 @@ def settle_batch(messages: list[dict], trigger: str) -> list[tuple[dict, str]]:
             SETTLEMENTS.labels(trigger, settlement.outcome).inc()
             outcomes.append((message, settlement.outcome))
     outcomes += [(message, settle_succeeded(message, trigger)) for message in messages
-                 if message.get("checkoutId") or message.get("drawEntryId")]
+                 if named_by(message)[0] != "hold"]
     return outcomes
 
 
@@ -232,6 +232,6 @@ def settle_if_succeeded(intent: dict, trigger: str) -> str | None:
     except UnusableIntent:
         log.warning("payment intent %s cannot be settled: no amount or currency", intent.get("id"))
         return None
-    if not message["reservationId"] and not message["checkoutId"] and not message["drawEntryId"]:
+    if not names_a_payable(message):
         return None
     return settle_succeeded(message, trigger)

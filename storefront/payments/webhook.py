@@ -25,6 +25,7 @@ from storefront.payments.gateway import PaymentError
 from storefront.payments.gateway import gateway
 from storefront.payments.ledger import record_event
 from storefront.payments.messages import sealed
+from storefront.payments.payables import named_by, names_a_payable
 from storefront.payments.settlement import UnusableIntent, message_from_intent
 
 log = logging.getLogger(__name__)
@@ -79,20 +80,21 @@ def receive(payload: bytes, signature: str | None) -> Receipt:
         WEBHOOK_EVENTS.labels("other", "ignored").inc()
         return Receipt(200, {"received": True})
     message = payment_message(event)
-    if not message["reservationId"] and not message["checkoutId"] and not message["drawEntryId"]:
-        # Not one of our holds' intents (another integration on the same account).
-        log.info("stripe event %s for an intent without reservationId: ignored", event["id"])
+    if not names_a_payable(message):
+        # Not one of our intents (another integration on the same account).
+        log.info("stripe event %s for an intent that names nothing of ours: ignored", event["id"])
         WEBHOOK_EVENTS.labels(event["type"], "ignored").inc()
         return Receipt(200, {"received": True})
-    receipt = handler(message) if handler is not _authorised else _authorised(message, event)
-    log.info("stripe event %s (%s) for %s: %s", event["id"], event["type"],
-             message["reservationId"] or (f"checkout {message['checkoutId']}" if message["checkoutId"]
-                                          else f"draw entry {message['drawEntryId']}"), receipt.status)
+    receipt = handler(message, event["data"]["object"])
+    kind, subject = named_by(message)
+    log.info("stripe event %s (%s) for %s %s: %s", event["id"], event["type"], kind, subject, receipt.status)
     WEBHOOK_EVENTS.labels(event["type"], "accepted" if receipt.status == 200 else "unavailable").inc()
     return receipt
 
 
-def _succeeded(message: dict) -> Receipt:
+# Each handler takes the event's message and the PaymentIntent as Stripe sent it.
+
+def _succeeded(message: dict, intent: dict) -> Receipt:
     try:
         publish_payment_event(sealed(message))
     except EventNotDurable as error:
@@ -101,7 +103,7 @@ def _succeeded(message: dict) -> Receipt:
     return Receipt(200, {"received": True})
 
 
-def _failed(message: dict) -> Receipt:
+def _failed(message: dict, intent: dict) -> Receipt:
     with db.engine.begin() as conn:
         record_event(
             conn, message["eventId"], message["type"], "payment_failed",
@@ -111,7 +113,7 @@ def _failed(message: dict) -> Receipt:
     return Receipt(200, {"received": True})
 
 
-def _canceled(message: dict) -> Receipt:
+def _canceled(message: dict, intent: dict) -> Receipt:
     with db.engine.begin() as conn:
         if message["drawEntryId"]:
             entry_id = _entry_id(message)
@@ -133,14 +135,13 @@ def _entry_id(message: dict):
         return None
 
 
-def _authorised(message: dict, event: dict) -> Receipt:
+def _authorised(message: dict, intent: dict) -> Receipt:
     """``payment_intent.amount_capturable_updated``: a draw entry's card is authorised. Stripe is asked
     for the card's fingerprint (one entry per card) before the answer: unreachable, the event is
     refused (503) and Stripe delivers it again."""
     entry_id = _entry_id(message)
     if entry_id is None:
         return Receipt(200, {"received": True})
-    intent = (event.get("data") or {}).get("object") or {}
     try:
         status = take_authorisation(entry_id, {**intent, "id": message["paymentIntentId"]})
     except PaymentError as error:
