@@ -67,15 +67,15 @@ def child_exit(server, worker):
     multiprocess.mark_process_dead(worker.pid)
 
 
-# Every thread gets its database connections (storefront/database.py: a hot-path connection kept for
-# life, and one of the pool's while it serves a request), so a setting of workers and threads that
-# PostgreSQL cannot give that many connections would leave threads waiting, then answering 503. Said
-# at start-up instead, with the numbers. Room is left for the background worker (worker.py).
+# Every thread uses one database connection at a time, the app's pool's (storefront/database.py: the hot
+# path borrows it too), so a setting of workers and threads that PostgreSQL cannot give that many
+# connections would leave threads waiting, then answering 503. Said at start-up instead, with the
+# numbers. Room is left for the background worker (worker.py).
 BACKGROUND_CONNECTIONS = 10
 
 
 def connections_needed(workers: int, threads: int) -> int:
-    return workers * threads * 2 + BACKGROUND_CONNECTIONS
+    return workers * threads + BACKGROUND_CONNECTIONS
 
 
 def on_starting(server):
@@ -96,7 +96,7 @@ def on_starting(server):
     if needed > allowed:
         raise SystemExit(
             f"gunicorn.conf.py: {server.cfg.workers} workers x {server.cfg.threads} threads need {needed} database "
-            f"connections (2 a thread, {BACKGROUND_CONNECTIONS} for the worker); PostgreSQL allows {allowed}. "
+            f"connections (one a thread, {BACKGROUND_CONNECTIONS} for the worker); PostgreSQL allows {allowed}. "
             "Lower WEB_CONCURRENCY or GUNICORN_THREADS, raise max_connections, or put PgBouncer in front in "
             "transaction mode (DATABASE_POOLER=pgbouncer; docs/deploying.md).")
 

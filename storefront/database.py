@@ -5,29 +5,24 @@
   never handed out.
 - :func:`reading`: autocommit reads, no BEGIN and ROLLBACK around a SELECT.
 - :func:`one_statement`: the hot path's shortcut, kept because it is measured
-  (docs/benchmarks.md): a psycopg cursor on a connection each thread keeps, in autocommit, so a
-  hold or a stock check is one prepared statement and one round trip. Its engine is the app's
-  second, made on first use and closed by :func:`close` (``app.extensions`` holds it).
+  (docs/benchmarks.md): a psycopg cursor on a connection of the app's one pool, in autocommit, so a
+  hold or a stock check is one prepared statement and one round trip.
 """
 
 import select
-import threading
 from contextlib import contextmanager
 
 import psycopg
 from flask import Flask, current_app
 from psycopg.rows import namedtuple_row
-from sqlalchemy import create_engine, event
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 
 from storefront.clock import follow_database_clock
-from storefront.config import connect_args, threads_per_process
 from storefront.extensions import db
 
-HOT_POOL_SIZE = 8
-_HOT_ENGINE = "storefront.statement_engine"
-_held = threading.local()
+_CURSOR = "storefront.cursor"
 
 
 def init_app(app: Flask) -> None:
@@ -112,24 +107,6 @@ def on_postgresql() -> bool:
     return answer
 
 
-def _statement_engine() -> Engine:
-    """The app's second engine, for the hot paths: the same database, its connections kept in
-    autocommit, so a statement is its own transaction and nothing needs resetting after it."""
-    app = current_app._get_current_object()
-    engine = app.extensions.get(_HOT_ENGINE)
-    if engine is None:
-        # Each thread keeps its connection for life, so the pool never makes a thread wait: it keeps as
-        # many as the process has threads (GUNICORN_THREADS), and opens more for any thread beyond
-        # them (no overflow cap) rather than refuse it after pool_timeout. How many connections a
-        # setting of workers and threads needs is checked when gunicorn starts (gunicorn.conf.py).
-        engine = app.extensions[_HOT_ENGINE] = create_engine(
-            db.engine.url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None,
-            pool_size=max(HOT_POOL_SIZE, threads_per_process()), max_overflow=-1, pool_recycle=300,
-            connect_args=connect_args(app.config["STOREFRONT"].database_pooler))
-        _listen(engine)
-    return engine
-
-
 @contextmanager
 def dry_run():
     """A connection whose changes never last: nothing commits it, so closing it at the block's end
@@ -141,40 +118,30 @@ def dry_run():
 @contextmanager
 def one_statement():
     """A psycopg cursor on a PostgreSQL connection in autocommit, for the hot paths: one
-    prepared statement, one round trip, its own transaction; no BEGIN or COMMIT. Rows
-    come as named tuples.
+    statement, one round trip, its own transaction; no BEGIN or COMMIT. Rows come as named tuples.
 
-    Each thread keeps one connection from the pool of the autocommit engine, as a
-    minimal app keeps one per thread: no checkout per request, and its statements
-    stay prepared. It is looked at before each use (one poll, no round trip) and
-    replaced when its server went away. The cursor is kept with it: making one per
-    statement cost a fifth of the client's CPU time for a hold (22 of 110 µs).
+    The connection is the app's pool's, the one a thread's request uses for everything else: a
+    thread holds one connection at a time, so a host needs as many as it has threads (gunicorn.conf.py
+    checks that). Borrowing it costs no round trip: psycopg's autocommit is the client's flag, set
+    here and cleared before the connection goes back, and the pool's rollback on return sends
+    nothing to a connection outside a transaction. Its statements stay prepared on it (unless a
+    pooler is in front: :func:`prepared`), and its cursor is kept with it: making one per statement
+    cost a fifth of the client's CPU time for a hold (22 of 110 µs).
     """
-    engine = _statement_engine()
-    held = getattr(_held, "connections", None)
-    if held is None:
-        held = _held.connections = {}
-    pooled, cursor = held.get(engine, (None, None))
-    if pooled is None or pooled.dbapi_connection is None or not _alive(pooled.dbapi_connection):
-        if pooled is not None:
-            pooled.invalidate()
-        pooled = engine.raw_connection()
-        cursor = pooled.dbapi_connection.cursor(row_factory=namedtuple_row)
-        held[engine] = (pooled, cursor)
+    pooled = db.engine.raw_connection()
     try:
-        yield cursor
+        connection = pooled.dbapi_connection
+        cursor = pooled.info.get(_CURSOR)
+        if cursor is None:
+            cursor = pooled.info[_CURSOR] = connection.cursor(row_factory=namedtuple_row)
+        connection.autocommit = True
+        try:
+            yield cursor
+        finally:
+            if not connection.closed:
+                connection.autocommit = False
     except (psycopg.OperationalError, psycopg.InterfaceError):
-        held.pop(engine, None)
         pooled.invalidate()  # broken (the server went away): never used again
         raise
-
-
-def close(app: Flask) -> None:
-    """Close the app's hot-path engine, and the connection the calling thread keeps from it
-    (an app being thrown away: a test's, or a process's at exit)."""
-    engine = app.extensions.pop(_HOT_ENGINE, None)
-    if engine is not None:
-        pooled, _ = getattr(_held, "connections", {}).pop(engine, (None, None))
-        if pooled is not None:
-            pooled.invalidate()
-        engine.dispose()
+    finally:
+        pooled.close()

@@ -28,7 +28,7 @@ from scripts.services import (
     start_on_free_port,
     wait_for_port,
 )
-from storefront import create_app, database
+from storefront import create_app
 from storefront.extensions import db
 from tests.browsing import CHROMIUM_ARGS, Shopper, chromium_path
 from tests.factories import STRIPE_KEYS
@@ -119,7 +119,6 @@ def make_app(tmp_path):
 
     yield build
     for app in apps:
-        database.close(app)
         with app.app_context():
             _empty_tables()
             db.engine.dispose()
@@ -188,7 +187,6 @@ def embedded_app(tmp_path):
         yield app
         db.session.remove()
         db.engine.dispose()
-        database.close(app)
 
 
 class LiveServer:

@@ -163,7 +163,7 @@ def test_gunicorn_refuses_to_start_with_more_threads_than_postgresql_has_connect
         cwd=__import__("tests.conftest", fromlist=["REPO"]).REPO, env={**__import__("os").environ, **settings},
         capture_output=True, text=True, timeout=60)
     assert started.returncode != 0
-    assert "20 workers x 20 threads need 810 database connections" in started.stdout + started.stderr
+    assert "20 workers x 20 threads need 410 database connections (one a thread" in started.stdout + started.stderr
     assert "Lower WEB_CONCURRENCY or GUNICORN_THREADS" in started.stdout + started.stderr
 
 

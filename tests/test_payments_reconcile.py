@@ -17,7 +17,7 @@ from redis import Redis
 from sqlalchemy import select, update
 
 from scripts.services import PostgresServer, RedisServer
-from storefront import create_app, database
+from storefront import create_app
 from storefront.clock import utcnow
 from storefront.events.kafka import consumer_lag
 from storefront.extensions import db
@@ -310,7 +310,6 @@ def test_a_postgresql_restart_gives_503s_while_down_and_no_5xx_after(tmp_path, l
             statuses = {db.session.get(Hold, uuid.UUID(h["reservationId"])).status for h in paid}
             db.session.remove()
             db.engine.dispose()
-            database.close(app)
         assert statuses == {"COMPLETED"}
     finally:
         server.stop()

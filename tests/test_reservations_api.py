@@ -3,12 +3,10 @@
 import uuid
 
 import pytest
-from flask import current_app
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from storefront.catalog.models import Product
-from storefront import database
 from storefront.database import one_statement
 from storefront.extensions import db
 from tests.factories import make_product, visitor, units
@@ -308,10 +306,9 @@ def test_holds_work_when_postgresql_plans_them_generically(client):
             cursor.execute("SET plan_cache_mode = force_generic_plan")
         dbapi_connection.commit()
 
-    # Every engine: the session's, and the autocommit one the holds and stock checks run on.
+    # The pool the session, the holds and the stock checks share: every connection made afresh.
     db.session.remove()
     db.engine.dispose()
-    database.close(current_app)
     event.listen(Engine, "connect", prepare_everything_generically)
     try:
         product = make_product(total=50)
@@ -327,4 +324,3 @@ def test_holds_work_when_postgresql_plans_them_generically(client):
         event.remove(Engine, "connect", prepare_everything_generically)
         db.session.remove()
         db.engine.dispose()
-        database.close(current_app)
