@@ -44,6 +44,7 @@ from pathlib import Path
 import psycopg
 import requests
 
+from bench.holds import ensure_wrk, wrk
 from scripts.services import REPO, Localstripe
 from scripts.stack import Stack
 
@@ -111,6 +112,10 @@ def localstripe_list(url: str, key: str, what: str) -> list[dict]:
         after = page["data"][-1]["id"]
 
 
+def utc(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def epoch(moment: datetime | None) -> float | None:
     return None if moment is None else moment.replace(tzinfo=moment.tzinfo or timezone.utc).timestamp()
 
@@ -174,6 +179,15 @@ def spearman(xs: list, ys: list) -> float:
     if len(xs) < 3:
         return float("nan")
     return statistics.correlation(ranks(xs), ranks(ys))
+
+
+def crowd_rate(records: list[dict]) -> dict:
+    """The crowd's requests a second: over its whole run, and in its busiest second."""
+    moments = [record["t"] for record in records if record["route"] not in ("lapse", "crowd error")]
+    if not moments:
+        return {"mean": 0.0, "busiest": 0}
+    seconds = collections.Counter(int(moment) for moment in moments)
+    return {"mean": len(moments) / max(1.0, max(moments) - min(moments)), "busiest": max(seconds.values())}
 
 
 def report(plan: dict, records: list[dict], shop: dict, intents: list[dict], refunds: list[dict],
@@ -251,7 +265,7 @@ def report(plan: dict, records: list[dict], shop: dict, intents: list[dict], ref
         "admitted": len(admitted), "admitted_after_seconds_p50": percentile(admitted, 0.5),
         "admitted_after_seconds_p99": percentile(admitted, 0.99),
         "crowd_late_seconds_p99": percentile(lateness, 0.99),
-        "routes": routes, "failed_requests": len(failed), "failed_outside_faults": len(outside),
+        "routes": routes, "crowd_per_second": crowd_rate(records), "failed_requests": len(failed), "failed_outside_faults": len(outside),
         "failed_outside_faults_by_route": dict(collections.Counter(r["route"] for r in outside)),
         "faults": faults,
         "crowd_errors": [record["outcome"] for record in records if record["route"] == "crowd error"][:20],
@@ -284,6 +298,10 @@ def print_report(figures: dict) -> None:
     for route, row in figures["routes"].items():
         statuses = ", ".join(f"{status}: {count}" for status, count in sorted(row["statuses"].items()))
         print(f"  {route:<14}{row['requests']:>10,}{row['p50_ms']:>9.1f}{row['p99_ms']:>9.1f}  {statuses}")
+    rate = figures["crowd_per_second"]
+    reference = ", ".join(f"{name} {value:,.0f}/s" for name, value in figures.get("reference_per_second", {}).items())
+    print(f"  the crowd's requests: {rate['mean']:,.0f}/s on average, {rate['busiest']:,}/s in its busiest second"
+          + (f" (the same stack, wrk through nginx: {reference})" if reference else ""))
     print(f"  failed requests (5xx, or no answer): {figures['failed_requests']}, outside the faults "
           f"{figures['failed_outside_faults']} {figures['failed_outside_faults_by_route'] or ''}")
     if figures["crowd_errors"]:
@@ -349,6 +367,8 @@ def main(argv=None) -> int:
     parser.add_argument("--pass-seconds", type=int, default=20)
     parser.add_argument("--faults", action="store_true")
     parser.add_argument("--faults-at", default="4,14,24", help="seconds after the start: host, database, worker")
+    parser.add_argument("--no-reference", dest="reference", action="store_false",
+                        help="skip measuring the stack's trivial route and page with wrk first")
     parser.add_argument("--seed", default="rehearsal")
     parser.add_argument("--max-seconds", type=int, default=900, help="the crowd's longest run")
     parser.add_argument("--json", help="write the report here")
@@ -372,12 +392,20 @@ def main(argv=None) -> int:
             "url": f"{stack.url}/api/webhooks/stripe", "secret": keys["STRIPE_WEBHOOK_SECRET"],
             "events": ["payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled"],
         }).raise_for_status()
-        starts_at = int(time.time() + args.lead + 8)
-        moment = datetime.fromtimestamp(starts_at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         stack.flask("product", "add", "--sku", "REHEARSAL", "--name", "The rehearsed drop", "--price", "25.00",
-                    "--total", str(args.units), "--starts-at", moment, "--queue")
+                    "--total", str(args.units), "--starts-at", utc(time.time() + 3600), "--queue")
         with psycopg.connect(stack.postgres.dsn()) as conn:
             product = conn.execute("SELECT id FROM products WHERE sku = 'REHEARSAL'").fetchone()[0]
+        reference = {}
+        if args.reference:  # what this stack serves here, measured in the same run: a trivial route and the page
+            wrk_path = ensure_wrk()
+            for name, path in (("/healthz", "/healthz"), ("product page", f"/products/{product}")):
+                reference[name] = wrk(wrk_path, f"{stack.url}{path}", 64, 5)["rps"]
+            print("==> the stack's reference, wrk through nginx, 64 connections: "
+                  + ", ".join(f"{name} {rate:,.0f}/s" for name, rate in reference.items()), flush=True)
+        starts_at = int(time.time() + args.lead + 8)  # the crowd's first arrivals come before it
+        moment = utc(starts_at)
+        stack.flask("product", "update", "REHEARSAL", "--starts-at", moment)
         plan = {"product": product, "starts_at": starts_at, "units": args.units, "seed": args.seed,
                 "arrivals": arrivals(args.arrivals, args.lead, args.after, args.script_share, args.script_addresses,
                                      chance),
@@ -413,6 +441,7 @@ def main(argv=None) -> int:
     records = [json.loads(line) for line in open(record)]
     windows = faults.windows if faults else []
     figures = report(plan, records, shop, intents, refunds, windows, settled_in)
+    figures["reference_per_second"] = reference
     print_report(figures)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2, default=str))

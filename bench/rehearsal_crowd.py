@@ -3,7 +3,8 @@
 The rehearsal writes a plan (REHEARSAL_PLAN: a JSON file): the product, its start, and every arrival
 (when, person or script, from which address). Each arrival is a shopper played as the page plays it,
 one request at a time: open the product page, solve the line's proof of work and join, look at the
-place every few seconds (a script: twice a second) until it is admitted or closed, hold at once,
+place as the page does (the line's shared answer every few seconds, the place itself when the line nears
+it; a script: its place twice a second) until it is admitted or closed, hold at once,
 then pay on the Stripe-compatible server (localstripe) and, most of the time, come back to the hold's
 page as Stripe's redirect does; some people let the hold lapse instead. The webhook reaches the shop
 from localstripe through nginx, as Stripe's does.
@@ -55,6 +56,7 @@ class Shopper:
         self.chance = chance
         self.hold_id = self.intent_id = self.client_secret = None
         self.cookies = None if kind == "script" else CookieJar()
+        self.position, self.line_state, self.asked_at = None, None, 0.0
         self.pays = kind == "script" or chance.random() < PLAN["pay_share"]
         self.comes_back = chance.random() < PLAN["return_share"]
 
@@ -158,10 +160,29 @@ class Lane(FastHttpUser):
         return PLAN["script_poll_seconds"] if shopper.script else PLAN["poll_seconds"]
 
     def look(self, shopper: Shopper, late: float):
-        started = time.time()
+        """A round of the page's polls: the line's shared answer (nginx keeps it a second), and the place
+        only when the page asks for it (storefront.js: once the line is one place away, when the line's
+        state changes, and at least every minute). A script asks for its place every round."""
+        if shopper.position and not shopper.script:
+            started = time.time()
+            with self.client.get(f"/api/queue/{PRODUCT}", name="line", headers=shopper.headers(),
+                                 catch_response=True) as answer:
+                line = answer.json() if answer.status_code == 200 else {}
+                write("line", answer.status_code, started, shopper, line.get("state", ""))
+                answer.success()
+            state, through = line.get("state"), line.get("admittedThrough") or 0
+            quiet = (state == "admitting" and state == shopper.line_state and shopper.position - through - 1 >= 1
+                     and time.time() - shopper.asked_at < 60)
+            shopper.line_state = state or shopper.line_state
+            if quiet:
+                later(time.time() + self.poll(shopper), shopper, "look")
+                return
+        shopper.asked_at = started = time.time()
         with self.client.get(f"/api/queue/{PRODUCT}/entries/mine", name="place", headers=shopper.headers(),
                              catch_response=True) as answer:
-            status = answer.json().get("status", "") if answer.status_code == 200 else ""
+            place = answer.json() if answer.status_code == 200 else {}
+            status = place.get("status", "")
+            shopper.position = place.get("position") or shopper.position
             write("place", answer.status_code, started, shopper, status)
             answer.success()
         if status == "admitted":

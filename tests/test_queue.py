@@ -408,3 +408,50 @@ def test_in_chromium_a_shopper_joins_before_the_start_is_let_in_and_pays_and_ano
                                                                           timeout=10_000)
         expect(other.locator(f"#queue-{product.id}")).to_contain_text("Sold out")
         assert units(product.id).sold == 1
+
+
+def test_in_chromium_a_place_far_back_asks_for_itself_only_when_the_line_nears_it(make_app, settings, live_server,
+                                                                                 shopper):
+    """A crowd's private polls scale with the places near the front: a waiting place counts how many are
+    ahead from the line's shared answer, and asks the shop for itself once it is one place away."""
+    from playwright.sync_api import expect
+
+    door = {**settings, **NO_DOOR, "STOCK_POLL_SECONDS": "1"}
+    app = make_app(door)
+    with app.app_context():
+        client = app.test_client()
+        product_id = queued_product(total=2, name="Drop tee").id
+        for n in range(1, 7):
+            assert join(client, product_id, n).status_code == 201
+        start_now(product_id)
+        advance_queues()  # places 1 and 2 let in: two units
+        base_url = live_server(door, workers=1, threads=4).url
+        buyer = shopper(base_url)
+        asked = []
+        buyer.context.on("request", lambda request: asked.append(request.url)
+                         if request.url.endswith(f"/api/queue/{product_id}/entries/mine") else None)
+        page = buyer.visit(f"/products/{product_id}")
+        page.locator("form.join-queue button").click()
+        place = page.locator(f"#place-{product_id}")
+        expect(place).to_contain_text("Your place: 7")
+        expect(place).to_contain_text("4 ahead of you")
+        asked.clear()
+        page.wait_for_timeout(4000)  # four rounds of the page's polls
+        assert asked == [], asked
+
+        def let_the_admitted_lapse():
+            db.session.execute(update(QueueEntry).where(QueueEntry.product_id == product_id,
+                                                        QueueEntry.admitted_at.is_not(None),
+                                                        QueueEntry.held_at.is_(None))
+                               .values(pass_expires_at=utcnow() - timedelta(seconds=1)))
+            db.session.commit()
+            advance_queues()
+
+        let_the_admitted_lapse()  # 3 and 4 let in
+        expect(place).to_contain_text("2 ahead of you")  # counted from the line's answer alone
+        assert asked == [], asked
+        let_the_admitted_lapse()  # 5 and 6 let in: one place away
+        expect(place).to_contain_text("You are next")
+        assert asked, "the page asked for its place once the line neared it"
+        let_the_admitted_lapse()  # its turn
+        expect(place).to_contain_text("It is your turn")

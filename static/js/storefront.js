@@ -208,19 +208,56 @@
     return true;
   }
 
+  // A place far back in a line that is letting people in need not ask the shop how it stands every
+  // round: the line's shared answer (one a second for everyone, from a cache) says how many are let in,
+  // which is all that moves it. Its "ahead" is counted here from that answer, and it asks for itself
+  // once the line is one place away, when the line's state changes, and at least every QUIET_MAX_MS.
+  // So a crowd's private polls scale with the places near the front, not with everyone waiting.
+  var QUIET_MAX_MS = 60000, askedAt = {};
+
+  function lineNow() {
+    var line = document.querySelector("[data-admitted-through][data-state]");
+    return line && { state: line.getAttribute("data-state"), through: Number(line.getAttribute("data-admitted-through")) };
+  }
+
+  function farBack(part) {
+    var line = lineNow(), position = Number(part.getAttribute("data-position"));
+    if (!line || line.state !== "admitting" || part.getAttribute("data-status") !== "waiting" || !position) return false;
+    if (window.performance.now() - (askedAt[part.id] || -Infinity) > QUIET_MAX_MS) return false;
+    return position - line.through - 1 >= 1;
+  }
+
+  function countAhead() {
+    var line = lineNow();
+    if (!line) return;
+    document.querySelectorAll("[data-status=waiting][data-position] [data-ahead]").forEach(function (shown) {
+      var ahead = Math.max(Number(shown.closest("[data-position]").getAttribute("data-position")) - line.through - 1, 0);
+      if (ahead >= 1 && shown.textContent !== String(ahead)) shown.textContent = ahead;
+    });
+  }
+
   function refreshLive() {
     if (refreshing) { refreshAgain = true; return; }
-    var parts = Array.prototype.slice.call(document.querySelectorAll("[data-live-url]"));
+    var all = Array.prototype.slice.call(document.querySelectorAll("[data-live-url]"));
+    var skipped = all.filter(farBack);
+    var parts = all.filter(function (part) { return skipped.indexOf(part) === -1; });
     if (!parts.length || !window.htmx) return;
     var needsVisitor = parts.some(function (part) { return part.hasAttribute("data-needs-visitor"); });
+    var before = lineNow();
+    parts.forEach(function (part) { if (part.id) askedAt[part.id] = window.performance.now(); });
     refreshing = (needsVisitor ? visitorReady : Promise.resolve())
       .then(function () { return Promise.all(parts.map(fetchPart)); })
       .then(function (answers) { return swapTogether(parts, answers); })
       .catch(function () { return true; })  // offline for a moment: the next round asks again
       .then(function (done) {
         refreshing = null;
+        countAhead();
+        // The line moved up to a place this round left alone, or changed state: ask for it now.
+        var after = lineNow();
+        var moved = skipped.some(function (part) { return part.isConnected && !farBack(part); }) ||
+          (skipped.length > 0 && after && before && after.state !== before.state);
         if (!done) setTimeout(refreshLive, STALE_RETRY_MS);
-        else if (refreshAgain) { refreshAgain = false; refreshLive(); }
+        else if (refreshAgain || moved) { refreshAgain = false; refreshLive(); }
       });
   }
 
