@@ -21,8 +21,9 @@ the report, ``--picture`` a timeline of admissions, holds, payments and lapses a
     .venv/bin/python -m bench.rehearsal --units 500 --arrivals 20000 --faults --picture docs/rehearsal.png
 
 Rehearsal settings the shop runs with, so that the drop fits in minutes: holds last HOLD_TTL_SECONDS
-(30), a pass QUEUE_PASS_SECONDS (20), the sweep runs every 10 s, and the proof of work is light
-(QUEUE_PROOF_OF_WORK 1000: what it costs a browser is bench/proof_of_work.py's; here its round trips).
+(120, not 600), a pass QUEUE_PASS_SECONDS (120, the default), the sweep runs every 10 s, and the proof
+of work is light (QUEUE_PROOF_OF_WORK 1000: what it costs a browser is bench/proof_of_work.py's; here
+its round trips). The crowd stands for a load balancer in front of nginx (TRUSTED_PROXY_COUNT=2).
 """
 
 import argparse
@@ -32,6 +33,7 @@ import json
 import os
 import random
 import secrets
+import signal
 import statistics
 import subprocess
 import sys
@@ -352,7 +354,12 @@ def draw_timeline(path: str, plan: dict, shop: dict, windows: list[dict], title:
     pyplot.close(figure)
 
 
+def _stop_as_on_ctrl_c(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> int:
+    signal.signal(signal.SIGTERM, _stop_as_on_ctrl_c)  # `timeout`, a kill: the stack is stopped all the same
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--units", type=int, default=500)
     parser.add_argument("--arrivals", type=int, default=20000)
@@ -360,11 +367,11 @@ def main(argv=None) -> int:
     parser.add_argument("--after", type=float, default=60.0, help="seconds after the start that people arrive over")
     parser.add_argument("--script-share", type=float, default=0.1)
     parser.add_argument("--script-addresses", type=int, default=5)
-    parser.add_argument("--lanes", type=int, default=200, help="Locust users: connections the crowd keeps open")
+    parser.add_argument("--lanes", type=int, default=200, help="the crowd's connections to the shop (and 20 more to Stripe)")
     parser.add_argument("--hosts", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--hold-seconds", type=int, default=30)
-    parser.add_argument("--pass-seconds", type=int, default=20)
+    parser.add_argument("--hold-seconds", type=int, default=120)
+    parser.add_argument("--pass-seconds", type=int, default=120, help="QUEUE_PASS_SECONDS (the shop's default)")
     parser.add_argument("--faults", action="store_true")
     parser.add_argument("--faults-at", default="4,14,24", help="seconds after the start: host, database, worker")
     parser.add_argument("--no-reference", dest="reference", action="store_false",
@@ -416,20 +423,23 @@ def main(argv=None) -> int:
         print(f"==> the crowd through nginx ({stack.url}); the start at {moment}", flush=True)
         crowd = subprocess.Popen(
             [sys.executable, "-m", "locust", "-f", str(REPO / "bench" / "rehearsal_crowd.py"), "--headless",
-             "--users", str(args.lanes), "--spawn-rate", str(args.lanes), "--host", stack.url, "--only-summary",
+             "--users", str(args.lanes + 20), "--spawn-rate", str(args.lanes + 20), "--host", stack.url, "--only-summary",
              "--run-time", f"{args.max_seconds}s", "--stop-timeout", "5", "--loglevel", "WARNING"],
             cwd=REPO, env={**os.environ, "REHEARSAL_PLAN": str(work / "plan.json"), "REHEARSAL_RECORD": str(record)},
             stdout=open(work / "locust.log", "wb"), stderr=subprocess.STDOUT)
         faults = Faults(stack, starts_at, [float(v) for v in args.faults_at.split(",")]) if args.faults else None
         if faults:
             faults.start()
-        while crowd.poll() is None:
-            time.sleep(5)
-            lines = sum(1 for _ in open(record)) if record.exists() else 0
-            print(f"  {time.time() - starts_at:+7.0f} s from the start: {lines:,} requests", flush=True)
-            if lines == 0 and time.time() > starts_at + 15:
+        try:
+            while crowd.poll() is None:
+                time.sleep(5)
+                lines = sum(1 for _ in open(record)) if record.exists() else 0
+                print(f"  {time.time() - starts_at:+7.0f} s from the start: {lines:,} requests", flush=True)
+                if lines == 0 and time.time() > starts_at + 15:
+                    raise SystemExit(f"the crowd sent nothing: {(work / 'locust.log').read_text()[-3000:]}")
+        finally:
+            if crowd.poll() is None:
                 crowd.kill()
-                raise SystemExit(f"the crowd sent nothing: {(work / 'locust.log').read_text()[-3000:]}")
         if faults:
             faults.join()
         print("==> the crowd has left; waiting for every hold and payment to settle", flush=True)

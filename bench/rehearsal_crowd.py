@@ -10,8 +10,9 @@ page as Stripe's redirect does; some people let the hold lapse instead. The webh
 from localstripe through nginx, as Stripe's does.
 
 Locust's users are lanes, not shoppers: thousands of shoppers wait between requests at once, so each
-shopper's next request is an event in one time-ordered heap, and ``LANES`` users (each with its own
-keep-alive connection) take whichever is due. Every request is written to REHEARSAL_RECORD (one JSON
+shopper's next request is an event in a time-ordered heap, and the lanes (each with its own keep-alive
+connection) take whichever is due: the shop's lanes its requests, twenty more the card confirmations,
+which a browser sends Stripe whatever the shop's queue. Every request is written to REHEARSAL_RECORD (one JSON
 line: when, route, status, milliseconds, shopper, and what it meant); the rehearsal reads that file.
 """
 
@@ -28,7 +29,6 @@ from http.cookiejar import CookieJar
 import gevent
 from altcha import solve_challenge_v1
 from locust import FastHttpUser, events, task
-from locust.contrib.fasthttp import FastHttpSession
 
 PLAN = json.loads(open(os.environ["REHEARSAL_PLAN"]).read())
 PRODUCT = PLAN["product"]
@@ -39,14 +39,15 @@ STRIPE_AUTH = {"Authorization": f"Bearer {PLAN['stripe_secret_key']}"}
 CARD = {"type": "card", "card[number]": "4242424242424242", "card[exp_month]": "12", "card[exp_year]": "2035",
         "card[cvc]": "123"}
 
-_due: list = []  # (when, sequence, shopper, step)
+_due: list = []  # (when, sequence, shopper, step): the shop's requests
+_stripe_due: list = []  # the same, for what a shopper's browser asks Stripe, which waits for no shop
 _sequence = itertools.count()
 _record = open(os.environ["REHEARSAL_RECORD"], "w")
 _left = {"arrivals": len(PLAN["arrivals"])}
 
 
 def later(when: float, shopper: "Shopper", step: str) -> None:
-    heapq.heappush(_due, (when, next(_sequence), shopper, step))
+    heapq.heappush(_stripe_due if step == "pay" else _due, (when, next(_sequence), shopper, step))
 
 
 class Shopper:
@@ -95,30 +96,26 @@ def altcha(client, shopper: Shopper) -> str | None:
 
 
 class Lane(FastHttpUser):
-    """One keep-alive connection taking whichever shopper's request is due."""
+    """One keep-alive connection to the shop (through nginx) taking whichever shopper's request is due."""
 
     connection_timeout = 30.0
     network_timeout = 60.0
-    stripe: FastHttpSession
-
-    def on_start(self):
-        self.stripe = FastHttpSession(PLAN["stripe_url"], self.environment.events.request, self,
-                                      network_timeout=60.0, connection_timeout=30.0)
+    due = _due
 
     @task
     def next_request(self):
         while True:
-            if not _due:
-                if _left["arrivals"] == 0 and not any_busy():
+            if not self.due:
+                if _left["arrivals"] == 0 and not any_busy() and not _due and not _stripe_due:
                     self.environment.runner.quit()
                 gevent.sleep(0.05)
                 continue
-            when = _due[0][0]
+            when = self.due[0][0]
             now = time.time()
             if when > now:
                 gevent.sleep(min(when - now, 0.05))
                 continue
-            _, _, shopper, step = heapq.heappop(_due)
+            _, _, shopper, step = heapq.heappop(self.due)
             _busy[0] += 1
             # A person is a browser that keeps the shop's cookie (its owner secret); a script sends none.
             jar = shopper.cookies if shopper.cookies is not None else CookieJar()
@@ -213,7 +210,8 @@ class Lane(FastHttpUser):
         for path in ("/v1/payment_methods", f"/v1/payment_intents/{shopper.intent_id}",
                      f"/v1/payment_intents/{shopper.intent_id}/confirm"):
             data = CARD if card_id is None else {"payment_method": card_id} if path.endswith(shopper.intent_id) else {}
-            with self.stripe.post(path, data=data, headers=STRIPE_AUTH, name="stripe", catch_response=True) as answer:
+            with self.client.post(PLAN["stripe_url"] + path, data=data, headers=STRIPE_AUTH, name="stripe",
+                                  catch_response=True) as answer:
                 answer.success()
                 status = answer.status_code
                 if status != 200:
@@ -231,6 +229,14 @@ class Lane(FastHttpUser):
         with self.client.get(path, name="return", headers=shopper.headers(), catch_response=True) as answer:
             write("return", answer.status_code, started, shopper)
             answer.success()
+
+
+class StripeLane(Lane):
+    """A connection to the Stripe-compatible server: a shopper's card confirmation waits for Stripe
+    alone, never behind the shop's crowd (each browser talks to Stripe on its own)."""
+
+    fixed_count = 20
+    due = _stripe_due
 
 
 _busy = [0]
