@@ -131,7 +131,7 @@ def one_statement():
     pooled = db.engine.raw_connection()
     try:
         connection = pooled.dbapi_connection
-        cursor = pooled.info.get(_CURSOR)
+        cursor = pooled.info.get(_CURSOR)  # the pool clears info when its connection is closed or replaced
         if cursor is None:
             cursor = pooled.info[_CURSOR] = connection.cursor(row_factory=namedtuple_row)
         connection.autocommit = True
