@@ -45,6 +45,7 @@ from pathlib import Path
 
 import psycopg
 import requests
+from psycopg.rows import namedtuple_row
 
 from bench.holds import ensure_wrk, wrk
 from scripts.services import REPO, Localstripe
@@ -123,7 +124,8 @@ def epoch(moment: datetime | None) -> float | None:
 
 
 def read_the_shop(dsn: str, product: int) -> dict:
-    with psycopg.connect(dsn) as conn:
+    """The drop's holds, paid orders and places (rows with named fields), and its counters."""
+    with psycopg.connect(dsn, row_factory=namedtuple_row) as conn:
         holds = conn.execute(
             "SELECT id::text, user_id, quantity, status, created_at, expires_at, updated_at, payment_intent_id,"
             " refund_id FROM holds WHERE product_id = %s", (product,)).fetchall()
@@ -132,16 +134,21 @@ def read_the_shop(dsn: str, product: int) -> dict:
             "SELECT user_id, joined_at, position, admitted_at, held_at FROM queue_entries WHERE product_id = %s",
             (product,)).fetchall()
         total, held, sold = conn.execute(
-            "SELECT sum(total_units), sum(held_units), sum(sold_units) FROM stock_buckets WHERE product_id = %s",
+            "SELECT sum(total_units) AS total, sum(held_units) AS held, sum(sold_units) AS sold FROM stock_buckets"
+            " WHERE product_id = %s",
             (product,)).fetchone()
     return {"holds": holds, "orders": orders, "places": places, "total": total, "held": held, "sold": sold}
 
 
+def hold_status_by_intent(shop: dict) -> dict[str, str]:
+    return {hold.payment_intent_id: hold.status for hold in shop["holds"] if hold.payment_intent_id}
+
+
 def unsettled(shop: dict, intents: list[dict]) -> list[str]:
     """Intents that succeeded whose hold is neither sold nor refunded: money taken for nothing."""
-    by_intent = {hold[7]: hold for hold in shop["holds"] if hold[7]}
+    status_of = hold_status_by_intent(shop)
     return [intent["id"] for intent in intents if intent["status"] == "succeeded"
-            and (intent["id"] not in by_intent or by_intent[intent["id"]][3] not in ("COMPLETED", "REFUNDED"))]
+            and status_of.get(intent["id"]) not in ("COMPLETED", "REFUNDED")]
 
 
 def wait_until_settled(dsn: str, product: int, stripe_url: str, key: str, seconds: float) -> float:
@@ -149,7 +156,7 @@ def wait_until_settled(dsn: str, product: int, stripe_url: str, key: str, second
     began = time.time()
     while time.time() - began < seconds:
         shop = read_the_shop(dsn, product)
-        pending = [hold for hold in shop["holds"] if hold[3] == "PENDING"]
+        pending = [hold for hold in shop["holds"] if hold.status == "PENDING"]
         if not pending and not unsettled(shop, localstripe_list(stripe_url, key, "payment_intents")):
             return time.time() - began
         time.sleep(2)
@@ -197,20 +204,20 @@ def report(plan: dict, records: list[dict], shop: dict, intents: list[dict], ref
     start, units = plan["starts_at"], plan["units"]
     # Sold out: the first moment held and sold units together reached the stock.
     changes = []
-    for _, _, quantity, status, created, expires, updated, _, _ in shop["holds"]:
-        changes.append((epoch(created), quantity))
-        ended = {"EXPIRED": expires, "REFUNDED": expires, "CANCELLED": updated}.get(status)
+    for hold in shop["holds"]:
+        changes.append((epoch(hold.created_at), hold.quantity))
+        ended = {"EXPIRED": hold.expires_at, "REFUNDED": hold.expires_at, "CANCELLED": hold.updated_at}.get(hold.status)
         if ended is not None:
-            changes.append((epoch(ended), -quantity))
+            changes.append((epoch(ended), -hold.quantity))
     occupied, sold_out_at = 0, None
     for moment, change in sorted(changes):
         occupied += change
         if occupied >= units and sold_out_at is None:
             sold_out_at = moment - start
-    sold_holds = [hold for hold in shop["holds"] if hold[3] == "COMPLETED"]
-    paid_at = {order[0]: epoch(order[1]) for order in shop["orders"]}
-    paid_moments = sorted(paid_at[hold[0]] for hold in sold_holds if hold[0] in paid_at)
-    sold_units = sum(hold[2] for hold in sold_holds)
+    sold_holds = [hold for hold in shop["holds"] if hold.status == "COMPLETED"]
+    paid_at = {order.id: epoch(order.paid_at) for order in shop["orders"]}
+    paid_moments = sorted(paid_at[hold.id] for hold in sold_holds if hold.id in paid_at)
+    sold_units = sum(hold.quantity for hold in sold_holds)
 
     routes = {}
     for route in sorted({record["route"] for record in records} - {"lapse", "crowd error"}):
@@ -236,12 +243,12 @@ def report(plan: dict, records: list[dict], shop: dict, intents: list[dict], ref
                        "failed_for_seconds": (max(r["t"] for r in mine) - min(r["t"] for r in mine)) if mine else 0.0})
 
     arrivals_by_kind = collections.Counter(kind for _, kind, _ in plan["arrivals"])
-    script_units = sum(hold[2] for hold in sold_holds if hold[1].startswith("script-"))
-    before = [(epoch(joined), position) for _, joined, position, _, _ in shop["places"]
-              if position is not None and epoch(joined) < start]
-    admitted = [epoch(admitted_at) - start for _, _, _, admitted_at, _ in shop["places"] if admitted_at is not None]
+    script_units = sum(hold.quantity for hold in sold_holds if hold.user_id.startswith("script-"))
+    before = [(epoch(place.joined_at), place.position) for place in shop["places"]
+              if place.position is not None and epoch(place.joined_at) < start]
+    admitted = [epoch(place.admitted_at) - start for place in shop["places"] if place.admitted_at is not None]
     lateness = [float(r["outcome"].split()[1]) for r in records if r["route"] == "product page"]
-    by_intent = {hold[7]: hold for hold in shop["holds"] if hold[7]}
+    status_of = hold_status_by_intent(shop)
     succeeded = [intent for intent in intents if intent["status"] == "succeeded"]
     refunded_intents = {refund.get("payment_intent") for refund in refunds}
     return {
@@ -251,14 +258,15 @@ def report(plan: dict, records: list[dict], shop: dict, intents: list[dict], ref
         "all_paid_after_seconds": (paid_moments[units - 1] - start) if len(paid_moments) >= units else None,
         "units_sold": sold_units, "oversold": max(0, sold_units - shop["total"]),
         "counters_agree": shop["sold"] == sold_units and shop["held"] == sum(
-            hold[2] for hold in shop["holds"] if hold[3] == "PENDING"),
-        "holds": dict(collections.Counter(hold[3] for hold in shop["holds"])),
+            hold.quantity for hold in shop["holds"] if hold.status == "PENDING"),
+        "holds": dict(collections.Counter(hold.status for hold in shop["holds"])),
         "payments_succeeded": len(succeeded),
-        "payments_sold": sum(1 for i in succeeded if by_intent.get(i["id"], (None,) * 9)[3] == "COMPLETED"),
-        "payments_refunded": sum(1 for i in succeeded if by_intent.get(i["id"], (None,) * 9)[3] == "REFUNDED"
+        "payments_sold": sum(1 for i in succeeded if status_of.get(i["id"]) == "COMPLETED"),
+        "payments_refunded": sum(1 for i in succeeded if status_of.get(i["id"]) == "REFUNDED"
                                  and i["id"] in refunded_intents),
         "payments_unsettled": unsettled(shop, intents),
-        "sold_without_payment": [hold[0] for hold in sold_holds if hold[7] not in {i["id"] for i in succeeded}],
+        "sold_without_payment": [hold.id for hold in sold_holds
+                                 if hold.payment_intent_id not in {i["id"] for i in succeeded}],
         "settled_seconds_after_the_crowd": round(settled_in, 1),
         "script_share_of_arrivals": arrivals_by_kind["script"] / max(1, len(plan["arrivals"])),
         "script_share_of_units": script_units / max(1, sold_units),
@@ -321,12 +329,12 @@ def draw_timeline(path: str, plan: dict, shop: dict, windows: list[dict], title:
     from matplotlib import pyplot
 
     start = plan["starts_at"]
+    hold_ids = {hold.id for hold in shop["holds"]}
     series = {
-        "admitted": [epoch(p[3]) - start for p in shop["places"] if p[3] is not None],
-        "held": [epoch(h[4]) - start for h in shop["holds"]],
-        "paid": [epoch(o[1]) - start for o in shop["orders"]
-                 if o[0] in {h[0] for h in shop["holds"]}],
-        "lapsed": [epoch(h[5]) - start for h in shop["holds"] if h[3] in ("EXPIRED", "REFUNDED")],
+        "admitted": [epoch(place.admitted_at) - start for place in shop["places"] if place.admitted_at is not None],
+        "held": [epoch(hold.created_at) - start for hold in shop["holds"]],
+        "paid": [epoch(order.paid_at) - start for order in shop["orders"] if order.id in hold_ids],
+        "lapsed": [epoch(hold.expires_at) - start for hold in shop["holds"] if hold.status in ("EXPIRED", "REFUNDED")],
     }
     moments = [moment for values in series.values() for moment in values] or [0.0]
     low, high = int(min(min(moments), 0)) - 1, int(max(moments)) + 2

@@ -24,6 +24,7 @@ import os
 import random
 import re
 import time
+import uuid
 from http.cookiejar import CookieJar
 
 import gevent
@@ -253,9 +254,8 @@ def _error(answer) -> str:
         return ""
 
 
-def _uuid4(chance: random.Random):
-    import uuid
-
+def _uuid4(chance: random.Random) -> uuid.UUID:
+    """A random entry id, as the page draws one, from the shopper's own seeded chance (a run repeats)."""
     return uuid.UUID(int=chance.getrandbits(128), version=4)
 
 

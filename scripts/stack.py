@@ -10,7 +10,7 @@ folders and goes with it.
 
 Stripe settings in the environment (STRIPE_SECRET_KEY, ...) are passed on; without
 them the demo gateway takes payments. :class:`Stack` is the same, for a script that drives it
-(bench/rehearsal.py): it can kill a host or a worker and start it again, and restart PostgreSQL.
+(bench/rehearsal.py): it can kill a host or a worker and start it again.
 """
 
 import os
@@ -134,12 +134,6 @@ class Stack:
 
     def start_worker(self, index: int) -> None:
         self.background[index] = self._worker(index)
-
-    def restart_postgres(self, down_seconds: float) -> None:
-        """PostgreSQL stopped (every session ended), down for ``down_seconds``, then started again."""
-        self.postgres.stop_keeping_data()
-        time.sleep(down_seconds)
-        self.postgres.start_again()
 
     def running(self) -> bool:
         return all(process.poll() is None for process in [*self.webs, *self.background])

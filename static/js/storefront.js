@@ -220,18 +220,24 @@
     return line && { state: line.getAttribute("data-state"), through: Number(line.getAttribute("data-admitted-through")) };
   }
 
+  // How many places are before this one and not yet let in, by the line's answer (the shop's own rule).
+  function aheadOf(place, line) {
+    return Number(place.getAttribute("data-position")) - line.through - 1;
+  }
+
   function farBack(part) {
-    var line = lineNow(), position = Number(part.getAttribute("data-position"));
-    if (!line || line.state !== "admitting" || part.getAttribute("data-status") !== "waiting" || !position) return false;
+    var line = lineNow();
+    if (!line || line.state !== "admitting" || part.getAttribute("data-status") !== "waiting" ||
+        !part.hasAttribute("data-position")) return false;
     if (window.performance.now() - (askedAt[part.id] || -Infinity) > QUIET_MAX_MS) return false;
-    return position - line.through - 1 >= 1;
+    return aheadOf(part, line) >= 1;
   }
 
   function countAhead() {
     var line = lineNow();
     if (!line) return;
     document.querySelectorAll("[data-status=waiting][data-position] [data-ahead]").forEach(function (shown) {
-      var ahead = Math.max(Number(shown.closest("[data-position]").getAttribute("data-position")) - line.through - 1, 0);
+      var ahead = aheadOf(shown.closest("[data-position]"), line);
       if (ahead >= 1 && shown.textContent !== String(ahead)) shown.textContent = ahead;
     });
   }
